@@ -1,0 +1,1 @@
+"""SMPL-24 skeleton tables, forward/inverse kinematics, retargeting, smplx loading."""

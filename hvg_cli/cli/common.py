@@ -1,0 +1,124 @@
+"""What every command shares: error mapping, progress on stderr, JSON on stdout, common options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hvg_cli.core.errors import HvgError, Interrupted
+
+err_console = Console(stderr=True, highlight=False)
+
+# Options shared by several commands -------------------------------------------------------
+CacheDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Stage cache folder (default: $HVG_CACHE_DIR or ~/.cache/hvg).", show_default=False),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Compute every stage afresh and store nothing.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
+
+
+def maps_errors(fn: Callable) -> Callable:
+    """Turn hvg's typed errors into one clear line on stderr and their exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except HvgError as e:
+            _print_error(e.kind, e.message, e.hint)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            _print_error(Interrupted.kind, "stopped by the user", "re-run the same command: finished stages come from the cache")
+            raise typer.Exit(Interrupted.exit_code) from None
+        except Exception as e:  # a bug: say so, keep the traceback behind HVG_DEBUG
+            if os.environ.get("HVG_DEBUG"):
+                raise
+            _print_error("internal error", f"{type(e).__name__}: {e}", "set HVG_DEBUG=1 for the traceback and report it")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _print_error(kind: str, message: str, hint: str | None) -> None:
+    line = f"hvg: {kind}: {message}"
+    if hint:
+        line += f" — {hint}"
+    err_console.print(line, markup=False, soft_wrap=True)
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    from fractions import Fraction
+
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, Fraction):
+        return float(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: int):
+        self._progress = progress
+        self._id = task_id
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._id, n)
+
+
+class RichReporter:
+    """Progress bars with a rate column, and notes, on stderr."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.notes: list[str] = []
+
+    @contextmanager
+    def task(self, description: str, total: int | None, unit: str = "frames") -> Iterator[_RichTask]:
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=self.quiet,
+            transient=False,
+        )
+
+        class _Rate(_RichTask):
+            def advance(inner, n: int = 1) -> None:  # noqa: N805
+                progress.advance(inner._id, n)
+                t = progress.tasks[0]
+                speed = t.finished_speed or t.speed
+                progress.update(inner._id, rate=f"{speed:.1f} {unit}/s" if speed else "")
+
+        with progress:
+            tid = progress.add_task(description, total=total, rate="")
+            yield _Rate(progress, tid)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        if not self.quiet:
+            err_console.print(f"[dim]hvg:[/dim] {message}", soft_wrap=True)

@@ -1,0 +1,52 @@
+"""The `hvg` command: a Typer app; one module per command group. Commands parse, call one library
+function and print. Heavy libraries (torch, mediapipe, diffusers) are imported by the rooms at
+first use, so `hvg --help` is fast."""
+
+from __future__ import annotations
+
+import typer
+
+from hvg_cli import __version__
+from hvg_cli.cli import cache_cmd, doctor_cmd
+
+app = typer.Typer(
+    name="hvg",
+    help=(
+        "Turn ONE photo of a person into a video of them performing a motion while the camera moves "
+        "around them.\n\n"
+        "Typical jobs:\n\n"
+        "  hvg pose dance.mp4 -o dance.motion.npz      3D motion from a video\n\n"
+        "  hvg doctor                                  what is installed, which backends can run\n\n"
+        "Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 missing dependency/weights, "
+        "5 no person, 6 output not writable, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hvg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
+
+
+doctor_cmd.register(app)
+app.add_typer(cache_cmd.app, name="cache")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,186 @@
+"""The stage cache: content-hash keys, atomic writes.
+
+A key is made of the stage name, the stage's version number, the content hash of its inputs
+(bytes of files, never paths or mtimes) and its canonical settings. An entry is a folder
+`<root>/<stage>/<digest>/` written by the stage into a temporary folder that is renamed into
+place, so a killed run never leaves a half entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ENV_VAR = "HVG_CACHE_DIR"
+_TMP_PREFIX = ".tmp-"
+
+
+def default_cache_dir() -> Path:
+    """`$HVG_CACHE_DIR`, else `$XDG_CACHE_HOME/hvg`, else `~/.cache/hvg`."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hvg"
+
+
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (memoised per process by path, size and mtime)."""
+    p = Path(path)
+    st = p.stat()
+    memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if memo_key in _HASH_MEMO:
+        return _HASH_MEMO[memo_key]
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    _HASH_MEMO[memo_key] = digest
+    return digest
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """sha256 of arrays' dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _canonical(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"__type__": type(obj).__name__, **{f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, Fraction):
+        return f"{obj.numerator}/{obj.denominator}"
+    if isinstance(obj, float):
+        return repr(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        raise TypeError("paths never enter a cache key: hash the file's bytes with file_hash()")
+    if isinstance(obj, np.ndarray):
+        return array_hash(obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    raise TypeError(f"cannot put {type(obj).__name__} into a cache key")
+
+
+def canonical_json(obj: Any) -> str:
+    """Settings as a canonical JSON string (sorted keys, exact floats, dataclasses by field)."""
+    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class StageKey:
+    stage: str
+    digest: str
+
+    @property
+    def short(self) -> str:
+        return f"{self.stage}/{self.digest[:12]}"
+
+
+class StageCache:
+    """Folders of stage results under `root`, addressed by `StageKey`."""
+
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.enabled = enabled
+
+    # keys -------------------------------------------------------------------------------
+    @staticmethod
+    def key(stage: str, version: int, *parts: Any) -> StageKey:
+        """Key of a stage result: name, version, input hashes and settings (all canonicalised)."""
+        payload = canonical_json({"stage": stage, "version": version, "parts": list(parts)})
+        return StageKey(stage, hashlib.sha256(payload.encode()).hexdigest())
+
+    def path(self, key: StageKey) -> Path:
+        return self.root / key.stage / key.digest
+
+    def lookup(self, key: StageKey) -> Path | None:
+        p = self.path(key)
+        return p if self.enabled and (p / ".complete").exists() else None
+
+    # writing ----------------------------------------------------------------------------
+    def get_or_compute(self, key: StageKey, produce: Callable[[Path], None]) -> tuple[Path, bool]:
+        """Return (entry folder, was_cached). `produce(folder)` writes the entry's files.
+
+        If `produce` raises, nothing is left behind. With the cache disabled, the entry is
+        produced into a fresh temporary folder that the caller may read (and that the OS cleans).
+        """
+        hit = self.lookup(key)
+        if hit is not None:
+            return hit, True
+        if not self.enabled:
+            tmp = Path(tempfile.mkdtemp(prefix="hvg-nocache-"))
+            produce(tmp)
+            return tmp, False
+        stage_dir = self.root / key.stage
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=stage_dir))
+        try:
+            produce(tmp)
+            (tmp / ".complete").write_text(json.dumps({"created": time.time()}))
+            final = self.path(key)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process finished the same entry first: keep theirs
+                if not (final / ".complete").exists():
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.rename(tmp, final)
+            return final, False
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def scratch(self, key: StageKey) -> Path:
+        """A persistent folder for a stage's partial state (e.g. a resumable sampler), keyed like an entry."""
+        p = self.root / key.stage / (key.digest + ".partial")
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    # housekeeping -----------------------------------------------------------------------
+    def info(self) -> dict[str, dict[str, int]]:
+        """{stage: {"entries": n, "bytes": size}} for every stage folder under the root."""
+        out: dict[str, dict[str, int]] = {}
+        if not self.root.exists():
+            return out
+        for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            entries = [p for p in stage_dir.iterdir() if p.is_dir() and (p / ".complete").exists()]
+            size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
+            out[stage_dir.name] = {"entries": len(entries), "bytes": size}
+        return out
+
+    def clear(self, stage: str | None = None) -> int:
+        """Remove every entry (or those of one stage); return how many were removed."""
+        if not self.root.exists():
+            return 0
+        dirs = [self.root / stage] if stage else [p for p in self.root.iterdir() if p.is_dir()]
+        removed = 0
+        for stage_dir in dirs:
+            if not stage_dir.exists():
+                continue
+            removed += sum(1 for p in stage_dir.iterdir() if p.is_dir() and (p / ".complete").exists())
+            shutil.rmtree(stage_dir)
+        return removed
