@@ -1,0 +1,24 @@
+"""Shared fixtures: the real photos and video in ../shared/data, a private cache per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.exists():
+        raise FileNotFoundError(f"test data not found at {DATA}: clone the project beside ../shared")
+    return DATA
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh stage cache for the test, also set as $HVG_CACHE_DIR for CLI runs."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("HVG_CACHE_DIR", str(d))
+    return d
