@@ -1,0 +1,246 @@
+"""View-temporal alignment: a 2D similarity per view and frame that centres and scales the subject.
+
+aligned = scale * pixel + offset (no rotation). Pixel coordinates are continuous image coordinates as
+in hvg's intrinsics (principal point (W/2, H/2)): pixel (col i, row j) covers [i, i+1) x [j, j+1), its
+centre is at (i + 0.5, j + 0.5), and a W x H image has its centre at (W/2, H/2).
+
+For renders the similarity is folded into the intrinsics (S @ K: an exact render of the aligned
+image, no resampling); for images (the photo, generated frames) it is applied by warping.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from hvg_cli.core.types import Alignment
+
+# A subject box's top: the SMPL head joint sits at the skull's base; the crown is about 12% of the
+# joints' vertical extent higher for a standing adult (0.2 m over 1.53 m for hvg's default skeleton).
+HEAD_MARGIN = 0.12
+
+
+def image_centre(width: int, height: int) -> np.ndarray:
+    """[2] centre of a width x height image in continuous pixel coordinates."""
+    return np.array([width / 2.0, height / 2.0])
+
+
+def project_points(points: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
+    """Pinhole projection (OpenCV axes).
+
+    points:       [..., N, 3] world metres
+    K:            [..., 3, 3] pixels; world_to_cam: [..., 4, 4] (leading dims broadcast with points')
+    returns:      [..., N, 2] pixels; nan for points at or behind the camera
+    """
+    R = world_to_cam[..., None, :3, :3]  # [..., 1, 3, 3]
+    t = world_to_cam[..., None, :3, 3]  # [..., 1, 3]
+    cam = (R @ points[..., None])[..., 0] + t  # [..., N, 3] camera space
+    uvw = (K[..., None, :, :] @ cam[..., None])[..., 0]  # [..., N, 3]
+    z = uvw[..., 2:3]
+    return np.where(z > 1e-9, uvw[..., :2] / np.where(z > 1e-9, z, 1.0), np.nan)
+
+
+def subject_box(joints_px: np.ndarray, head_margin: float = HEAD_MARGIN) -> np.ndarray:
+    """Height of the subject's box in pixels from projected joints.
+
+    joints_px: [..., 24, 2] pixels (e.g. [V, T, 24, 2])
+    returns:   [...] pixels: vertical extent of the joints, grown by head_margin for the top of the head
+    """
+    y = joints_px[..., 1]  # [..., 24]
+    return (y.max(axis=-1) - y.min(axis=-1)) * (1.0 + head_margin)
+
+
+def _gaussian_smooth(x: np.ndarray, sigma: float, axis: int) -> np.ndarray:
+    """Gaussian smoothing along one axis with edge replication. sigma in samples."""
+    if sigma <= 0 or x.shape[axis] < 2:
+        return x
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (r, r)
+    xp = np.pad(x, pad, mode="edge")
+    return np.apply_along_axis(lambda v: np.convolve(v, k, mode="valid"), axis, xp)
+
+
+def compute_alignment(
+    pelvis_px: np.ndarray,
+    box_height_px: np.ndarray,
+    width: int,
+    height: int,
+    fill: float = 0.75,
+    smooth: str | float = "median",
+) -> Alignment:
+    """The similarity per view and frame that puts the pelvis at the image centre at a steady scale.
+
+    pelvis_px:     [V, T, 2] pixels: the pelvis projected by each view's camera at each frame
+    box_height_px: [V, T] pixels: the subject's box height in the same images (`subject_box`)
+    width, height: size of the aligned images, pixels
+    fill:          the box height as a fraction of the aligned image height
+    smooth:        "median": one scale per view (median over time; the subject never pumps);
+                   "none": a scale per frame; a float sigma: scale smoothed over time (frames, in log space)
+    returns:       Alignment(scale [V, T], offset [V, T, 2]) with aligned = scale * pixel + offset
+    """
+    pelvis_px = np.asarray(pelvis_px, dtype=np.float64)
+    box = np.asarray(box_height_px, dtype=np.float64)
+    if pelvis_px.ndim != 3 or pelvis_px.shape[-1] != 2 or box.shape != pelvis_px.shape[:2]:
+        raise ValueError(f"pelvis_px [V, T, 2] and box_height_px [V, T] expected, got {pelvis_px.shape}, {box.shape}")
+    box = np.where(np.isfinite(box) & (box > 1e-6), box, np.nan)
+    raw = fill * height / box  # [V, T] per-frame scale, nan where the subject was not seen
+    if smooth == "median":
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # a view that never saw the subject: nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_view = fill * height / np.nanmedian(box, axis=1, keepdims=True)  # [V, 1]: median box -> fill
+        scale = np.broadcast_to(per_view, raw.shape).copy()
+    elif smooth == "none":
+        scale = raw.copy()
+    else:
+        sigma = float(smooth)
+        log_s = np.log(raw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fill_in = np.nanmedian(log_s, axis=1, keepdims=True)  # [V, 1]
+        log_s = np.where(np.isnan(log_s), fill_in, log_s)
+        scale = np.exp(_gaussian_smooth(log_s, sigma, axis=1))
+    scale = np.where(np.isfinite(scale), scale, 1.0)  # a view that never saw the subject: identity scale
+    centre = image_centre(width, height)  # [2]
+    offset = centre - scale[..., None] * pelvis_px  # [V, T, 2]
+    offset = np.where(np.isfinite(offset), offset, 0.0)
+    return Alignment(scale=scale, offset=offset, width=int(width), height=int(height))
+
+
+def similarity_matrix(scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """S = [[s, 0, ox], [0, s, oy], [0, 0, 1]].
+
+    scale: [...]; offset: [..., 2]; returns [..., 3, 3]
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    offset = np.asarray(offset, dtype=np.float64)
+    S = np.zeros(scale.shape + (3, 3))
+    S[..., 0, 0] = scale
+    S[..., 1, 1] = scale
+    S[..., :2, 2] = offset
+    S[..., 2, 2] = 1.0
+    return S
+
+
+def aligned_intrinsics(K: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """Intrinsics that render the aligned image directly: S @ K.
+
+    K:       [V, T, 3, 3] pixels (OpenCV)
+    returns: [V, T, 3, 3]; with them a renderer of size (alignment.width, alignment.height) gives the
+             aligned image exactly, since S @ (u, v, 1) = (s u + ox, s v + oy, 1).
+    """
+    return similarity_matrix(alignment.scale, alignment.offset) @ np.asarray(K, dtype=np.float64)
+
+
+def apply_to_points(points_px: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """aligned = scale * points + offset. points_px [..., N, 2], scale [...], offset [..., 2] -> [..., N, 2]."""
+    return np.asarray(scale)[..., None, None] * points_px + np.asarray(offset)[..., None, :]
+
+
+def invert(alignment: Alignment, width: int, height: int) -> Alignment:
+    """The similarity that takes aligned images back to the camera's frame (the subject's true trajectory).
+
+    width, height: size of the camera's (unaligned) images.
+    pixel = (aligned - offset) / scale  =>  scale' = 1 / scale, offset' = -offset / scale.
+    """
+    inv_s = 1.0 / alignment.scale
+    return Alignment(scale=inv_s, offset=-alignment.offset * inv_s[..., None], width=int(width), height=int(height))
+
+
+# ---------------------------------------------------------------------------------------------
+# image warping (numpy, bilinear)
+# ---------------------------------------------------------------------------------------------
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable gaussian blur over the first two axes of [H, W, C] float (anti-aliasing before downscaling)."""
+    out = _gaussian_smooth(image, sigma, axis=0)
+    return _gaussian_smooth(out, sigma, axis=1)
+
+
+def _sample_affine(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h: int, fill: float) -> np.ndarray:
+    """out[y, x] = image at index (a * x + b[0], a * y + b[1]), bilinear; `fill` outside the image.
+
+    image: [H, W, C] float64; returns [out_h, out_w, C] float64
+    """
+    H, W, C = image.shape
+    xs = a * np.arange(out_w) + b[0]  # [out_w] source columns
+    ys = a * np.arange(out_h) + b[1]  # [out_h] source rows
+    x0 = np.floor(xs).astype(np.int64)
+    y0 = np.floor(ys).astype(np.int64)
+    fx = (xs - x0)[None, :, None]  # [1, out_w, 1]
+    fy = (ys - y0)[:, None, None]  # [out_h, 1, 1]
+    # pad by one pixel of `fill` so samples straddling the border blend towards it
+    padded = np.full((H + 2, W + 2, C), fill, dtype=np.float64)
+    padded[1:-1, 1:-1] = image
+    cx0 = np.clip(x0 + 1, 0, W + 1)
+    cx1 = np.clip(x0 + 2, 0, W + 1)
+    cy0 = np.clip(y0 + 1, 0, H + 1)
+    cy1 = np.clip(y0 + 2, 0, H + 1)
+    top = padded[cy0][:, cx0] * (1 - fx) + padded[cy0][:, cx1] * fx  # [out_h, out_w, C]
+    bot = padded[cy1][:, cx0] * (1 - fx) + padded[cy1][:, cx1] * fx
+    out = top * (1 - fy) + bot * fy
+    outside = ((xs < -1) | (xs > W))[None, :] | ((ys < -1) | (ys > H))[:, None]  # [out_h, out_w]
+    out[outside] = fill
+    return out
+
+
+def _warp(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h: int, fill: float, antialias: bool) -> np.ndarray:
+    """Sample image at source = a * target + b (continuous coordinates); a > 1 shrinks (blurred first if antialias).
+
+    Pixel index k has its centre at coordinate k + 0.5, so in index space: src = a * k + (b + 0.5 a - 0.5).
+    """
+    image = np.asarray(image)
+    dtype = image.dtype
+    img = image.astype(np.float64)
+    squeeze = img.ndim == 2
+    if squeeze:
+        img = img[..., None]  # [H, W, 1]
+    if antialias and a > 1.0:
+        img = _blur(img, 0.5 * np.sqrt(a * a - 1.0))
+    b_idx = np.asarray(b, dtype=np.float64) + 0.5 * a - 0.5  # [2] index-space shift
+    out = _sample_affine(img, float(a), b_idx, int(out_w), int(out_h), fill)
+    if squeeze:
+        out = out[..., 0]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+    return out.astype(dtype)
+
+
+def warp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int, out_h: int,
+               fill: float = 0.0, antialias: bool = True) -> np.ndarray:
+    """Camera image -> aligned image: out(scale * p + offset) = image(p).
+
+    image:  [H, W, C] or [H, W] (uint8 or float); scale float; offset [2] pixels
+    returns [out_h, out_w, C] (same dtype); `fill` where the source has no pixel
+    """
+    offset = np.asarray(offset, dtype=np.float64)
+    return _warp(image, 1.0 / scale, -offset / scale, out_w, out_h, fill, antialias)
+
+
+def unwarp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int, out_h: int,
+                 fill: float = 0.0, antialias: bool = True) -> np.ndarray:
+    """Aligned image -> camera image (the inverse of `warp_image` with the same scale and offset).
+
+    image:  [h, w, C] or [h, w] aligned; returns [out_h, out_w, C] in the camera's frame
+    """
+    return _warp(image, float(scale), np.asarray(offset, dtype=np.float64), out_w, out_h, fill, antialias)
+
+
+def warp_frames(frames: np.ndarray, alignment: Alignment, out_w: int | None = None, out_h: int | None = None,
+                inverse: bool = False, fill: float = 0.0) -> np.ndarray:
+    """Warp every view and frame: frames [V, T, H, W, C] -> [V, T, out_h, out_w, C].
+
+    inverse=False: camera frames -> aligned (default size: alignment's); inverse=True: aligned -> camera
+    (out_w/out_h then name the camera's size and are required).
+    """
+    V, T = alignment.scale.shape
+    if inverse and (out_w is None or out_h is None):
+        raise ValueError("unwarping needs the camera image size")
+    out_w = alignment.width if out_w is None else out_w
+    out_h = alignment.height if out_h is None else out_h
+    fn = unwarp_image if inverse else warp_image
+    rows = [[fn(frames[v, t], alignment.scale[v, t], alignment.offset[v, t], out_w, out_h, fill) for t in range(T)] for v in range(V)]
+    return np.stack([np.stack(r) for r in rows])

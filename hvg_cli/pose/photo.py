@@ -1,0 +1,130 @@
+"""MediaPipe on one photo: 2D landmarks, world landmarks in hvg axes, the person mask.
+
+Behaviour on hard photos (documented for users in `detect_photo`):
+- no person: `NoPerson` naming the file;
+- several people: MediaPipe's pose solution tracks ONE person, the one its detector scores highest
+  (usually the largest, most central one); the others are ignored;
+- a person cut off (knees or ankles not visible): `PhotoDetection.legs_guessed` is set; the subject
+  stage then puts the legs in a straight standing pose and the pipeline warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hvg_cli.core.errors import BadInput, MissingDependency, NoPerson
+
+# MediaPipe landmark indices used here
+MP_LEFT_HIP, MP_RIGHT_HIP = 23, 24
+MP_LEFT_KNEE, MP_RIGHT_KNEE = 25, 26
+MP_LEFT_ANKLE, MP_RIGHT_ANKLE = 27, 28
+MP_LEG = (25, 26, 27, 28, 29, 30, 31, 32)  # knees, ankles, heels, foot indices
+
+# A knee/ankle counts as seen when MediaPipe's visibility is above this and it lies inside the image.
+LEG_VISIBILITY = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoDetection:
+    """One person found by MediaPipe in a photo."""
+
+    landmarks: np.ndarray  # [33, 2] pixels (x right, y down); pixel (i, j) covers [i, i+1) x [j, j+1), as hvg's intrinsics
+    visibility: np.ndarray  # [33] in [0, 1]
+    world: np.ndarray  # [33, 3] metres, hvg axes (x = person's left when facing the camera, y up, +z to the camera), hip-centred
+    mask: np.ndarray  # [H, W] float32 in [0, 1], MediaPipe's person segmentation
+    width: int
+    height: int
+    source: str  # the file the photo came from (for messages)
+    legs_guessed: bool = False  # knees or ankles were not seen: the legs' landmarks are not to be trusted
+
+
+def mediapipe_to_hvg(world_mp: np.ndarray) -> np.ndarray:
+    """MediaPipe world landmarks (x right, y down, z away from the camera) -> hvg axes (x, -y, -z).
+
+    world_mp: [..., 3] metres; returns [..., 3] metres. Two flipped axes keep the frame right-handed.
+    Checked on the shared photos: the head gets +y above the hips, the toes (facing the camera) get +z
+    in front of the ankles, the person's left shoulder (on the image's right) gets +x.
+    """
+    return np.asarray(world_mp, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+
+
+def _pose_model_complexity() -> int:
+    """2 (heavy) if its model ships in the installed mediapipe, else 1 (full, always shipped).
+
+    MediaPipe downloads missing models at run time; hvg never lets it.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(list(spec.submodule_search_locations)[0])
+        if (root / "modules" / "pose_landmark" / "pose_landmark_heavy.tflite").exists():
+            return 2
+    return 1
+
+
+def legs_seen(landmarks: np.ndarray, visibility: np.ndarray, width: int, height: int) -> bool:
+    """Both knees and both ankles visible (MediaPipe visibility) and inside the image.
+
+    landmarks: [33, 2] px; visibility: [33].
+    """
+    idx = [MP_LEFT_KNEE, MP_RIGHT_KNEE, MP_LEFT_ANKLE, MP_RIGHT_ANKLE]
+    p = landmarks[idx]  # [4, 2]
+    inside = (p[:, 0] >= 0) & (p[:, 0] <= width) & (p[:, 1] >= 0) & (p[:, 1] <= height)
+    return bool(np.all(inside & (visibility[idx] > LEG_VISIBILITY)))
+
+
+def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
+    """Find the person in a photo with MediaPipe Pose (static image mode, segmentation on).
+
+    image:   [H, W, 3] uint8 RGB, upright
+    source:  the photo's file name, used in error messages
+    returns: PhotoDetection. If several people are in the photo, MediaPipe follows the one its person
+             detector ranks first; the others are ignored. If knees/ankles are not seen, legs_guessed=True.
+    raises:  NoPerson when no person is found; BadInput for an image of the wrong shape.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 16:
+        raise BadInput(f"{source}: expected an RGB photo, got an array of shape {image.shape} ({image.dtype})",
+                       "use a .jpg or .png photo of a person")
+    try:
+        import mediapipe as mp
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise MissingDependency("mediapipe is not installed", "pip install mediapipe==0.10.14") from e
+
+    H, W = image.shape[:2]
+    with mp.solutions.pose.Pose(
+        static_image_mode=True,
+        model_complexity=_pose_model_complexity(),
+        enable_segmentation=True,
+        min_detection_confidence=0.5,
+    ) as pose:
+        result = pose.process(np.ascontiguousarray(image))
+
+    if result.pose_landmarks is None or result.pose_world_landmarks is None:
+        raise NoPerson(f"no person found in {source}", "use a photo where one whole person is visible")
+
+    lm = np.array([[p.x, p.y, p.visibility] for p in result.pose_landmarks.landmark], dtype=np.float64)  # [33, 3]
+    # MediaPipe's normalised coordinates span [0, 1] over the image's edges = hvg's continuous pixel coordinates
+    landmarks = np.stack([lm[:, 0] * W, lm[:, 1] * H], axis=-1)  # [33, 2] px
+    visibility = np.clip(lm[:, 2], 0.0, 1.0)  # [33]
+    world = mediapipe_to_hvg([[p.x, p.y, p.z] for p in result.pose_world_landmarks.landmark])  # [33, 3] m
+
+    if result.segmentation_mask is not None:
+        mask = np.clip(np.asarray(result.segmentation_mask, dtype=np.float32), 0.0, 1.0)  # [H, W]
+    else:  # pragma: no cover - segmentation is always on here
+        mask = np.zeros((H, W), np.float32)
+
+    return PhotoDetection(
+        landmarks=landmarks,
+        visibility=visibility,
+        world=world,
+        mask=mask,
+        width=W,
+        height=H,
+        source=source,
+        legs_guessed=not legs_seen(landmarks, visibility, W, H),
+    )
