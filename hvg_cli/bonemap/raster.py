@@ -1,0 +1,328 @@
+"""Exact ray-cast rasteriser of ellipsoids (torch, CPU or GPU), with a plain reference twin.
+
+Conventions (shared by `rasterise` and `rasterise_reference`):
+
+- Cameras are OpenCV pinholes: world_to_cam [4, 4] (x right, y down, z forward), K [3, 3] in pixels with
+  last row (0, 0, 1). Pixel (row i, column j) is sampled at its centre, (u, v) = (j + 0.5, i + 0.5), so a
+  principal point (W / 2, H / 2) is the exact image centre.
+- depth: the camera-space z of the surface point, metres (not the distance along the ray); 0 where empty.
+- normal: unit outward surface normal in camera space, in the common normal-map convention
+  x right, y up, z towards the viewer (i.e. OpenCV's (x, -y, -z)); a front surface seen from outside has
+  z > 0. Zero where empty.
+- label: int64 index of the ellipsoid that owns the pixel, -1 where empty.
+- Near mode (default): the nearest surface point in front of the camera (z > NEAR) over all ellipsoids
+  (inside an ellipsoid, that is its far wall). `far=True`: the farthest surface point in front of the camera
+  over all ellipsoids, i.e. the back surface of the union (used by the preview backend for back sides).
+
+Ellipsoid p of view n: points x with (x - c)^T A (x - c) <= 1, A = R diag(1 / s^2) R^T, where c =
+centers[n, p], R = axes[n, p] (columns = unit axes, world) and s = semi[n, p].
+
+The fast path (`rasterise`) follows HARD-PARTS.md: in camera space, with q = (u, v, 1) and the ray
+x = t K^-1 q (t is the camera z since K's last row is (0, 0, 1)), the hit solves
+    a t^2 - 2 b t + k = 0,   a = q^T Q q,  b = g^T q,  k = c^T A c - 1,
+    Q = K^-T A K^-1 (a quadratic polynomial in u, v),  g = K^-T A c (linear in u, v),
+and the silhouette is the conic where b^2 - a k >= 0, whose tight screen box comes from the dual conic
+C* = K (A^-1 - c c^T) K^T. Only pixels inside the boxes are evaluated; the winner per pixel is found by a
+scatter-min (scatter-max when far) of a key packing the depth's float bits above the label, then depth
+and normal are recomputed for the winners only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+NEAR = 1e-6  # metres: surfaces at camera z <= NEAR are not seen
+_LABEL_BITS = 8  # labels packed in the low bits of the depth key: at most 255 ellipsoids
+
+
+class Raster(NamedTuple):
+    """Rasterised ellipsoids of N views (torch tensors)."""
+
+    depth: "torch.Tensor"  # [N, H, W] camera z, metres; 0 where empty  # noqa: F821
+    normal: "torch.Tensor"  # [N, H, W, 3] unit, camera space, x right / y up / z to viewer; 0 where empty  # noqa: F821
+    label: "torch.Tensor"  # [N, H, W] int64 ellipsoid index, -1 where empty  # noqa: F821
+
+
+def _inputs(centers, axes, semi, K, world_to_cam, dtype):
+    import torch
+
+    def t(x):
+        return torch.as_tensor(x).to(dtype)
+
+    centers, axes, semi, K, world_to_cam = t(centers), t(axes), t(semi), t(K), t(world_to_cam)
+    N, P = centers.shape[:2]
+    if axes.shape != (N, P, 3, 3) or semi.shape != (N, P, 3) or K.shape != (N, 3, 3) or world_to_cam.shape != (N, 4, 4):
+        raise ValueError(
+            f"rasterise: shapes centers {tuple(centers.shape)}, axes {tuple(axes.shape)}, semi {tuple(semi.shape)}, "
+            f"K {tuple(K.shape)}, world_to_cam {tuple(world_to_cam.shape)} do not agree with [N, P, ...]"
+        )
+    if P >= 2**_LABEL_BITS:
+        raise ValueError(f"rasterise: at most {2**_LABEL_BITS - 1} ellipsoids, got {P}")
+    return centers, axes, semi, K, world_to_cam
+
+
+def _empty(N: int, H: int, W: int, dtype, device) -> Raster:
+    import torch
+
+    return Raster(
+        torch.zeros(N, H, W, dtype=dtype, device=device),
+        torch.zeros(N, H, W, 3, dtype=dtype, device=device),
+        torch.full((N, H, W), -1, dtype=torch.int64, device=device),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast path
+# ---------------------------------------------------------------------------------------------
+def _camera_quadrics(centers, axes, semi, K, world_to_cam):
+    """Per view and ellipsoid, camera-space quadric terms.
+
+    returns dict: c [N,P,3] camera-space centre; A [N,P,3,3]; Q [N,P,3,3] = K^-T A K^-1; g [N,P,3];
+                  k [N,P]; Cs [N,P,3,3] dual conic; zext [N,P] half z extent; Kinv [N,3,3]
+    """
+    import torch
+
+    Rw = world_to_cam[:, :3, :3]  # [N, 3, 3]
+    tw = world_to_cam[:, :3, 3]  # [N, 3]
+    c = torch.einsum("nij,npj->npi", Rw, centers) + tw[:, None]  # [N, P, 3]
+    Rc = Rw[:, None] @ axes  # [N, P, 3, 3] ellipsoid axes in camera space
+    A = (Rc / semi[..., None, :] ** 2) @ Rc.transpose(-1, -2)  # [N, P, 3, 3]
+    S = (Rc * semi[..., None, :] ** 2) @ Rc.transpose(-1, -2)  # [N, P, 3, 3] = A^-1
+    Kinv = torch.linalg.inv(K)  # [N, 3, 3]
+    KinvT = Kinv.transpose(-1, -2)[:, None]  # [N, 1, 3, 3]
+    Q = KinvT @ A @ Kinv[:, None]  # [N, P, 3, 3]
+    Ac = (A @ c[..., None])[..., 0]  # [N, P, 3]
+    g = (KinvT @ Ac[..., None])[..., 0]  # [N, P, 3]
+    k = (c * Ac).sum(-1) - 1.0  # [N, P]
+    Kn = K[:, None]  # [N, 1, 3, 3]
+    Cs = Kn @ (S - c[..., :, None] * c[..., None, :]) @ Kn.transpose(-1, -2)  # [N, P, 3, 3] dual conic
+    zext = torch.sqrt(S[..., 2, 2])  # [N, P]
+    return {"c": c, "A": A, "Q": Q, "g": g, "k": k, "Cs": Cs, "zext": zext, "Kinv": Kinv}
+
+
+def _screen_boxes(q: dict, width: int, height: int):
+    """Inclusive pixel boxes [N, P] (x0, x1, y0, y1) int64 of each ellipsoid; empty boxes have x1 < x0.
+
+    An ellipsoid wholly in front of the camera gets the tight box of its silhouette conic (padded by a
+    pixel against rounding); one crossing the camera plane z = NEAR gets the whole image; one behind it none.
+    """
+    import torch
+
+    Cs, cz, ze = q["Cs"], q["c"][..., 2], q["zext"]
+    front = cz - ze > NEAR  # [N, P] wholly in front
+    behind = cz + ze <= NEAR
+    c22 = Cs[..., 2, 2]  # < 0 when wholly in front
+    safe = torch.where(front, c22, -torch.ones_like(c22))
+
+    def extent(c_ii, c_i2):
+        # lines x = x0 tangent to the silhouette: c22 x0^2 - 2 c_i2 x0 + c_ii = 0
+        disc = torch.sqrt(torch.clamp(c_i2 * c_i2 - c_ii * safe, min=0.0))
+        r1, r2 = (c_i2 - disc) / safe, (c_i2 + disc) / safe
+        return torch.minimum(r1, r2), torch.maximum(r1, r2)
+
+    u0, u1 = extent(Cs[..., 0, 0], Cs[..., 0, 2])
+    v0, v1 = extent(Cs[..., 1, 1], Cs[..., 1, 2])
+    big = float(4 * max(width, height) + 16)  # clamp before the integer cast (far-off or huge boxes)
+
+    def to_px(lo, hi, size):
+        a = torch.ceil(torch.clamp(lo - 0.5, -big, big)).to(torch.int64) - 1  # pixel centre j + 0.5 >= lo
+        b = torch.floor(torch.clamp(hi - 0.5, -big, big)).to(torch.int64) + 1
+        a = torch.where(front, a, torch.zeros_like(a))
+        b = torch.where(front, b, torch.full_like(b, size - 1))
+        return torch.clamp(a, min=0), torch.clamp(b, max=size - 1)
+
+    x0, x1 = to_px(u0, u1, width)
+    y0, y1 = to_px(v0, v1, height)
+    x1 = torch.where(behind, x0 - 1, x1)
+    return x0, x1, y0, y1
+
+
+def _solve(coef, u, v, far: bool):
+    """Depth t (camera z) of the visible root for pixel centres (u, v) [E] with coefficients coef [E, 10].
+
+    coef columns: Q00, 2Q01, Q11, 2Q02, 2Q12, Q22, g0, g1, g2, k.
+    returns: t [E], hit [E] bool
+    """
+    import torch
+
+    Q00, Q01, Q11, Q02, Q12, Q22, g0, g1, g2, k = coef.unbind(-1)
+    a = (Q00 * u + Q01 * v + Q02) * u + (Q11 * v + Q12) * v + Q22
+    b = g0 * u + g1 * v + g2
+    disc = b * b - a * k
+    hit = disc >= 0
+    sq = torch.sqrt(torch.clamp(disc, min=0.0))
+    t_far = (b + sq) / a
+    if far:
+        t = t_far
+    else:
+        t_near = (b - sq) / a
+        t = torch.where(t_near > NEAR, t_near, t_far)
+    return t, hit & (t > NEAR)
+
+
+def _coef_table(q: dict):
+    """[N*P, 10] per-ellipsoid coefficients for `_solve`."""
+    import torch
+
+    Q, g, k = q["Q"], q["g"], q["k"]
+    N, P = k.shape
+    coef = torch.stack(
+        [Q[..., 0, 0], 2 * Q[..., 0, 1], Q[..., 1, 1], 2 * Q[..., 0, 2], 2 * Q[..., 1, 2], Q[..., 2, 2],
+         g[..., 0], g[..., 1], g[..., 2], k],
+        dim=-1,
+    )  # [N, P, 10]
+    return coef.reshape(N * P, 10)  # [N*P, 10]
+
+
+def _pack(t, label, dtype):
+    """int64 keys ordered like t (t > 0), the label in the low bits."""
+    import torch
+
+    if dtype == torch.float64:
+        bits = t.contiguous().view(torch.int64) >> _LABEL_BITS  # drops 8 of 52 mantissa bits: 6e-14 relative
+    else:
+        bits = t.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
+    return (bits << _LABEL_BITS) | label
+
+
+def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
+              dtype=None, max_elements: int = 1 << 21) -> Raster:
+    """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes + scatter-min).
+
+    centers:      [N, P, 3] world metres
+    axes:         [N, P, 3, 3] world, columns = unit axes
+    semi:         [N, P, 3] semi-axes along those columns, metres
+    K:            [N, 3, 3] pixels (last row 0, 0, 1)
+    world_to_cam: [N, 4, 4] OpenCV
+    far:          False: nearest front surface; True: farthest back surface
+    dtype:        working precision (default float32; float64 for tests)
+    max_elements: pixels x ellipsoids evaluated at once (bounds the memory)
+    returns:      Raster(depth [N, H, W], normal [N, H, W, 3], label [N, H, W] int64) — see the module doc
+                  for units and conventions (depth = camera z in metres; normals x right, y up, z to viewer)
+    """
+    import torch
+
+    dtype = dtype or torch.float32
+    centers, axes, semi, K, world_to_cam = _inputs(centers, axes, semi, K, world_to_cam, dtype)
+    N, P = centers.shape[:2]
+    H, W = int(height), int(width)
+    device = centers.device
+    out = _empty(N, H, W, dtype, device)
+    if N == 0 or P == 0:
+        return out
+    q = _camera_quadrics(centers, axes, semi, K, world_to_cam)
+    coef = _coef_table(q)  # [N*P, 10]
+    x0, x1, y0, y1 = (b.reshape(N * P) for b in _screen_boxes(q, W, H))  # [N*P] each
+    bw = torch.clamp(x1 - x0 + 1, min=0)
+    bh = torch.clamp(y1 - y0 + 1, min=0)
+    counts = bw * bh  # [B] pixels per box, B = N*P
+
+    # 1. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, box group by box group
+    sentinel = torch.iinfo(torch.int64).max if not far else -1
+    keys = torch.full((N * H * W,), sentinel, dtype=torch.int64, device=device)  # [N*H*W]
+    ends = torch.cumsum(counts, 0)  # [B]
+    starts = ends - counts
+    total = int(ends[-1])
+    done, b_lo = 0, 0
+    B = N * P
+    ends_list = ends.tolist()
+    while done < total:
+        # the largest run of whole boxes within max_elements (at least one box)
+        b_hi = b_lo
+        while b_hi < B and (ends_list[b_hi] - done <= max_elements or b_hi == b_lo):
+            b_hi += 1
+        stop = ends_list[b_hi - 1]
+        if stop > done:
+            box = torch.repeat_interleave(torch.arange(b_lo, b_hi, device=device), counts[b_lo:b_hi])  # [E]
+            local = torch.arange(done, stop, device=device) - starts[box]  # [E] index inside the box
+            w = bw[box]
+            xs = x0[box] + local % w
+            ys = y0[box] + local // w
+            t, hit = _solve(coef[box], xs.to(dtype) + 0.5, ys.to(dtype) + 0.5, far)
+            label = box % P
+            key = torch.where(hit, _pack(t, label, dtype), torch.full_like(label, sentinel))
+            pix = ((box // P) * H + ys) * W + xs  # [E] flat pixel index in [N*H*W]
+            keys.scatter_reduce_(0, pix, key, reduce="amax" if far else "amin", include_self=True)
+        done, b_lo = stop, b_hi
+
+    # 2. depth and normal of the winners, recomputed in full precision
+    won = (keys != sentinel).nonzero()[:, 0]  # [M] flat pixel indices
+    if won.numel() == 0:
+        return out
+    lab = keys[won] & ((1 << _LABEL_BITS) - 1)  # [M]
+    n = won // (H * W)
+    ys = (won // W) % H
+    xs = won % W
+    box = n * P + lab
+    u, v = xs.to(dtype) + 0.5, ys.to(dtype) + 0.5
+    t, _ = _solve(coef[box], u, v, far)
+    ray = torch.stack([u, v, torch.ones_like(u)], -1)  # [M, 3] homogeneous pixel
+    point = t[:, None] * (q["Kinv"][n] @ ray[..., None])[..., 0]  # [M, 3] camera space, metres
+    grad = (q["A"].reshape(N * P, 3, 3)[box] @ (point - q["c"].reshape(N * P, 3)[box])[..., None])[..., 0]
+    grad = grad / torch.linalg.norm(grad, dim=-1, keepdim=True)
+    normal = grad * torch.tensor([1.0, -1.0, -1.0], dtype=dtype, device=device)  # OpenCV -> x right, y up, z to viewer
+    out.depth.view(-1)[won] = point[:, 2]
+    out.normal.view(-1, 3)[won] = normal
+    out.label.view(-1)[won] = lab
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference twin: every pixel x every ellipsoid, a ray-ellipsoid intersection in world space
+# ---------------------------------------------------------------------------------------------
+def rasterise_reference(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
+                        dtype=None) -> Raster:
+    """Plain and slow twin of `rasterise` (same signature, same outputs), written independently of it.
+
+    For every pixel it casts the world-space ray from the camera centre through the pixel centre, maps it
+    into each ellipsoid's unit-sphere frame, solves |o + t d|^2 = 1 and keeps the nearest (far: farthest)
+    hit in front of the camera.
+    """
+    import torch
+
+    dtype = dtype or torch.float64
+    centers, axes, semi, K, world_to_cam = _inputs(centers, axes, semi, K, world_to_cam, dtype)
+    N, P = centers.shape[:2]
+    H, W = int(height), int(width)
+    cam_to_world = torch.linalg.inv(world_to_cam)  # [N, 4, 4]
+    origin = cam_to_world[:, :3, 3]  # [N, 3] camera centre, world
+    jj, ii = torch.meshgrid(torch.arange(W, dtype=dtype), torch.arange(H, dtype=dtype), indexing="xy")  # [H, W]
+    pix = torch.stack([jj + 0.5, ii + 0.5, torch.ones_like(jj)], -1)  # [H, W, 3]
+    d_cam = torch.linalg.solve(K[:, None, None], pix[None, ..., None])[..., 0]  # [N, H, W, 3]
+    d_world = torch.einsum("nij,nhwj->nhwi", cam_to_world[:, :3, :3], d_cam)  # [N, H, W, 3]
+
+    best_z = torch.full((N, H, W), -float("inf") if far else float("inf"), dtype=dtype)
+    best_label = torch.full((N, H, W), -1, dtype=torch.int64)
+    best_normal = torch.zeros(N, H, W, 3, dtype=dtype)
+    for p in range(P):
+        c, R, s = centers[:, p], axes[:, p], semi[:, p]  # [N, 3], [N, 3, 3], [N, 3]
+        o_loc = torch.einsum("nji,nj->ni", R, origin - c) / s  # [N, 3] camera centre in the unit-sphere frame
+        d_loc = torch.einsum("nji,nhwj->nhwi", R, d_world) / s[:, None, None]  # [N, H, W, 3]
+        qa = (d_loc * d_loc).sum(-1)
+        qb = 2.0 * (d_loc * o_loc[:, None, None]).sum(-1)
+        qc = (o_loc * o_loc).sum(-1)[:, None, None] - 1.0
+        disc = qb * qb - 4.0 * qa * qc
+        root = torch.sqrt(torch.clamp(disc, min=0.0))
+        t1 = (-qb - root) / (2.0 * qa)
+        t2 = (-qb + root) / (2.0 * qa)
+        z1, z2 = t1 * d_cam[..., 2], t2 * d_cam[..., 2]  # camera z of the two hits
+        if far:
+            z, ok = z2, (disc >= 0) & (z2 > NEAR)
+            better = ok & (z > best_z)
+        else:
+            z = torch.where(z1 > NEAR, z1, z2)
+            ok = (disc >= 0) & (z > NEAR)
+            better = ok & (z < best_z)
+        t = torch.where(z1 > NEAR, t1, t2) if not far else t2
+        x = origin[:, None, None] + t[..., None] * d_world  # [N, H, W, 3] world hit point
+        local = torch.einsum("nji,nhwj->nhwi", R, x - c[:, None, None]) / (s * s)[:, None, None]
+        n_world = torch.einsum("nij,nhwj->nhwi", R, local)  # A (x - c) in world
+        n_cam = torch.einsum("nij,nhwj->nhwi", world_to_cam[:, :3, :3], n_world)
+        n_map = torch.stack([n_cam[..., 0], -n_cam[..., 1], -n_cam[..., 2]], -1)
+        n_map = n_map / torch.linalg.norm(n_map, dim=-1, keepdim=True)
+        best_z = torch.where(better, z, best_z)
+        best_label = torch.where(better, torch.full_like(best_label, p), best_label)
+        best_normal = torch.where(better[..., None], n_map, best_normal)
+    empty = best_label < 0
+    depth = torch.where(empty, torch.zeros_like(best_z), best_z)
+    return Raster(depth, best_normal, best_label)
