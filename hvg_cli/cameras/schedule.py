@@ -93,8 +93,8 @@ def interpolate_path(path: CameraPath, s: np.ndarray) -> tuple[np.ndarray, np.nd
         sph = spherical_coordinates(centres, pivot)  # [V, 3] az, el, r
         roll = _roll(R, centres, pivot)  # [V] degrees
         knots = np.concatenate([sph, roll[:, None], intr], axis=-1)[idx]  # [N, 8]
-        knots[:, 0] = _unwrap_deg(knots[:, 0])
-        knots[:, 3] = _unwrap_deg(knots[:, 3])
+        knots[:, 0] = unwrap_degrees(knots[:, 0])
+        knots[:, 3] = unwrap_degrees(knots[:, 3])
         vals = hermite(times, knots, s, closed=path.closed)  # [T, 8]
         pos = pivot + vals[:, 2:3] * np.stack([
             np.sin(np.radians(vals[:, 0])) * np.cos(np.radians(vals[:, 1])),
@@ -170,7 +170,7 @@ def _roll_matrix(roll_deg: np.ndarray) -> np.ndarray:
     return Rz
 
 
-def _unwrap_deg(a: np.ndarray) -> np.ndarray:
+def unwrap_degrees(a: np.ndarray) -> np.ndarray:
     """Unwrap angles (degrees) so that consecutive steps are the short way round, in (-180, 180]."""
     step = np.diff(a)
     step = step - 360.0 * np.round(step / 360.0)

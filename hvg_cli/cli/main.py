@@ -8,6 +8,7 @@ import typer
 
 from hvg_cli import __version__
 from hvg_cli.cli import cache_cmd, doctor_cmd
+from hvg_cli.cli import cameras_cmd
 
 app = typer.Typer(
     name="hvg",
@@ -42,6 +43,7 @@ def _root(
 
 doctor_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(cameras_cmd.app, name="cameras")
 
 
 def run() -> None:
