@@ -102,22 +102,7 @@ def _find_weights(weights: Path | None) -> Path | None:
 # --- cameras ---
 # Camera paths from presets, files or flags; what `hvg cameras` shows, exports and plots. The cameras room is
 # imported inside the functions (it pulls numpy and yaml) so `hvg --help` stays fast.
-@dataclass(frozen=True)
-class CameraSpec:
-    """How the user chose the camera: a preset name or file (--camera), or the --orbit DEG shorthand, plus
-    overrides (None = the preset's own value)."""
-
-    camera: str | None = None  # preset name, preset .yaml, or nerfstudio camera_path .json
-    orbit: float | None = None  # --orbit DEG: an orbit through DEG degrees starting in front (0 = static)
-    views: int | None = None
-    elevation: float | None = None
-    radius: float | None = None
-    fov: float | None = None
-    width: int | None = None
-    height: int | None = None
-    degrees: float | None = None
-
-    DEFAULT_CAMERA = "static"
+from hvg_cli.core.jobs import CameraSpec  # noqa: E402  (how the user chose the camera path)
 
 
 @dataclass(frozen=True)
@@ -246,3 +231,297 @@ def plot_camera_path(spec: CameraSpec, out_png: Path) -> Path:
     from hvg_cli.cameras.plot import plot_cameras
 
     return plot_cameras(camera_path(spec), Path(out_png))
+
+
+# --- pose ---
+# `hvg pose`: video -> landmarks (cached) -> SMPL-24 motion (cached) -> .npz (+ overlay preview).
+# Other motion sources (AMASS .npz, .bvh, preset names) become the same Motion via `motion_from_source`.
+import time as _time  # noqa: E402
+from fractions import Fraction as _Fraction  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
+from hvg_cli.core.errors import BadInput as _BadInput  # noqa: E402
+from hvg_cli.core.settings import PoseSettings  # noqa: E402
+from hvg_cli.core.types import Motion as _Motion, PoseTrack as _PoseTrack  # noqa: E402
+
+POSE_TRACK_VERSION = 1  # bump when the landmark track's meaning changes
+MOTION_VIDEO_VERSION = 1  # bump when the fitted motion's meaning changes (IK, root path)
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    out: Path  # the .npz written
+    frames: int
+    fps: _Fraction
+    fit_error_deg: float | None  # None for motion sources that were not fitted (AMASS, BVH, presets)
+    cached: bool  # the motion came from the stage cache
+    seconds: float  # wall time of the whole job
+    source: str = ""  # "video" | "amass" | "bvh" | "preset"
+    preview: Path | None = None
+
+
+def default_max_gap(fps: _Fraction) -> int:
+    """Half a second of track frames (at least 1)."""
+    return max(1, int(round(0.5 * float(fps))))
+
+
+def _track_range(video: Path, settings: PoseSettings):
+    from hvg_cli.io.video import frame_range, probe_video
+
+    info = probe_video(video)
+    if settings.start >= info.frame_count:
+        raise _BadInput(f"--start {settings.start} is past the end of {video} ({info.frame_count} frames)", "give a smaller --start")
+    idx = frame_range(info, settings.start, settings.end, settings.stride)
+    if len(idx) == 0:
+        raise _BadInput(f"no frames of {video} in --start {settings.start} --end {settings.end}", "make --end larger than --start")
+    return info, idx
+
+
+def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> _PoseTrack:
+    """MediaPipe landmarks of one person over a video (cached stage `pose_track`).
+
+    Key: the video's bytes + the track settings. Raises BadInput for an unreadable video and NoPerson
+    when nobody is found or the person is lost longer than `max_gap`; no cache entry is left then.
+    """
+    from hvg_cli.core.cache import file_hash
+    from hvg_cli.io.video import read_frames
+    from hvg_cli.pose.tracking import parse_person
+    from hvg_cli.pose.video_pose import detect_frames, finish_track
+
+    video = Path(video)
+    info, idx = _track_range(video, settings)
+    person = parse_person(settings.person)
+    source_hash = file_hash(video)
+    key = cache.key("pose_track", POSE_TRACK_VERSION, source_hash, settings.track_part())
+    fps = info.fps / settings.stride
+    max_gap = settings.max_gap if settings.max_gap is not None else default_max_gap(fps)
+    made: dict[str, _PoseTrack] = {}
+
+    def produce(folder: Path) -> None:
+        frames = read_frames(video, idx.start, idx.stop, idx.step)
+        try:
+            with progress.task("pose", total=len(idx), unit="frames") as task:
+                raw = detect_frames(frames, len(idx), person=person, source=str(video), task=task)
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        if len(raw.detected) < len(idx):
+            raise _BadInput(f"{video}: only {len(raw.detected)} of {len(idx)} frames could be decoded", "re-encode the video")
+        track = finish_track(
+            raw, _np.asarray(idx), fps, info.fps, info.width, info.height, source_hash, str(video),
+            max_gap, settings.smooth, settings.min_cutoff, settings.beta,
+        )
+        if raw.people > 1:
+            progress.note(f"pose: {raw.people} people on the first frame; following --person {settings.person}")
+        _save_track(track, folder / "track.npz")
+        made["track"] = track
+
+    entry, cached = cache.get_or_compute(key, produce)
+    if cached:
+        track = _load_track(entry / "track.npz")
+        progress.note(f"pose: cached landmarks ({track.image.shape[0]} frames, {key.short})")
+        return track
+    return made["track"]
+
+
+def _save_track(track: _PoseTrack, path: Path) -> None:
+    _np.savez(
+        path, image=track.image, visibility=track.visibility, world=track.world, detected=track.detected,
+        frame_indices=track.frame_indices, fps_num=track.fps.numerator, fps_den=track.fps.denominator,
+        width=track.width, height=track.height, source_hash=_np.array(track.source_hash),
+    )
+
+
+def _load_track(path: Path) -> _PoseTrack:
+    with _np.load(path, allow_pickle=False) as d:
+        return _PoseTrack(
+            image=d["image"], visibility=d["visibility"], world=d["world"], detected=d["detected"],
+            frame_indices=d["frame_indices"], fps=_Fraction(int(d["fps_num"]), int(d["fps_den"])),
+            width=int(d["width"]), height=int(d["height"]), source_hash=str(d["source_hash"]),
+        )
+
+
+def motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> _Motion:
+    """The SMPL-24 motion of the person in a video (cached stage `motion_video`; uses `pose_track`).
+
+    Motion: fps of the track, poses [T, 24, 3], trans [T, 3] pelvis path, joints [T, 24, 3] world
+    positions (pelvis-relative fit + trans), fit_error_deg, audio_path = the video, start_time = the
+    first frame's time, extras: landmarks [T, 33, 2] px, visibility [T, 33], world [T, 33, 3] m,
+    detected [T], frame_indices [T].
+    """
+    return _motion_from_video(video, settings, cache, progress)[0]
+
+
+def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[_Motion, bool]:
+    """`motion_from_video` and whether it came from the cache."""
+    from hvg_cli.core.cache import file_hash
+    from hvg_cli.io.amass import load_amass, save_motion_npz
+
+    video = Path(video)
+    _track_range(video, settings)  # bad input fails before any cache work
+    key = cache.key("motion_video", MOTION_VIDEO_VERSION, file_hash(video), settings)
+    hit = cache.lookup(key)
+    if hit is not None:
+        motion = load_amass(hit / "motion.npz")
+        progress.note(f"pose: cached motion ({motion.num_frames} frames, {key.short}), no MediaPipe run")
+        return _with_audio(motion, video), True
+
+    def produce(folder: Path) -> None:
+        track = pose_track(video, settings, cache, progress)
+        save_motion_npz(fit_track(track, video, settings), folder / "motion.npz")
+
+    entry, cached = cache.get_or_compute(key, produce)
+    # both the fresh and the cached path return what the entry holds: identical outputs
+    return _with_audio(load_amass(entry / "motion.npz"), video), cached
+
+
+def _with_audio(motion: _Motion, video: Path) -> _Motion:
+    import dataclasses
+
+    return dataclasses.replace(motion, audio_path=str(video), name=video.stem)
+
+
+def fit_track(track: _PoseTrack, video: Path, settings: PoseSettings) -> _Motion:
+    """IK of a landmark track onto the SMPL-24 skeleton, and the root path."""
+    from hvg_cli.body.ik import estimate_skeleton, fit_landmarks, root_trajectory
+
+    skeleton = estimate_skeleton(track.world, track.visibility)
+    fit = fit_landmarks(track.world, skeleton, track.visibility)
+    trans = root_trajectory(track.image, track.world, track.width, track.height, fov_deg=settings.fov_deg)  # [T, 3]
+    source_fps = track.fps * settings.stride
+    return _Motion(
+        poses=_np.asarray(fit.poses, dtype=_np.float64),
+        trans=_np.asarray(trans, dtype=_np.float64),
+        fps=track.fps,
+        skeleton=skeleton,
+        name=Path(video).stem,
+        source_hash=track.source_hash,
+        joints=_np.asarray(fit.joints) + trans[:, None, :],  # [T, 24, 3] world
+        fit_error_deg=float(fit.fit_error_deg),
+        audio_path=str(video),
+        start_time=float(track.frame_indices[0] / source_fps),
+        extras={
+            "landmarks": track.image, "visibility": track.visibility, "world": track.world,
+            "detected": track.detected, "frame_indices": track.frame_indices,
+            "bone_error_deg": _np.asarray(fit.bone_error_deg),
+        },
+    )
+
+
+def motion_from_source(source: str | Path, settings: PoseSettings = PoseSettings(), cache: StageCache | None = None,
+                       progress: Reporter = SILENT) -> _Motion:
+    """Any motion source -> Motion: a video (cached stages), an AMASS/hvg .npz, a .bvh, or a preset name."""
+    return _motion_source(source, settings, cache or StageCache(), progress)[0]
+
+
+def motion_source_kind(source: str | Path) -> str:
+    """"amass" (.npz), "bvh", "video" (any other existing file or suffix), else "preset"."""
+    p = Path(source)
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        return "amass"
+    if suffix == ".bvh":
+        return "bvh"
+    return "video" if (p.exists() or suffix) else "preset"
+
+
+def _motion_source(source: str | Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[_Motion, str, bool]:
+    p = Path(source)
+    kind = motion_source_kind(source)
+    if kind == "amass":
+        from hvg_cli.io.amass import load_amass
+
+        return load_amass(p), kind, False
+    if kind == "bvh":
+        from hvg_cli.io.bvh import load_bvh
+
+        return load_bvh(p), kind, False
+    if kind == "video":
+        motion, cached = _motion_from_video(p, settings, cache, progress)
+        return motion, kind, cached
+    try:
+        from hvg_cli.body.presets import list_motion_presets, load_motion_preset
+    except ImportError:
+        raise _BadInput(f"{source}: no such file", "give a video, an AMASS .npz or a .bvh file") from None
+    names = [row[0] for row in list_motion_presets()]
+    if str(source) not in names:
+        raise _BadInput(f"{source}: no such file or motion preset", "motion presets: " + ", ".join(names))
+    return load_motion_preset(str(source)), kind, False
+
+
+def run_pose(source: str | Path, out: Path, settings: PoseSettings = PoseSettings(), preview_path: Path | None = None,
+             cache: StageCache | None = None, progress: Reporter = SILENT) -> PoseResult:
+    """`hvg pose`: a motion source -> an AMASS-compatible .npz at `out` (+ an overlay video for videos).
+
+    Nothing is written to `out` unless the whole motion was made (the .npz is written atomically).
+    """
+    from hvg_cli.core.errors import OutputError
+    from hvg_cli.io.amass import save_motion_npz
+
+    t0 = _time.perf_counter()
+    cache = cache or StageCache()
+    out = Path(out)
+    if out.suffix.lower() != ".npz":
+        raise OutputError(f"{out}: the motion file must end in .npz", "e.g. -o dance.motion.npz")
+    if preview_path is not None:
+        from hvg_cli.io.video import output_kind
+
+        output_kind(preview_path)  # an unusable suffix fails now, not after the work
+    p = Path(source)
+    if preview_path is not None and motion_source_kind(source) != "video":
+        raise _BadInput(f"--preview needs a video source, got {source}", "drop --preview, or give the video")
+    motion, kind, cached = _motion_source(source, settings, cache, progress)
+    save_motion_npz(motion, out)
+    if preview_path is not None:
+        write_pose_overlay(p, motion, Path(preview_path), progress)
+    return PoseResult(
+        out=out, frames=motion.num_frames, fps=motion.fps, fit_error_deg=motion.fit_error_deg, cached=cached,
+        seconds=_time.perf_counter() - t0, source=kind, preview=Path(preview_path) if preview_path else None,
+    )
+
+
+def list_motion_presets() -> list[tuple[str, str, int, _Fraction]]:
+    """The built-in motions: (name, description, frames, fps)."""
+    try:
+        from hvg_cli.body.presets import list_motion_presets as _list
+    except ImportError:
+        return []
+    return list(_list())
+
+
+def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Reporter = SILENT, max_side: int = 960) -> Path:
+    """The video with the fitted skeleton drawn over each frame (audio kept).
+
+    The 24 fitted joints (pelvis-relative) are placed on each frame by a weak-perspective camera
+    (scale + offset, least squares) fitted to the 2D joints implied by that frame's image landmarks,
+    so what is drawn is the fitted pose's shape: where it departs from the person, the fit is off.
+    """
+    from hvg_cli.body.ik import joints_from_landmarks
+    from hvg_cli.io.video import read_frames, write_video
+    from hvg_cli.pose.overlay import draw_skeleton
+
+    lm = _np.asarray(motion.extras["landmarks"], dtype=_np.float64)  # [T, 33, 2] px
+    frame_indices = _np.asarray(motion.extras["frame_indices"])
+    # the 2D joints: joints_from_landmarks is built from affine combinations of landmarks, so it
+    # applies to image points lifted to 3D (x, -y, 0)
+    lifted = _np.concatenate([lm[..., :1], -lm[..., 1:2], _np.zeros_like(lm[..., :1])], axis=-1)  # [T, 33, 3]
+    target = joints_from_landmarks(lifted)[..., :2] * _np.array([1.0, -1.0])  # [T, 24, 2] px
+    rel = _np.asarray(motion.joints) - _np.asarray(motion.trans)[:, None, :]  # [T, 24, 3] m, pelvis-relative
+    src = rel[..., :2] * _np.array([1.0, -1.0])  # orthographic view, image y down
+    sc = src - src.mean(axis=1, keepdims=True)  # [T, 24, 2]
+    tc = target - target.mean(axis=1, keepdims=True)
+    scale = (sc * tc).sum(axis=(1, 2)) / _np.maximum((sc * sc).sum(axis=(1, 2)), 1e-12)  # [T]
+    pts2d = scale[:, None, None] * sc + target.mean(axis=1, keepdims=True)  # [T, 24, 2] px
+    step = int(frame_indices[1] - frame_indices[0]) if len(frame_indices) > 1 else 1
+    T = len(frame_indices)
+
+    def frames():
+        with progress.task("preview", total=T, unit="frames") as task:
+            for t, frame in enumerate(read_frames(video, int(frame_indices[0]), int(frame_indices[-1]) + 1, step)):
+                yield draw_skeleton(frame, pts2d[t], max_side=max_side)
+                task.advance(1)
+
+    return write_video(out, frames(), motion.fps, audio_from=video, audio_start=motion.start_time,
+                       audio_duration=T / float(motion.fps))

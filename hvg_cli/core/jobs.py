@@ -7,28 +7,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """Which camera path a job uses, before it is turned into cameras.
+    """How the user chose the camera: a preset name or file (--camera), or the --orbit DEG shorthand, plus
+    overrides (None = the preset's own value)."""
 
-    preset: a preset name or a YAML / nerfstudio JSON file (None: `orbit` degrees, else the static front view).
-    mode:   "moving" (one camera advancing along the path over time: the usual final video)
-            or "views" (every view rendered for every frame: a views×time grid).
-    """
-
-    preset: str | None = None
-    orbit: float | None = None  # degrees; shorthand for an orbit around the subject
+    camera: str | None = None  # preset name, preset .yaml, or nerfstudio camera_path .json
+    orbit: float | None = None  # --orbit DEG: an orbit through DEG degrees starting in front (0 = static)
     views: int | None = None
-    elevation: float | None = None  # degrees
-    radius: float | None = None  # metres
-    fov: float | None = None  # vertical degrees
-    mode: str = "moving"
+    elevation: float | None = None
+    radius: float | None = None
+    fov: float | None = None
+    width: int | None = None
+    height: int | None = None
+    degrees: float | None = None
+
+    DEFAULT_CAMERA = "static"
 
 
 @dataclass(frozen=True)
 class RenderSpec:
-    """Output size and timing shared by bonemap and animate."""
+    """Timing and framing shared by bonemap and animate (the output size is the camera's)."""
 
-    width: int = 512
-    height: int = 512
     start: float = 0.0  # seconds into the motion
     end: float | None = None  # seconds; None = to the end
     max_frames: int | None = None
@@ -38,6 +36,7 @@ class RenderSpec:
 @dataclass(frozen=True)
 class BonemapSettings:
     camera: CameraSpec = CameraSpec()
+    mode: str = "moving"  # "moving": one camera along the path; "views": every view for every frame
     render: RenderSpec = RenderSpec()
     channels: tuple[str, ...] = ("semantic", "normal", "depth", "mask")
     grid: bool = False
@@ -46,6 +45,7 @@ class BonemapSettings:
 @dataclass(frozen=True)
 class AnimateSettings:
     camera: CameraSpec = CameraSpec()
+    mode: str = "moving"
     render: RenderSpec = RenderSpec()
     backend: str = "auto"  # auto | preview | diffusion
     background: str = "photo"  # photo | transparent | a colour "#rrggbb" / "r,g,b"
