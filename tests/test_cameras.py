@@ -495,3 +495,5 @@ def test_cli_export_unknown_format(runner, tmp_path):
     r = runner.invoke(app, ["cameras", "export", "orbit", "--format", "colmap", "-o", str(tmp_path / "x.json")])
     assert r.exit_code == 3 and "colmap" in r.stderr
     assert not (tmp_path / "x.json").exists()
+    r = runner.invoke(app, ["cameras", "show", "orbit", "--size", "abc"])
+    assert r.exit_code == 3 and "--size" in r.stderr

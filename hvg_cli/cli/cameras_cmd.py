@@ -10,6 +10,7 @@ import typer
 
 from hvg_cli import pipeline
 from hvg_cli.cli.common import JsonOpt, emit_json, err_console, maps_errors
+from hvg_cli.core.errors import BadInput
 
 app = typer.Typer(
     help="Camera paths: list the presets, show one as a table or a picture, export it for nerfstudio.",
@@ -38,7 +39,7 @@ def _spec(name: str, views: int | None, elevation: float | None, radius: float |
             w, h = size.lower().split("x")
             width, height = int(w), int(h)
         except ValueError:
-            raise typer.BadParameter(f"--size must look like 512x512, got {size!r}") from None
+            raise BadInput(f"--size must look like 512x512, got {size!r}", hint="width x height in pixels") from None
     return pipeline.CameraSpec(camera=name, views=views, elevation=elevation, radius=radius, fov=fov,
                                degrees=degrees, width=width, height=height)
 
