@@ -525,3 +525,354 @@ def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Report
 
     return write_video(out, frames(), motion.fps, audio_from=video, audio_start=motion.start_time,
                        audio_duration=T / float(motion.fps))
+
+
+# --- jobs: bonemap and animate (photo + motion + cameras -> pictures) ---
+# Both jobs share `prepare_job`: 1. subject from the photo, 2. motion from its source, trimmed,
+# 3. retargeted onto the subject, 4. cameras per view and frame, 5. view-temporal alignment.
+# Their outputs are cached as finished files (stage `bonemap_video`, `render`), so an unchanged re-run
+# copies them, and a run that changes only the camera re-uses the subject and the motion.
+from hvg_cli.core.jobs import AnimateSettings, BonemapSettings, RenderSpec  # noqa: E402
+from hvg_cli.core.types import Alignment as _Alignment, CameraGrid as _CameraGrid, Subject as _Subject  # noqa: E402
+
+BONEMAP_VIDEO_VERSION = 1
+RENDER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a renderer needs, with the motion already on the subject's body."""
+
+    subject: _Subject
+    motion: _Motion  # retargeted onto subject.skeleton and placed where the subject stands
+    grid: _CameraGrid  # final cameras [V, T] (aligned intrinsics unless --no-align)
+    alignment: _Alignment | None  # None with --no-align
+    key_parts: tuple  # what identifies the job's pictures, for cache keys
+
+
+def trim_motion(motion: _Motion, render: RenderSpec) -> _Motion:
+    """The part of a motion between render.start and render.end seconds, at most render.max_frames frames."""
+    import dataclasses
+
+    fps = float(motion.fps)
+    T = motion.num_frames
+    i0 = int(round(render.start * fps))
+    i1 = T if render.end is None else min(T, int(round(render.end * fps)))
+    if render.max_frames is not None:
+        i1 = min(i1, i0 + render.max_frames)
+    if i0 >= T or i1 <= i0:
+        raise _BadInput(f"--start {render.start:g} s is past the end of the motion {motion.name!r} ({T / fps:.2f} s)",
+                        "give a smaller --start")
+    if (i0, i1) == (0, T):
+        return motion
+    cut = {k: v[i0:i1] for k, v in motion.extras.items() if isinstance(v, _np.ndarray) and v.shape[:1] == (T,)}
+    return dataclasses.replace(
+        motion, poses=motion.poses[i0:i1], trans=motion.trans[i0:i1],
+        joints=None if motion.joints is None else motion.joints[i0:i1],
+        start_time=motion.start_time + i0 / fps, extras={**motion.extras, **cut},
+    )
+
+
+def place_motion(motion: _Motion, subject: _Subject) -> _Motion:
+    """The motion on the subject's body: proportions from the photo, rotations from the motion, and the
+    first frame's pelvis above the spot where the subject stands in the photo (floor y = 0 kept)."""
+    import dataclasses
+
+    from hvg_cli.body.kinematics import pose_joints
+    from hvg_cli.body.retarget import retarget
+
+    moved = retarget(motion, subject.skeleton)
+    shift = _np.array([subject.photo_trans[0] - moved.trans[0, 0], 0.0, subject.photo_trans[2] - moved.trans[0, 2]])
+    trans = moved.trans + shift  # [T, 3]
+    joints = pose_joints(moved.poses, subject.skeleton.rest_joints, subject.skeleton.parents, trans)  # [T, 24, 3]
+    return dataclasses.replace(moved, trans=trans, joints=joints)
+
+
+def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, render: RenderSpec,
+                cache: StageCache, progress: Reporter = SILENT, stages: dict | None = None) -> Job:
+    """Steps 1-5 shared by `bonemap_job` and `animate`; wall time per step goes into `stages`."""
+    import dataclasses
+
+    from hvg_cli.align.similarity import aligned_intrinsics
+    from hvg_cli.core.cache import array_hash
+    from hvg_cli.core.settings import SubjectSettings
+
+    # 1. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
+    stages = {} if stages is None else stages
+    t = _time.perf_counter()
+    subject = subject_stage(Path(photo), SubjectSettings(), cache, progress)
+    stages["subject"] = _time.perf_counter() - t
+    if subject.legs_guessed:
+        progress.note(f"{photo}: the legs are not visible; hvg guessed them (a full-body photo works best)")
+    # 2. The motion from its source (a video's pose and fit are cached), trimmed to --start/--end/--frames
+    t = _time.perf_counter()
+    motion = trim_motion(motion_from_source(motion_source, PoseSettings(), cache, progress), render)
+    stages["motion"] = _time.perf_counter() - t
+    # 3. On the subject's body
+    t = _time.perf_counter()
+    motion = place_motion(motion, subject)
+    T = motion.num_frames
+    # 4. Cameras: K [V, T, 3, 3], world_to_cam [V, T, 4, 4]
+    grid = camera_grid(camera, T, mode)
+    # 5. View-temporal alignment: the subject's pelvis at the centre of every view and frame, steady scale
+    alignment = None
+    if render.align:
+        alignment = job_alignment(motion.joints, grid)
+        grid = dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
+    stages["cameras"] = _time.perf_counter() - t
+    key_parts = (subject.source_hash, array_hash(motion.poses, motion.trans, motion.skeleton.rest_joints),
+                 array_hash(grid.K, grid.world_to_cam), grid.width, grid.height, grid.mode, str(motion.fps))
+    return Job(subject=subject, motion=motion, grid=grid, alignment=alignment, key_parts=key_parts)
+
+
+def job_alignment(joints: _np.ndarray, grid: _CameraGrid) -> _Alignment:
+    """Alignment of a job from its joints [T, 24, 3] seen by its cameras [V, T]."""
+    from hvg_cli.align.similarity import compute_alignment, project_points, subject_box
+
+    V, T = grid.shape
+    px = project_points(_np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
+    return compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height)  # pelvis [V, T, 2], box height [V, T]
+
+
+@dataclass(frozen=True)
+class BonemapResult:
+    out: Path
+    export: Path | None
+    views: int
+    frames: int
+    fps: _Fraction
+    cached: bool
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"out": str(self.out), "export": str(self.export) if self.export else None, "views": self.views,
+                "frames": self.frames, "fps": float(self.fps), "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
+                "cached": self.cached, "seconds": round(self.seconds, 3)}
+
+
+def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out: Path, export: Path | None = None,
+                cache: StageCache | None = None, progress: Reporter = SILENT) -> BonemapResult:
+    """`hvg bonemap`: render the bone maps of a job as a video (channels side by side, views in a grid)."""
+    import shutil
+
+    from hvg_cli.bonemap.render import grid_images, render_bonemaps, to_images
+    from hvg_cli.io.video import output_kind, write_video
+
+    t0 = _time.perf_counter()
+    cache = cache or StageCache()
+    output_kind(out)  # a bad suffix fails before any work
+    job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress)
+    V, T = job.grid.shape
+    key = cache.key("bonemap_video", BONEMAP_VIDEO_VERSION, *job.key_parts, job.subject.radii, settings.channels,
+                    settings.grid, Path(out).suffix.lower(), export is not None)
+
+    def produce(folder: Path) -> None:
+        m = job.motion
+        maps = render_bonemaps(m.poses, m.trans, m.skeleton, job.subject.radii, job.grid, progress)
+        images = to_images(maps, settings.channels)  # [V, T, H, W * C, 3]
+        frames = grid_images(images) if V > 1 else images[0]  # [T, H', W', 3]
+        write_video(folder / ("bones" + Path(out).suffix), iter(frames), m.fps)
+        if export is not None:
+            _np.savez(folder / "maps.npz", semantic=maps.semantic, normal=maps.normal, depth=maps.depth,
+                      mask=maps.mask, label=maps.label, K=job.grid.K, world_to_cam=job.grid.world_to_cam,
+                      fps=_np.array([m.fps.numerator, m.fps.denominator]))
+
+    entry, cached = cache.get_or_compute(key, produce)
+    if cached:
+        progress.note(f"bonemap: cached ({key.short})")
+    _copy_out(entry / ("bones" + Path(out).suffix), Path(out))
+    if export is not None:
+        _copy_out(entry / "maps.npz", Path(export))
+    return BonemapResult(out=Path(out), export=export, views=V, frames=T, fps=job.motion.fps, cached=cached,
+                         seconds=_time.perf_counter() - t0)
+
+
+def _copy_out(src: Path, dst: Path) -> None:
+    """Copy a finished file or PNG folder to the user's path atomically (a failure keeps the old output)."""
+    import os
+    import shutil
+    import tempfile
+
+    from hvg_cli.core.errors import OutputError
+
+    dst = Path(dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror}", "choose another output path") from None
+    try:
+        staged = tmp / dst.name
+        if src.is_dir():
+            shutil.copytree(src, staged)
+        else:
+            shutil.copy2(src, staged)
+        if dst.is_dir() and not dst.is_symlink():
+            old = tmp / "old"
+            os.rename(dst, old)
+        os.replace(staged, dst)
+    except OSError as e:
+        raise OutputError(f"cannot write {dst}: {e.strerror}", "choose another output path") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class AnimateResult:
+    outputs: tuple[Path, ...]
+    views: int
+    frames: int
+    fps: _Fraction
+    backend: str
+    cached: bool  # the pictures came from the stage cache
+    seconds: float
+    stage_seconds: dict  # wall time per stage of this run
+
+    def as_dict(self) -> dict:
+        return {"outputs": [str(p) for p in self.outputs], "views": self.views, "frames": self.frames,
+                "fps": float(self.fps), "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
+                "backend": self.backend, "cached": self.cached, "seconds": round(self.seconds, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}}
+
+
+def choose_backend(requested: str, weights: Path | None, progress: Reporter = SILENT) -> tuple[str, Path | None]:
+    """`auto` -> diffusion when a weights folder is found, else preview (said on stderr)."""
+    from hvg_cli.core.errors import MissingWeights
+
+    found = _find_weights(weights)
+    if requested == "preview":
+        return "preview", None
+    if requested == "diffusion":
+        if found is None:
+            where = weights or Path(__file__).resolve().parent.parent / "weights"
+            raise MissingWeights(f"no diffusion weights in {where}",
+                                 "give --weights DIR, build a folder with `hvg weights init`, or use --backend preview")
+        return "diffusion", found
+    if found is None:
+        progress.note("backend: preview (no diffusion weights found; see weights/README.md)")
+        return "preview", None
+    progress.note(f"backend: diffusion (weights {found})")
+    return "diffusion", found
+
+
+def parse_background(text: str) -> str | tuple[int, int, int]:
+    """'photo' | 'transparent' | '#rrggbb' | 'r,g,b' -> 'photo' | 'transparent' | (r, g, b)."""
+    t = text.strip().lower()
+    if t in ("photo", "transparent"):
+        return t
+    try:
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        rgb = tuple(int(x) for x in t.split(","))
+        if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
+            return rgb  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise _BadInput(f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b", "for example --background '#202020'")
+
+
+def output_paths(out: Path, views: int, per_view: bool) -> list[Path]:
+    """Where each output goes: OUT, or OUT_view00.ext, OUT_view01.ext ... with --per-view."""
+    out = Path(out)
+    if not per_view:
+        return [out]
+    return [out.with_name(f"{out.stem}_view{v:02d}{out.suffix}") for v in range(views)]
+
+
+def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Path, weights: Path | None = None,
+            cache: StageCache | None = None, progress: Reporter = SILENT) -> AnimateResult:
+    """`hvg animate`: the person in the photo performs the motion while the camera follows the path."""
+    from hvg_cli.bonemap.render import grid_images
+    from hvg_cli.io.video import output_kind, write_video
+
+    t0 = _time.perf_counter()
+    cache = cache or StageCache()
+    stages: dict[str, float] = {}
+    # 0. Check what can be checked before any work: output kind, background, backend and weights
+    kind = output_kind(out)
+    background = parse_background(settings.background)
+    if background == "transparent" and kind != "frames":
+        raise _BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
+    backend, weights_dir = choose_backend(settings.backend, weights, progress)
+    # 1-5. Subject, motion, retargeting, cameras, alignment
+    job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress, stages)
+    V, T = job.grid.shape
+    motion = job.motion
+    suffix = Path(out).suffix.lower()
+    identity = (backend, _weights_key(weights_dir), background, settings.grid, settings.per_view, suffix,
+                settings.audio, settings.seed, settings.steps, settings.guidance)
+    key = cache.key("render", RENDER_VERSION, *job.key_parts, job.subject.radii, *identity)
+    names = [f"out{v:02d}{suffix}" for v in range(V if settings.per_view else 1)]
+
+    def produce(folder: Path) -> None:
+        # 6. Generate every view and frame: [V, T, H, W, 3|4] uint8
+        t = _time.perf_counter()
+        if backend == "preview":
+            from hvg_cli.backends.preview.render import render_preview
+
+            frames = render_preview(job.subject, motion.poses, motion.trans, job.grid, background, progress)
+            if background != "transparent":
+                frames = frames[..., :3]
+        else:
+            frames = _generate_diffusion(job, weights_dir, settings, cache, progress, stages)
+        stages["generate"] = _time.perf_counter() - t
+        # 7. Write: one video, one per view, or the views as a grid
+        t = _time.perf_counter()
+        audio = motion.audio_path if settings.audio else None
+        streams = [frames[v] for v in range(V)] if settings.per_view else [grid_images(frames) if V > 1 else frames[0]]
+        for name, stream in zip(names, streams):
+            write_video(folder / name, iter(stream), motion.fps, audio_from=audio, audio_start=motion.start_time,
+                        audio_duration=T / float(motion.fps))
+        stages["write"] = _time.perf_counter() - t
+
+    entry, cached = cache.get_or_compute(key, produce)
+    if cached:
+        progress.note(f"render: cached ({key.short}), copying the finished video")
+    t = _time.perf_counter()
+    outputs = output_paths(Path(out), V, settings.per_view)
+    for name, dst in zip(names, outputs):
+        _copy_out(entry / name, dst)
+    stages["copy"] = _time.perf_counter() - t
+    return AnimateResult(outputs=tuple(outputs), views=V, frames=T, fps=motion.fps, backend=backend, cached=cached,
+                         seconds=_time.perf_counter() - t0, stage_seconds=stages)
+
+
+def _weights_key(weights_dir: Path | None) -> str | None:
+    if weights_dir is None:
+        return None
+    from hvg_cli.backends.diffusion import weights_identity
+
+    return weights_identity(weights_dir)
+
+
+def photo_alignment(subject: _Subject, width: int, height: int) -> _Alignment:
+    """The alignment of the photo from its own camera, so the reference and the bone maps line up."""
+    from hvg_cli.body.kinematics import pose_joints
+    from hvg_cli.core.types import CameraGrid
+
+    sk = subject.skeleton
+    joints = pose_joints(subject.photo_pose[None], sk.rest_joints, sk.parents, subject.photo_trans[None])  # [1, 24, 3]
+    cam = CameraGrid(K=subject.camera.K[None, None], world_to_cam=subject.camera.world_to_cam[None, None],
+                     width=width, height=height, mode="views")
+    return job_alignment(joints, cam)
+
+
+def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache,
+                        progress: Reporter, stages: dict) -> _np.ndarray:
+    """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3]."""
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.backends.diffusion import DiffusionSettings, generate
+    from hvg_cli.bonemap.render import render_bonemaps
+
+    grid, m = job.grid, job.motion
+    t = _time.perf_counter()
+    maps = render_bonemaps(m.poses, m.trans, m.skeleton, job.subject.radii, grid, progress)  # [V, T, H, W, ...]
+    stages["bonemaps"] = _time.perf_counter() - t
+    # the photo's own alignment (as the first frame's): pelvis at the centre at the job's scale
+    a = photo_alignment(job.subject, grid.width, grid.height)
+    photo = warp_image(job.subject.image, float(a.scale[0, 0]), a.offset[0, 0], grid.width, grid.height)  # [H, W, 3]
+    photo = _np.clip(photo, 0, 255).astype(_np.uint8)
+    ds = DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed)
+    key = cache.key("sampler", 1, *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
+    return generate(weights_dir, photo, maps, grid, ds, cache_dir=cache.scratch(key) if cache.enabled else None,
+                    progress=progress)

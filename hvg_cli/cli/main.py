@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from hvg_cli import __version__
-from hvg_cli.cli import cache_cmd, doctor_cmd
+from hvg_cli.cli import animate_cmd, bonemap_cmd, cache_cmd, doctor_cmd
 from hvg_cli.cli import cameras_cmd
 
 app = typer.Typer(
@@ -16,7 +16,10 @@ app = typer.Typer(
         "Turn ONE photo of a person into a video of them performing a motion while the camera moves "
         "around them.\n\n"
         "Typical jobs:\n\n"
-        "  hvg pose dance.mp4 -o dance.motion.npz      3D motion from a video\n\n"
+        "  hvg animate photo.jpg --motion dance.mp4 --orbit 360 -o out.mp4   the main job\n\n"
+        "  hvg bonemap photo.jpg --motion dance.mp4 --orbit 360 -o bones.mp4   inspect the conditioning\n\n"
+        "  hvg pose dance.mp4 -o dance.motion.npz      3D motion from a video (or convert .npz/.bvh/preset)\n\n"
+        "  hvg cameras list                            camera presets (orbit-360, sv3d-21, ...)\n\n"
         "  hvg doctor                                  what is installed, which backends can run\n\n"
         "Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 missing dependency/weights, "
         "5 no person, 6 output not writable, 130 interrupted."
@@ -41,6 +44,8 @@ def _root(
     pass
 
 
+animate_cmd.register(app)
+bonemap_cmd.register(app)
 doctor_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(cameras_cmd.app, name="cameras")

@@ -1,0 +1,82 @@
+"""`hvg animate`: the main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hvg_cli import pipeline
+from hvg_cli.cli import job_options as jo
+from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
+from hvg_cli.core.cache import StageCache
+from hvg_cli.core.jobs import AnimateSettings
+
+BACKENDS = ("auto", "preview", "diffusion")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @maps_errors
+    def animate(
+        photo: jo.PhotoArg,
+        motion: jo.MotionOpt,
+        out: jo.OutOpt = Path("out.mp4"),
+        orbit: jo.OrbitOpt = None,
+        camera: jo.CameraOpt = None,
+        views: jo.ViewsOpt = None,
+        elevation: jo.ElevationOpt = None,
+        radius: jo.RadiusOpt = None,
+        fov: jo.FovOpt = None,
+        resolution: jo.ResolutionOpt = "512",
+        start: jo.StartOpt = 0.0,
+        end: jo.EndOpt = None,
+        frames: jo.FramesOpt = None,
+        no_align: jo.NoAlignOpt = False,
+        grid: jo.GridOpt = False,
+        per_view: Annotated[bool, typer.Option("--per-view", help="Render every view for every frame, one file per view (OUT_view00.mp4, ...).")] = False,
+        backend: Annotated[str, typer.Option("--backend", help="auto (diffusion when weights are found, else preview), preview (no weights), or diffusion.")] = "auto",
+        weights: Annotated[Optional[Path], typer.Option("--weights", help="Diffusion weights folder (default: weights/ of the project).", show_default=False)] = None,
+        background: Annotated[str, typer.Option("--background", help="photo (the photo with the person removed), transparent (PNG frames with alpha), or a colour like '#202020' or '32,32,32'.")] = "photo",
+        no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the driving video's audio.")] = False,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed: a run is reproducible from it.")] = 0,
+        steps: Annotated[int, typer.Option("--steps", min=1, help="Denoising steps (diffusion backend).")] = 25,
+        guidance: Annotated[float, typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (diffusion backend).")] = 3.0,
+        cache_dir: CacheDirOpt = None,
+        no_cache: NoCacheOpt = False,
+        as_json: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Animate the person in PHOTO with MOTION while the camera follows the chosen path.
+
+        Examples:
+
+          hvg animate photo.jpg --motion dance.mp4 --orbit 360 -o out.mp4
+
+          hvg animate photo.jpg --motion wave --camera arc --resolution 768x512 -o wave.gif
+
+          hvg animate photo.jpg --motion dance.mp4 --camera sv3d-21 --grid -o grid.mp4
+
+          hvg animate photo.jpg --motion jumping-jacks --background transparent -o frames/
+        """
+        if backend not in BACKENDS:
+            raise typer.BadParameter(f"{backend!r}: choose from {', '.join(BACKENDS)}", param_hint="--backend")
+        if grid and per_view:
+            raise typer.BadParameter("give either --grid or --per-view", param_hint="--grid/--per-view")
+        settings = AnimateSettings(
+            camera=jo.camera_spec(orbit, camera, views, elevation, radius, fov, resolution),
+            mode="views" if (grid or per_view) else "moving",
+            render=jo.render_spec(start, end, frames, no_align),
+            backend=backend, background=background, grid=grid, per_view=per_view, audio=not no_audio,
+            seed=seed, steps=steps, guidance=guidance,
+        )
+        report = RichReporter(quiet=quiet)
+        result = pipeline.animate(photo, motion, settings, out, weights=weights,
+                                  cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
+        if as_json:
+            emit_json(result.as_dict())
+        else:
+            files = ", ".join(str(p) for p in result.outputs)
+            err_console.print(f"wrote {files}: {result.frames} frames at {float(result.fps):.3f} fps, backend {result.backend}"
+                              f", {result.seconds:.1f} s", markup=False)
