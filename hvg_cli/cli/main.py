@@ -9,6 +9,7 @@ import typer
 from hvg_cli import __version__
 from hvg_cli.cli import animate_cmd, bonemap_cmd, cache_cmd, doctor_cmd
 from hvg_cli.cli import cameras_cmd
+from hvg_cli.cli import pose_cmd
 
 app = typer.Typer(
     name="hvg",
@@ -47,6 +48,7 @@ def _root(
 animate_cmd.register(app)
 bonemap_cmd.register(app)
 doctor_cmd.register(app)
+pose_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(cameras_cmd.app, name="cameras")
 

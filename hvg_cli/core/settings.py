@@ -1,0 +1,31 @@
+"""Settings of stages, as frozen dataclasses: what the CLI builds from flags and the cache keys hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """How `hvg pose` turns a video into a motion.
+
+    start, end, stride: source frame indices [start, end) every `stride`-th frame (end None = to the end)
+    person:   "largest" (default), "first" (MediaPipe's own pick), or "0", "1", ... counted from the left
+    max_gap:  longest run of lost frames (track frames) filled by interpolation; None = half a second
+    smooth:   One-Euro smoothing of the landmarks; min_cutoff (Hz) and beta (1/m) tune it
+    fov_deg:  the video camera's assumed vertical field of view, for the root path's depth
+    """
+
+    start: int = 0
+    end: int | None = None
+    stride: int = 1
+    person: str = "largest"
+    max_gap: int | None = None
+    smooth: bool = True
+    min_cutoff: float = 1.0
+    beta: float = 1.5
+    fov_deg: float = 50.0
+
+    def track_part(self) -> "PoseSettings":
+        """The settings that change the landmark track (fov only changes the motion)."""
+        return PoseSettings(self.start, self.end, self.stride, self.person, self.max_gap, self.smooth, self.min_cutoff, self.beta)

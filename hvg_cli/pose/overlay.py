@@ -1,0 +1,45 @@
+"""Drawing a fitted skeleton over a video frame (PIL), for `hvg pose --preview`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hvg_cli.core.types import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+_LEFT = (255, 140, 0)  # the person's left side: orange
+_RIGHT = (0, 170, 255)  # right: blue
+_MIDDLE = (255, 255, 255)
+
+
+def _colour(j: int) -> tuple[int, int, int]:
+    name = SMPL_JOINT_NAMES[j]
+    return _LEFT if name.startswith("left") else _RIGHT if name.startswith("right") else _MIDDLE
+
+
+def draw_skeleton(frame: np.ndarray, joints2d: np.ndarray, max_side: int | None = 960) -> np.ndarray:
+    """The frame (downscaled so its longer side is at most max_side) with bones drawn over it.
+
+    frame:    [H, W, 3] uint8
+    joints2d: [24, 2] pixel positions of the SMPL joints in `frame`
+    returns:  [h, w, 3] uint8, h and w even
+    """
+    from PIL import Image, ImageDraw
+
+    H, W = frame.shape[:2]
+    s = 1.0 if not max_side or max(H, W) <= max_side else max_side / max(H, W)
+    w, h = (int(round(W * s)) // 2) * 2, (int(round(H * s)) // 2) * 2
+    img = Image.fromarray(frame)
+    if (w, h) != (W, H):
+        img = img.resize((w, h), Image.BILINEAR)
+    p = np.asarray(joints2d, dtype=np.float64) * np.array([w / W, h / H])  # [24, 2] px in the output
+    draw = ImageDraw.Draw(img)
+    width = max(2, int(round(max(w, h) / 240)))
+    for j in range(1, len(SMPL_PARENTS)):
+        a, b = p[SMPL_PARENTS[j]], p[j]
+        if np.all(np.isfinite([a, b])):
+            draw.line([tuple(a), tuple(b)], fill=_colour(j), width=width)
+    r = width * 1.2
+    for j, (x, y) in enumerate(p):
+        if np.isfinite(x) and np.isfinite(y):
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=_colour(j), outline=(0, 0, 0))
+    return np.asarray(img)
