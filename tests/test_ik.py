@@ -197,3 +197,46 @@ def test_bad_shapes_raise_bad_input() -> None:
         joints_from_landmarks(bad)
     with pytest.raises(BadInput):
         root_trajectory(np.zeros((2, 33, 2)), bad[:1], 100, 100)
+    coincident = landmarks_from_pose(np.zeros((3, 24, 3)), default_skeleton())
+    coincident[2, 15] = coincident[2, 13]  # left wrist on the left elbow
+    with pytest.raises(BadInput, match="frame"):
+        fit_landmarks(coincident, default_skeleton())
+
+
+def test_single_frame_fit_is_the_frame_of_a_clip() -> None:
+    """The photo path (T = 1) fits a frame exactly as the clip does (up to the 2*pi unwrapping)."""
+    rng = np.random.default_rng(6)
+    skel = _skeleton(rng)
+    world = landmarks_from_pose(_random_poses(rng, 5, rigid_torso=False), skel) + rng.normal(0, 0.01, (5, 33, 3))
+    clip = fit_landmarks(world, skel)
+    one = fit_landmarks(world[3:4], skel)
+    assert one.poses.shape == (1, 24, 3)
+    np.testing.assert_allclose(axis_angle_to_matrix(one.poses[0]), axis_angle_to_matrix(clip.poses[3]), atol=1e-9)
+    np.testing.assert_allclose(one.joints[0], clip.joints[3], atol=1e-9)
+
+
+def test_real_dance_landmarks_conventions() -> None:
+    """MediaPipe's landmarks of 24 frames of dance_red_skirt.mp4 (saved in hvg axes by pose/): the dancer
+    faces the camera, so the fitted pelvis looks along +z with the head above it; only spine3->neck misfits."""
+    from pathlib import Path
+
+    d = np.load(Path(__file__).parent / "data" / "ik_dance_landmarks.npz")
+    world, image, vis = d["world"].astype(np.float64), d["image"].astype(np.float64), d["visibility"].astype(np.float64)
+    skel = estimate_skeleton(world, vis)
+    fit = fit_landmarks(world, skel, vis)
+    G = _global(fit.poses, skel)
+    forward, up = G[:, 0, :, 2], G[:, 0, :, 1]  # [T, 3] pelvis axes in the world
+    assert np.median(forward[:, 2]) > 0.9 and forward[:, 2].min() > 0.5
+    assert np.median(up[:, 1]) > 0.9
+    head_above = fit.joints[:, J["head"], 1] - fit.joints[:, 0, 1]
+    assert head_above.min() > 0.4
+    assert fit.joints[:, J["left_shoulder"], 0].mean() > fit.joints[:, J["right_shoulder"], 0].mean()  # left = +x
+    exact = [b for b in range(23) if b != NECK_BONE]
+    assert fit.bone_error_deg[:, exact].max() < 1e-6
+    assert 0.5 < fit.bone_error_deg[:, NECK_BONE].mean() < 15.0
+    # a standing adult: legs and arms of human size, pelvis about a metre above the floor
+    L = skel.bone_lengths
+    assert 0.55 < L[J["left_knee"]] + L[J["left_ankle"]] < 1.0
+    assert 0.35 < L[J["left_elbow"]] + L[J["left_wrist"]] < 0.7
+    root = root_trajectory(image, world, int(d["width"]), int(d["height"]), 50.0)
+    assert 0.7 < root[0, 1] < 1.2 and np.abs(root[:, [0, 2]]).max() < 1.0

@@ -386,6 +386,11 @@ def fit_landmarks(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray 
     returns:    IKResult (poses [T, 24, 3], joints [T, 24, 3], bone_error_deg [T, 23], fit_error_deg)
     """
     world = _check_world(world)
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate frames are reported below as BadInput
+        return _fit(world, skeleton, visibility)
+
+
+def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -> IKResult:
     T = world.shape[0]
     ref = _rest_refs()
     obs = _observe(world)
@@ -441,6 +446,11 @@ def fit_landmarks(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray 
     local[:, 0] = G[:, 0]
     for j in range(1, 24):
         local[:, j] = Gt_(G[:, par[j]]) @ G[:, j]
+    bad = ~np.all(np.isfinite(local.reshape(T, -1)), axis=-1) | (np.abs(np.linalg.det(local) - 1.0) > 1e-6).any(-1)  # [T]
+    if bad.any():
+        frames = np.flatnonzero(bad)
+        raise BadInput(f"degenerate landmarks (coincident points) in {len(frames)} frame(s), first {frames[:5].tolist()}",
+                       hint="fill or drop frames where the person was not detected before fitting")
     poses = _unwrap(matrix_to_axis_angle(local))  # [T, 24, 3]
     joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3]
 
