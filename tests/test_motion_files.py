@@ -349,3 +349,121 @@ def test_unknown_bvh_skeleton_lists_the_names_found(tmp_path: Path) -> None:
     broken.write_text("HIERARCHY\nROOT Hips\n{\nOFFSET 0 0\n")
     with pytest.raises(BadInput, match="broken.bvh"):
         load_bvh(broken)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets and retargeting
+# ---------------------------------------------------------------------------------------------
+PRESETS = ("idle", "wave", "walk-in-place", "turn-around", "jumping-jacks", "dance")
+
+
+def _fk(m: Motion) -> np.ndarray:
+    return pose_joints(m.poses, m.skeleton.rest_joints, m.skeleton.parents, m.trans)  # [T, 24, 3]
+
+
+def test_preset_list() -> None:
+    from hvg_cli.body.presets import list_motion_presets
+
+    listed = {name: (desc, frames, fps) for name, desc, frames, fps in list_motion_presets()}
+    assert set(PRESETS) <= set(listed)
+    for name, (desc, frames, fps) in listed.items():
+        assert len(desc) > 20 and fps in (24, 30) and frames / fps > 1.0
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_is_a_sound_motion(name: str) -> None:
+    from hvg_cli.body.presets import load_motion_preset
+
+    m = load_motion_preset(name)
+    assert m.poses.shape == (m.num_frames, 24, 3) and m.trans.shape == (m.num_frames, 3)
+    assert np.all(np.isfinite(m.poses)) and np.all(np.isfinite(m.trans))
+    assert m.num_frames / float(m.fps) > 1.0 and m.fps in (24, 30) and m.name == name
+    joints = _fk(m)
+    assert joints[..., 1].min() > -0.02  # nothing goes through the floor
+    feet = joints[:, [J["left_foot"], J["right_foot"], J["left_ankle"], J["right_ankle"]], 1]
+    assert feet.min(axis=1).max() < 0.25 or name == "jumping-jacks"  # some foot near the floor in every frame
+    # no glitches between frames (a flipped rotation, a spin in one frame): nothing moves faster than
+    # 6 m/s (a jumping jack's hands reach ~4.5 m/s)
+    speed = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max() * float(m.fps)
+    assert speed < 6.0
+    assert np.abs(joints[:, J["head"], 1] - joints[:, 0, 1]).min() > 0.4  # upright throughout
+
+
+def test_wave_raises_the_right_hand_above_the_shoulder() -> None:
+    from hvg_cli.body.presets import load_motion_preset
+
+    m = load_motion_preset("wave")
+    j = _fk(m)
+    above = j[:, J["right_wrist"], 1] > j[:, J["right_shoulder"], 1] + 0.1
+    assert above.sum() / float(m.fps) > 1.0  # for more than a second
+    # and it waves: the wrist swings side to side (x) by more than 15 cm while up
+    x = j[above, J["right_wrist"], 0]
+    assert x.max() - x.min() > 0.15
+    assert np.all(j[:, J["left_wrist"], 1] < j[:, J["left_shoulder"], 1])  # the other arm stays down
+
+
+def test_turn_around_turns_once_about_y() -> None:
+    from hvg_cli.body.presets import load_motion_preset
+
+    m = load_motion_preset("turn-around")
+    R = axis_angle_to_matrix(m.poses[:, 0])  # [T, 3, 3] pelvis
+    facing = R[:, :, 2]  # where the pelvis' +z points
+    yaw = np.unwrap(np.arctan2(facing[:, 0], facing[:, 2]))
+    assert np.degrees(yaw[-1] - yaw[0]) == pytest.approx(360.0, abs=2.0)
+    assert np.all(np.abs(facing[:, 1]) < 0.1)  # about the vertical
+    assert np.linalg.norm(m.trans[:, [0, 2]] - m.trans[0, [0, 2]], axis=1).max() < 0.05  # on the spot
+
+
+def test_jumping_jacks_jump_and_open() -> None:
+    from hvg_cli.body.presets import load_motion_preset
+
+    m = load_motion_preset("jumping-jacks")
+    j = _fk(m)
+    lowest = j[..., 1].min(axis=1)  # [T]
+    assert lowest.max() > 0.08 and lowest.min() == pytest.approx(0.0, abs=1e-6)  # airborne, and lands
+    hands_up = np.minimum(j[:, J["left_wrist"], 1], j[:, J["right_wrist"], 1]) > j[:, J["head"], 1]
+    stance = np.abs(j[:, J["left_ankle"], 0] - j[:, J["right_ankle"], 0])
+    assert hands_up.any() and stance[hands_up].mean() > stance[~hands_up].min() + 0.25
+
+
+def test_preset_keys_are_hit_and_bad_presets_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvg_cli.body.presets import load_motion_preset
+
+    (tmp_path / "motions").mkdir()
+    (tmp_path / "motions" / "bow.yaml").write_text(
+        "name: bow\ndescription: A bow from the waist, held, and back up.\nfps: 24\nduration: 2\nloop: false\n"
+        "interpolation: catmull-rom\nrotations: xyz-degrees\nkeys:\n  - t: 0\n  - t: 1\n    pose: {spine1: [40, 0, 0]}\n"
+        "    root: [0.1, 0, 0]\n  - t: 2\n"
+    )
+    (tmp_path / "motions" / "typo.yaml").write_text(
+        "name: typo\ndescription: x\nfps: 24\nduration: 2\nloop: false\ninterpolation: linear\n"
+        "rotations: xyz-degrees\nkeys:\n  - t: 0\n    pose: {left_elbw: [0, 0, 10]}\n"
+    )
+    monkeypatch.setenv("HVG_PRESETS_DIR", str(tmp_path))
+    m = load_motion_preset("bow")
+    assert m.num_frames == 49 and m.fps == 24
+    np.testing.assert_allclose(m.poses[24, J["spine1"]], [np.radians(40), 0, 0], atol=1e-9)  # key at t = 1 s
+    assert m.trans[24, 0] == pytest.approx(0.1)
+    np.testing.assert_allclose(m.poses[[0, 48]], 0.0, atol=1e-12)
+    with pytest.raises(BadInput, match="left_elbw"):
+        load_motion_preset("typo")
+    with pytest.raises(BadInput) as e:
+        load_motion_preset("moonwalk")
+    assert "moonwalk" in str(e.value) and "bow" in str(e.value) and "typo" in str(e.value)
+
+
+def test_retarget_scales_root_path_with_leg_length() -> None:
+    from hvg_cli.body.presets import load_motion_preset
+    from hvg_cli.body.retarget import retarget
+    from hvg_cli.body.skeleton import skeleton_from_lengths
+
+    m = load_motion_preset("jumping-jacks")
+    tall = skeleton_from_lengths(m.skeleton.bone_lengths * 1.2)
+    r = retarget(m, tall)
+    np.testing.assert_array_equal(r.poses, m.poses)
+    np.testing.assert_allclose(r.trans[:, 1], m.trans[:, 1] * 1.2)  # pelvis height and jump height
+    jr = _fk(r)
+    assert jr[..., 1].min() == pytest.approx(0.0, abs=1e-9)  # still standing on the floor
+    np.testing.assert_allclose(r.joints, jr)
+    np.testing.assert_allclose(np.linalg.norm(jr[:, J["left_knee"]] - jr[:, J["left_hip"]], axis=-1),
+                               tall.bone_lengths[J["left_knee"]])
