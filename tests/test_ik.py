@@ -240,3 +240,14 @@ def test_real_dance_landmarks_conventions() -> None:
     assert 0.35 < L[J["left_elbow"]] + L[J["left_wrist"]] < 0.7
     root = root_trajectory(image, world, int(d["width"]), int(d["height"]), 50.0)
     assert 0.7 < root[0, 1] < 1.2 and np.abs(root[:, [0, 2]]).max() < 1.0
+
+
+def test_leg_along_the_foot_is_not_degenerate() -> None:
+    """A leg kicked forward with the toes pointing along the thigh: the toe direction says nothing about the
+    leg's twist, the fit must still be a valid rotation with exact joints."""
+    skel = default_skeleton()
+    poses = np.zeros((2, 24, 3))
+    poses[:, J["left_hip"], 0] = -np.pi / 2  # thigh forward, horizontal
+    poses[:, J["left_ankle"], 0] = [np.pi / 2, np.pi / 2 - 0.3]  # foot along the thigh (and nearly)
+    fit = fit_landmarks(landmarks_from_pose(poses, skel), skel)
+    np.testing.assert_allclose(fit.joints, pose_joints(poses, skel.rest_joints, skel.parents), atol=1e-9)

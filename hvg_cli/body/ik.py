@@ -63,7 +63,7 @@ _LAYOUT: dict[int, tuple[int, tuple[float, float, float]]] = {
     20: (J["right_hand"], (0.0, 0.0, 0.025)),
     21: (J["left_wrist"], (0.030, 0.000, 0.040)),  # left thumb
     22: (J["right_wrist"], (-0.030, 0.000, 0.040)),
-    23: (J["pelvis"], (0.110, 0.0, 0.0)),  # left hip landmark: wider than SMPL's hip joint, at pelvis height
+    23: (J["pelvis"], (0.110, 0.0, 0.0)),  # left hip landmark: at the SMPL pelvis's height, wider than its hip
     24: (J["pelvis"], (-0.110, 0.0, 0.0)),
     25: (J["left_knee"], (0.0, 0.0, 0.0)),
     26: (J["right_knee"], (0.0, 0.0, 0.0)),
@@ -416,8 +416,12 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
     for side, (hip, knee, ankle, heel, toe) in enumerate(_LEGS):
         foot = J["left_foot"] if side == 0 else J["right_foot"]
         thigh, shin = X[:, knee] - X[:, hip], X[:, ankle] - X[:, knee]
-        fallback = _unit(np.cross(-thigh, obs.foot_forward[:, side]))
-        sec = _limb_bend(thigh, shin, swing(hip, knee), off[knee], off[ankle]) + _LIMB_FALLBACK * fallback  # [T, 3]
+        G_swing = swing(hip, knee)  # [T, 3, 3]
+        # where the toes point (length sin of the thigh-foot angle), and the swing's own twist when the foot
+        # lies along the thigh; both are the rest hinge axis in the rest pose
+        toes = np.cross(_unit(-thigh), _unit(obs.foot_forward[:, side]))  # [T, 3]
+        fallback = toes + 0.2 * (G_swing @ ref["leg_sec"][side])
+        sec = _limb_bend(thigh, shin, G_swing, off[knee], off[ankle]) + _LIMB_FALLBACK * _unit(fallback)  # [T, 3]
         G[:, hip] = _frame_fit(off[knee], ref["leg_sec"][side], thigh, sec)
         G[:, knee] = _frame_fit(off[ankle], ref["leg_sec"][side], shin, sec)
         G[:, ankle] = _frame_fit(off[foot], ref["foot_lat"][side], X[:, foot] - X[:, ankle], obs.foot_lateral[:, side])
