@@ -267,7 +267,16 @@ SMPL_OF = {  # SMPL joint -> the BVH joint whose position it must match
 SMPL_OF["Mixamo"] = {k: "mixamorig:" + v for k, v in SMPL_OF["CMU"].items()}
 
 
-@pytest.mark.parametrize("style", ["CMU", "Mixamo"])
+def _to_z_up(skel, order: str, frames: np.ndarray, root: np.ndarray):
+    """The same rig and motion written in a z-up world: offsets, root path and rotations conjugated."""
+    A = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y-up -> z-up: (x, y, z) -> (x, -z, y)
+    skel_z = [(n, p, tuple(A @ np.asarray(o, dtype=float))) for n, p, o in skel]
+    R = Rotation.from_euler(order, frames.reshape(-1, 3), degrees=True).as_matrix()  # [T*J, 3, 3]
+    frames_z = Rotation.from_matrix(A @ R @ A.T).as_euler(order, degrees=True).reshape(frames.shape)
+    return skel_z, frames_z, root @ A.T
+
+
+@pytest.mark.parametrize("style", ["CMU", "Mixamo", "Mixamo-z-up"])
 def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> None:
     """Recovered joints match the BVH's own joints.
 
@@ -289,8 +298,10 @@ def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> N
     hip_h = 16.5 if style == "CMU" else 95.0
     root = np.stack([np.linspace(0, 10, T) * (1 / unit) * 0.05, np.full(T, hip_h), np.zeros(T)], axis=1)
     path = tmp_path / f"{style}.bvh"
-    _write_bvh(path, skel, order, frames, root, fps=120.0)
-    ref = _reference_fk(skel, order, frames, root)
+    skel_w, frames_w, root_w = _to_z_up(skel, order, frames, root) if style.endswith("z-up") else (skel, frames, root)
+    _write_bvh(path, skel_w, order, frames_w, root_w, fps=120.0)
+    ref = _reference_fk(skel, order, frames, root)  # y up
+    style = style.replace("-z-up", "")
 
     m = load_bvh(path)
     assert m.poses.shape == (T, 24, 3) and m.fps == 120
