@@ -128,17 +128,6 @@ def _mid(world: np.ndarray, i: int, k: int) -> np.ndarray:
     return 0.5 * (world[..., i, :] + world[..., k, :])
 
 
-def _children() -> list[list[int]]:
-    kids: list[list[int]] = [[] for _ in range(24)]
-    for j, p in enumerate(SMPL_PARENTS):
-        if p >= 0:
-            kids[p].append(j)
-    return kids
-
-
-_CHILDREN = _children()
-
-
 # ------------------------------------------------------------------------------------------------
 # the forward model: landmarks a posed skeleton shows
 # ------------------------------------------------------------------------------------------------
