@@ -119,6 +119,21 @@ def test_z_up_amass_stands_up_in_hvg_world(tmp_path: Path, layout: str) -> None:
     assert np.all(joints[:, J["left_ankle"], 2] < joints[:, J["left_knee"], 2])
 
 
+@pytest.mark.parametrize("root", [[0.0, 0.0, 0.0], [np.pi, 0.0, 0.0]], ids=["y-up", "y-down"])
+def test_npz_from_other_smpl_tools_stands_up(tmp_path: Path, root: list[float]) -> None:
+    from hvg_cli.io.amass import load_amass
+
+    T = 5
+    poses = np.zeros((T, 72))
+    poses[:, :3] = root
+    p = tmp_path / "other.npz"
+    np.savez(p, poses=poses, trans=np.zeros((T, 3)), mocap_framerate=np.array(25.0))
+    m = load_amass(p)
+    j = pose_joints(m.poses, m.skeleton.rest_joints, m.skeleton.parents, m.trans)
+    assert np.all(j[:, J["head"], 1] - j[:, 0, 1] > 0.5) and j[..., 1].min() == pytest.approx(0.0, abs=1e-9)
+    assert m.fps == 25
+
+
 def test_bad_npz_lists_keys_and_layouts(tmp_path: Path) -> None:
     from hvg_cli.io.amass import load_amass
 

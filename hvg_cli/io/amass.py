@@ -27,9 +27,10 @@ Reading (`load_amass`) accepts two layouts:
      joints (66 columns) are body joints in SMPL-H/X; SMPL's two hand joints are then set to identity.
   B. `root_orient` [T, 3] + `pose_body` [T, 63] (21 joints) + `trans` [T, 3] + `mocap_frame_rate`
      (AMASS SMPL-X "N"/"G" releases; preferred when a file holds both layouts).
-Files without `hvg_up` are taken as real AMASS, which is z up: root orientation and translation are
-rotated by -90 degrees about x into hvg's y-up world, and the floor (y = 0) is put under the lowest
-joint over the clip.
+Files without `hvg_up` (real AMASS is z up; other SMPL tools write y up or camera-like y down) are
+turned into hvg's y-up world by the rotation that makes the body's median pelvis-to-head direction
+point up (AMASS: -90 degrees about x, applied to the root orientation and the translation), and
+the floor (y = 0) is put under the lowest joint over the clip.
 Never unpickles: object arrays are refused.
 """
 
@@ -195,6 +196,25 @@ def _string(data, key: str) -> str | None:
     return None
 
 
+def _up_rotation(poses: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """The rotation taking a file's world into hvg's y-up world, from where the body's spine points.
+
+    poses: [T, 24, 3] in the file's world. AMASS is z up (spine along +z: -90 deg about x); a file
+    already y up is kept; y down (camera-like axes) is turned 180 deg about x. Decided on the median
+    pelvis-to-head direction over the clip, so a clip that lies down for a while still reads right.
+    """
+    from hvg_cli.body.kinematics import pose_joints
+
+    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3] pelvis at origin
+    spine = np.median(joints[:, 15] - joints[:, 0], axis=0)  # [3] pelvis -> head
+    axis = int(np.argmax(np.abs(spine)))
+    if axis == 2:
+        return Z_UP_TO_Y_UP if spine[2] > 0 else Z_UP_TO_Y_UP.T
+    if axis == 1 and spine[1] < 0:
+        return np.diag([1.0, -1.0, -1.0])
+    return np.eye(3)
+
+
 def load_amass(path: str | os.PathLike) -> Motion:
     """Read an AMASS / SMPL / hvg motion .npz (layouts in the module doc) into a Motion.
 
@@ -275,7 +295,7 @@ def load_amass(path: str | os.PathLike) -> Motion:
             if joints.shape != (T, NUM_JOINTS, 3):
                 joints = None
         fit_error = _scalar(data, "hvg_fit_error_deg", path, found) if "hvg_fit_error_deg" in keys else None
-        up = (_string(data, "hvg_up") or "z").lower()
+        up = (_string(data, "hvg_up") or "").lower() or None
         name = _string(data, "hvg_name") or path.name.split(".")[0]
         source_hash = _string(data, "hvg_source_hash") or ""
         audio = _string(data, "hvg_audio_path") or None
@@ -288,17 +308,17 @@ def load_amass(path: str | os.PathLike) -> Motion:
                 except ValueError:
                     continue
 
-    # 3. z-up AMASS -> hvg's y-up world, floor under the lowest joint.
-    if up == "z":
+    # 3. Files from elsewhere -> hvg's y-up world, floor under the lowest joint.
+    if up is None:
+        to_y_up = _up_rotation(poses24, skeleton)
         R0 = axis_angle_to_matrix(poses24[:, 0])  # [T,3,3]
-        poses24[:, 0] = matrix_to_axis_angle(Z_UP_TO_Y_UP @ R0)
-        pelvis = pelvis @ Z_UP_TO_Y_UP.T  # [T,3] rows rotated
-        poses24[:, 0] = unwrap_axis_angle(poses24[:, 0])
+        poses24[:, 0] = unwrap_axis_angle(matrix_to_axis_angle(to_y_up @ R0))
+        pelvis = pelvis @ to_y_up.T  # [T,3] rows rotated
         world = pose_joints(poses24, skeleton.rest_joints, skeleton.parents, pelvis)  # [T,24,3]
         pelvis[:, 1] -= float(world[..., 1].min())
         joints = None
     elif up != "y":
-        raise _bad(path, found, f"hvg_up is '{up}', expected 'y' or 'z'")
+        raise _bad(path, found, f"hvg_up is '{up}', expected 'y'")
 
     return Motion(
         poses=poses24,
