@@ -29,6 +29,7 @@ from hvg_cli.body.kinematics import (
     matrix_to_axis_angle,
     pose_joints,
     rotation_between,
+    unwrap_axis_angle,
 )
 from hvg_cli.body.skeleton import JOINT_INDEX, default_skeleton, skeleton_from_lengths
 from hvg_cli.core.errors import BadInput
@@ -223,30 +224,6 @@ def _limb_bend(upper: np.ndarray, lower: np.ndarray, G_swing: np.ndarray, rest_u
     observed = np.cross(_unit(upper), _unit(lower))  # [T, 3]
     at_rest = G_swing @ np.cross(_unit(rest_upper), _unit(rest_lower))  # [T, 3]
     return observed - at_rest
-
-
-def _unwrap(aa: np.ndarray) -> np.ndarray:
-    """Continuous axis-angle over T: [T, J, 3] -> [T, J, 3], each frame the equivalent nearest the previous.
-
-    Like kinematics.unwrap_axis_angle, but any number of turns, and a rotation passing through identity at
-    2*pi*k (a full turn) keeps the previous frame's axis instead of falling back to zero.
-    """
-    out = np.array(aa, dtype=np.float64, copy=True)
-    for t in range(1, out.shape[0]):
-        cur, prev = out[t], out[t - 1]  # [J, 3]
-        theta = np.linalg.norm(cur, axis=-1, keepdims=True)  # [J, 1]
-        prev_theta = np.linalg.norm(prev, axis=-1, keepdims=True)
-        axis = np.where(theta > 1e-6, cur / np.maximum(theta, 1e-12), prev / np.maximum(prev_theta, 1e-12))
-        base = np.sign(np.sum(axis * cur, axis=-1, keepdims=True)) * theta  # signed angle about axis
-        k0 = np.round((np.sum(axis * prev, axis=-1, keepdims=True) - base) / (2 * np.pi))
-        best, best_d = cur, np.linalg.norm(cur - prev, axis=-1, keepdims=True)
-        for dk in (-1, 0, 1):
-            alt = axis * (base + 2 * np.pi * (k0 + dk))
-            d = np.linalg.norm(alt - prev, axis=-1, keepdims=True)
-            best = np.where(d < best_d - 1e-12, alt, best)
-            best_d = np.minimum(d, best_d)
-        out[t] = best
-    return out
 
 
 def _check_world(world: np.ndarray, name: str = "world landmarks") -> np.ndarray:
@@ -444,7 +421,7 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
         frames = np.flatnonzero(bad)
         raise BadInput(f"degenerate landmarks (coincident points) in {len(frames)} frame(s), first {frames[:5].tolist()}",
                        hint="fill or drop frames where the person was not detected before fitting")
-    poses = _unwrap(matrix_to_axis_angle(local))  # [T, 24, 3]
+    poses = unwrap_axis_angle(matrix_to_axis_angle(local))  # [T, 24, 3]
     joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3]
 
     # 6. Fit error: fitted bone direction (FK of the stored poses) against the observed one

@@ -134,19 +134,22 @@ def pose_joints(poses: np.ndarray, rest_joints: np.ndarray, parents: Sequence[in
 def unwrap_axis_angle(aa: np.ndarray) -> np.ndarray:
     """Make a [T, ..., 3] axis-angle track continuous over T (no flips at pi) so it interpolates.
 
-    Each frame picks, between aa and its equivalent (angle - 2pi) * axis, the one nearest the previous frame.
+    Each frame takes, among the equivalents (angle + 2*pi*k) * axis, the one nearest the previous frame,
+    for any number of turns; a rotation passing through identity at a full turn keeps the previous axis.
     """
     out = np.array(aa, dtype=np.float64, copy=True)
     for t in range(1, out.shape[0]):
-        cur = out[t]
-        theta = np.linalg.norm(cur, axis=-1, keepdims=True)
-        axis = cur / np.where(theta < 1e-8, 1.0, theta)
-        best = cur
-        best_d = np.linalg.norm(cur - out[t - 1], axis=-1, keepdims=True)
-        for k in (-1, 1):
-            alt = axis * (theta + 2 * np.pi * k)
-            d = np.linalg.norm(alt - out[t - 1], axis=-1, keepdims=True)
-            best = np.where(d < best_d, alt, best)
+        cur, prev = out[t], out[t - 1]  # [..., 3]
+        theta = np.linalg.norm(cur, axis=-1, keepdims=True)  # [..., 1]
+        prev_theta = np.linalg.norm(prev, axis=-1, keepdims=True)
+        axis = np.where(theta > 1e-6, cur / np.maximum(theta, 1e-12), prev / np.maximum(prev_theta, 1e-12))
+        base = np.sign(np.sum(axis * cur, axis=-1, keepdims=True)) * theta  # signed angle about axis
+        k0 = np.round((np.sum(axis * prev, axis=-1, keepdims=True) - base) / (2 * np.pi))
+        best, best_d = cur, np.linalg.norm(cur - prev, axis=-1, keepdims=True)
+        for dk in (-1, 0, 1):
+            alt = axis * (base + 2 * np.pi * (k0 + dk))
+            d = np.linalg.norm(alt - prev, axis=-1, keepdims=True)
+            best = np.where(d < best_d - 1e-12, alt, best)
             best_d = np.minimum(d, best_d)
         out[t] = best
     return out
