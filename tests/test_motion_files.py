@@ -473,6 +473,7 @@ def test_preset_keys_are_hit_and_bad_presets_are_named(tmp_path: Path, monkeypat
     np.testing.assert_allclose(m.poses[[0, 48]], 0.0, atol=1e-12)
     with pytest.raises(BadInput, match="left_elbw"):
         load_motion_preset("typo")
+    assert load_motion_preset(str(tmp_path / "motions" / "bow.yaml")).num_frames == 49  # a preset file by path
     with pytest.raises(BadInput) as e:
         load_motion_preset("moonwalk")
     assert "moonwalk" in str(e.value) and "bow" in str(e.value) and "typo" in str(e.value)

@@ -216,6 +216,12 @@ def _read(name: str) -> tuple[dict, str]:
     import yaml
 
     files = _preset_files()
+    if name.endswith((".yaml", ".yml")):  # a preset file of the user's own
+        user = Path(name).expanduser()
+        if not user.is_file():
+            raise BadInput(f"motion preset file not found: {name}", hint="check the path")
+        files = {user.stem: user}
+        name = user.stem
     if name not in files:
         available = ", ".join(files) or f"none (no presets in {_motions_dir()})"
         raise BadInput(f"unknown motion preset '{name}'", hint=f"built-in motions: {available}; or give a video, .npz or .bvh file")
@@ -232,7 +238,8 @@ def _read(name: str) -> tuple[dict, str]:
 
 
 def load_motion_preset(name: str) -> Motion:
-    """The built-in motion `name` (a file presets/motions/<name>.yaml). Unknown name -> BadInput listing them."""
+    """The built-in motion `name` (presets/motions/<name>.yaml), or a preset file of the same format
+    given by its path (ending in .yaml/.yml). Unknown name -> BadInput listing the built-in ones."""
     spec, digest = _read(name)
     return motion_from_preset(spec, source_hash=digest)
 
