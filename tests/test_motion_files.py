@@ -239,8 +239,8 @@ def _write_bvh(path: Path, skel, order: str, frames: np.ndarray, root_pos: np.nd
     path.write_text("\n".join(lines) + "\n")
 
 
-def _reference_fk(skel, order: str, frames: np.ndarray, root_pos: np.ndarray) -> dict[str, np.ndarray]:
-    """Independent BVH FK: world position [T, 3] of every joint, in file units."""
+def _reference_fk(skel, order: str, frames: np.ndarray, root_pos: np.ndarray, rotations: bool = False):
+    """Independent BVH FK: world position [T, 3] of every joint, in file units (+ global rotations)."""
     T = frames.shape[0]
     G: dict[str, np.ndarray] = {}
     P: dict[str, np.ndarray] = {}
@@ -251,7 +251,7 @@ def _reference_fk(skel, order: str, frames: np.ndarray, root_pos: np.ndarray) ->
         else:
             G[n] = G[parent] @ R
             P[n] = P[parent] + G[parent] @ np.asarray(off, dtype=float)
-    return P
+    return (P, G) if rotations else P
 
 
 # Joints that carry no motion in real files (CMU's ASF has no degrees of freedom for them) and the
@@ -338,6 +338,40 @@ def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> N
     # the file's proportions: its thigh length in metres
     thigh = np.linalg.norm(ref[SMPL_OF[style]["left_knee"]][0] - ref[SMPL_OF[style]["left_hip"]][0]) * unit
     assert m.skeleton.bone_lengths[J["left_knee"]] == pytest.approx(thigh, rel=1e-6)
+
+
+def test_bvh_twist_follows_the_file_through_the_rest_pose_correction(tmp_path: Path) -> None:
+    """Positions fix each bone's direction, not its twist: the twist must come from the BVH joint's own
+    rotation, corrected for the rest pose (the file's forearm hangs 45 degrees down in its A-pose, SMPL's
+    points along +x). So SMPL's global rotation of a bone = the BVH joint's global rotation · C, where C
+    is the smallest rotation from SMPL's rest bone to the file's rest bone (a leaf uses its parent's)."""
+    from hvg_cli.body.kinematics import rotation_between
+    from hvg_cli.body.retarget import global_rotations
+    from hvg_cli.io.bvh import load_bvh
+
+    T = 10
+    frames = _known_bvh_motion(MIXAMO, T, seed=5)
+    root = np.stack([np.zeros(T), np.full(T, 95.0), np.zeros(T)], axis=1)
+    path = tmp_path / "twist.bvh"
+    _write_bvh(path, MIXAMO, "ZXY", frames, root, fps=30.0)
+    _, G_bvh = _reference_fk(MIXAMO, "ZXY", frames, root, rotations=True)
+    rest = _reference_fk(MIXAMO, "ZXY", np.zeros((1, len(MIXAMO), 3)), np.zeros((1, 3)))
+    m = load_bvh(path)
+    G = global_rotations(m.poses, m.skeleton.parents)  # [T, 24, 3, 3]
+    off = m.skeleton.offsets
+    for smpl, bvh, smpl_child, bvh_a, bvh_b in (
+        ("left_elbow", "LeftForeArm", "left_wrist", "LeftForeArm", "LeftHand"),
+        ("right_wrist", "RightHand", "right_hand", "RightHand", "RightHandMiddle1"),
+        ("left_knee", "LeftLeg", "left_ankle", "LeftLeg", "LeftFoot"),
+        ("head", "Head", "head", "Neck", "Head"),  # a leaf: its parent's correction
+    ):
+        file_dir = rest["mixamorig:" + bvh_b][0] - rest["mixamorig:" + bvh_a][0]
+        C = rotation_between(off[J[smpl_child]], file_dir)
+        want = G_bvh["mixamorig:" + bvh] @ C
+        np.testing.assert_allclose(G[:, J[smpl]], want, atol=1e-5, err_msg=smpl)
+    # the A-pose correction is what it should be: about 45 degrees about z for the forearm
+    C = rotation_between(off[J["left_wrist"]], np.array([1.0, -1.0, 0.0]))
+    assert np.degrees(np.arccos((np.trace(C) - 1) / 2)) == pytest.approx(45, abs=3)
 
 
 def test_bvh_round_trip_is_exact(tmp_path: Path) -> None:
