@@ -72,7 +72,7 @@ def _side(side: str) -> list[Part]:
     c = {  # left: warm hues; right: cool hues (never mirror colours)
         "hip": (255, 0, 200) if warm else (130, 0, 255),
         "thigh": (230, 90, 0) if warm else (0, 140, 70),
-        "shin": (255, 120, 170) if warm else (90, 255, 90),
+        "shin": (255, 120, 170) if warm else (60, 255, 110),
         "foot": (140, 80, 0) if warm else (0, 100, 140),
         "toes": (255, 235, 150) if warm else (60, 170, 170),
         "collar": (150, 0, 30) if warm else (20, 30, 150),
@@ -107,8 +107,8 @@ PARTS: tuple[Part, ...] = (
     Part("pelvis", _J["pelvis"], _J["spine1"], (120, 120, 120), span=(-1.3, 0.75)),
     Part("belly", _J["spine1"], _J["spine2"], (190, 190, 100), span=(-0.25, 1.25)),
     Part("ribs", _J["spine2"], _J["spine3"], (120, 130, 40), span=(-0.9, 2.0)),
-    Part("chest", _J["spine3"], _J["neck"], (170, 170, 215), span=(-0.4, 0.85)),
-    Part("neck", _J["neck"], _J["head"], (55, 55, 55), span=(-0.15, 1.1)),
+    Part("chest", _J["spine3"], _J["neck"], (170, 170, 215), span=(-0.4, 1.0)),
+    Part("neck", _J["neck"], _J["head"], (55, 55, 55), span=(-0.3, 1.1)),
     # head: from the chin to the crown above the head joint, a little forward
     Part("head", _J["head"], None, (255, 255, 255), span=(-0.45, 1.9), direction=_UP,
          scale_bone=(_J["neck"], _J["head"]), offset=(0.0, 0.0, 0.2)),
@@ -133,7 +133,7 @@ _DEFAULT_RADII = {
     "thigh": (0.078, 0.080),
     "shin": (0.052, 0.058),
     "foot": (0.045, 0.035),
-    "toes": (0.042, 0.020),
+    "toes": (0.042, 0.025),
     "collar": (0.055, 0.055),
     "upper_arm": (0.050, 0.052),
     "forearm": (0.040, 0.043),

@@ -56,6 +56,8 @@ def _inputs(centers, axes, semi, K, world_to_cam, dtype):
             f"rasterise: shapes centers {tuple(centers.shape)}, axes {tuple(axes.shape)}, semi {tuple(semi.shape)}, "
             f"K {tuple(K.shape)}, world_to_cam {tuple(world_to_cam.shape)} do not agree with [N, P, ...]"
         )
+    if N and not torch.equal(K[:, 2], torch.tensor([0.0, 0.0, 1.0], dtype=dtype).expand(N, 3)):
+        raise ValueError("rasterise: intrinsics must have last row (0, 0, 1)")
     if P >= 2**_LABEL_BITS:
         raise ValueError(f"rasterise: at most {2**_LABEL_BITS - 1} ellipsoids, got {P}")
     return centers, axes, semi, K, world_to_cam
@@ -138,14 +140,14 @@ def _screen_boxes(q: dict, width: int, height: int):
 
 
 def _solve(coef, u, v, far: bool):
-    """Depth t (camera z) of the visible root for pixel centres (u, v) [E] with coefficients coef [E, 10].
+    """Depth t (camera z) of the visible root at pixel centres (u, v), coefficients broadcasting against them.
 
-    coef columns: Q00, 2Q01, Q11, 2Q02, 2Q12, Q22, g0, g1, g2, k.
-    returns: t [E], hit [E] bool
+    coef: 10 tensors Q00, 2Q01, Q11, 2Q02, 2Q12, Q22, g0, g1, g2, k (see `_coef_table`)
+    returns: t, hit (bool), broadcast shape of u, v and the coefficients
     """
     import torch
 
-    Q00, Q01, Q11, Q02, Q12, Q22, g0, g1, g2, k = coef.unbind(-1)
+    Q00, Q01, Q11, Q02, Q12, Q22, g0, g1, g2, k = coef
     a = (Q00 * u + Q01 * v + Q02) * u + (Q11 * v + Q12) * v + Q22
     b = g0 * u + g1 * v + g2
     disc = b * b - a * k
@@ -186,8 +188,8 @@ def _pack(t, label, dtype):
 
 
 def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-              dtype=None, max_elements: int = 1 << 21) -> Raster:
-    """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes + scatter-min).
+              dtype=None, tile: int = 16, max_elements: int = 1 << 21) -> Raster:
+    """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes, tiles, scatter-min).
 
     centers:      [N, P, 3] world metres
     axes:         [N, P, 3, 3] world, columns = unit axes
@@ -196,6 +198,8 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     world_to_cam: [N, 4, 4] OpenCV
     far:          False: nearest front surface; True: farthest back surface
     dtype:        working precision (default float32; float64 for tests)
+    tile:         the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated on every pixel of
+                  the blocks its screen box touches (coefficients broadcast per block: no per-pixel gathers)
     max_elements: pixels x ellipsoids evaluated at once (bounds the memory)
     returns:      Raster(depth [N, H, W], normal [N, H, W, 3], label [N, H, W] int64) — see the module doc
                   for units and conventions (depth = camera z in metres; normals x right, y up, z to viewer)
@@ -210,60 +214,69 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     out = _empty(N, H, W, dtype, device)
     if N == 0 or P == 0:
         return out
-    q = _camera_quadrics(centers, axes, semi, K, world_to_cam)
-    coef = _coef_table(q)  # [N*P, 10]
-    x0, x1, y0, y1 = (b.reshape(N * P) for b in _screen_boxes(q, W, H))  # [N*P] each
-    bw = torch.clamp(x1 - x0 + 1, min=0)
-    bh = torch.clamp(y1 - y0 + 1, min=0)
-    counts = bw * bh  # [B] pixels per box, B = N*P
-
-    # 1. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, box group by box group
-    sentinel = torch.iinfo(torch.int64).max if not far else -1
-    keys = torch.full((N * H * W,), sentinel, dtype=torch.int64, device=device)  # [N*H*W]
-    ends = torch.cumsum(counts, 0)  # [B]
-    starts = ends - counts
-    total = int(ends[-1])
-    done, b_lo = 0, 0
     B = N * P
-    ends_list = ends.tolist()
-    while done < total:
-        # the largest run of whole boxes within max_elements (at least one box)
-        b_hi = b_lo
-        while b_hi < B and (ends_list[b_hi] - done <= max_elements or b_hi == b_lo):
-            b_hi += 1
-        stop = ends_list[b_hi - 1]
-        if stop > done:
-            box = torch.repeat_interleave(torch.arange(b_lo, b_hi, device=device), counts[b_lo:b_hi])  # [E]
-            local = torch.arange(done, stop, device=device) - starts[box]  # [E] index inside the box
-            w = bw[box]
-            xs = x0[box] + local % w
-            ys = y0[box] + local // w
-            t, hit = _solve(coef[box], xs.to(dtype) + 0.5, ys.to(dtype) + 0.5, far)
-            label = box % P
-            key = torch.where(hit, _pack(t, label, dtype), torch.full_like(label, sentinel))
-            pix = ((box // P) * H + ys) * W + xs  # [E] flat pixel index in [N*H*W]
-            keys.scatter_reduce_(0, pix, key, reduce="amax" if far else "amin", include_self=True)
-        done, b_lo = stop, b_hi
+    q = _camera_quadrics(centers, axes, semi, K, world_to_cam)
+    coef = _coef_table(q)  # [B, 10]
+    x0, x1, y0, y1 = (b.reshape(B) for b in _screen_boxes(q, W, H))  # [B] inclusive pixel boxes
 
-    # 2. depth and normal of the winners, recomputed in full precision
+    # 1. (ellipsoid, tile) pairs: every tile that an ellipsoid's box touches
+    TS = int(tile)
+    th, tw = -(-H // TS), -(-W // TS)  # tiles per column / row
+    tx0, tx1, ty0, ty1 = x0 // TS, x1 // TS, y0 // TS, y1 // TS
+    ntx = torch.where(x1 >= x0, tx1 - tx0 + 1, torch.zeros_like(x0))
+    nty = torch.where(y1 >= y0, ty1 - ty0 + 1, torch.zeros_like(y0))
+    npairs = ntx * nty  # [B]
+    ends = torch.cumsum(npairs, 0)  # [B]
+    pair_box = torch.repeat_interleave(torch.arange(B, device=device), npairs)  # [R] box of each pair
+    local = torch.arange(pair_box.numel(), device=device) - (ends - npairs)[pair_box]
+    ptx = tx0[pair_box] + local % ntx[pair_box]  # [R] tile column
+    pty = ty0[pair_box] + local // ntx[pair_box]  # [R] tile row
+    slot = ((pair_box // P) * th + pty) * tw + ptx  # [R] tile index in [N * th * tw]
+
+    # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, in tile-major layout
+    sentinel = torch.iinfo(torch.int64).max if not far else -1
+    keys = torch.full((N * th * tw * TS * TS,), sentinel, dtype=torch.int64, device=device)
+    offs = torch.arange(TS, dtype=dtype, device=device) + 0.5  # [TS] pixel centres inside a tile
+    inner = torch.arange(TS * TS, device=device)  # [TS*TS]
+    R = pair_box.numel()
+    step = max(1, max_elements // (TS * TS))
+    for lo in range(0, R, step):
+        pb = pair_box[lo:lo + step]
+        c = coef.index_select(0, pb)[:, :, None, None]  # [r, 10, 1, 1]
+        u = (ptx[lo:lo + step] * TS).to(dtype)[:, None, None] + offs[None, None, :]  # [r, 1, TS]
+        v = (pty[lo:lo + step] * TS).to(dtype)[:, None, None] + offs[None, :, None]  # [r, TS, 1]
+        t, hit = _solve(c.unbind(1), u, v, far)  # [r, TS, TS]
+        label = (pb % P)[:, None, None]
+        key = torch.where(hit, _pack(t, label, dtype), sentinel)  # [r, TS, TS]
+        pix = slot[lo:lo + step, None] * (TS * TS) + inner[None]  # [r, TS*TS] flat index into keys
+        keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amax" if far else "amin", include_self=True)
+    keys = keys.view(N, th, tw, TS, TS).permute(0, 1, 3, 2, 4).reshape(N, th * TS, tw * TS)[:, :H, :W]  # [N, H, W]
+    keys = keys.reshape(-1)  # [N*H*W]
+
+    # 3. depth and normal of the winners, recomputed in the working precision
     won = (keys != sentinel).nonzero()[:, 0]  # [M] flat pixel indices
     if won.numel() == 0:
         return out
-    lab = keys[won] & ((1 << _LABEL_BITS) - 1)  # [M]
+    lab = keys.index_select(0, won) & ((1 << _LABEL_BITS) - 1)  # [M]
     n = won // (H * W)
     ys = (won // W) % H
     xs = won % W
     box = n * P + lab
     u, v = xs.to(dtype) + 0.5, ys.to(dtype) + 0.5
-    t, _ = _solve(coef[box], u, v, far)
-    ray = torch.stack([u, v, torch.ones_like(u)], -1)  # [M, 3] homogeneous pixel
-    point = t[:, None] * (q["Kinv"][n] @ ray[..., None])[..., 0]  # [M, 3] camera space, metres
-    grad = (q["A"].reshape(N * P, 3, 3)[box] @ (point - q["c"].reshape(N * P, 3)[box])[..., None])[..., 0]
-    grad = grad / torch.linalg.norm(grad, dim=-1, keepdim=True)
-    normal = grad * torch.tensor([1.0, -1.0, -1.0], dtype=dtype, device=device)  # OpenCV -> x right, y up, z to viewer
-    out.depth.view(-1)[won] = point[:, 2]
-    out.normal.view(-1, 3)[won] = normal
-    out.label.view(-1)[won] = lab
+    # one row per ellipsoid: the quadratic's coefficients, then A K^-1 (row-major 3x3) and A c, so the
+    # gradient A (x - c) at x = t K^-1 (u, v, 1) is t (A K^-1)(u, v, 1) - A c
+    AK = (q["A"] @ q["Kinv"][:, None]).reshape(B, 9)  # [B, 9]
+    Ac = (q["A"] @ q["c"][..., None]).reshape(B, 3)  # [B, 3]
+    g = torch.cat([coef, AK, Ac], 1).index_select(0, box).unbind(1)  # 22 x [M]
+    t, _ = _solve(g[:10], u, v, far)  # [M] camera z
+    gx = t * (g[10] * u + g[11] * v + g[12]) - g[19]
+    gy = t * (g[13] * u + g[14] * v + g[15]) - g[20]
+    gz = t * (g[16] * u + g[17] * v + g[18]) - g[21]
+    normal = torch.stack([gx, -gy, -gz], 1)  # [M, 3] OpenCV -> normal map: x right, y up, z to viewer
+    normal = normal / torch.linalg.norm(normal, dim=1, keepdim=True)
+    out.depth.view(-1).index_copy_(0, won, t)
+    out.normal.view(-1, 3).index_copy_(0, won, normal)
+    out.label.view(-1).index_copy_(0, won, lab)
     return out
 
 
