@@ -299,7 +299,7 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
     made: dict[str, _PoseTrack] = {}
 
     def produce(folder: Path) -> None:
-        frames = read_frames(video, idx.start, idx.stop, idx.step)
+        frames = read_frames(video, idx.start, idx.stop, idx.step, threads=1)
         try:
             with progress.task("pose", total=len(idx), unit="frames") as task:
                 raw = detect_frames(frames, len(idx), person=person, source=str(video), task=task)
@@ -876,3 +876,153 @@ def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, 
     key = cache.key("sampler", 1, *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
     return generate(weights_dir, photo, maps, grid, ds, cache_dir=cache.scratch(key) if cache.enabled else None,
                     progress=progress)
+
+
+# --- subject ---
+# photo -> MediaPipe (landmarks, world landmarks, mask) -> skeleton, photo pose, photo camera, radii = Subject,
+# cached by the photo's bytes (+ the body model file's bytes) and SubjectSettings. `align_job` is the
+# view-temporal alignment of a job's cameras (pelvis to the centre, one scale per view).
+from hvg_cli.core.settings import SubjectSettings  # noqa: E402
+
+SUBJECT_VERSION = 1  # bump when the subject's meaning changes (fit, radii, storage)
+_SUBJECT_ARRAYS = ("image", "mask", "landmarks", "visibility", "photo_pose", "photo_trans", "radii")
+
+
+def _save_subject(subject: _Subject, folder: Path, report: dict) -> None:
+    import json
+
+    arrays = {k: getattr(subject, k) for k in _SUBJECT_ARRAYS}
+    arrays.update(rest_joints=subject.skeleton.rest_joints, K=subject.camera.K, world_to_cam=subject.camera.world_to_cam)
+    _np.savez(folder / "subject.npz", **arrays)
+    meta = {"width": subject.camera.width, "height": subject.camera.height, "source_hash": subject.source_hash,
+            "legs_guessed": subject.legs_guessed, "parents": list(subject.skeleton.parents), "report": report}
+    (folder / "subject.json").write_text(json.dumps(meta, indent=1))
+
+
+def _load_subject(folder: Path) -> _Subject:
+    import json
+
+    from hvg_cli.core.types import Camera, Skeleton
+
+    meta = json.loads((folder / "subject.json").read_text())
+    with _np.load(folder / "subject.npz", allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    camera = Camera(K=a["K"], world_to_cam=a["world_to_cam"], width=int(meta["width"]), height=int(meta["height"]))
+    return _Subject(
+        image=a["image"], mask=a["mask"], landmarks=a["landmarks"], visibility=a["visibility"],
+        skeleton=Skeleton(rest_joints=a["rest_joints"], parents=tuple(meta["parents"])),
+        photo_pose=a["photo_pose"], photo_trans=a["photo_trans"], camera=camera, radii=a["radii"],
+        source_hash=meta["source_hash"], legs_guessed=bool(meta["legs_guessed"]),
+    )
+
+
+def subject_report(photo: Path, settings: SubjectSettings, cache: StageCache) -> dict | None:
+    """The fit figures stored with a cached subject (reprojection error, tilt, ...), or None if not cached."""
+    import json
+
+    hit = cache.lookup(_subject_key(Path(photo), settings))
+    return json.loads((hit / "subject.json").read_text())["report"] if hit else None
+
+
+def _subject_key(photo: Path, settings: SubjectSettings):
+    import dataclasses
+
+    from hvg_cli.core.cache import file_hash
+
+    model_hash = None
+    if settings.body_model:
+        model = Path(settings.body_model)
+        if not model.is_file():
+            raise _BadInput(f"body model file not found: {model}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
+        model_hash = file_hash(model)
+    return cache_key_subject(file_hash(photo), model_hash, dataclasses.replace(settings, body_model=None))
+
+
+def cache_key_subject(photo_hash: str, model_hash: str | None, settings: SubjectSettings):
+    return StageCache.key("subject", SUBJECT_VERSION, photo_hash, model_hash, settings)
+
+
+def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings: SubjectSettings,
+                    progress: Reporter = SILENT) -> tuple[_Subject, dict]:
+    """The subject of a photo (not cached): detection, fit, radii. Returns (Subject, report)."""
+    from hvg_cli.body.subject import fit_photo
+    from hvg_cli.bonemap.parts import default_radii
+    from hvg_cli.bonemap.radii import fit_radii
+    from hvg_cli.pose.photo import detect_photo
+
+    H, W = image.shape[:2]
+    with progress.task("subject", total=3, unit="steps") as task:
+        # 1. MediaPipe: landmarks [33, 2] px, world [33, 3] m (hvg axes), mask [H, W]
+        det = detect_photo(image, source)
+        task.advance()
+        # 2. Skeleton, photo pose, camera (with a body model: its proportions, scaled to the photo's size)
+        fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
+        base = None
+        if settings.body_model:
+            from hvg_cli.body.smpl_model import load_body_model
+            from hvg_cli.bonemap.radii import radii_from_mesh
+
+            model = load_body_model(settings.body_model)
+            model = model.scaled(_body_size(fit.skeleton) / max(_body_size(model.skeleton), 1e-9))
+            fit = fit_photo(det, W, H, skeleton=model.skeleton, fov_deg=settings.fov_deg)
+            base = radii_from_mesh(model.vertices, model.weights, model.joints, default_radii(model.skeleton))
+        if base is None:
+            base = default_radii(fit.skeleton)
+        task.advance()
+        # 3. Radii [P, 2] from the silhouette
+        radii = fit_radii(fit.skeleton, fit.photo_pose, fit.photo_trans, fit.camera, det.mask, base) if settings.fit_radii else base
+        task.advance()
+    rel = fit.reprojection_error_px / max(fit.body_height_px, 1.0)
+    if rel > 0.03:
+        progress.note(f"{source}: the body fits the photo loosely ({fit.reprojection_error_px:.0f} px mean joint error, "
+                      f"{rel:.1%} of the person's height)")
+    subject = _Subject(image=image, mask=det.mask, landmarks=det.landmarks, visibility=det.visibility,
+                       skeleton=fit.skeleton, photo_pose=fit.photo_pose, photo_trans=fit.photo_trans,
+                       camera=fit.camera, radii=radii, source_hash=source_hash, legs_guessed=fit.legs_guessed)
+    report = {"reprojection_error_px": fit.reprojection_error_px, "landmark_error_px": fit.landmark_error_px,
+              "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
+              "legs_guessed": fit.legs_guessed, "body_model": bool(settings.body_model)}
+    return subject, report
+
+
+def _body_size(skeleton) -> float:
+    """Spine (pelvis -> neck) plus mean leg length, metres: the size a body model is scaled to."""
+    L = skeleton.bone_lengths
+    return float(L[[3, 6, 9, 12]].sum() + 0.5 * (L[[1, 4, 7]].sum() + L[[2, 5, 8]].sum()))
+
+
+def subject_stage(photo: Path, settings: SubjectSettings, cache: StageCache, progress: Reporter = SILENT) -> _Subject:
+    """The person in the photo, cached by the photo's bytes (+ the body model's) and the settings."""
+    from hvg_cli.core.cache import file_hash
+    from hvg_cli.io.image import read_image
+
+    photo = Path(photo)
+    image = read_image(photo)  # raises BadInput naming the file
+    key = _subject_key(photo, settings)
+
+    def produce(folder: Path) -> None:
+        subject, report = compute_subject(image, str(photo), file_hash(photo), settings, progress)
+        _save_subject(subject, folder, report)
+
+    folder, _ = cache.get_or_compute(key, produce)
+    return _load_subject(folder)
+
+
+def align_job(subject: _Subject, poses: _np.ndarray, trans: _np.ndarray, skeleton, grid: _CameraGrid,
+              fill: float = 0.75, smooth: str | float = "median") -> tuple[_Alignment, _CameraGrid]:
+    """View-temporal alignment of a job: the pelvis at the image centre in every view and frame.
+
+    poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. Returns (Alignment [V, T], the grid with
+    aligned intrinsics S @ K, which render the aligned images exactly). `photo_alignment` (above) aligns
+    the subject's photo from its own camera the same way, so the reference and the bone maps line up.
+    """
+    import dataclasses
+
+    from hvg_cli.align import aligned_intrinsics, compute_alignment, project_points, subject_box
+    from hvg_cli.body.kinematics import pose_joints
+
+    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents, trans)  # [T, 24, 3]
+    V, T = grid.shape
+    px = project_points(_np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
+    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth)
+    return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))

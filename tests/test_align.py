@@ -130,3 +130,20 @@ def test_invert_and_warp_frames() -> None:
     np.testing.assert_array_equal(fw[1, 2], warp_image(frames[1, 2], al.scale[1, 2], al.offset[1, 2], 64, 48))
     with pytest.raises(ValueError):
         warp_frames(fw, al, inverse=True)
+
+
+def test_align_job_centres_the_pelvis_of_a_moving_body() -> None:
+    from hvg_cli import pipeline
+
+    poses, trans = moving_motion(16)
+    skel = default_skeleton()
+    grid = camera_grid(orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views")
+    al, aligned = pipeline.align_job(None, poses, trans, skel, grid)
+    assert aligned.shape == grid.shape and aligned.width == 96 and aligned.height == 128
+    np.testing.assert_array_equal(aligned.world_to_cam, grid.world_to_cam)
+    joints = pose_joints(poses, skel.rest_joints, skel.parents, trans)
+    px = project_job(aligned, joints)
+    assert np.linalg.norm(px[..., 0, :] - image_centre(96, 128), axis=-1).max() < 1.0
+    assert np.all(np.ptp(al.scale, axis=1) == 0.0)
+    # the whole body stays in the picture in every view and frame
+    assert px[..., 1].min() > 0 and px[..., 1].max() < 128

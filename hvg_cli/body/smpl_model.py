@@ -67,6 +67,8 @@ _ALLOWED_PICKLE = {
     ("scipy.sparse.csc", "csc_matrix"), ("scipy.sparse._csc", "csc_matrix"),
     ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"),
     ("scipy.sparse._csc", "csc_array"), ("scipy.sparse._csr", "csr_array"),
+    ("_codecs", "encode"),  # how Python 3 writes array bytes in protocol-2 pickles
+    ("copyreg", "_reconstructor"), ("builtins", "object"),  # old-protocol objects (Python 2 files); classes still filtered
 }
 
 

@@ -29,3 +29,18 @@ class PoseSettings:
     def track_part(self) -> "PoseSettings":
         """The settings that change the landmark track (fov only changes the motion)."""
         return PoseSettings(self.start, self.end, self.stride, self.person, self.max_gap, self.smooth, self.min_cutoff, self.beta)
+
+
+@dataclass(frozen=True)
+class SubjectSettings:
+    """How the subject stage reads the photo (`hvg bonemap` / `hvg animate`).
+
+    fov_deg:    the photo camera's assumed field of view across the photo's longer side, degrees
+    fit_radii:  adapt the ellipsoids' short radii to the person's silhouette (clothes, build)
+    body_model: a SMPL (.pkl/.npz) or SMPL-X (.npz) model file for shape-consistent joints and radii
+                (None: hvg's built-in skeleton and radii). Its bytes, never its path, enter cache keys.
+    """
+
+    fov_deg: float = 50.0
+    fit_radii: bool = True
+    body_model: str | None = None
