@@ -378,6 +378,8 @@ def test_bvh_round_trip_is_exact(tmp_path: Path) -> None:
     from hvg_cli.io.bvh import load_bvh, save_bvh
 
     m = _standing_motion(T=15)
+    m.poses[3, J["left_elbow"]] = [np.pi / 2, 0, 0]  # gimbal lock of the ZXY channels (X = 90 deg)
+    m.poses[4, J["right_knee"]] = [-np.pi / 2, 0, 0]
     p = save_bvh(m, tmp_path / "m.bvh")
     assert p.read_text().startswith("HIERARCHY\nROOT pelvis")
     back = load_bvh(p)

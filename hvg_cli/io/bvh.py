@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -576,7 +577,10 @@ def bvh_text(motion: Motion) -> str:
 
     T = motion.num_frames
     R = axis_angle_to_matrix(np.asarray(motion.poses, dtype=np.float64))  # [T, 24, 3, 3]
-    euler = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZXY", degrees=True).reshape(T, NUM_JOINTS, 3)  # [T*24,3] -> [T,24,3]
+    with warnings.catch_warnings():  # at gimbal lock scipy picks one of the equivalent angle sets: exact anyway
+        warnings.simplefilter("ignore", UserWarning)
+        euler = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZXY", degrees=True)  # [T*24, 3]
+    euler = euler.reshape(T, NUM_JOINTS, 3)  # [T*24, 3] -> [T, 24, 3]
     cols = [np.asarray(motion.trans, dtype=np.float64) * 100.0] + [euler[:, j] for j in order]
     frames = np.concatenate(cols, axis=1)  # [T, 3 + 72]
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {1.0 / float(motion.fps):.10f}"]
