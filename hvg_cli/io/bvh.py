@@ -62,7 +62,7 @@ _LEFT_CANDIDATES: dict[str, tuple[str, ...]] = {
     "ankle": ("leftfoot", "lfoot", "leftankle", "lankle"),
     "foot": ("lefttoebase", "ltoebase", "lefttoe", "ltoe", "lefttoes", "ltoes", "ltoe0", "leftfootend", "lfootend", "leftankleend"),
     "collar": ("leftshoulder", "lshoulder", "leftcollar", "lcollar", "leftclavicle", "lclavicle"),
-    "shoulder": ("leftarm", "larm", "leftupperarm", "lupperarm"),
+    "shoulder": ("leftarm", "larm", "leftupperarm", "lupperarm", "lshldr", "leftshldr"),
     "elbow": ("leftforearm", "lforearm", "leftelbow", "lelbow", "leftlowerarm", "llowerarm"),
     "wrist": ("lefthand", "lhand", "leftwrist", "lwrist"),
     "hand": ("lefthandmiddle1", "lefthandindex1", "leftfingerbase", "lefthandring1", "lfinger2", "lfinger1",
