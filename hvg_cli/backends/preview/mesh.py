@@ -1,0 +1,245 @@
+"""The photo mesh: the person's mask meshed, lifted to 3D with a front and a back, closed at the silhouette.
+
+1. A lattice of vertices at a few pixels' spacing covers the mask; cells touching the mask are kept, and
+   lattice points outside the mask are snapped onto its 0.5 contour, so the mesh's outline is the
+   person's real silhouette (hair, skirt and clothes included).
+2. Depth: the subject's ellipsoid body, posed as in the photo and seen by the photo camera, gives a near
+   and a far surface where it covers the mask. Per vertex, the mid depth c = (near + far) / 2 and the
+   half thickness h = (far - near) / 2 are known there and filled elsewhere by a Laplace fill over the
+   mesh (c: free at the outline; h: zero at uncovered outline points), and h is at least a rounded
+   inflation of the silhouette itself (sqrt of a Poisson solution: a strip of width w gets a circular
+   cross-section), capped, so a skirt or hair has some volume. Front z = c - h, back z = c + h.
+3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
+   shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
+
+Everything here is in the photo camera's image coordinates, pixel centres at (j + 0.5, i + 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
+INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
+
+
+@dataclass(frozen=True, eq=False)
+class LatticeMesh:
+    """The front sheet of the photo mesh, in the photo's image plane (before depth)."""
+
+    uv: np.ndarray  # [N, 2] image coordinates of every vertex, pixels
+    faces: np.ndarray  # [F, 3] int64 triangles
+    grid_index: np.ndarray  # [N, 2] int (row, col) of the lattice point each vertex came from
+    snapped: np.ndarray  # [N] bool: the lattice point lay outside the mask and was moved onto its outline
+    spacing: float  # pixels between lattice points
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoMesh:
+    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n)."""
+
+    verts: np.ndarray  # [N, 3] world metres (the photo pose)
+    faces: np.ndarray  # [F, 3] int64
+    uv: np.ndarray  # [N, 2] photo image coordinates, pixels
+    labels: np.ndarray  # [N] int part index (bonemap.parts order) each vertex belongs to
+    covered: np.ndarray  # [N] bool: the label came from the ellipsoid body directly (not filled)
+    back: np.ndarray  # [N] bool: vertex of the back sheet
+
+
+def lattice_mesh(mask: np.ndarray, spacing: float) -> LatticeMesh:
+    """Mesh a person mask with a lattice whose outline follows the mask's 0.5 contour.
+
+    mask:    [H, W] float in [0, 1]
+    spacing: pixels between lattice points
+    """
+    from scipy import ndimage
+
+    H, W = mask.shape
+    nx = max(2, int(round(W / spacing)) + 1)
+    ny = max(2, int(round(H / spacing)) + 1)
+    xs = np.linspace(0.5, W - 0.5, nx)  # image coordinates of lattice columns
+    ys = np.linspace(0.5, H - 0.5, ny)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")  # [ny, nx]
+    m = ndimage.map_coordinates(mask.astype(np.float32), [gy - 0.5, gx - 0.5], order=1, mode="nearest")
+    inside = m > 0.5  # [ny, nx]
+    # cells touching the mask: a corner inside, or the cell centre inside
+    cy, cx = (ys[:-1] + ys[1:]) / 2, (xs[:-1] + xs[1:]) / 2
+    mc = ndimage.map_coordinates(mask.astype(np.float32), np.meshgrid(cy - 0.5, cx - 0.5, indexing="ij"), order=1, mode="nearest")
+    corner = inside[:-1, :-1] | inside[:-1, 1:] | inside[1:, :-1] | inside[1:, 1:]
+    keep = corner | (mc > 0.5)  # [ny-1, nx-1]
+    used = np.zeros((ny, nx), bool)
+    used[:-1, :-1] |= keep
+    used[:-1, 1:] |= keep
+    used[1:, :-1] |= keep
+    used[1:, 1:] |= keep
+    vid = -np.ones((ny, nx), np.int64)
+    vid[used] = np.arange(int(used.sum()))
+    rows, cols = np.nonzero(used)
+    uv = np.stack([gx[rows, cols], gy[rows, cols]], -1)  # [N, 2]
+    snapped = ~inside[rows, cols]
+    if snapped.any():
+        # nearest mask pixel of each outside point, then the 0.5 crossing on the segment between them
+        inside_px = mask > 0.5
+        _, idx = ndimage.distance_transform_edt(~inside_px, return_indices=True)  # [2, H, W]
+        p = uv[snapped]
+        pi = np.clip(np.floor(p).astype(int), 0, [W - 1, H - 1])
+        q = np.stack([idx[1][pi[:, 1], pi[:, 0]], idx[0][pi[:, 1], pi[:, 0]]], -1) + 0.5  # [S, 2] pixel centres
+        mp = m[rows[snapped], cols[snapped]]
+        mq = mask[(q[:, 1] - 0.5).astype(int), (q[:, 0] - 0.5).astype(int)]
+        t = np.clip((0.5 - mp) / np.maximum(mq - mp, 1e-6), 0.0, 1.0)[:, None]
+        uv[snapped] = p + t * (q - p)
+    # two triangles per kept cell: [ny-1, nx-1] -> [2K, 3]
+    ci, cj = np.nonzero(keep)
+    a, b = vid[ci, cj], vid[ci, cj + 1]
+    c, d = vid[ci + 1, cj + 1], vid[ci + 1, cj]
+    faces = np.concatenate([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], 0)
+    return LatticeMesh(uv=uv, faces=faces, grid_index=np.stack([rows, cols], -1), snapped=snapped, spacing=float(spacing))
+
+
+def auto_spacing(mask: np.ndarray, target_vertices: int = 25000) -> float:
+    """Lattice spacing (pixels) giving about `target_vertices` vertices on the mask, at least 2 px."""
+    area = float((mask > 0.5).sum())
+    return float(max(2.0, np.sqrt(area / max(target_vertices, 1))))
+
+
+def boundary_edges(faces: np.ndarray) -> np.ndarray:
+    """[E, 2] edges used by exactly one face (the outline of a sheet), each as in its face's winding."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)  # [3F, 2]
+    key = np.sort(e, axis=1)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    return e[counts[inv.reshape(-1)] == 1]
+
+
+def vertex_adjacency(faces: np.ndarray, n: int):
+    """Sparse symmetric [n, n] 0/1 matrix of mesh edges."""
+    from scipy import sparse
+
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)
+    A = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    A = ((A + A.T) > 0).astype(np.float64)
+    return A
+
+
+def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray | float = 0.0, reg: float = 1e-6) -> np.ndarray:
+    """Solve the graph Poisson problem L x = source on unknown vertices, x = values on known ones.
+
+    A:      sparse [n, n] adjacency (graph Laplacian L = D - A; unknown vertices see only mesh neighbours,
+            so outline vertices without a value have a free (Neumann) boundary)
+    values: [n] values at known vertices (ignored elsewhere)
+    known:  [n] bool
+    source: [n] or scalar right-hand side per unknown vertex (0: Laplace fill)
+    reg:    a tiny pull towards the mean of the known values so regions with no known vertex stay finite
+    returns: [n]
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    n = len(values)
+    x = np.where(known, values, 0.0).astype(np.float64)
+    unk = np.nonzero(~known)[0]
+    if len(unk) == 0:
+        return x
+    mean = float(values[known].mean()) if known.any() else 0.0
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    L = sparse.diags(deg) - A
+    Luu = L[unk][:, unk] + sparse.identity(len(unk)) * reg
+    rhs = -(L[unk][:, np.nonzero(known)[0]] @ x[known]) + np.broadcast_to(source, (n,))[unk] + reg * mean
+    x[unk] = spsolve(Luu.tocsc(), rhs)
+    return x
+
+
+def body_maps_at_photo(subject, width: int | None = None, height: int | None = None):
+    """Near and far surfaces of the subject's ellipsoid body seen by the photo camera.
+
+    returns: dict of numpy arrays [H, W]: near (z, 0 empty), far, label_near, label_far (int, -1 empty)
+    """
+    import torch
+
+    from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
+    from hvg_cli.bonemap.parts import part_ellipsoids
+    from hvg_cli.bonemap.raster import rasterise
+
+    cam = subject.camera
+    W, H = width or cam.width, height or cam.height
+    K = cam.K.copy()
+    K[:2] *= np.array([W / cam.width, H / cam.height])[:, None]
+    G, P = forward_kinematics(axis_angle_to_matrix(subject.photo_pose[None]), subject.skeleton.offsets,
+                              subject.skeleton.parents, np.asarray(subject.photo_trans)[None])
+    c, a, s = part_ellipsoids(P, G, subject.radii)
+    out = {}
+    for far in (False, True):
+        r = rasterise(c, a, s, K[None], cam.world_to_cam[None], W, H, far=far, dtype=torch.float64)
+        key = "far" if far else "near"
+        out[key] = r.depth[0].numpy()
+        out["label_" + key] = r.label[0].numpy()
+    return out
+
+
+def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask_shape) -> PhotoMesh:
+    """Give the lattice mesh depth, a back sheet and the outline strip; see the module doc.
+
+    maps: from `body_maps_at_photo` at the mask's resolution. K: [3, 3] photo intrinsics. cam_to_world: [4, 4].
+    """
+    H, W = mask_shape
+    n = len(lat.uv)
+    pix = np.clip(np.floor(lat.uv).astype(int), 0, [W - 1, H - 1])
+    near = maps["near"][pix[:, 1], pix[:, 0]]
+    far = maps["far"][pix[:, 1], pix[:, 0]]
+    lab_n = maps["label_near"][pix[:, 1], pix[:, 0]].astype(np.int64)
+    lab_f = maps["label_far"][pix[:, 1], pix[:, 0]].astype(np.int64)
+    covered = (lab_n >= 0) & (near > 0) & (far > 0)
+    A = vertex_adjacency(lat.faces, n)
+    outline = np.zeros(n, bool)
+    outline[boundary_edges(lat.faces).ravel()] = True
+
+    # depth: mid-surface c (Laplace, free at the outline) and half thickness h (zero at uncovered outline)
+    c = harmonic_fill(A, 0.5 * (near + far), covered)
+    h_known = covered | outline
+    h = harmonic_fill(A, np.where(covered, 0.5 * (far - near), 0.0), h_known)
+    # inflation of the silhouette itself: Poisson with unit source (pixels^2), zero on the outline
+    phi = harmonic_fill(A, np.zeros(n), outline, source=lat.spacing**2)
+    fx = K[0, 0]
+    inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
+    h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
+    h = np.maximum(h, 0.0)
+    z_front, z_back = c - h, c + h
+
+    # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
+    lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+
+    def unproject(z):
+        rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3]
+        pc = rays * z[:, None]
+        return pc @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+
+    verts = np.concatenate([unproject(z_front), unproject(z_back)], 0)
+    # back sheet: reversed winding; outline strip: quads (a, b) front -> (b, a) back
+    front = lat.faces
+    back = lat.faces[:, ::-1] + n
+    be = boundary_edges(lat.faces)
+    strip = np.concatenate([np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0)
+    faces = np.concatenate([front, back, strip], 0).astype(np.int64)
+    return PhotoMesh(
+        verts=verts,
+        faces=faces,
+        uv=np.concatenate([lat.uv, lat.uv], 0),
+        labels=np.concatenate([lab_n, lab_f]),
+        covered=np.concatenate([covered, covered]),
+        back=np.concatenate([np.zeros(n, bool), np.ones(n, bool)]),
+    )
+
+
+def _fill_labels(lat: LatticeMesh, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Labels of uncovered vertices from the nearest covered lattice point. labels: [N] (-1 allowed)."""
+    from scipy import ndimage
+
+    if covered.all() or not covered.any():
+        return np.where(labels >= 0, labels, 0)
+    r, cidx = lat.grid_index[:, 0], lat.grid_index[:, 1]
+    grid = np.full((r.max() + 1, cidx.max() + 1), -1, np.int64)
+    grid[r[covered], cidx[covered]] = labels[covered]
+    _, idx = ndimage.distance_transform_edt(grid < 0, return_indices=True)
+    filled = grid[idx[0], idx[1]]
+    return np.where(covered, labels, filled[r, cidx])

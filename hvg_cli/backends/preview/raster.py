@@ -1,0 +1,313 @@
+"""A small triangle rasteriser with a depth test, on the CPU with torch, no display needed.
+
+Why our own: the maintained renderers do not fit this project's set-up. nvdiffrast needs CUDA,
+pytorch3d has no wheels on PyPI for this torch, and pyrender needs a system OpenGL (OSMesa/EGL) that
+`pip install` cannot provide. Triangles here are small (a photo mesh at a few pixels' spacing), so a
+bucketed, fully vectorised rasteriser is fast enough: every triangle enumerates only the pixels of
+its screen box, the z-buffer is one `scatter_reduce(amin)` over packed (depth, face) keys.
+
+Conventions: camera space is OpenCV (x right, y down, z forward, metres); pixel (column x, row y)
+samples the image point (u, v) = (x + 0.5, y + 0.5), as hvg's intrinsics and the bone-map rasteriser. A pixel is covered by a
+triangle when its centre lies inside it or on its edges (a small tolerance closes cracks). Ties in
+depth go to the lower face index. Barycentrics are perspective-correct.
+
+`rasterise_reference` is the plain twin: loops over faces and pixels, same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EDGE_EPS = 1e-5  # barycentric tolerance: pixels on a shared edge belong to both triangles (float32 work)
+_FACE_BITS = 31
+
+
+@dataclass(frozen=True, eq=False)
+class Fragments:
+    """What the rasteriser found (torch tensors): a dense face buffer, the rest for covered pixels only."""
+
+    face: "object"  # [B, H, W] int64 face index, -1 where empty
+    index: "object"  # (b, y, x) int64 [n] each: the covered pixels, in row-major order
+    bary: "object"  # [n, 3] perspective-correct barycentrics of the winning face
+    depth: "object"  # [n] camera z, metres
+
+    def dense_bary(self):
+        """[B, H, W, 3], 0 where empty."""
+        import torch
+
+        out = torch.zeros(self.face.shape + (3,), dtype=self.bary.dtype)
+        out[self.index] = self.bary
+        return out
+
+    def dense_depth(self):
+        """[B, H, W] metres, 0 where empty."""
+        import torch
+
+        out = torch.zeros(self.face.shape, dtype=self.depth.dtype)
+        out[self.index] = self.depth
+        return out
+
+
+def project(verts, K):
+    """Pinhole projection.
+
+    verts:   [B, N, 3] camera space, metres
+    K:       [B, 3, 3] pixels
+    returns: [B, N, 2] pixels (u, v)
+    """
+    z = verts[..., 2].clamp_min(1e-9)
+    u = K[:, None, 0, 0] * verts[..., 0] / z + K[:, None, 0, 2]
+    v = K[:, None, 1, 1] * verts[..., 1] / z + K[:, None, 1, 2]
+    return _stack2(u, v)
+
+
+def _stack2(a, b):
+    import torch
+
+    return torch.stack([a, b], dim=-1)
+
+
+def _barycentric(p0, p1, p2, px, py):
+    """Screen-space barycentrics of points (px, py) in triangles (p0, p1, p2); any broadcastable shapes.
+
+    p0..p2: [..., 2] pixels; px, py: [...]; returns (l0, l1, l2, area) with area the signed doubled area.
+    """
+    area = (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
+    w0 = (p2[..., 0] - p1[..., 0]) * (py - p1[..., 1]) - (p2[..., 1] - p1[..., 1]) * (px - p1[..., 0])
+    w1 = (p0[..., 0] - p2[..., 0]) * (py - p2[..., 1]) - (p0[..., 1] - p2[..., 1]) * (px - p2[..., 0])
+    w2 = (p1[..., 0] - p0[..., 0]) * (py - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (px - p0[..., 0])
+    return w0 / area, w1 / area, w2 / area, area
+
+
+def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_fragments: int = 40_000_000) -> Fragments:
+    """Rasterise triangle meshes with a z-buffer.
+
+    verts:   [B, N, 3] camera space, metres (float64 recommended)
+    faces:   [F, 3] int64 vertex indices (shared by the batch)
+    K:       [B, 3, 3] intrinsics, pixels
+    returns: Fragments with face [B, H, W], bary [B, H, W, 3], depth [B, H, W]
+    Triangles with a vertex nearer than `near` are dropped (the subject never crosses the camera).
+    """
+    import torch
+
+    B = verts.shape[0]
+    dev = verts.device
+    verts = verts.to(torch.float64)
+    K = torch.as_tensor(K, dtype=torch.float64, device=dev)
+    faces = torch.as_tensor(faces, dtype=torch.int64, device=dev)
+    F = faces.shape[0]
+    HW = height * width
+
+    # 1. Project and gather per-face screen corners: [B, F, 3, 2] px and depths [B, F, 3]
+    uv = project(verts, K)
+    tri_uv = uv[:, faces]  # [B, F, 3, 2]
+    tri_z = verts[:, faces, 2]  # [B, F, 3]
+
+    # 2. Screen boxes over pixel centres, clipped to the image
+    lo = torch.ceil(tri_uv.amin(dim=2) - 0.5 - 1e-9)  # [B, F, 2] pixel indices (centre = index + 0.5)
+    hi = torch.floor(tri_uv.amax(dim=2) - 0.5 + 1e-9)
+    lo[..., 0].clamp_(0, width - 1)
+    lo[..., 1].clamp_(0, height - 1)
+    hi[..., 0].clamp_(-1, width - 1)
+    hi[..., 1].clamp_(-1, height - 1)
+    size = (hi - lo + 1).clamp_min(0)  # [B, F, 2] pixels
+    p0, p1, p2 = tri_uv[:, :, 0], tri_uv[:, :, 1], tri_uv[:, :, 2]
+    area = (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
+    valid = (tri_z.amin(dim=2) > near) & (size[..., 0] > 0) & (size[..., 1] > 0) & (area.abs() > 1e-12)
+    b_idx, f_idx = torch.nonzero(valid, as_tuple=True)  # [M] each
+    # the per-pixel work runs in float32, relative to each face's box corner (small numbers)
+    lo32, hi32 = lo.to(torch.float32), hi.to(torch.float32)
+    uv32, z32 = tri_uv.to(torch.float32), tri_z.to(torch.float32)
+
+    # 3. Bucket faces by box size (powers of two) so each bucket is one dense [n, bh*bw] block
+    sz = size[b_idx, f_idx].long()  # [M, 2]
+    bucket_w = _ceil_pow2(sz[:, 0])
+    bucket_h = _ceil_pow2(sz[:, 1])
+    zbuf = torch.full((B * HW,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
+    code = bucket_h * 65536 + bucket_w
+    for c in torch.unique(code).tolist():
+        sel = torch.nonzero(code == c, as_tuple=True)[0]
+        bh, bw = c // 65536, c % 65536
+        # split so one block stays under max_fragments
+        step = max(1, max_fragments // (bh * bw))
+        for s0 in range(0, sel.numel(), step):
+            s = sel[s0 : s0 + step]
+            bb, ff = b_idx[s], f_idx[s]
+            oy, ox = torch.meshgrid(torch.arange(bh, device=dev), torch.arange(bw, device=dev), indexing="ij")
+            px = lo32[bb, ff, 0][:, None] + ox.reshape(1, -1).to(torch.float32)  # [n, bh*bw]
+            py = lo32[bb, ff, 1][:, None] + oy.reshape(1, -1).to(torch.float32)
+            inbox = (px <= hi32[bb, ff, 0][:, None]) & (py <= hi32[bb, ff, 1][:, None])
+            t = uv32[bb, ff]  # [n, 3, 2]
+            l0, l1, l2, _ = _barycentric(t[:, None, 0], t[:, None, 1], t[:, None, 2], px + 0.5, py + 0.5)
+            inside = inbox & (l0 >= -EDGE_EPS) & (l1 >= -EDGE_EPS) & (l2 >= -EDGE_EPS)
+            z = z32[bb, ff]  # [n, 3]
+            zinv = l0 / z[:, None, 0] + l1 / z[:, None, 1] + l2 / z[:, None, 2]  # [n, bh*bw]
+            rows, cols = torch.nonzero(inside, as_tuple=True)
+            depth = 1.0 / zinv[rows, cols]
+            pix = bb[rows] * HW + py[rows, cols].long() * width + px[rows, cols].long()
+            key = _pack(depth, ff[rows])
+            zbuf.scatter_reduce_(0, pix, key, reduce="amin")
+
+    # 4. Decode the winning face per pixel and recompute its barycentrics there
+    hit = zbuf != torch.iinfo(torch.int64).max
+    face = torch.where(hit, zbuf & ((1 << _FACE_BITS) - 1), torch.full_like(zbuf, -1))  # [B*HW]
+    face = face.view(B, height, width)
+    return _fragments_from_faces(face, tri_uv, tri_z)
+
+
+def _fragments_from_faces(face, tri_uv, tri_z) -> Fragments:
+    """Barycentrics and depth of the given face at each covered pixel (float64).
+
+    face: [B, H, W] int64 (-1 empty); tri_uv: [B, F, 3, 2] px; tri_z: [B, F, 3] metres
+    """
+    import torch
+
+    b, y, x = torch.nonzero(face >= 0, as_tuple=True)
+    f = face[b, y, x]
+    t = tri_uv[b, f]  # [n, 3, 2]
+    l0, l1, l2, _ = _barycentric(t[:, 0], t[:, 1], t[:, 2], x.to(tri_uv.dtype) + 0.5, y.to(tri_uv.dtype) + 0.5)
+    z = tri_z[b, f]  # [n, 3]
+    q = torch.stack([l0 / z[:, 0], l1 / z[:, 1], l2 / z[:, 2]], dim=-1)  # [n, 3]
+    zinv = q.sum(-1)
+    return Fragments(face=face, index=(b, y, x), bary=q / zinv[:, None], depth=1.0 / zinv)
+
+
+def _ceil_pow2(n):
+    import torch
+
+    out = torch.ones_like(n)
+    while True:
+        small = out < n
+        if not bool(small.any()):
+            return out
+        out = torch.where(small, out * 2, out)
+
+
+def _pack(depth32, face):
+    """Pack a positive float32 depth and a face index into one int64 whose order is (depth, face)."""
+    import torch
+
+    bits = depth32.contiguous().view(torch.int32).to(torch.int64)  # positive floats: bits are monotonic
+    return (bits << _FACE_BITS) | face
+
+
+def rasterise_reference(verts, faces, K, width: int, height: int, near: float = 0.01) -> Fragments:
+    """The plain twin of `rasterise`: a loop over faces and over the pixels of each face's box."""
+    import math
+
+    import numpy as np
+    import torch
+
+    verts = np.asarray(torch.as_tensor(verts, dtype=torch.float64).cpu())
+    K = np.asarray(torch.as_tensor(K, dtype=torch.float64).cpu())
+    faces = np.asarray(torch.as_tensor(faces).cpu()).astype(np.int64)
+    B = verts.shape[0]
+    face_out = np.full((B, height, width), -1, dtype=np.int64)
+    best = np.full((B, height, width), np.inf, dtype=np.float32)
+    tri_uv = np.zeros((B, len(faces), 3, 2))
+    tri_z = np.zeros((B, len(faces), 3))
+    for b in range(B):
+        fx, fy, cx, cy = K[b, 0, 0], K[b, 1, 1], K[b, 0, 2], K[b, 1, 2]
+        for f, (i0, i1, i2) in enumerate(faces):
+            pts = []
+            for i in (i0, i1, i2):
+                X, Y, Z = verts[b, i]
+                pts.append((fx * X / max(Z, 1e-9) + cx, fy * Y / max(Z, 1e-9) + cy, Z))
+            tri_uv[b, f] = [(p[0], p[1]) for p in pts]
+            tri_z[b, f] = [p[2] for p in pts]
+            if min(p[2] for p in pts) <= near:
+                continue
+            (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = pts
+            area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+            if abs(area) <= 1e-12:
+                continue
+            xa = max(math.ceil(min(x0, x1, x2) - 0.5 - 1e-9), 0)
+            xb = min(math.floor(max(x0, x1, x2) - 0.5 + 1e-9), width - 1)
+            ya = max(math.ceil(min(y0, y1, y2) - 0.5 - 1e-9), 0)
+            yb = min(math.floor(max(y0, y1, y2) - 0.5 + 1e-9), height - 1)
+            for yi in range(ya, yb + 1):
+                for xi in range(xa, xb + 1):
+                    x, y = xi + 0.5, yi + 0.5
+                    w0 = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+                    w1 = (x0 - x2) * (y - y2) - (y0 - y2) * (x - x2)
+                    w2 = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)
+                    l0, l1, l2 = w0 / area, w1 / area, w2 / area
+                    if min(l0, l1, l2) < -EDGE_EPS:
+                        continue
+                    d = np.float32(1.0 / (l0 / z0 + l1 / z1 + l2 / z2))
+                    if d < best[b, yi, xi] or (d == best[b, yi, xi] and f < face_out[b, yi, xi]):
+                        best[b, yi, xi] = d
+                        face_out[b, yi, xi] = f
+    return _fragments_from_faces(torch.from_numpy(face_out), torch.from_numpy(tri_uv), torch.from_numpy(tri_z))
+
+
+def sample_bilinear(texture, u, v):
+    """Bilinear texture lookup with clamped borders.
+
+    texture: [Ht, Wt, C] float tensor
+    u, v:    [...] image coordinates, texel (row i, column j) centred at (j + 0.5, i + 0.5)
+    returns: [..., C]
+    """
+    import torch
+
+    Ht, Wt, C = texture.shape
+    u = u - 0.5  # to index space
+    v = v - 0.5
+    u = u.clamp(0, Wt - 1)
+    v = v.clamp(0, Ht - 1)
+    x0 = torch.floor(u).clamp(max=Wt - 2).long() if Wt > 1 else torch.zeros_like(u, dtype=torch.long)
+    y0 = torch.floor(v).clamp(max=Ht - 2).long() if Ht > 1 else torch.zeros_like(v, dtype=torch.long)
+    fx = (u - x0).to(texture.dtype)[..., None]
+    fy = (v - y0).to(texture.dtype)[..., None]
+    x1 = (x0 + 1).clamp(max=Wt - 1)
+    y1 = (y0 + 1).clamp(max=Ht - 1)
+    flat = texture.reshape(-1, C)  # [Ht*Wt, C]
+    c00 = flat[y0 * Wt + x0]
+    c01 = flat[y0 * Wt + x1]
+    c10 = flat[y1 * Wt + x0]
+    c11 = flat[y1 * Wt + x1]
+    return (c00 * (1 - fx) + c01 * fx) * (1 - fy) + (c10 * (1 - fx) + c11 * fx) * fy
+
+
+def supersampled_intrinsics(K, factor: int):
+    """Intrinsics of the same camera on a grid `factor` times finer (image coordinates scale exactly).
+
+    K: [..., 3, 3] with pixel (x, y) centred at (x + 0.5, y + 0.5) at both resolutions.
+    """
+    K2 = K.clone()
+    K2[..., :2, :] = K[..., :2, :] * factor
+    return K2
+
+
+def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, rasteriser=None):
+    """Render textured meshes, anti-aliased by supersampling.
+
+    verts:   [B, N, 3] camera space, metres
+    faces:   [F, 3] int64
+    uv:      [N, 2] texture image coordinates of every vertex (pixels)
+    texture: [Ht, Wt, C] float32 tensor (any channels)
+    K:       [B, 3, 3] pixels
+    returns: (colour [B, H, W, C] premultiplied by coverage, coverage [B, H, W] in [0, 1],
+              depth [B, H, W] metres, mean over covered samples, 0 where empty)
+    """
+    import torch
+
+    rasteriser = rasteriser or rasterise
+    K = torch.as_tensor(K, dtype=torch.float64)
+    frags = rasteriser(verts, faces, supersampled_intrinsics(K, ssaa), width * ssaa, height * ssaa)
+    B = verts.shape[0]
+    C = texture.shape[-1]
+    uv = torch.as_tensor(uv, dtype=torch.float64)
+    faces = torch.as_tensor(faces, dtype=torch.int64)
+    b, y, x = frags.index
+    f = frags.face[b, y, x]
+    tuv = uv[faces[f]]  # [n, 3, 2]
+    puv = (frags.bary[..., None] * tuv).sum(1)  # [n, 2]
+    col = sample_bilinear(texture, puv[:, 0], puv[:, 1])  # [n, C]
+    # accumulate the ssaa x ssaa samples of each output pixel
+    dst = (b * height + torch.div(y, ssaa, rounding_mode="floor")) * width + torch.div(x, ssaa, rounding_mode="floor")  # [n]
+    n_px = B * height * width
+    colour = torch.zeros(n_px, C, dtype=texture.dtype).index_add_(0, dst, col) / (ssaa * ssaa)
+    count = torch.bincount(dst, minlength=n_px).to(texture.dtype)
+    depth = torch.zeros(n_px, dtype=torch.float64).index_add_(0, dst, frags.depth) / count.clamp_min(1).to(torch.float64)
+    return colour.view(B, height, width, C), (count / (ssaa * ssaa)).view(B, height, width), depth.view(B, height, width)

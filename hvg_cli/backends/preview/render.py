@@ -1,0 +1,154 @@
+"""The preview backend: the skinned photo mesh re-rendered along the motion and the camera grid.
+
+Steps (`render_preview`):
+1. Build (or take) the preview model of the subject: photo mesh, skinning, texture, filled background.
+2. Per frame: joint transforms photo pose -> target pose, linear blend skinning of the mesh.
+3. Per view: world -> camera, rasterise with 2x supersampling, sample the photo bilinearly.
+4. Composite over the background (the filled photo seen through the camera, a colour, or nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hvg_cli.core.errors import BadInput
+from hvg_cli.core.progress import SILENT
+
+SSAA = 2  # supersampling factor per axis (anti-aliased edges)
+FRAME_BATCH = 2  # frames rasterised together
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewModel:
+    """What the preview renders from: built once per subject."""
+
+    mesh: object  # skin.SkinnedMesh
+    texture: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo, the person's colours extended past the mask
+    background: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo with the person removed
+    spacing: float  # lattice spacing in photo pixels
+
+
+def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
+    """Mesh, lift, skin and texture the person of `subject` (a core Subject)."""
+    from scipy import ndimage
+
+    from . import mesh as M
+    from .background import push_pull_fill, remove_person
+    from .skin import skin_photo_mesh
+
+    mask = np.asarray(subject.mask, dtype=np.float32)
+    H, W = mask.shape
+    if (mask > 0.5).sum() < 16:
+        raise BadInput("the person mask of the photo is empty", hint="use a photo where the whole person is visible")
+    if subject.image.shape[:2] != (H, W):
+        raise BadInput(f"photo {subject.image.shape[:2]} and mask {(H, W)} differ in size", hint="rebuild the subject")
+    spacing = M.auto_spacing(mask, target_vertices)
+    lat = M.lattice_mesh(mask, spacing)
+    maps = M.body_maps_at_photo(subject, W, H)
+    cam = subject.camera
+    K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
+    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, (H, W))
+    skinned = skin_photo_mesh(photo_mesh, _scaled_camera(cam, W, H), spacing)
+    img = subject.image.astype(np.float32) / 255.0
+    core = ndimage.binary_erosion(mask > 0.5, iterations=1)
+    texture = push_pull_fill(img, core if core.any() else mask > 0.5)
+    return PreviewModel(mesh=skinned, texture=texture, background=remove_person(subject.image, mask), spacing=spacing)
+
+
+def _scaled_camera(cam, W, H):
+    from hvg_cli.core.types import Camera
+
+    K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
+    return Camera(K=K, world_to_cam=cam.world_to_cam, width=W, height=H)
+
+
+def _background_value(background):
+    """'photo' | 'transparent' | (r, g, b) 0-255 -> normalised spec."""
+    if isinstance(background, str):
+        if background in ("photo", "transparent"):
+            return background
+        raise BadInput(f"unknown background {background!r}", hint="use photo, transparent, or a colour r,g,b")
+    rgb = np.asarray(background, dtype=np.float32).reshape(-1)
+    if rgb.shape != (3,) or (rgb < 0).any() or (rgb > 255).any():
+        raise BadInput(f"background colour {background!r} is not r,g,b in 0..255", hint="e.g. --background 255,255,255")
+    return rgb / 255.0
+
+
+def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, width: int, height: int, ssaa: int = SSAA):
+    """Render the posed person for a batch of (pose, camera) pairs.
+
+    poses: [B, 24, 3]; trans: [B, 3]; K: [B, 3, 3]; world_to_cam: [B, 4, 4]
+    returns: (colour [B, H, W, 3] torch float32 premultiplied, coverage [B, H, W], depth [B, H, W] metres)
+    """
+    import torch
+
+    from .raster import render_textured
+    from .skin import joint_transforms, pose_vertices
+
+    A = joint_transforms(np.asarray(poses, np.float64), np.asarray(trans, np.float64), subject.skeleton,
+                         np.asarray(subject.photo_pose, np.float64), np.asarray(subject.photo_trans, np.float64))
+    v = pose_vertices(model.mesh, A)  # [B, N, 3] world
+    w2c = torch.as_tensor(np.asarray(world_to_cam), dtype=torch.float64)
+    vc = torch.einsum("bij,bnj->bni", w2c[:, :3, :3], v) + w2c[:, None, :3, 3]  # [B, N, 3] camera
+    tex = torch.from_numpy(model.texture)
+    colour, cov, depth = render_textured(vc, torch.from_numpy(model.mesh.faces), torch.from_numpy(model.mesh.uv), tex,
+                                         torch.as_tensor(np.asarray(K), dtype=torch.float64), width, height, ssaa=ssaa)
+    return colour, cov.to(torch.float32), depth
+
+
+def render_preview(subject, poses, trans, grid, background="photo", progress=SILENT, model: PreviewModel | None = None):
+    """Render the subject performing `poses` through every camera of `grid`.
+
+    subject:    core Subject (photo, mask, skeleton, photo pose and camera)
+    poses:      [T, 24, 3] axis-angle on subject.skeleton; trans: [T, 3] pelvis world positions, metres
+    grid:       CameraGrid [V, T] whose intrinsics are the final (aligned) ones
+    background: "photo" (the photo with the person removed, seen through each camera), "transparent",
+                or an (r, g, b) colour 0-255
+    returns:    [V, T, H, W, 4] uint8 RGBA; A is 255 over a photo/colour background, the person's
+                coverage for "transparent" (RGB then the person's straight colour, black where empty)
+    """
+    import torch
+
+    from .background import render_background
+
+    bg = _background_value(background)
+    poses = np.asarray(poses, dtype=np.float64)
+    trans = np.asarray(trans, dtype=np.float64)
+    V, T = grid.shape
+    if poses.shape != (T, 24, 3) or trans.shape != (T, 3):
+        raise BadInput(f"motion of {poses.shape[0]} frames does not match the camera grid's {T}",
+                       hint="schedule the cameras for the motion's frame count")
+    model = model or build_preview_model(subject)
+    W, H = grid.width, grid.height
+    out = np.empty((V, T, H, W, 4), np.uint8)
+    cam = subject.camera
+    bg_cache: dict[bytes, np.ndarray] = {}
+    with progress.task("preview render", total=V * T) as task:
+        for v in range(V):
+            for t0 in range(0, T, FRAME_BATCH):
+                ts = np.arange(t0, min(T, t0 + FRAME_BATCH))
+                colour, cov, _ = render_layers(model, subject, poses[ts], trans[ts], grid.K[v, ts], grid.world_to_cam[v, ts], W, H)
+                if isinstance(bg, str) and bg == "transparent":
+                    straight = colour / cov.clamp_min(1e-6)[..., None]
+                    rgba = torch.cat([straight, cov[..., None]], -1)
+                else:
+                    if isinstance(bg, str):  # photo: same camera -> same background (no flicker, no recompute)
+                        back = []
+                        for i, t in enumerate(ts):
+                            key = grid.K[v, t].tobytes() + grid.world_to_cam[v, t].tobytes()
+                            if key not in bg_cache:
+                                bg_cache.clear()
+                                bg_cache[key] = render_background(model.background, grid.K[v, t][None], grid.world_to_cam[v, t][None],
+                                                                  _scaled_camera(cam, *model.background.shape[1::-1]).K,
+                                                                  cam.world_to_cam, W, H)[0].numpy()
+                            back.append(bg_cache[key])
+                        back = torch.from_numpy(np.stack(back))
+                    else:
+                        back = torch.from_numpy(np.broadcast_to(bg, (len(ts), H, W, 3)).copy())
+                    rgb = colour + (1 - cov[..., None]) * back
+                    rgba = torch.cat([rgb, torch.ones_like(cov)[..., None]], -1)
+                out[v, ts] = (rgba.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+                task.advance(len(ts))
+    return out
