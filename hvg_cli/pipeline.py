@@ -1012,17 +1012,20 @@ def align_job(subject: _Subject, poses: _np.ndarray, trans: _np.ndarray, skeleto
               fill: float = 0.75, smooth: str | float = "median") -> tuple[_Alignment, _CameraGrid]:
     """View-temporal alignment of a job: the pelvis at the image centre in every view and frame.
 
-    poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. Returns (Alignment [V, T], the grid with
-    aligned intrinsics S @ K, which render the aligned images exactly). `photo_alignment` (above) aligns
+    poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. One scale per view (the median box fills
+    `fill` of the height), lowered where needed so the body stays inside the frame in every frame.
+    Returns (Alignment [V, T], the grid with aligned intrinsics S @ K, which render the aligned images
+    exactly). `photo_alignment` (above) aligns
     the subject's photo from its own camera the same way, so the reference and the bone maps line up.
     """
     import dataclasses
 
-    from hvg_cli.align import aligned_intrinsics, compute_alignment, project_points, subject_box
+    from hvg_cli.align import aligned_intrinsics, compute_alignment, project_points, subject_box, subject_extent
     from hvg_cli.body.kinematics import pose_joints
 
     joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents, trans)  # [T, 24, 3]
     V, T = grid.shape
     px = project_points(_np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
-    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth)
+    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth,
+                                  extent_px=subject_extent(px))  # [V, T]: never leaves the frame
     return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))

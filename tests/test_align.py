@@ -13,6 +13,7 @@ from hvg_cli.align import (
     invert,
     project_points,
     subject_box,
+    subject_extent,
     unwarp_image,
     warp_frames,
     warp_image,
@@ -147,3 +148,23 @@ def test_align_job_centres_the_pelvis_of_a_moving_body() -> None:
     assert np.all(np.ptp(al.scale, axis=1) == 0.0)
     # the whole body stays in the picture in every view and frame
     assert px[..., 1].min() > 0 and px[..., 1].max() < 128
+
+
+def test_extent_cap_keeps_the_body_inside() -> None:
+    poses, trans = moving_motion(16)
+    skel = default_skeleton()
+    joints = pose_joints(poses, skel.rest_joints, skel.parents, trans)
+    grid = camera_grid(orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views")
+    px = project_job(grid, joints)  # [V, T, 24, 2]
+    free = compute_alignment(px[..., 0, :], subject_box(px), 96, 128)
+    capped = compute_alignment(px[..., 0, :], subject_box(px), 96, 128, extent_px=subject_extent(px))
+    a_free = apply_to_points(px, free.scale, free.offset)
+    a_cap = apply_to_points(px, capped.scale, capped.offset)
+    assert a_free[..., 1].max() > 128  # the median scale alone lets the feet leave the frame here
+    assert a_cap[..., 1].max() < 128 and a_cap[..., 1].min() > 0
+    assert a_cap[..., 0].max() < 96 and a_cap[..., 0].min() > 0
+    assert np.all(capped.scale <= free.scale) and np.all(np.ptp(capped.scale, axis=1) == 0.0)
+    # smoothed scales are capped too
+    sm = compute_alignment(px[..., 0, :], subject_box(px), 96, 128, smooth=2.0, extent_px=subject_extent(px))
+    a_sm = apply_to_points(px, sm.scale, sm.offset)
+    assert a_sm[..., 1].max() < 128

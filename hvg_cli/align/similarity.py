@@ -51,6 +51,23 @@ def subject_box(joints_px: np.ndarray, head_margin: float = HEAD_MARGIN) -> np.n
     return (y.max(axis=-1) - y.min(axis=-1)) * (1.0 + head_margin)
 
 
+def subject_extent(joints_px: np.ndarray, head_margin: float = HEAD_MARGIN) -> np.ndarray:
+    """How far the subject reaches from its pelvis (joint 0) in each direction, pixels.
+
+    joints_px: [..., 24, 2] pixels
+    returns:   [..., 4] distances (up, down, left, right) from the pelvis to the joints' box, the top grown
+               by head_margin of the vertical extent (the crown above the head joint); never negative
+    """
+    p = joints_px[..., :1, :]  # [..., 1, 2] pelvis
+    d = joints_px - p  # [..., 24, 2]
+    height = d[..., 1].max(axis=-1) - d[..., 1].min(axis=-1)
+    up = -d[..., 1].min(axis=-1) + head_margin * height
+    down = d[..., 1].max(axis=-1)
+    left = -d[..., 0].min(axis=-1)
+    right = d[..., 0].max(axis=-1)
+    return np.maximum(np.stack([up, down, left, right], axis=-1), 0.0)
+
+
 def _gaussian_smooth(x: np.ndarray, sigma: float, axis: int) -> np.ndarray:
     """Gaussian smoothing along one axis with edge replication. sigma in samples."""
     if sigma <= 0 or x.shape[axis] < 2:
@@ -71,6 +88,8 @@ def compute_alignment(
     height: int,
     fill: float = 0.75,
     smooth: str | float = "median",
+    extent_px: np.ndarray | None = None,
+    margin: float = 0.98,
 ) -> Alignment:
     """The similarity per view and frame that puts the pelvis at the image centre at a steady scale.
 
@@ -80,6 +99,9 @@ def compute_alignment(
     fill:          the box height as a fraction of the aligned image height
     smooth:        "median": one scale per view (median over time; the subject never pumps);
                    "none": a scale per frame; a float sigma: scale smoothed over time (frames, in log space)
+    extent_px:     [V, T, 4] optional (up, down, left, right) reach of the subject from its pelvis, pixels
+                   (`subject_extent`): the scale is lowered where needed so that, pelvis centred, the
+                   subject stays inside `margin` of the half-image in every frame (a view keeps one scale)
     returns:       Alignment(scale [V, T], offset [V, T, 2]) with aligned = scale * pixel + offset
     """
     pelvis_px = np.asarray(pelvis_px, dtype=np.float64)
@@ -103,6 +125,18 @@ def compute_alignment(
             fill_in = np.nanmedian(log_s, axis=1, keepdims=True)  # [V, 1]
         log_s = np.where(np.isnan(log_s), fill_in, log_s)
         scale = np.exp(_gaussian_smooth(log_s, sigma, axis=1))
+    if extent_px is not None:
+        ext = np.asarray(extent_px, dtype=np.float64)  # [V, T, 4]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cap = margin * np.minimum(0.5 * height / np.maximum(ext[..., 0], ext[..., 1]),
+                                      0.5 * width / np.maximum(ext[..., 2], ext[..., 3]))  # [V, T]
+        cap = np.where(np.isfinite(cap) & (cap > 0), cap, np.inf)
+        if smooth == "median":
+            scale = np.minimum(scale, cap.min(axis=1, keepdims=True))  # one scale per view, inside in every frame
+        elif smooth == "none":
+            scale = np.minimum(scale, cap)
+        else:  # cap, smooth again (no jump), cap once more where the smoothing rose above it
+            scale = np.minimum(np.exp(_gaussian_smooth(np.log(np.minimum(scale, cap)), float(smooth), axis=1)), cap)
     scale = np.where(np.isfinite(scale), scale, 1.0)  # a view that never saw the subject: identity scale
     centre = image_centre(width, height)  # [2]
     offset = centre - scale[..., None] * pelvis_px  # [V, T, 2]
