@@ -282,16 +282,19 @@ SMPL_OF = {  # SMPL joint -> the BVH joint whose position it must match
 SMPL_OF["Mixamo"] = {k: "mixamorig:" + v for k, v in SMPL_OF["CMU"].items()}
 
 
-def _to_z_up(skel, order: str, frames: np.ndarray, root: np.ndarray):
-    """The same rig and motion written in a z-up world: offsets, root path and rotations conjugated."""
-    A = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y-up -> z-up: (x, y, z) -> (x, -z, y)
-    skel_z = [(n, p, tuple(A @ np.asarray(o, dtype=float))) for n, p, o in skel]
+Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # (x, y, z) -> (x, -z, y)
+FACING_BACK = np.diag([-1.0, 1.0, -1.0])  # 180 degrees about y: the rest pose faces -z
+
+
+def _turn_world(skel, order: str, frames: np.ndarray, root: np.ndarray, A: np.ndarray):
+    """The same rig and motion written in a world turned by A: offsets, root path and rotations conjugated."""
+    skel_a = [(n, p, tuple(A @ np.asarray(o, dtype=float))) for n, p, o in skel]
     R = Rotation.from_euler(order, frames.reshape(-1, 3), degrees=True).as_matrix()  # [T*J, 3, 3]
-    frames_z = Rotation.from_matrix(A @ R @ A.T).as_euler(order, degrees=True).reshape(frames.shape)
-    return skel_z, frames_z, root @ A.T
+    frames_a = Rotation.from_matrix(A @ R @ A.T).as_euler(order, degrees=True).reshape(frames.shape)
+    return skel_a, frames_a, root @ A.T
 
 
-@pytest.mark.parametrize("style", ["CMU", "Mixamo", "Mixamo-z-up"])
+@pytest.mark.parametrize("style", ["CMU", "Mixamo", "Mixamo-z-up", "Mixamo-facing-back"])
 def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> None:
     """Recovered joints match the BVH's own joints.
 
@@ -313,10 +316,11 @@ def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> N
     hip_h = 16.5 if style == "CMU" else 95.0
     root = np.stack([np.linspace(0, 10, T) * (1 / unit) * 0.05, np.full(T, hip_h), np.zeros(T)], axis=1)
     path = tmp_path / f"{style}.bvh"
-    skel_w, frames_w, root_w = _to_z_up(skel, order, frames, root) if style.endswith("z-up") else (skel, frames, root)
+    A = Y_UP_TO_Z_UP if style.endswith("z-up") else (FACING_BACK if style.endswith("back") else np.eye(3))
+    skel_w, frames_w, root_w = _turn_world(skel, order, frames, root, A)
     _write_bvh(path, skel_w, order, frames_w, root_w, fps=120.0)
-    ref = _reference_fk(skel, order, frames, root)  # y up
-    style = style.replace("-z-up", "")
+    ref = _reference_fk(skel, order, frames, root)  # y up, facing +z: where the loader must put the body
+    style = style.split("-")[0]
 
     m = load_bvh(path)
     assert m.poses.shape == (T, 24, 3) and m.fps == 120

@@ -15,12 +15,13 @@ Reading (`load_bvh`):
    bone's rotation.
 4. Units: the rest pose's leg length picks metres, centimetres, millimetres or CMU's unit (1/0.45 inch,
    0.056444 m); anything else is scaled to a 0.85 m leg. Up axis: y, or z when the rest pose's spine
-   points along z (converted by -90 degrees about x).
+   points along z (converted by -90 degrees about x). Facing: the rest pose is turned about y to face
+   +z with its left at +x (hvg's convention) when it faces more than 45 degrees away from that.
 5. Rotations: `body.retarget.fit_rotations` swings SMPL's T-pose bones onto the BVH's joint positions
    and takes each bone's twist from the BVH joint's rotation (after a rest-pose correction).
    The Motion's skeleton has SMPL's rest directions and the BVH's bone lengths, except the branch bones
    of the pelvis and the chest (hips, spine1, neck, collars), which keep the file's rest offsets.
-   The file's rest pose is assumed to face +z with its left at +x (CMU, Mixamo, Blender exports).
+   A rest pose facing elsewhere (more than 45 degrees off +z) is turned about y to face +z first.
 6. Floor: kept when the file's floor is plausible (lowest joint over the clip within [-2 cm, +15 cm]
    of y = 0), else moved under the lowest joint.
 
@@ -462,8 +463,16 @@ def load_bvh(path: str | os.PathLike) -> Motion:
     pos = pos * unit
     rest24 = rest24 * unit
     spine = rest24[15] - rest24[0]
+    A = np.eye(3)
     if abs(spine[2]) > abs(spine[1]) and spine[2] > 0:  # z-up file
         A = Z_UP_TO_Y_UP
+    # a rest pose facing elsewhere than +z: turn the file's world about y so that it faces +z
+    left = A @ ((rest24[1] - rest24[2]) + (rest24[16] - rest24[17]))  # [3] the body's left in the rest pose
+    yaw = np.arctan2(-left[2], left[0])  # rotation about y taking `left` onto +x
+    if abs(yaw) > np.radians(45):
+        c, s_ = np.cos(yaw), np.sin(yaw)
+        A = np.array([[c, 0.0, s_], [0.0, 1.0, 0.0], [-s_, 0.0, c]]) @ A
+    if not np.allclose(A, np.eye(3)):
         pos = pos @ A.T
         rest24 = rest24 @ A.T
         part_rot = A @ part_rot @ A.T
