@@ -416,3 +416,31 @@ def test_subject_stage_is_cached_and_aligns_with_its_photo(data_dir: Path, cache
     np.testing.assert_allclose(d3, d0, atol=1e-9)  # the model's shape, uniformly scaled to the photo
     with pytest.raises(BadInput, match="not found"):
         pipeline.subject_stage(photo, SubjectSettings(body_model=str(tmp_path / "nope.npz")), cache, SilentReporter())
+
+
+def test_two_people_one_is_chosen_and_the_mask_is_theirs(photos) -> None:
+    img, _ = photos["photo_woman_studio.jpg"]
+    two = np.ascontiguousarray(np.concatenate([img, img[:, ::-1]], axis=1))  # the same woman twice, mirrored
+    d = detect_photo(two, "two.jpg")
+    W = img.shape[1]
+    side = d.landmarks[[11, 12, 23, 24, 27, 28], 0] < W  # every body landmark on one person's side
+    assert side.all() or (~side).all()
+    m = d.mask > 0.5
+    mine, theirs = (m[:, :W], m[:, W:]) if side.all() else (m[:, W:], m[:, :W])
+    assert mine.sum() > 0.1 * img.shape[0] * W * 0.5 and theirs.sum() < 0.01 * mine.sum()
+    assert not d.legs_guessed
+
+
+def test_keep_person_cuts_other_regions() -> None:
+    from hvg_cli.pose.photo import keep_person
+
+    mask = np.zeros((100, 160), np.float32)
+    mask[10:90, 20:50] = 1.0  # the person
+    mask[10:90, 100:140] = 0.9  # someone else
+    lm = np.tile([[35.0, 50.0]], (33, 1)) + np.linspace(-10, 10, 33)[:, None]
+    out, others = keep_person(mask, lm, np.ones(33))
+    assert others and out[:, 90:].max() == 0.0
+    np.testing.assert_array_equal(out[:, :60], mask[:, :60])
+    alone, others = keep_person(mask[:, :80], lm, np.ones(33))
+    assert not others
+    np.testing.assert_array_equal(alone, mask[:, :80])

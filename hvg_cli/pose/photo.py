@@ -2,8 +2,10 @@
 
 Behaviour on hard photos (documented for users in `detect_photo`):
 - no person: `NoPerson` naming the file;
-- several people: MediaPipe's pose solution tracks ONE person, the one its detector scores highest
-  (usually the largest, most central one); the others are ignored;
+- several people: MediaPipe's pose solution follows ONE person, the one its detector scores highest
+  (usually the largest, most central one). Its segmentation is computed around that person; where
+  someone else reaches into it, hvg keeps only the mask's connected regions that hold the chosen
+  person's landmarks and sets `other_people`;
 - a person cut off (knees or ankles not visible): `PhotoDetection.legs_guessed` is set; the subject
   stage then puts the legs in a straight standing pose and the pipeline warns.
 """
@@ -39,6 +41,7 @@ class PhotoDetection:
     height: int
     source: str  # the file the photo came from (for messages)
     legs_guessed: bool = False  # knees or ankles were not seen: the legs' landmarks are not to be trusted
+    other_people: bool = False  # the segmentation found other people; they were cut out of `mask`
 
 
 def mediapipe_to_hvg(world_mp: np.ndarray) -> np.ndarray:
@@ -77,13 +80,50 @@ def legs_seen(landmarks: np.ndarray, visibility: np.ndarray, width: int, height:
     return bool(np.all(inside & (visibility[idx] > LEG_VISIBILITY)))
 
 
+def keep_person(mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The part of a segmentation mask that belongs to the person whose landmarks are given.
+
+    mask: [H, W] float in [0, 1]; landmarks [33, 2] px; visibility [33]
+    returns: (mask [H, W] float32 with other connected regions zeroed, whether a sizeable region
+             (> 5% of the person's area) was removed)
+    """
+    from scipy.ndimage import label as connected
+
+    H, W = mask.shape
+    regions, n = connected(mask > 0.5)  # [H, W] int, 0 = background
+    if n <= 1:
+        return mask.astype(np.float32), False
+    seen = visibility > 0.5
+    px = np.clip(np.floor(landmarks[seen]).astype(int), 0, [W - 1, H - 1])  # [M, 2]
+    ids = np.unique(regions[px[:, 1], px[:, 0]])
+    ids = ids[ids > 0]
+    if ids.size == 0:  # landmarks fell between regions: keep the region nearest the hip midpoint
+        from scipy.ndimage import distance_transform_edt
+
+        _, (iy, ix) = distance_transform_edt(regions == 0, return_indices=True)
+        c = np.clip(np.floor(landmarks[[23, 24]].mean(axis=0)).astype(int), 0, [W - 1, H - 1])
+        ids = np.array([regions[iy[c[1], c[0]], ix[c[1], c[0]]]])
+    keep_px = np.isin(regions, ids)
+    sizes = np.bincount(regions.ravel(), minlength=n + 1)
+    removed = sizes[1:].sum() - sizes[ids].sum()
+    # soft edges stay: zero the mask only inside the dropped regions (grown by a couple of pixels)
+    dropped = (regions > 0) & ~keep_px
+    if dropped.any():
+        from scipy.ndimage import binary_dilation
+
+        dropped = binary_dilation(dropped, iterations=2) & ~keep_px
+    out = np.where(dropped, 0.0, mask).astype(np.float32)
+    return out, bool(removed > 0.05 * max(sizes[ids].sum(), 1))
+
+
 def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
     """Find the person in a photo with MediaPipe Pose (static image mode, segmentation on).
 
     image:   [H, W, 3] uint8 RGB, upright
     source:  the photo's file name, used in error messages
     returns: PhotoDetection. If several people are in the photo, MediaPipe follows the one its person
-             detector ranks first; the others are ignored. If knees/ankles are not seen, legs_guessed=True.
+             detector ranks first; others reaching into its mask are cut out (other_people=True). If
+             knees/ankles are not seen, legs_guessed=True.
     raises:  NoPerson when no person is found; BadInput for an image of the wrong shape.
     """
     image = np.asarray(image)
@@ -118,11 +158,13 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
     else:  # pragma: no cover - segmentation is always on here
         mask = np.zeros((H, W), np.float32)
 
+    mask, others = keep_person(mask, landmarks, visibility)
     return PhotoDetection(
         landmarks=landmarks,
         visibility=visibility,
         world=world,
         mask=mask,
+        other_people=others,
         width=W,
         height=H,
         source=source,
