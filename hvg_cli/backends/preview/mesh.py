@@ -46,6 +46,8 @@ class PhotoMesh:
     labels: np.ndarray  # [N] int part index (bonemap.parts order) each vertex belongs to
     covered: np.ndarray  # [N] bool: the label came from the ellipsoid body directly (not filled)
     back: np.ndarray  # [N] bool: vertex of the back sheet
+    face_kind: np.ndarray  # [F] int8: 0 front sheet, 1 back sheet, 2 outline strip
+    uv_inner: np.ndarray  # [N, 2] texture coordinates a few pixels inside the mask (for the outline strip)
 
 
 def lattice_mesh(mask: np.ndarray, spacing: float) -> LatticeMesh:
@@ -177,12 +179,13 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     return out
 
 
-def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask_shape) -> PhotoMesh:
+def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask: np.ndarray) -> PhotoMesh:
     """Give the lattice mesh depth, a back sheet and the outline strip; see the module doc.
 
     maps: from `body_maps_at_photo` at the mask's resolution. K: [3, 3] photo intrinsics. cam_to_world: [4, 4].
+    mask: [H, W] float person mask.
     """
-    H, W = mask_shape
+    H, W = mask.shape
     n = len(lat.uv)
     pix = np.clip(np.floor(lat.uv).astype(int), 0, [W - 1, H - 1])
     near = maps["near"][pix[:, 1], pix[:, 0]]
@@ -221,7 +224,11 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     be = boundary_edges(lat.faces)
     strip = np.concatenate([np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0)
     faces = np.concatenate([front, back, strip], 0).astype(np.int64)
+    kind = np.concatenate([np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2)]).astype(np.int8)
+    uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, 0.003 * H))
     return PhotoMesh(
+        face_kind=kind,
+        uv_inner=np.concatenate([uv_inner, uv_inner], 0),
         verts=verts,
         faces=faces,
         uv=np.concatenate([lat.uv, lat.uv], 0),
@@ -229,6 +236,24 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
         covered=np.concatenate([covered, covered]),
         back=np.concatenate([np.zeros(n, bool), np.ones(n, bool)]),
     )
+
+
+def inner_uv(uv: np.ndarray, outline: np.ndarray, mask: np.ndarray, depth_px: float) -> np.ndarray:
+    """Outline vertices' texture coordinates moved `depth_px` pixels into the mask (off its soft edge).
+
+    uv: [N, 2]; outline: [N] bool; mask: [H, W]. Others are returned unchanged.
+    """
+    from scipy import ndimage
+
+    H, W = mask.shape
+    core = ndimage.distance_transform_edt(mask > 0.5) > depth_px
+    if not core.any() or not outline.any():
+        return uv.copy()
+    _, idx = ndimage.distance_transform_edt(~core, return_indices=True)  # nearest core pixel of each pixel
+    p = np.clip(np.floor(uv[outline]).astype(int), 0, [W - 1, H - 1])
+    out = uv.copy()
+    out[outline] = np.stack([idx[1][p[:, 1], p[:, 0]], idx[0][p[:, 1], p[:, 0]]], -1) + 0.5
+    return out
 
 
 def _fill_labels(lat: LatticeMesh, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:

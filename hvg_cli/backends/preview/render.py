@@ -49,7 +49,7 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     maps = M.body_maps_at_photo(subject, W, H)
     cam = subject.camera
     K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
-    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, (H, W))
+    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, mask)
     skinned = skin_photo_mesh(photo_mesh, _scaled_camera(cam, W, H), spacing)
     img = subject.image.astype(np.float32) / 255.0
     core = ndimage.binary_erosion(mask > 0.5, iterations=1)

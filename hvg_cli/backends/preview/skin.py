@@ -59,22 +59,22 @@ def part_adjacency() -> np.ndarray:
 def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, covered: np.ndarray, depth: np.ndarray):
     """Separate triangles that span parts which are not neighbours in the body.
 
-    verts: [N, 3]; faces: [F, 3]; labels: [N] part; covered: [N] bool (label from the body itself);
-    depth: [N] photo-camera z, metres (who is in front)
+    verts: [N, 3]; faces: [F, 3]; labels: [N] part (filled where the body does not cover);
+    covered: [N] bool (label from the body itself: preferred as the owner); depth: [N] photo-camera z, metres
+    (among those, the nearest owns the triangle)
     returns: (faces' [F, 3], source [N'] index of the original vertex of each vertex, labels' [N'])
     """
     adj = part_adjacency()
     l = labels[faces]  # [F, 3]
-    cv = covered[faces]
     bad = np.zeros(len(faces), bool)
     for a, b in ((0, 1), (1, 2), (2, 0)):
-        bad |= cv[:, a] & cv[:, b] & ~adj[l[:, a], l[:, b]]
+        bad |= ~adj[l[:, a], l[:, b]]
     src = list(range(len(verts)))
     new_labels = list(labels)
     faces = faces.copy()
     if bad.any():
         fb = faces[bad]  # [B, 3]
-        dz = np.where(covered[fb], depth[fb], np.inf)
+        dz = depth[fb] - 1.0 * covered[fb]  # covered vertices first, then the nearest
         owner = l[bad][np.arange(len(fb)), np.argmin(dz, axis=1)]  # [B] the part in front
         copies: dict[tuple[int, int], int] = {}
         for r in range(len(fb)):
@@ -126,7 +126,17 @@ def skin_photo_mesh(mesh, camera, spacing: float) -> SkinnedMesh:
     steps = BLEND_RADIUS * px_per_m / spacing
     iters = int(np.clip(round(steps**2), 1, 150))
     idx, w = skin_weights(faces, labels, len(src), iters)
-    return SkinnedMesh(verts=mesh.verts[src], faces=faces, uv=mesh.uv[src], joint_index=idx, joint_weight=w, labels=labels)
+    # the outline strip gets its own copies of its vertices, textured from just inside the mask's soft edge
+    strip = mesh.face_kind == 2
+    used = np.unique(faces[strip])
+    remap = np.arange(len(src))
+    remap[used] = len(src) + np.arange(len(used))
+    faces = faces.copy()
+    faces[strip] = remap[faces[strip]]
+    src = np.concatenate([src, src[used]])
+    uv = np.concatenate([mesh.uv[src[: len(src) - len(used)]], mesh.uv_inner[src[len(src) - len(used):]]])
+    return SkinnedMesh(verts=mesh.verts[src], faces=faces, uv=uv, joint_index=np.concatenate([idx, idx[used]]),
+                       joint_weight=np.concatenate([w, w[used]]), labels=np.concatenate([labels, labels[used]]))
 
 
 def joint_transforms(poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: np.ndarray, rest_trans: np.ndarray) -> np.ndarray:
