@@ -285,7 +285,7 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
     when nobody is found or the person is lost longer than `max_gap`; no cache entry is left then.
     """
     from hvg_cli.core.cache import file_hash
-    from hvg_cli.io.video import read_frames
+    from hvg_cli.io.video import fit_size, read_frames
     from hvg_cli.pose.tracking import parse_person
     from hvg_cli.pose.video_pose import detect_frames, finish_track
 
@@ -299,10 +299,13 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
     made: dict[str, _PoseTrack] = {}
 
     def produce(folder: Path) -> None:
-        frames = read_frames(video, idx.start, idx.stop, idx.step, threads=1)
+        # MediaPipe's working size: the video downscaled to settings.max_side (see PoseSettings)
+        w, h = fit_size(info.width, info.height, settings.max_side)
+        frames = read_frames(video, idx.start, idx.stop, idx.step, threads=1, size=(w, h))
         try:
             with progress.task("pose", total=len(idx), unit="frames") as task:
-                raw = detect_frames(frames, len(idx), person=person, source=str(video), task=task)
+                raw = detect_frames(frames, len(idx), person=person, source=str(video), task=task,
+                                    to_source=(info.width / w, info.height / h))
         finally:
             close = getattr(frames, "close", None)
             if close:
@@ -959,11 +962,10 @@ def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings:
         fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
         base = None
         if settings.body_model:
-            from hvg_cli.body.smpl_model import load_body_model
+            from hvg_cli.body.smpl_model import fit_body_model
             from hvg_cli.bonemap.radii import radii_from_mesh
 
-            model = load_body_model(settings.body_model)
-            model = model.scaled(_body_size(fit.skeleton) / max(_body_size(model.skeleton), 1e-9))
+            model, _ = fit_body_model(settings.body_model, fit.skeleton)  # betas for the photo's proportions
             fit = fit_photo(det, W, H, skeleton=model.skeleton, fov_deg=settings.fov_deg)
             base = radii_from_mesh(model.vertices, model.weights, model.joints, default_radii(model.skeleton))
         if base is None:
@@ -983,12 +985,6 @@ def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings:
               "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
               "legs_guessed": fit.legs_guessed, "body_model": bool(settings.body_model)}
     return subject, report
-
-
-def _body_size(skeleton) -> float:
-    """Spine (pelvis -> neck) plus mean leg length, metres: the size a body model is scaled to."""
-    L = skeleton.bone_lengths
-    return float(L[[3, 6, 9, 12]].sum() + 0.5 * (L[[1, 4, 7]].sum() + L[[2, 5, 8]].sum()))
 
 
 def subject_stage(photo: Path, settings: SubjectSettings, cache: StageCache, progress: Reporter = SILENT) -> _Subject:
@@ -1029,3 +1025,31 @@ def align_job(subject: _Subject, poses: _np.ndarray, trans: _np.ndarray, skeleto
     alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth,
                                   extent_px=subject_extent(px))  # [V, T]: never leaves the frame
     return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
+
+
+# --- diffusion ---
+# Weights folders (check / init) and the dry-run plan of the diffusion backend. The backend itself
+# is called from `_generate_diffusion` (jobs section) through `backends.diffusion.generate`.
+def weights_check(path: Path):
+    """`hvg weights check PATH`: files, configs, shapes, safetensors only -> WeightsReport."""
+    from hvg_cli.backends.diffusion.weights import check_weights
+
+    return check_weights(path)
+
+
+def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True, seed: int = 0):
+    """`hvg weights init --tiny | --base SVD_FOLDER --out DIR` -> WeightsReport of the new folder."""
+    from hvg_cli.backends.diffusion.weights import init_from_base, init_tiny
+    from hvg_cli.core.errors import BadInput as _BadInputW
+
+    if tiny == (base is not None):
+        raise _BadInputW("give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights")
+    return init_tiny(out, seed=seed) if tiny else init_from_base(base, out, link=link)
+
+
+def diffusion_dry_run(views: int, frames: int, width: int, height: int, settings, closed: bool = False,
+                      weights: Path | None = None) -> dict:
+    """The diffusion backend's tile plan, UNet evaluation counts and per-tile memory estimate (no weights loaded)."""
+    from hvg_cli.backends.diffusion import dry_run
+
+    return dry_run(views, frames, width, height, settings, closed=closed, weights_dir=weights)

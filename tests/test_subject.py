@@ -348,6 +348,34 @@ def test_smplx_npz_folds_onto_smpl_24(tmp_path: Path) -> None:
     np.testing.assert_allclose(r[PART_INDEX["left_thigh"]], [_RW, _RD], rtol=0.03)
 
 
+def test_fit_body_model_finds_the_betas_of_longer_legs(tmp_path: Path) -> None:
+    from hvg_cli.body.retarget import leg_length
+    from hvg_cli.body.smpl_model import body_size, fit_body_model
+
+    data, joints = _model_dict(24)
+    v = data["v_template"]
+    pelvis_y = joints[0, 1]
+    shapedirs = 0.002 * np.random.default_rng(3).standard_normal(data["shapedirs"].shape)
+    shapedirs[:, 1, 0] = 0.1 * np.minimum(v[:, 1] - pelvis_y, 0.0)  # beta 0: legs 10% longer per unit
+    shapedirs[:, 0, 1] = 0.1 * v[:, 0]  # beta 1: everything 10% wider per unit
+    data["shapedirs"] = shapedirs
+    path = tmp_path / "model.npz"
+    np.savez(path, **data)
+    sk = default_skeleton()
+    L = sk.bone_lengths.copy()
+    for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):
+        L[J[name]] *= 1.2  # the photo's person: 20% longer thighs and shins
+    from hvg_cli.body.skeleton import skeleton_from_lengths
+
+    target = skeleton_from_lengths(L)
+    model, betas = fit_body_model(path, target)
+    ratio = lambda s: leg_length(s) / body_size(s)  # noqa: E731
+    start = abs(ratio(default_skeleton()) - ratio(target))
+    assert abs(ratio(model.skeleton) - ratio(target)) < 0.3 * start  # most of the legs' share recovered (beta 0 also moves the hips)
+    assert 1.2 < betas[0] < 2.5 and abs(betas[1]) < 0.3
+    np.testing.assert_allclose(body_size(model.skeleton), body_size(target), rtol=1e-9)
+
+
 def test_body_model_files_that_are_not_models(tmp_path: Path) -> None:
     import os
 
@@ -411,9 +439,11 @@ def test_subject_stage_is_cached_and_aligns_with_its_photo(data_dir: Path, cache
     model.write_bytes(pickle.dumps(data, protocol=2))
     s3 = pipeline.subject_stage(photo, SubjectSettings(body_model=str(model)), cache, SilentReporter())
     assert cache.info()["subject"]["entries"] == 2
-    d3 = s3.skeleton.rest_joints / np.linalg.norm(s3.skeleton.rest_joints[J["left_elbow"]])
-    d0 = default_skeleton().rest_joints / np.linalg.norm(default_skeleton().rest_joints[J["left_elbow"]])
-    np.testing.assert_allclose(d3, d0, atol=1e-9)  # the model's shape, uniformly scaled to the photo
+    from hvg_cli.body.smpl_model import body_size, fit_body_model
+
+    expect, _ = fit_body_model(model, s1.skeleton)  # s1's skeleton: the photo's own proportions
+    np.testing.assert_allclose(body_size(s3.skeleton), body_size(s1.skeleton), rtol=1e-9)  # the photo's size
+    np.testing.assert_allclose(s3.skeleton.rest_joints, expect.joints, atol=1e-9)  # the model's fitted shape
     with pytest.raises(BadInput, match="not found"):
         pipeline.subject_stage(photo, SubjectSettings(body_model=str(tmp_path / "nope.npz")), cache, SilentReporter())
 

@@ -116,14 +116,9 @@ def _dense(a) -> np.ndarray:
 _KEYS = ("v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f")
 
 
-def load_body_model(path: str | Path, betas: np.ndarray | None = None) -> BodyModel:
-    """Read a SMPL (.pkl / .npz) or SMPL-X (.npz / .pkl) file and fold it onto SMPL's 24 joints.
-
-    path:    the model file
-    betas:   [B] shape coefficients (None: the template, betas = 0)
-    returns: BodyModel with pelvis at the origin
-    raises:  BadInput for unreadable files or missing keys; MissingDependency without smplx/torch
-    """
+def read_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a SMPL / SMPL-X file, dense float64, checked: v_template [V, 3], shapedirs [V, 3, B],
+    J_regressor [J, V], weights [V, J], f [F, 3] (J = 24 or 55). Raises BadInput naming the file."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"body model file not found: {path}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
@@ -152,7 +147,17 @@ def load_body_model(path: str | Path, betas: np.ndarray | None = None) -> BodyMo
     parents[0] = -1
     if kintree.shape != (2, J) or tuple(int(p) for p in parents) != SMPL_PARENTS[:22]:
         raise BadInput(f"{path}: its kinematic tree is not SMPL's", "pass a SMPL or SMPL-X body model file")
+    return {"v_template": v_template, "shapedirs": shapedirs, "J_regressor": J_regressor, "weights": weights, "f": faces}
 
+
+def body_from_arrays(arrays: dict[str, np.ndarray], betas: np.ndarray | None = None) -> BodyModel:
+    """The shaped template of a model (arrays from `read_model_arrays`), folded onto SMPL-24, pelvis at 0.
+
+    betas: [B] shape coefficients (None: the template, betas = 0; fewer than B: the rest are 0)
+    """
+    v_template, shapedirs, J_regressor = arrays["v_template"], arrays["shapedirs"], arrays["J_regressor"]
+    weights, faces = arrays["weights"], arrays["f"]
+    V, J = weights.shape
     try:
         import torch
         from smplx.lbs import blend_shapes, vertices2joints
@@ -188,3 +193,52 @@ def load_body_model(path: str | Path, betas: np.ndarray | None = None) -> BodyMo
     # 3. Pelvis to the origin
     pelvis = joints[0].copy()
     return BodyModel(kind=kind, vertices=vertices - pelvis, faces=faces, joints=joints - pelvis, weights=w)
+
+
+def load_body_model(path: str | Path, betas: np.ndarray | None = None) -> BodyModel:
+    """Read a SMPL (.pkl / .npz) or SMPL-X (.npz / .pkl) file and fold it onto SMPL's 24 joints.
+
+    path:    the model file
+    betas:   [B] shape coefficients (None: the template, betas = 0)
+    returns: BodyModel with pelvis at the origin
+    raises:  BadInput for unreadable files or missing keys; MissingDependency without smplx/torch
+    """
+    return body_from_arrays(read_model_arrays(path), betas)
+
+
+def fit_body_model(path: str | Path, skeleton: Skeleton, num_betas: int = 10, ridge: float = 0.05
+                   ) -> tuple[BodyModel, np.ndarray]:
+    """The model's shape closest to a skeleton's bone lengths (e.g. the photo's), then scaled to its size.
+
+    Joints are affine in the betas (J_regressor · (v_template + shapedirs · b)), so the betas and a free
+    size s solve a ridge least-squares problem J0 + A b = s · target, the target built along the model's
+    own rest directions with the skeleton's bone lengths. A uniform scale then matches the body size
+    (spine + leg) exactly.
+
+    skeleton: target rest skeleton (bone lengths are what matter)
+    ridge:    weight of ||b||^2 relative to the mean squared column norm of the linear map (keeps b plausible)
+    returns:  (BodyModel scaled to the skeleton's size, betas [num_betas])
+    """
+    arrays = read_model_arrays(path)
+    B = min(int(num_betas), arrays["shapedirs"].shape[2])
+    base = body_from_arrays(arrays)
+    J0 = base.joints  # [24, 3]
+    A = np.stack([(body_from_arrays(arrays, np.eye(B)[k]).joints - J0).ravel() for k in range(B)], axis=1)  # [72, B]
+    dirs = base.skeleton.offsets / np.maximum(np.linalg.norm(base.skeleton.offsets, axis=-1, keepdims=True), 1e-12)
+    L = skeleton.bone_lengths
+    target = np.zeros((24, 3))
+    for j in range(1, 24):
+        target[j] = target[SMPL_PARENTS[j]] + dirs[j] * L[j]
+    # shape up to size: J0 + A b = s * target, linear in (b, s); the ridge acts on b only
+    M = np.concatenate([A, -target.reshape(-1, 1)], axis=1)  # [72, B + 1]
+    lam = ridge * float(np.mean(np.sum(A * A, axis=0)))
+    reg = lam * np.diag(np.r_[np.ones(B), 0.0])
+    b = np.linalg.solve(M.T @ M + reg, -M.T @ J0.ravel())[:B]  # [B]
+    shaped = body_from_arrays(arrays, b)
+    return shaped.scaled(body_size(skeleton) / max(body_size(shaped.skeleton), 1e-9)), b
+
+
+def body_size(skeleton: Skeleton) -> float:
+    """Spine (pelvis -> neck) plus mean leg length, metres: the size a body model is scaled to."""
+    L = skeleton.bone_lengths
+    return float(L[[3, 6, 9, 12]].sum() + 0.5 * (L[[1, 4, 7]].sum() + L[[2, 5, 8]].sum()))
