@@ -957,6 +957,8 @@ def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings:
     with progress.task("subject", total=3, unit="steps") as task:
         # 1. MediaPipe: landmarks [33, 2] px, world [33, 3] m (hvg axes), mask [H, W]
         det = detect_photo(image, source)
+        if det.other_people:
+            progress.note(f"{source}: more than one person; hvg animates the one MediaPipe picked (crop the photo to choose)")
         task.advance()
         # 2. Skeleton, photo pose, camera (with a body model: its proportions, scaled to the photo's size)
         fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
@@ -983,7 +985,7 @@ def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings:
                        camera=fit.camera, radii=radii, source_hash=source_hash, legs_guessed=fit.legs_guessed)
     report = {"reprojection_error_px": fit.reprojection_error_px, "landmark_error_px": fit.landmark_error_px,
               "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
-              "legs_guessed": fit.legs_guessed, "body_model": bool(settings.body_model)}
+              "legs_guessed": fit.legs_guessed, "other_people": det.other_people, "body_model": bool(settings.body_model)}
     return subject, report
 
 
