@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
         min_cutoff: Annotated[float, typer.Option("--min-cutoff", min=0.001, help="Smoothing: cutoff (Hz) when still; lower = smoother, more lag.")] = 1.0,
         beta: Annotated[float, typer.Option("--beta", min=0.0, help="Smoothing: how fast the cutoff rises with speed (per m/s); higher = less lag on fast moves.")] = 1.5,
         fov: Annotated[float, typer.Option("--fov", min=5.0, max=150.0, help="The video camera's vertical field of view in degrees (for the depth of the root path).")] = 50.0,
+        max_side: Annotated[int, typer.Option("--max-side", min=0, help="MediaPipe sees the video downscaled to this longer side in pixels (0 = full resolution; landmarks are in the video's pixels either way). Raise it for people far from the camera.")] = 960,
         preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write the video with the fitted skeleton drawn over it (.mp4 or .gif).", show_default=False)] = None,
         list_presets: Annotated[bool, typer.Option("--list-presets", help="List the built-in motions and exit.")] = False,
         cache_dir: CacheDirOpt = None,
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
         if out is None:
             out = Path(Path(source).name.split(".")[0] + ".motion.npz")
         settings = PoseSettings(start=start, end=end, stride=stride, person=person, max_gap=max_gap, smooth=smooth,
-                                min_cutoff=min_cutoff, beta=beta, fov_deg=fov)
+                                min_cutoff=min_cutoff, beta=beta, fov_deg=fov, max_side=max_side)
         report = RichReporter(quiet=quiet)
         result = pipeline.run_pose(source, out, settings, preview_path=preview,
                                    cache=StageCache(cache_dir, enabled=not no_cache), progress=report)

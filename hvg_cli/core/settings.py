@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -14,6 +15,10 @@ class PoseSettings:
     max_gap:  longest run of lost frames (track frames) filled by interpolation; None = half a second
     smooth:   One-Euro smoothing of the landmarks; min_cutoff (Hz) and beta (1/m) tune it
     fov_deg:  the video camera's assumed vertical field of view, for the root path's depth
+    max_side: MediaPipe sees frames downscaled (never up) so their longer side is at most this many
+              pixels (0 = full resolution). Its landmark model reads a 256x256 crop around the person,
+              so 960 px still oversamples anyone taller than about a third of the frame; landmarks
+              are reported in the video's own pixels either way.
     """
 
     start: int = 0
@@ -25,10 +30,11 @@ class PoseSettings:
     min_cutoff: float = 1.0
     beta: float = 1.5
     fov_deg: float = 50.0
+    max_side: int = 960
 
     def track_part(self) -> "PoseSettings":
         """The settings that change the landmark track (fov only changes the motion)."""
-        return PoseSettings(self.start, self.end, self.stride, self.person, self.max_gap, self.smooth, self.min_cutoff, self.beta)
+        return dataclasses.replace(self, fov_deg=50.0)
 
 
 @dataclass(frozen=True)

@@ -153,20 +153,42 @@ def frame_range(info: VideoInfo, start: int = 0, end: int | None = None, stride:
     return range(start, max(start, stop), stride)
 
 
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) scaled down (never up) so the longer side is at most max_side; None or 0: unchanged."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, int(round(width * s))), max(1, int(round(height * s)))
+
+
 def read_frames(
-    path: str | os.PathLike, start: int = 0, end: int | None = None, stride: int = 1, prefetch: int = 6
+    path: str | os.PathLike, start: int = 0, end: int | None = None, stride: int = 1, prefetch: int = 6,
+    threads: int = 0, size: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decoded frames `start, start + stride, ... < end` of a video, upright RGB.
 
-    yields: [H, W, 3] uint8, H and W as in `probe_video(path)` (rotation applied).
+    yields: [H, W, 3] uint8, H and W as in `probe_video(path)` (rotation applied), or
+    size = (W, H) to have ffmpeg resample them (area filter) to that size.
     A reader thread keeps up to `prefetch` frames decoded ahead of the consumer.
+    threads: decoder threads (0 = ffmpeg's choice; 1 costs the least CPU when the consumer is the
+    bottleneck, e.g. MediaPipe, which then keeps the cores).
     """
     probe = _probe(path)
     info = probe.info
     idx = frame_range(info, start, end, stride)
     if len(idx) == 0:
         return iter(())
-    return _FrameReader(probe, idx, prefetch)
+    return _FrameReader(probe, idx, prefetch, threads, size)
+
+
+def _widen_pipe(f) -> None:
+    """Grow a pipe's kernel buffer (Linux, up to 1 MiB) so a frame needs few reads and context switches."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 class _FrameReader:
@@ -174,11 +196,12 @@ class _FrameReader:
 
     _DONE = object()
 
-    def __init__(self, probe: _Probe, idx: range, prefetch: int):
+    def __init__(self, probe: _Probe, idx: range, prefetch: int, threads: int = 0, size: tuple[int, int] | None = None):
         info = probe.info
         self.info = info
         self.count = len(idx)
-        self.frame_bytes = info.width * info.height * 3
+        self.width, self.height = size if size else (info.width, info.height)
+        self.frame_bytes = self.width * self.height * 3
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
         skip = idx.start
         if idx.start > 0 and probe.constant_rate and len(probe.pts) == info.frame_count:
@@ -190,14 +213,20 @@ class _FrameReader:
             if target > 0:
                 cmd += ["-ss", f"{target:.6f}"]
                 skip = 0
+        if threads > 0:
+            cmd += ["-threads", str(threads)]
         cmd += ["-i", info.path, "-map", "0:v:0", "-fps_mode", "passthrough"]
         # select on the decoder's frame number n (counted from the first frame after the seek)
         sel = f"gte(n\\,{skip})*not(mod(n-{skip}\\,{idx.step}))" if (skip or idx.step > 1) else None
-        if sel:
-            cmd += ["-vf", f"select='{sel}'"]
+        filters = [f"select='{sel}'"] if sel else []
+        if (self.width, self.height) != (info.width, info.height):
+            filters.append(f"scale={self.width}:{self.height}:flags=area")
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
         cmd += ["-frames:v", str(self.count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        _widen_pipe(self._proc.stdout)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._yielded = 0
@@ -218,7 +247,7 @@ class _FrameReader:
         assert out is not None
         try:
             for _ in range(self.count):
-                buf = bytearray(self.frame_bytes)
+                buf = np.empty(self.frame_bytes, np.uint8)  # not zero-filled: every byte is read into
                 view = memoryview(buf)
                 got = 0
                 while got < self.frame_bytes:
@@ -228,7 +257,7 @@ class _FrameReader:
                     got += n
                 if got < self.frame_bytes:
                     break
-                frame = np.frombuffer(buf, np.uint8).reshape(self.info.height, self.info.width, 3)  # [H, W, 3]
+                frame = buf.reshape(self.height, self.width, 3)  # [H*W*3] -> [H, W, 3]
                 if not self._put(frame):
                     return
         except Exception as e:  # surfaced to the consumer

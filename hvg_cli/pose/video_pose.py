@@ -17,9 +17,12 @@ Behaviour (what users get, also told by `hvg pose --help`):
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -39,6 +42,37 @@ def mediapipe_to_hvg(world_mp: np.ndarray) -> np.ndarray:
     the hips, and (the dancer facing the camera) a larger z than the ears.
     """
     return np.asarray(world_mp, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Silence what MediaPipe's C++ side prints on stderr (fd 2) while its models load.
+
+    MediaPipe 0.10.14 logs TFLite/absl notices ("Created TensorFlow Lite XNNPACK delegate",
+    "Feedback manager requires ...") straight to fd 2 at the first frame, and no environment
+    variable turns them off; they would bury hvg's one-line messages. HVG_DEBUG=1 keeps them.
+    """
+    if os.environ.get("HVG_DEBUG"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _mediapipe():
@@ -104,12 +138,15 @@ class RawTrack:
 
 
 def detect_frames(
-    frames: Iterable[np.ndarray], count: int, person: str | int = "largest", source: str = "video", task=None
+    frames: Iterable[np.ndarray], count: int, person: str | int = "largest", source: str = "video", task=None,
+    to_source: tuple[float, float] = (1.0, 1.0),
 ) -> RawTrack:
     """Run MediaPipe Pose (tracking mode) over `frames` ([H, W, 3] uint8, `count` of them).
 
     person: "largest" | "first" | index from the left (see the module doc). task: progress task
-    with advance(n). Returns a RawTrack with T = frames actually read.
+    with advance(n). to_source: (sx, sy) from the frames' pixels to the video's own pixels, when
+    the frames were downscaled. Returns a RawTrack with T = frames actually read; its image
+    landmarks and crop are in the video's own pixels.
     """
     image = np.full((count, 33, 2), np.nan)
     vis = np.zeros((count, 33))
@@ -124,19 +161,23 @@ def detect_frames(
                 break
             T = t + 1
             H, W = frame.shape[:2]
-            if t == 0 and person != "first":
-                cands = find_people(frame)
-                people = len(cands)
-                crop = choose_crop(cands, person, W, source)
-            x0, x1 = crop if crop else (0, W)
-            sub = frame if crop is None else np.ascontiguousarray(frame[:, x0:x1])
-            lm = _landmarks(pose.process(sub), x0, x1 - x0, H)
+            with quiet_native_logs() if t == 0 else nullcontext():  # models load on the first frame
+                if t == 0 and person != "first":
+                    cands = find_people(frame)
+                    people = len(cands)
+                    crop = choose_crop(cands, person, W, source)
+                x0, x1 = crop if crop else (0, W)
+                sub = frame if crop is None else np.ascontiguousarray(frame[:, x0:x1])
+                lm = _landmarks(pose.process(sub), x0, x1 - x0, H)
             if lm is not None:
                 image[t], vis[t], world[t] = lm[0], lm[1], mediapipe_to_hvg(lm[2])
                 detected[t] = True
             if task is not None:
                 task.advance(1)
-    return RawTrack(image[:T], vis[:T], world[:T], detected[:T], crop, people)
+    image = image[:T] * np.asarray(to_source, dtype=np.float64)  # working px -> video px
+    if crop is not None:
+        crop = (int(np.floor(crop[0] * to_source[0])), int(np.ceil(crop[1] * to_source[0])))
+    return RawTrack(image, vis[:T], world[:T], detected[:T], crop, people)
 
 
 def finish_track(
