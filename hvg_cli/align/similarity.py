@@ -178,14 +178,17 @@ def apply_to_points(points_px: np.ndarray, scale: np.ndarray, offset: np.ndarray
     return np.asarray(scale)[..., None, None] * points_px + np.asarray(offset)[..., None, :]
 
 
-def invert(alignment: Alignment, width: int, height: int) -> Alignment:
+def invert(alignment: Alignment, width: int | None = None, height: int | None = None) -> Alignment:
     """The similarity that takes aligned images back to the camera's frame (the subject's true trajectory).
 
-    width, height: size of the camera's (unaligned) images.
+    width, height: size of the camera's (unaligned) images (default: the aligned size, the usual case
+    where renders and camera images share one size).
     pixel = (aligned - offset) / scale  =>  scale' = 1 / scale, offset' = -offset / scale.
     """
     inv_s = 1.0 / alignment.scale
-    return Alignment(scale=inv_s, offset=-alignment.offset * inv_s[..., None], width=int(width), height=int(height))
+    return Alignment(scale=inv_s, offset=-alignment.offset * inv_s[..., None],
+                     width=int(alignment.width if width is None else width),
+                     height=int(alignment.height if height is None else height))
 
 
 # ---------------------------------------------------------------------------------------------
