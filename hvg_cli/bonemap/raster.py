@@ -136,7 +136,7 @@ def _screen_boxes(q: dict, width: int, height: int):
     x0, x1 = to_px(u0, u1, width)
     y0, y1 = to_px(v0, v1, height)
     x1 = torch.where(behind, x0 - 1, x1)
-    return x0, x1, y0, y1
+    return x0, x1, y0, y1, front
 
 
 def _solve(coef, u, v, far: bool):
@@ -162,6 +162,29 @@ def _solve(coef, u, v, far: bool):
     return t, hit & (t > NEAR)
 
 
+def _tile_keys(coef, u, v, label, far: bool, dtype, sentinel: int):
+    """Packed keys of ellipsoids wholly in front of the camera on blocks of pixels (the hot loop).
+
+    Lean version of `_solve` for such ellipsoids: the camera is outside them and every hit has z > NEAR,
+    so the visible root is always the near one (far: the far one). Coefficients are [r, 1, 1], u [r, 1, TS],
+    v [r, TS, 1]; terms in u or v alone stay small, and the full [r, TS, TS] work is done in place.
+    returns: [r, TS, TS] int64 keys (`sentinel` where the ray misses)
+    """
+    import torch
+
+    Q00, Q01, Q11, Q02, Q12, Q22, g0, g1, g2, k = coef
+    a = (Q01 * u) * v  # [r, TS, TS]
+    a += (Q00 * u + Q02) * u  # [r, 1, TS]
+    a += (Q11 * v + Q12) * v + Q22  # [r, TS, 1]
+    b = g1 * v + (g0 * u + g2)  # [r, TS, TS]
+    disc = (a * k).neg_().addcmul_(b, b)  # b^2 - a k
+    hit = disc >= 0
+    sq = disc.clamp_(min=0.0).sqrt_()
+    t = (b.add_(sq) if far else b.sub_(sq)).div_(a)  # camera z
+    key = _pack(t, label, dtype)
+    return key.masked_fill_(~hit, sentinel)
+
+
 def _coef_table(q: dict):
     """[N*P, 10] per-ellipsoid coefficients for `_solve`."""
     import torch
@@ -181,14 +204,25 @@ def _pack(t, label, dtype):
     import torch
 
     if dtype == torch.float64:
-        bits = t.contiguous().view(torch.int64) >> _LABEL_BITS  # drops 8 of 52 mantissa bits: 6e-14 relative
+        bits = t.contiguous().view(torch.int64) >> _LABEL_BITS  # a new tensor  # drops 8 of 52 mantissa bits: 6e-14 relative
     else:
         bits = t.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
-    return (bits << _LABEL_BITS) | label
+    bits <<= _LABEL_BITS
+    bits |= label
+    return bits
+
+
+def _unpack(keys, dtype):
+    """Depths from packed keys (float32: exact; float64: to 6e-14 relative)."""
+    import torch
+
+    if dtype == torch.float64:
+        return ((keys >> _LABEL_BITS) << _LABEL_BITS).view(torch.float64)
+    return (keys >> _LABEL_BITS).to(torch.int32).view(torch.float32)
 
 
 def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-              dtype=None, tile: int = 16, max_elements: int = 1 << 21) -> Raster:
+              dtype=None, tile: int = 8, max_elements: int = 1 << 21) -> Raster:
     """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes, tiles, scatter-min).
 
     centers:      [N, P, 3] world metres
@@ -217,7 +251,7 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     B = N * P
     q = _camera_quadrics(centers, axes, semi, K, world_to_cam)
     coef = _coef_table(q)  # [B, 10]
-    x0, x1, y0, y1 = (b.reshape(B) for b in _screen_boxes(q, W, H))  # [B] inclusive pixel boxes
+    x0, x1, y0, y1, front = (b.reshape(B) for b in _screen_boxes(q, W, H))  # [B] inclusive pixel boxes
 
     # 1. (ellipsoid, tile) pairs: every tile that an ellipsoid's box touches
     TS = int(tile)
@@ -233,50 +267,56 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     pty = ty0[pair_box] + local // ntx[pair_box]  # [R] tile row
     slot = ((pair_box // P) * th + pty) * tw + ptx  # [R] tile index in [N * th * tw]
 
-    # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, in tile-major layout
+    # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, in tile-major layout;
+    #    ellipsoids wholly in front of the camera take the lean path, the rare others the general one
     sentinel = torch.iinfo(torch.int64).max if not far else -1
     keys = torch.full((N * th * tw * TS * TS,), sentinel, dtype=torch.int64, device=device)
     offs = torch.arange(TS, dtype=dtype, device=device) + 0.5  # [TS] pixel centres inside a tile
     inner = torch.arange(TS * TS, device=device)  # [TS*TS]
-    R = pair_box.numel()
     step = max(1, max_elements // (TS * TS))
-    for lo in range(0, R, step):
-        pb = pair_box[lo:lo + step]
-        c = coef.index_select(0, pb)[:, :, None, None]  # [r, 10, 1, 1]
-        u = (ptx[lo:lo + step] * TS).to(dtype)[:, None, None] + offs[None, None, :]  # [r, 1, TS]
-        v = (pty[lo:lo + step] * TS).to(dtype)[:, None, None] + offs[None, :, None]  # [r, TS, 1]
-        t, hit = _solve(c.unbind(1), u, v, far)  # [r, TS, TS]
-        label = (pb % P)[:, None, None]
-        key = torch.where(hit, _pack(t, label, dtype), sentinel)  # [r, TS, TS]
-        pix = slot[lo:lo + step, None] * (TS * TS) + inner[None]  # [r, TS*TS] flat index into keys
-        keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amax" if far else "amin", include_self=True)
+    simple_pair = front[pair_box]  # [R]
+    for simple in (True, False):
+        sel = simple_pair.nonzero()[:, 0] if simple else (~simple_pair).nonzero()[:, 0]  # [R']
+        for lo in range(0, sel.numel(), step):
+            idx = sel[lo:lo + step]
+            pb = pair_box[idx]
+            c = coef.index_select(0, pb)[:, :, None, None].unbind(1)  # 10 x [r, 1, 1]
+            u = (ptx[idx] * TS).to(dtype)[:, None, None] + offs[None, None, :]  # [r, 1, TS]
+            v = (pty[idx] * TS).to(dtype)[:, None, None] + offs[None, :, None]  # [r, TS, 1]
+            label = (pb % P)[:, None, None]
+            if simple:
+                key = _tile_keys(c, u, v, label, far, dtype, sentinel)  # [r, TS, TS]
+            else:
+                t, hit = _solve(c, u, v, far)
+                key = torch.where(hit, _pack(t, label, dtype), sentinel)
+            pix = slot[idx, None] * (TS * TS) + inner[None]  # [r, TS*TS] flat index into keys
+            keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amax" if far else "amin",
+                                 include_self=True)
     keys = keys.view(N, th, tw, TS, TS).permute(0, 1, 3, 2, 4).reshape(N, th * TS, tw * TS)[:, :H, :W]  # [N, H, W]
-    keys = keys.reshape(-1)  # [N*H*W]
 
-    # 3. depth and normal of the winners, recomputed in the working precision
-    won = (keys != sentinel).nonzero()[:, 0]  # [M] flat pixel indices
+    # 3. depth (from the key's bits) and normal of the winners
+    won = (keys != sentinel).nonzero()  # [M, 3] (view, row, column)
     if won.numel() == 0:
         return out
-    lab = keys.index_select(0, won) & ((1 << _LABEL_BITS) - 1)  # [M]
-    n = won // (H * W)
-    ys = (won // W) % H
-    xs = won % W
-    box = n * P + lab
-    u, v = xs.to(dtype) + 0.5, ys.to(dtype) + 0.5
-    # one row per ellipsoid: the quadratic's coefficients, then A K^-1 (row-major 3x3) and A c, so the
-    # gradient A (x - c) at x = t K^-1 (u, v, 1) is t (A K^-1)(u, v, 1) - A c
-    AK = (q["A"] @ q["Kinv"][:, None]).reshape(B, 9)  # [B, 9]
+    n, ys, xs = won.unbind(1)
+    flat = (n * H + ys) * W + xs  # [M] index into [N*H*W]
+    kw = keys.reshape(-1).index_select(0, flat)  # [M]
+    lab = kw & ((1 << _LABEL_BITS) - 1)
+    t = _unpack(kw, dtype)  # [M] camera z, metres
+    # gradient A (x - c) at x = t K^-1 (u, v, 1) is t (A K^-1)(u, v, 1) - A c: one 12-number row per ellipsoid
+    AK = (q["A"] @ q["Kinv"][:, None]).reshape(B, 9)  # [B, 9] row-major 3x3
     Ac = (q["A"] @ q["c"][..., None]).reshape(B, 3)  # [B, 3]
-    g = torch.cat([coef, AK, Ac], 1).index_select(0, box).unbind(1)  # 22 x [M]
-    t, _ = _solve(g[:10], u, v, far)  # [M] camera z
-    gx = t * (g[10] * u + g[11] * v + g[12]) - g[19]
-    gy = t * (g[13] * u + g[14] * v + g[15]) - g[20]
-    gz = t * (g[16] * u + g[17] * v + g[18]) - g[21]
-    normal = torch.stack([gx, -gy, -gz], 1)  # [M, 3] OpenCV -> normal map: x right, y up, z to viewer
-    normal = normal / torch.linalg.norm(normal, dim=1, keepdim=True)
-    out.depth.view(-1).index_copy_(0, won, t)
-    out.normal.view(-1, 3).index_copy_(0, won, normal)
-    out.label.view(-1).index_copy_(0, won, lab)
+    g = torch.cat([AK, Ac], 1).t().contiguous().index_select(1, n * P + lab)  # [12, M]: contiguous rows
+    u, v = xs.to(dtype) + 0.5, ys.to(dtype) + 0.5
+    gx = (g[0] * u + g[1] * v + g[2]) * t - g[9]
+    gy = (g[3] * u + g[4] * v + g[5]) * t - g[10]
+    gz = (g[6] * u + g[7] * v + g[8]) * t - g[11]
+    inv = (gx * gx + gy * gy + gz * gz).rsqrt_()  # 1 / |gradient|
+    flip = -inv  # OpenCV (x right, y down, z forward) -> normal map (x right, y up, z towards the viewer)
+    normal = torch.stack([gx * inv, gy * flip, gz * flip], 1)  # [M, 3] unit
+    out.depth.view(-1).index_copy_(0, flat, t)
+    out.normal.view(-1, 3).index_copy_(0, flat, normal)
+    out.label.view(-1).index_copy_(0, flat, lab)
     return out
 
 

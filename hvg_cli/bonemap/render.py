@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
-from hvg_cli.bonemap.parts import palette_with_background, part_ellipsoids
+from hvg_cli.bonemap.parts import NUM_PARTS, PALETTE, part_ellipsoids
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid, Skeleton
 
@@ -34,16 +34,24 @@ def posed_ellipsoids(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, r
 
 
 def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, radii: np.ndarray,
-                    grid: CameraGrid, progress: Reporter = SILENT, chunk: int = 16) -> BoneMaps:
+                    grid: CameraGrid, progress: Reporter = SILENT, chunk: int | None = None,
+                    workers: int | None = None) -> BoneMaps:
     """Render the bone maps of every view and frame of a job.
 
     poses:    [T, 24, 3] axis-angle;  trans: [T, 3] pelvis world position, metres
     skeleton: the rest skeleton the poses act on;  radii: [P, 2] short semi-axes, metres
     grid:     cameras [V, T] (K, world_to_cam), width x height
-    chunk:    maps rasterised at once (memory stays bounded by chunk x H x W)
+    chunk:    maps rasterised at once (default: about a million pixels), so memory stays bounded
+    workers:  chunks rendered in parallel, each single-threaded (default: up to 2 by the CPU count).
+              torch's own intra-op threads are set to 1 meanwhile and restored after: independent chunks
+              keep both cores busy even when other processes share the CPU, where torch's thread barriers
+              stall badly
     returns:  BoneMaps [V, T, H, W, ...]: semantic uint8, normal float16 (x right, y up, z to viewer),
               depth float32 (camera z, metres), mask bool, label int8 (-1 empty)
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     from hvg_cli.bonemap.raster import rasterise
@@ -53,26 +61,38 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     if poses.shape[0] != T or trans.shape[0] != T:
         raise ValueError(f"render_bonemaps: {poses.shape[0]} poses and {trans.shape[0]} positions for a grid of {T} frames")
     centers, axes, semi = posed_ellipsoids(poses, trans, skeleton, radii)  # [T, P, ...]
-    palette = torch.from_numpy(palette_with_background())  # [P + 1, 3], label -1 -> black
-    K = grid.K.reshape(V * T, 3, 3)  # [N, 3, 3], N = V*T, view-major
-    w2c = grid.world_to_cam.reshape(V * T, 4, 4)
-    frame = np.tile(np.arange(T), V)  # [N] frame of each map
-
-    semantic = np.empty((V * T, H, W, 3), np.uint8)
-    normal = np.empty((V * T, H, W, 3), np.float16)
-    depth = np.empty((V * T, H, W), np.float32)
-    label = np.empty((V * T, H, W), np.int8)
+    palette = np.zeros((256, 3), np.uint8)  # indexed by the label's byte: parts, then black (-1 is 255)
+    palette[:NUM_PARTS] = PALETTE
     N = V * T
-    with progress.task("bone maps", N, unit="maps") as task:
-        for lo in range(0, N, chunk):
-            hi = min(lo + chunk, N)
-            f = frame[lo:hi]
-            r = rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H)
-            semantic[lo:hi] = palette[r.label].numpy()
-            normal[lo:hi] = r.normal.to(torch.float16).numpy()
-            depth[lo:hi] = r.depth.to(torch.float32).numpy()
-            label[lo:hi] = r.label.to(torch.int8).numpy()
-            task.advance(hi - lo)
+    K = grid.K.reshape(N, 3, 3)  # [N, 3, 3], N = V*T, view-major
+    w2c = grid.world_to_cam.reshape(N, 4, 4)
+    frame = np.tile(np.arange(T), V)  # [N] frame of each map
+    chunk = int(chunk or max(1, (1 << 20) // max(H * W, 1)))
+    workers = int(workers or max(1, min(2, os.cpu_count() or 1)))
+
+    semantic = np.empty((N, H, W, 3), np.uint8)
+    normal = np.empty((N, H, W, 3), np.float16)
+    depth = np.empty((N, H, W), np.float32)
+    label = np.empty((N, H, W), np.int8)
+
+    def one(lo: int) -> int:
+        hi = min(lo + chunk, N)
+        f = frame[lo:hi]
+        r = rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H)
+        torch.from_numpy(label[lo:hi]).copy_(r.label)  # int64 -> int8 (torch converts fastest)
+        torch.from_numpy(normal[lo:hi]).copy_(r.normal)  # float32 -> float16
+        torch.from_numpy(depth[lo:hi]).copy_(r.depth)
+        np.take(palette, label[lo:hi].view(np.uint8), axis=0, out=semantic[lo:hi])  # label -1 = byte 255: black
+        return hi - lo
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with progress.task("bone maps", N, unit="maps") as task, ThreadPoolExecutor(workers) as pool:
+            for done in pool.map(one, range(0, N, chunk)):  # in order; progress from this thread only
+                task.advance(done)
+    finally:
+        torch.set_num_threads(threads)
     return BoneMaps(
         semantic=semantic.reshape(V, T, H, W, 3),
         normal=normal.reshape(V, T, H, W, 3),
