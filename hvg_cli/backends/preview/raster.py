@@ -115,38 +115,50 @@ def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_
     area = (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
     valid = (tri_z.amin(dim=2) > near) & (size[..., 0] > 0) & (size[..., 1] > 0) & (area.abs() > 1e-12)
     b_idx, f_idx = torch.nonzero(valid, as_tuple=True)  # [M] each
-    # the per-pixel work runs in float32, relative to each face's box corner (small numbers)
-    lo32, hi32 = lo.to(torch.float32), hi.to(torch.float32)
-    uv32, z32 = tri_uv.to(torch.float32), tri_z.to(torch.float32)
+    # Per face, barycentrics and 1/z are affine in the pixel: l_i = a_i dx + b_i dy + c_i with (dx, dy)
+    # the offset from the face's first box pixel. Set up in float64, evaluated in float32.
+    t = tri_uv[b_idx, f_idx]  # [M, 3, 2]
+    zi = 1.0 / tri_z[b_idx, f_idx]  # [M, 3]
+    o = lo[b_idx, f_idx] + 0.5  # [M, 2] centre of the first box pixel
+    ar = area[b_idx, f_idx]  # [M]
+    nxt = t[:, [1, 2, 0]]  # edge opposite corner i runs from corner i+1 to corner i+2
+    nn = t[:, [2, 0, 1]]
+    ea = -(nn[..., 1] - nxt[..., 1]) / ar[:, None]  # [M, 3]
+    eb = (nn[..., 0] - nxt[..., 0]) / ar[:, None]
+    ec = ((nn[..., 0] - nxt[..., 0]) * (o[:, None, 1] - nxt[..., 1]) - (nn[..., 1] - nxt[..., 1]) * (o[:, None, 0] - nxt[..., 0])) / ar[:, None]
+    coef = torch.stack([ea, eb, ec], -1)  # [M, 3 corners, 3]
+    zc = (coef * zi[..., None]).sum(1)  # [M, 3]: 1/z = za dx + zb dy + zc
+    coef32, zc32 = coef.to(torch.float32), zc.to(torch.float32)
+    sz = size[b_idx, f_idx].long()  # [M, 2]
+    base = b_idx * HW + lo[b_idx, f_idx, 1].long() * width + lo[b_idx, f_idx, 0].long()  # [M] first box pixel
 
     # 3. Bucket faces by box size (powers of two) so each bucket is one dense [n, bh*bw] block
-    sz = size[b_idx, f_idx].long()  # [M, 2]
     bucket_w = _ceil_pow2(sz[:, 0])
     bucket_h = _ceil_pow2(sz[:, 1])
     zbuf = torch.full((B * HW,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=dev)
     code = bucket_h * 65536 + bucket_w
-    for c in torch.unique(code).tolist():
-        sel = torch.nonzero(code == c, as_tuple=True)[0]
+    order = torch.argsort(code)
+    codes, counts = torch.unique_consecutive(code[order], return_counts=True)
+    start = 0
+    for c, cnt in zip(codes.tolist(), counts.tolist()):
+        sel_all = order[start : start + cnt]
+        start += cnt
         bh, bw = c // 65536, c % 65536
-        # split so one block stays under max_fragments
-        step = max(1, max_fragments // (bh * bw))
-        for s0 in range(0, sel.numel(), step):
-            s = sel[s0 : s0 + step]
-            bb, ff = b_idx[s], f_idx[s]
-            oy, ox = torch.meshgrid(torch.arange(bh, device=dev), torch.arange(bw, device=dev), indexing="ij")
-            px = lo32[bb, ff, 0][:, None] + ox.reshape(1, -1).to(torch.float32)  # [n, bh*bw]
-            py = lo32[bb, ff, 1][:, None] + oy.reshape(1, -1).to(torch.float32)
-            inbox = (px <= hi32[bb, ff, 0][:, None]) & (py <= hi32[bb, ff, 1][:, None])
-            t = uv32[bb, ff]  # [n, 3, 2]
-            l0, l1, l2, _ = _barycentric(t[:, None, 0], t[:, None, 1], t[:, None, 2], px + 0.5, py + 0.5)
-            inside = inbox & (l0 >= -EDGE_EPS) & (l1 >= -EDGE_EPS) & (l2 >= -EDGE_EPS)
-            z = z32[bb, ff]  # [n, 3]
-            zinv = l0 / z[:, None, 0] + l1 / z[:, None, 1] + l2 / z[:, None, 2]  # [n, bh*bw]
+        oy, ox = torch.meshgrid(torch.arange(bh, device=dev), torch.arange(bw, device=dev), indexing="ij")
+        dx, dy = ox.reshape(1, -1), oy.reshape(1, -1)  # [1, bh*bw] int
+        dxf, dyf = dx.to(torch.float32), dy.to(torch.float32)
+        step = max(1, max_fragments // (bh * bw))  # one block stays under max_fragments
+        for s0 in range(0, cnt, step):
+            sel = sel_all[s0 : s0 + step]
+            cf = coef32[sel]  # [n, 3, 3]
+            inside = (dx < sz[sel, 0:1]) & (dy < sz[sel, 1:2])  # [n, bh*bw] inside the box
+            for i in range(3):
+                inside &= cf[:, i, 0:1] * dxf + cf[:, i, 1:2] * dyf + cf[:, i, 2:3] >= -EDGE_EPS
             rows, cols = torch.nonzero(inside, as_tuple=True)
-            depth = 1.0 / zinv[rows, cols]
-            pix = bb[rows] * HW + py[rows, cols].long() * width + px[rows, cols].long()
-            key = _pack(depth, ff[rows])
-            zbuf.scatter_reduce_(0, pix, key, reduce="amin")
+            zq = zc32[sel[rows]]  # [k, 3]
+            depth = 1.0 / (zq[:, 0] * dxf[0, cols] + zq[:, 1] * dyf[0, cols] + zq[:, 2])
+            pix = base[sel[rows]] + dy[0, cols] * width + dx[0, cols]
+            zbuf.scatter_reduce_(0, pix, _pack(depth, f_idx[sel[rows]]), reduce="amin")
 
     # 4. Decode the winning face per pixel and recompute its barycentrics there
     hit = zbuf != torch.iinfo(torch.int64).max
@@ -242,31 +254,22 @@ def rasterise_reference(verts, faces, K, width: int, height: int, near: float = 
 
 
 def sample_bilinear(texture, u, v):
-    """Bilinear texture lookup with clamped borders.
+    """Bilinear texture lookup with clamped borders (torch's grid_sample).
 
     texture: [Ht, Wt, C] float tensor
     u, v:    [...] image coordinates, texel (row i, column j) centred at (j + 0.5, i + 0.5)
     returns: [..., C]
     """
     import torch
+    import torch.nn.functional as F
 
     Ht, Wt, C = texture.shape
-    u = u - 0.5  # to index space
-    v = v - 0.5
-    u = u.clamp(0, Wt - 1)
-    v = v.clamp(0, Ht - 1)
-    x0 = torch.floor(u).clamp(max=Wt - 2).long() if Wt > 1 else torch.zeros_like(u, dtype=torch.long)
-    y0 = torch.floor(v).clamp(max=Ht - 2).long() if Ht > 1 else torch.zeros_like(v, dtype=torch.long)
-    fx = (u - x0).to(texture.dtype)[..., None]
-    fy = (v - y0).to(texture.dtype)[..., None]
-    x1 = (x0 + 1).clamp(max=Wt - 1)
-    y1 = (y0 + 1).clamp(max=Ht - 1)
-    flat = texture.reshape(-1, C)  # [Ht*Wt, C]
-    c00 = flat[y0 * Wt + x0]
-    c01 = flat[y0 * Wt + x1]
-    c10 = flat[y1 * Wt + x0]
-    c11 = flat[y1 * Wt + x1]
-    return (c00 * (1 - fx) + c01 * fx) * (1 - fy) + (c10 * (1 - fx) + c11 * fx) * fy
+    shape = u.shape
+    # align_corners=False: -1 and 1 are the outer edges of the border texels, i.e. u = 0 and u = Wt
+    g = torch.stack([u.reshape(-1) * (2.0 / Wt) - 1.0, v.reshape(-1) * (2.0 / Ht) - 1.0], -1)  # [n, 2]
+    g = g.to(texture.dtype)[None, None]  # [1, 1, n, 2]
+    out = F.grid_sample(texture.permute(2, 0, 1)[None], g, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, 0].T.reshape(shape + (C,))  # [C, n] -> [..., C]
 
 
 def supersampled_intrinsics(K, factor: int):
