@@ -1,0 +1,111 @@
+"""Articulated pose modulation: the bone-map encoder and how its output enters the UNet.
+
+Input per frame (pixel resolution H × W, 14 channels):
+  0-2   bone colour (semantic map) scaled to [-1, 1]
+  3-5   view-space normal, x right, y up, z towards the viewer, [-1, 1], 0 where empty
+  6     disparity 1 / depth (1/metres), 0 where empty
+  7     mask, 0 or 1
+  8-13  Plücker ray of the pixel in world space: direction d (unit) and moment o × d (metres)
+Output: [N, C0, H / s, W / s], C0 = the UNet's first block width, s = the VAE's downscale factor.
+The last layer is zero-initialised, so a fresh encoder adds exactly 0: HVG starts as its SVD base.
+
+The output is added to the output of the UNet's `conv_in` for every frame, through a forward hook
+on `unet.conv_in` (diffusers is not edited and the UNet's weights keep their names).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+IN_CHANNELS = 14
+
+
+class PoseEncoder(ModelMixin, ConfigMixin):
+    """Small conv net: 14-channel bone map + rays at pixel resolution -> UNet conv_in features."""
+
+    @register_to_config
+    def __init__(self, in_channels: int = IN_CHANNELS, block_out_channels: tuple[int, ...] = (16, 32, 64, 128),
+                 out_channels: int = 320, downscale: int = 8):
+        super().__init__()
+        stages = int(round(math.log2(downscale)))
+        if 2**stages != downscale:
+            raise ValueError(f"downscale must be a power of two, got {downscale}")
+        chans = list(block_out_channels)[: stages + 1]
+        chans += [chans[-1]] * (stages + 1 - len(chans))
+        self.conv_in = nn.Conv2d(in_channels, chans[0], 3, padding=1)
+        self.down = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(stages))
+        self.mid = nn.Conv2d(chans[-1], chans[-1], 3, padding=1)
+        self.conv_out = nn.Conv2d(chans[-1], out_channels, 1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        """cond: [N, 14, H, W] -> [N, out_channels, H / downscale, W / downscale]."""
+        x = nn.functional.silu(self.conv_in(cond))
+        for conv in self.down:
+            x = nn.functional.silu(conv(x))
+        x = nn.functional.silu(self.mid(x))
+        return self.conv_out(x)
+
+
+def plucker_rays(K: np.ndarray, world_to_cam: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Per-pixel Plücker coordinates of the cameras' rays.
+
+    K:            [N, 3, 3] intrinsics, pixels
+    world_to_cam: [N, 4, 4] OpenCV
+    returns:      [N, 6, H, W] float32: unit direction d (world) and moment o × d (metres),
+                  o = camera centre, rays through pixel centres (u + 0.5, v + 0.5)
+    """
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)  # [H, W] each
+    pix = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3)  # [H*W, 3]
+    K_inv = np.linalg.inv(K.astype(np.float64))  # [N, 3, 3]
+    R = world_to_cam[:, :3, :3].astype(np.float64)  # [N, 3, 3]
+    t = world_to_cam[:, :3, 3].astype(np.float64)  # [N, 3]
+    origin = -np.einsum("nji,nj->ni", R, t)  # [N, 3] = -Rᵀ t
+    d_cam = np.einsum("nij,pj->npi", K_inv, pix)  # [N, H*W, 3]
+    d = np.einsum("nji,npj->npi", R, d_cam)  # [N, H*W, 3] = Rᵀ d_cam
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    m = np.cross(origin[:, None, :], d)  # [N, H*W, 3]
+    out = np.concatenate([d, m], axis=-1)  # [N, H*W, 6]
+    return out.reshape(len(K), height, width, 6).transpose(0, 3, 1, 2).astype(np.float32)  # [N, 6, H, W]
+
+
+def conditioning(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, mask: np.ndarray,
+                 K: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
+    """The encoder's input for N frames.
+
+    semantic [N, H, W, 3] uint8, normal [N, H, W, 3] float16, depth [N, H, W] metres, mask [N, H, W] bool,
+    K [N, 3, 3], world_to_cam [N, 4, 4]  ->  [N, 14, H, W] float32 (channel table in the module doc).
+    """
+    N, H, W = mask.shape
+    m = mask.astype(np.float32)  # [N, H, W]
+    sem = semantic.astype(np.float32) / 127.5 - 1.0  # [N, H, W, 3]
+    nrm = normal.astype(np.float32) * m[..., None]
+    disp = np.where(mask & (depth > 1e-6), 1.0 / np.maximum(depth, 1e-6), 0.0).astype(np.float32)  # [N, H, W]
+    maps = np.concatenate([sem, nrm, disp[..., None], m[..., None]], axis=-1).transpose(0, 3, 1, 2)  # [N, 8, H, W]
+    rays = plucker_rays(K, world_to_cam, W, H)  # [N, 6, H, W]
+    return np.concatenate([maps, rays], axis=1)
+
+
+@contextmanager
+def conv_in_residual(unet: nn.Module, residual: torch.Tensor | None):
+    """Add `residual` [B*F, C0, h, w] to the output of `unet.conv_in` while the block runs."""
+    if residual is None:
+        yield
+        return
+
+    def hook(module, args, output):
+        return output + residual.to(output.dtype)
+
+    handle = unet.conv_in.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

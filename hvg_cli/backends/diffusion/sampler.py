@@ -1,0 +1,150 @@
+"""Progressive spatio-temporal sampling over the V×T latent grid, resumable.
+
+Per denoising step of a stage:
+  1. held anchors (dense stage) are overwritten with x0_anchor + sigma_i · ε_anchor (ε: the anchor's
+     own up-front noise, so the value is the same on every run and after a resume);
+  2. the scheduler scales the whole stage grid once (`scale_model_input`);
+  3. every tile is predicted (CFG inside) and blended into one prediction with normalised weights;
+  4. the scheduler steps ONCE on the fused prediction (Euler keeps a step index: never per tile);
+  5. the state (stage, next step, latents, finished anchors) is written atomically to `state_dir`.
+A re-run with the same inputs (same fingerprint) continues from the saved state; since all noise
+comes from the seed up front and the Euler step (s_churn = 0) draws nothing, the frames are identical
+to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from hvg_cli.backends.diffusion.plan import SamplingPlan
+from hvg_cli.backends.diffusion.settings import DiffusionSettings
+from hvg_cli.backends.diffusion.tiling import Blender
+
+STATE_FILE = "sampler_state.safetensors"
+
+
+# ---------------------------------------------------------------------------------------------
+# state on disk
+# ---------------------------------------------------------------------------------------------
+def save_state(state_dir: Path, fingerprint: str, stage: int, step: int, latents: torch.Tensor | None,
+               anchors: torch.Tensor | None) -> None:
+    """Write the sampler state atomically (temp file in the same folder, then os.replace)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    if latents is not None:
+        tensors["latents"] = latents.detach().cpu().contiguous()
+    if anchors is not None:
+        tensors["anchors"] = anchors.detach().cpu().contiguous()
+    if not tensors:
+        tensors["empty"] = torch.zeros(1)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint, "stage": str(stage), "step": str(step)})
+    os.replace(tmp, state_dir / STATE_FILE)
+
+
+def load_state(state_dir: Path, fingerprint: str) -> dict | None:
+    """The saved state if it belongs to this job (same fingerprint), else None."""
+    from safetensors import safe_open
+
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("fingerprint") != fingerprint:
+                return None
+            out = {k: f.get_tensor(k) for k in f.keys() if k != "empty"}
+    except Exception:  # a corrupt or foreign file: start over
+        return None
+    out["stage"] = int(meta["stage"])
+    out["step"] = int(meta["step"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the sampler
+# ---------------------------------------------------------------------------------------------
+def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable, guidance: torch.Tensor,
+           settings: DiffusionSettings, state_dir: str | Path | None = None, fingerprint: str = "",
+           callback: Callable[[str, int, int], None] | None = None, progress=None) -> torch.Tensor:
+    """Denoise the grid; returns the final latents [V, T, 4, h, w].
+
+    noise:    [V, T, 4, h, w] unit Gaussian noise from the seed (also the held anchors' fixed ε)
+    cond_fn:  (views, absolute frames) -> [v*t, 14, H, W] pose-encoder input, view-major
+    guidance: [T] CFG scale per frame
+    """
+    sched = pipe.scheduler
+    V = plan.views
+    state_dir = Path(state_dir) if state_dir is not None else None
+    saved = load_state(state_dir, fingerprint) if state_dir is not None else None
+    first_stage = saved["stage"] if saved else 0
+    anchors = saved.get("anchors") if saved else None
+    if anchors is not None:
+        anchors = anchors.to(noise.device, noise.dtype)
+    if saved and first_stage >= len(plan.stages):  # finished earlier: the final latents are in the state
+        return saved["latents"].to(noise.device, noise.dtype)
+
+    total = sum(len(st.tiles) for st in plan.stages) * plan.steps
+    done_before = sum(len(st.tiles) for st in plan.stages[:first_stage]) * plan.steps
+    latents = None
+    with progress.task("diffusion sampling", total=total, unit="tiles") as task:
+        if done_before:
+            task.advance(done_before)
+        for si in range(first_stage, len(plan.stages)):
+            stage = plan.stages[si]
+            times = list(stage.times)
+            sched.set_timesteps(plan.steps, device=noise.device)
+            timesteps = sched.timesteps
+            eps = noise[:, times]  # [V, n, 4, h, w]
+            start = 0
+            if saved and si == first_stage and "latents" in saved and saved["step"] > 0:
+                start = saved["step"]
+                latents = saved["latents"].to(noise.device, noise.dtype)
+                sched.set_begin_index(start)
+                task.advance(start * len(stage.tiles))
+            else:
+                latents = eps * sched.init_noise_sigma  # [V, n, 4, h, w]
+            held = list(stage.held)
+            if held and anchors is None:
+                raise RuntimeError("dense stage without finished anchors")  # plan invariant, never user input
+            for i in range(start, plan.steps):
+                t = timesteps[i]
+                if held:  # anchors at the current noise level, fixed ε
+                    sigma = sched.sigmas[i].to(latents.device, latents.dtype)
+                    latents[:, held] = anchors + sigma * eps[:, held]
+                scaled = sched.scale_model_input(latents, t)  # [V, n, 4, h, w]
+                blend = Blender(stage, V, scaled)
+                for tile in stage.tiles:
+                    iv = torch.as_tensor(tile.views, device=scaled.device)[:, None]  # [v, 1]
+                    ic = torch.as_tensor(tile.cols, device=scaled.device)[None, :]  # [1, t]
+                    x = scaled[iv, ic]  # [v, t, 4, h, w]
+                    v, n = x.shape[:2]
+                    frames = tuple(times[c] for c in tile.cols)
+                    g = guidance[list(frames)].repeat(v)  # [v*t], view-major
+                    pred = pipe.predict_tile(ref, x.reshape(v * n, *x.shape[2:]), t, cond_fn(tile.views, frames), g)
+                    blend.add(tile, pred.reshape(v, n, *pred.shape[1:]))  # [v, t, 4, h, w]
+                    task.advance(1)
+                fused = blend.result()  # [V, n, 4, h, w]
+                latents = sched.step(fused, t, latents, return_dict=False)[0]
+                if held and i == plan.steps - 1:
+                    latents[:, held] = anchors  # the finished anchors, exactly
+                if state_dir is not None:
+                    last = i == plan.steps - 1
+                    if last and stage.name == "anchors":
+                        save_state(state_dir, fingerprint, si + 1, 0, None, latents)
+                    elif last:
+                        save_state(state_dir, fingerprint, si + 1, 0, latents, anchors)
+                    else:
+                        save_state(state_dir, fingerprint, si, i + 1, latents, anchors)
+                if callback is not None:
+                    callback(stage.name, i, plan.steps)
+            if stage.name == "anchors":
+                anchors = latents
+    return latents
