@@ -10,6 +10,7 @@ from hvg_cli import __version__
 from hvg_cli.cli import animate_cmd, bonemap_cmd, cache_cmd, doctor_cmd
 from hvg_cli.cli import cameras_cmd
 from hvg_cli.cli import pose_cmd
+from hvg_cli.cli import weights_cmd
 
 app = typer.Typer(
     name="hvg",
@@ -51,6 +52,7 @@ doctor_cmd.register(app)
 pose_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(cameras_cmd.app, name="cameras")
+app.add_typer(weights_cmd.app, name="weights")
 
 
 def run() -> None:
