@@ -594,16 +594,13 @@ def place_motion(motion: _Motion, subject: _Subject) -> _Motion:
 def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, render: RenderSpec,
                 cache: StageCache, progress: Reporter = SILENT, stages: dict | None = None) -> Job:
     """Steps 1-5 shared by `bonemap_job` and `animate`; wall time per step goes into `stages`."""
-    import dataclasses
-
-    from hvg_cli.align.similarity import aligned_intrinsics
     from hvg_cli.core.cache import array_hash
     from hvg_cli.core.settings import SubjectSettings
 
     # 1. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
     stages = {} if stages is None else stages
     t = _time.perf_counter()
-    subject = subject_stage(Path(photo), SubjectSettings(), cache, progress)
+    subject = subject_stage(Path(photo), SubjectSettings(body_model=render.body_model), cache, progress)
     stages["subject"] = _time.perf_counter() - t
     if subject.legs_guessed:
         progress.note(f"{photo}: the legs are not visible; hvg guessed them (a full-body photo works best)")
@@ -620,21 +617,11 @@ def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, 
     # 5. View-temporal alignment: the subject's pelvis at the centre of every view and frame, steady scale
     alignment = None
     if render.align:
-        alignment = job_alignment(motion.joints, grid)
-        grid = dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
+        alignment, grid = align_job(subject, motion.poses, motion.trans, motion.skeleton, grid)
     stages["cameras"] = _time.perf_counter() - t
     key_parts = (subject.source_hash, array_hash(motion.poses, motion.trans, motion.skeleton.rest_joints),
                  array_hash(grid.K, grid.world_to_cam), grid.width, grid.height, grid.mode, str(motion.fps))
     return Job(subject=subject, motion=motion, grid=grid, alignment=alignment, key_parts=key_parts)
-
-
-def job_alignment(joints: _np.ndarray, grid: _CameraGrid) -> _Alignment:
-    """Alignment of a job from its joints [T, 24, 3] seen by its cameras [V, T]."""
-    from hvg_cli.align.similarity import compute_alignment, project_points, subject_box
-
-    V, T = grid.shape
-    px = project_points(_np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
-    return compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height)  # pelvis [V, T, 2], box height [V, T]
 
 
 @dataclass(frozen=True)
@@ -850,14 +837,12 @@ def _weights_key(weights_dir: Path | None) -> str | None:
 
 def photo_alignment(subject: _Subject, width: int, height: int) -> _Alignment:
     """The alignment of the photo from its own camera, so the reference and the bone maps line up."""
-    from hvg_cli.body.kinematics import pose_joints
     from hvg_cli.core.types import CameraGrid
 
-    sk = subject.skeleton
-    joints = pose_joints(subject.photo_pose[None], sk.rest_joints, sk.parents, subject.photo_trans[None])  # [1, 24, 3]
     cam = CameraGrid(K=subject.camera.K[None, None], world_to_cam=subject.camera.world_to_cam[None, None],
-                     width=width, height=height, mode="views")
-    return job_alignment(joints, cam)
+                     width=width, height=height, mode="views")  # [1, 1]: the photo's camera
+    alignment, _ = align_job(subject, subject.photo_pose[None], subject.photo_trans[None], subject.skeleton, cam)
+    return alignment
 
 
 def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache,

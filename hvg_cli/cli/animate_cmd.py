@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         end: jo.EndOpt = None,
         frames: jo.FramesOpt = None,
         no_align: jo.NoAlignOpt = False,
+        body_model: jo.BodyModelOpt = None,
         grid: jo.GridOpt = False,
         per_view: Annotated[bool, typer.Option("--per-view", help="Render every view for every frame, one file per view (OUT_view00.mp4, ...).")] = False,
         backend: Annotated[str, typer.Option("--backend", help="auto (diffusion when weights are found, else preview), preview (no weights), or diffusion.")] = "auto",
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
         settings = AnimateSettings(
             camera=jo.camera_spec(orbit, camera, views, elevation, radius, fov, resolution),
             mode="views" if (grid or per_view) else "moving",
-            render=jo.render_spec(start, end, frames, no_align),
+            render=jo.render_spec(start, end, frames, no_align, body_model),
             backend=backend, background=background, grid=grid, per_view=per_view, audio=not no_audio,
             seed=seed, steps=steps, guidance=guidance,
         )

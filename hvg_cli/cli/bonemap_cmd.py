@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         end: jo.EndOpt = None,
         frames: jo.FramesOpt = None,
         no_align: jo.NoAlignOpt = False,
+        body_model: jo.BodyModelOpt = None,
         grid: jo.GridOpt = False,
         channels: Annotated[str, typer.Option("--channels", help="Comma-separated, shown side by side: semantic,normal,depth,mask.")] = "semantic,normal,depth,mask",
         export: Annotated[Optional[Path], typer.Option("--export", help="Also save the raw maps (semantic, normal, depth, mask, label, cameras) to this .npz.", show_default=False)] = None,
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         settings = BonemapSettings(
             camera=jo.camera_spec(orbit, camera, views, elevation, radius, fov, resolution),
             mode="views" if grid else "moving",
-            render=jo.render_spec(start, end, frames, no_align),
+            render=jo.render_spec(start, end, frames, no_align, body_model),
             channels=chosen,
             grid=grid,
         )

@@ -31,6 +31,7 @@ EndOpt = Annotated[Optional[float], typer.Option("--end", min=0.0, help="Stop at
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", min=1, help="At most this many frames.", show_default=False)]
 NoAlignOpt = Annotated[bool, typer.Option("--no-align", help="Render in the camera's own frame instead of re-centring the subject in every view and frame.")]
 GridOpt = Annotated[bool, typer.Option("--grid", help="Render every view for every frame and lay the views out as a grid in one video.")]
+BodyModelOpt = Annotated[Optional[Path], typer.Option("--body-model", help="Your SMPL (.pkl/.npz) or SMPL-X (.npz) model file, for shape-consistent joints and radii (default: hvg's built-in body).", show_default=False)]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output: .mp4/.mov/.mkv (H.264), .gif, or a folder name without suffix for PNG frames.")]
 
 
@@ -56,7 +57,8 @@ def camera_spec(orbit: float | None, camera: str | None, views: int | None, elev
     return CameraSpec(camera=camera, orbit=orbit, views=views, elevation=elevation, radius=radius, fov=fov, width=w, height=h)
 
 
-def render_spec(start: float, end: float | None, frames: int | None, no_align: bool) -> RenderSpec:
+def render_spec(start: float, end: float | None, frames: int | None, no_align: bool, body_model: Path | None) -> RenderSpec:
     if end is not None and end <= start:
         raise typer.BadParameter(f"--end ({end}) must be after --start ({start})", param_hint="--end")
-    return RenderSpec(start=start, end=end, max_frames=frames, align=not no_align)
+    return RenderSpec(start=start, end=end, max_frames=frames, align=not no_align,
+                      body_model=str(body_model) if body_model else None)
