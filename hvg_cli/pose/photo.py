@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.errors import BadInput, MissingDependency, NoPerson
+from hvg_cli.core.errors import BadInput, NoPerson
+from hvg_cli.pose.video_pose import _mediapipe, mediapipe_to_hvg, quiet_native_logs
 
 # MediaPipe landmark indices used here
 MP_LEFT_HIP, MP_RIGHT_HIP = 23, 24
@@ -42,16 +43,6 @@ class PhotoDetection:
     source: str  # the file the photo came from (for messages)
     legs_guessed: bool = False  # knees or ankles were not seen: the legs' landmarks are not to be trusted
     other_people: bool = False  # the segmentation found other people; they were cut out of `mask`
-
-
-def mediapipe_to_hvg(world_mp: np.ndarray) -> np.ndarray:
-    """MediaPipe world landmarks (x right, y down, z away from the camera) -> hvg axes (x, -y, -z).
-
-    world_mp: [..., 3] metres; returns [..., 3] metres. Two flipped axes keep the frame right-handed.
-    Checked on the shared photos: the head gets +y above the hips, the toes (facing the camera) get +z
-    in front of the ankles, the person's left shoulder (on the image's right) gets +x.
-    """
-    return np.asarray(world_mp, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
 
 
 def _pose_model_complexity() -> int:
@@ -130,13 +121,9 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 16:
         raise BadInput(f"{source}: expected an RGB photo, got an array of shape {image.shape} ({image.dtype})",
                        "use a .jpg or .png photo of a person")
-    try:
-        import mediapipe as mp
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise MissingDependency("mediapipe is not installed", "pip install mediapipe==0.10.14") from e
-
+    mp = _mediapipe()
     H, W = image.shape[:2]
-    with mp.solutions.pose.Pose(
+    with quiet_native_logs(), mp.solutions.pose.Pose(
         static_image_mode=True,
         model_complexity=_pose_model_complexity(),
         enable_segmentation=True,
