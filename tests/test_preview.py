@@ -82,19 +82,31 @@ def synthetic_subject(W=180, H=240, across=True) -> Subject:
                    photo_pose=pose, photo_trans=trans, camera=cam, radii=radii, source_hash="synthetic")
 
 
-def rest_fidelity(subject, model=None):
-    """(mask IoU, PSNR dB inside the mask) of the rest-pose render from the photo camera at photo size."""
+def _box_down(a: np.ndarray, f: int) -> np.ndarray:
+    """Average f x f blocks: [H, W, ...] -> [H/f, W/f, ...] (H, W divisible by f)."""
+    H, W = a.shape[:2]
+    return a.reshape(H // f, f, W // f, f, *a.shape[2:]).mean(axis=(1, 3))
+
+
+def rest_fidelity(subject, model=None, down: int = 1):
+    """(mask IoU, PSNR dB inside the mask) of the rest-pose render from the photo camera.
+
+    down: render at 1/down of the photo's size and compare with the photo and mask box-averaged alike.
+    """
     from hvg_cli.backends.preview.render import render_preview
 
     c = subject.camera
-    grid = CameraGrid(K=c.K[None, None], world_to_cam=c.world_to_cam[None, None], width=c.width, height=c.height, mode="moving")
+    W, H = c.width // down, c.height // down
+    K = c.K * np.array([W / c.width, H / c.height, 1.0])[:, None]
+    grid = CameraGrid(K=K[None, None], world_to_cam=c.world_to_cam[None, None], width=W, height=H, mode="moving")
     out = render_preview(subject, subject.photo_pose[None], np.asarray(subject.photo_trans)[None], grid,
                          background="transparent", model=model)[0, 0]
+    photo = _box_down(subject.image.astype(np.float64), down)
     alpha = out[..., 3] / 255.0
-    mk = subject.mask > 0.5
+    mk = _box_down(subject.mask.astype(np.float64), down) > 0.5
     iou = ((alpha > 0.5) & mk).sum() / ((alpha > 0.5) | mk).sum()
-    # straight colour x alpha + photo's own pixels outside: compare the person's pixels only
-    diff = out[..., :3].astype(np.float64) - subject.image.astype(np.float64)
+    # the person's pixels only (the render's straight colour against the photo)
+    diff = out[..., :3].astype(np.float64) - photo
     inner = mk & (alpha > 0.5)
     mse = (diff[inner] ** 2).mean()
     return float(iou), float(10 * np.log10(255.0**2 / max(mse, 1e-9)))
@@ -333,3 +345,61 @@ def test_render_preview_backgrounds_and_static_frames_identical(synth):
         render_preview(s, poses[:2], trans[:2], grid, model=model)
     with pytest.raises(BadInput):
         render_preview(s, poses, trans, grid, background="plaid", model=model)
+
+
+def test_a_raised_arm_is_drawn_where_the_skeleton_puts_it(synth):
+    """Motion moves the limbs: with the right arm raised overhead, the render covers the projected
+    elbow and wrist of the target skeleton, where the photo pose had background."""
+    from hvg_cli.backends.preview.render import render_preview
+
+    s, model = synth
+    pose = s.photo_pose.copy()
+    pose[J["right_shoulder"]] = [0, 0, -1.3]  # from hanging down to above the horizontal
+    c = s.camera
+    grid = CameraGrid(K=np.stack([c.K] * 2)[None], world_to_cam=np.stack([c.world_to_cam] * 2)[None],
+                      width=c.width, height=c.height, mode="moving")
+    out = render_preview(s, np.stack([s.photo_pose, pose]), np.repeat(np.asarray(s.photo_trans)[None], 2, 0), grid,
+                         background="transparent", model=model)[0]
+    _, P = forward_kinematics(axis_angle_to_matrix(pose[None]), s.skeleton.offsets, s.skeleton.parents, s.photo_trans[None])
+    for j in ("right_elbow", "right_wrist"):
+        q = c.world_to_cam[:3, :3] @ P[0, J[j]] + c.world_to_cam[:3, 3]
+        u, v = (c.K @ q)[:2] / q[2]
+        x, y = int(u), int(v)
+        assert out[1, y - 1 : y + 2, x - 1 : x + 2, 3].min() > 200, j  # the arm is drawn there now
+        assert out[0, y, x, 3] < 50, j  # and was not there in the photo pose
+
+
+# ----------------------------------------------------------------------------------------------
+# the real photos through the real pipeline pieces (MediaPipe subject, bone-map body)
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real(data_dir):
+    """Subject and preview model of both shared photos."""
+    from hvg_cli.backends.preview.render import build_preview_model
+    from hvg_cli.core.settings import SubjectSettings
+    from hvg_cli.io.image import read_image
+    from hvg_cli.pipeline import compute_subject
+
+    out = {}
+    for name in ("photo_woman_street.jpg", "photo_woman_studio.jpg"):
+        image = read_image(data_dir / name)
+        subject, _ = compute_subject(image, name, name, SubjectSettings())
+        out[name] = (subject, build_preview_model(subject))
+    return out
+
+
+@pytest.mark.parametrize("name,down", [("photo_woman_street.jpg", 2), ("photo_woman_studio.jpg", 1)])
+def test_rest_pose_reproduces_the_photo(real, name, down):
+    """Issue 4: mask IoU >= 0.95 and PSNR >= 25 dB inside the mask (street: at half size to keep the run short;
+    at full size it measured IoU 0.997, 35.7 dB)."""
+    s, model = real[name]
+    assert model.mesh.verts.shape[0] > 20000  # a fine mesh, not a few big triangles
+    iou, psnr = rest_fidelity(s, model, down=down)
+    assert iou >= 0.95 and psnr >= 25.0, (iou, psnr)
+
+
+def test_orbit_has_no_holes_street(real):
+    s, model = real["photo_woman_street.jpg"]
+    res, _ = orbit_empty_pixels(s, model, views=8, size=(192, 192))
+    assert all(n > 1000 for n, _ in res), res
+    assert all(e == 0 for _, e in res), res
