@@ -157,19 +157,24 @@ def test_person_choice_logic():
         parse_person("tallest")
 
 
-def test_find_people_on_two_dancers(dance):
-    """A real frame with two dancers: the dance frame and a smaller mirrored copy beside it."""
+def _two_dancers(frame: np.ndarray) -> np.ndarray:
+    """[960, 1080, 3]: the dance frame (right, big) and a smaller mirrored copy (left)."""
     from PIL import Image
 
-    from hvg_cli.io.video import read_frames
-    from hvg_cli.pose.video_pose import find_people
-
-    frame = next(read_frames(dance["video"], 100, 101))  # [1920, 1080, 3]
     big = np.asarray(Image.fromarray(frame).resize((540, 960)))
     small = np.asarray(Image.fromarray(frame[:, ::-1]).resize((324, 576)))
     canvas = np.full((960, 1080, 3), 128, np.uint8)
     canvas[:, 540:] = big  # right: the big dancer
     canvas[960 - 576 :, 100:424] = small  # left: the small one, feet on the same floor line
+    return canvas
+
+
+def test_find_people_on_two_dancers(data_dir):
+    """A real frame with two dancers: the dance frame and a smaller mirrored copy beside it."""
+    from hvg_cli.io.video import read_frames
+    from hvg_cli.pose.video_pose import find_people
+
+    canvas = _two_dancers(next(read_frames(data_dir / "dance_red_skirt.mp4", 100, 101)))  # from [1920, 1080, 3]
     people = find_people(canvas)
     assert len(people) == 2
     assert people[0].centre_x < 540 < people[1].centre_x  # left to right
@@ -187,3 +192,18 @@ def test_bad_range_and_missing_video(dance, tmp_path):
     with pytest.raises(BadInput, match="no such file"):
         pipeline.run_pose(tmp_path / "nope.mp4", tmp_path / "o.npz", cache=cache)
     assert cache.info() == {} or all(s["entries"] == 0 for s in cache.info().values())
+
+
+def test_person_flag_follows_the_chosen_dancer(data_dir, tmp_path):
+    """6 frames of two dancers through the pose stage: --person 0 follows the left one, largest the right."""
+    from hvg_cli.io.video import read_frames, write_video
+
+    video = write_video(tmp_path / "two.mp4", (_two_dancers(f) for f in read_frames(data_dir / "dance_red_skirt.mp4", 100, 106)), 24)
+    cache = StageCache(tmp_path / "c")
+    left = pipeline.pose_track(video, PoseSettings(person="0"), cache)
+    big = pipeline.pose_track(video, PoseSettings(person="largest"), cache)
+    assert left.detected.all() and big.detected.all()
+    hips = [LEFT_HIP, RIGHT_HIP]
+    assert np.all(left.image[:, hips, 0] < 424) and np.all(big.image[:, hips, 0] > 540)  # video pixels
+    height = lambda tr: np.median(tr.image[:, :, 1].max(1) - tr.image[:, :, 1].min(1))  # noqa: E731
+    assert height(big) > 1.4 * height(left)  # the big dancer is 960/576 = 1.67x taller

@@ -48,11 +48,11 @@ def bad_videos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=24", "-frames:v", "0", "-pix_fmt", "yuv420p", str(zero))
     nobody = d / "testsrc.mp4"  # a test pattern: no person in it
     _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24", "-frames:v", "12", "-pix_fmt", "yuv420p", str(nobody))
-    # the dancer leaves mid-way: 72 frames of the dance (downscaled), frames 24..47 black (1 s,
+    # the dancer leaves mid-way: 48 frames of the dance (downscaled), frames 12..35 black (1 s,
     # longer than the default max gap of 12 frames = 0.5 s at 24 fps)
     leaves = d / "leaves.mp4"
-    _ffmpeg("-i", str(data_dir / "dance_red_skirt.mp4"), "-frames:v", "72", "-an",
-            "-vf", "scale=270:480,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,24,47)'",
+    _ffmpeg("-i", str(data_dir / "dance_red_skirt.mp4"), "-frames:v", "48", "-an",
+            "-vf", "scale=270:480,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,12,35)'",
             "-pix_fmt", "yuv420p", str(leaves))
     return {"text": text, "empty": empty, "zero": zero, "nobody": nobody, "leaves": leaves, "dir": d}
 
@@ -65,7 +65,7 @@ def bad_videos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict
         ("empty", 3, "empty"),
         ("zero", 3, "not a video"),
         ("nobody", 5, "no person found"),
-        ("leaves", 5, "frames 24-47"),
+        ("leaves", 5, "frames 12-35"),
     ],
 )
 def test_bad_inputs_exit_code_one_line_no_cache_no_overwrite(bad_videos, tmp_path, name, code, words):
@@ -90,9 +90,9 @@ def test_leaves_is_fine_with_a_longer_max_gap(bad_videos, tmp_path):
                               "--cache-dir", str(tmp_path / "c"), "--json", "--quiet"])
     assert res.exit_code == 0, res.stderr
     d = np.load(out)
-    assert d["poses"].shape == (72, 72)
+    assert d["poses"].shape == (48, 72)
     det = d["hvg_detected"]
-    assert det[:24].all() and not det[24:48].any() and det[48:].all()  # black frames: nobody, filled
+    assert det[:12].all() and not det[12:36].any() and det[36:].all()  # black frames: nobody, filled
     assert np.isfinite(d["hvg_landmarks"]).all()
 
 

@@ -148,3 +148,16 @@ def test_read_image_real_photo(data_dir):
     img = read_image(data_dir / "photo_woman_studio.jpg")
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert sorted(img.shape[:2]) == [750, 1101]
+
+
+def test_read_frames_resized_and_fit_size(clips):
+    from hvg_cli.io.video import fit_size
+
+    assert fit_size(1080, 1920, 960) == (540, 960)
+    assert fit_size(64, 48, 960) == (64, 48)  # never upscaled
+    assert fit_size(1080, 1920, 0) == (1080, 1920)
+    full = np.stack(list(read_frames(clips["ntsc"], 2, 6)))  # [4, 48, 64, 3]
+    half = np.stack(list(read_frames(clips["ntsc"], 2, 6, size=(32, 24))))
+    assert half.shape == (4, 24, 32, 3)
+    box = full.reshape(4, 24, 2, 32, 2, 3).astype(float).mean(axis=(2, 4))  # 2x2 box average
+    assert np.abs(half - box).mean() < 3.0  # ffmpeg's area filter = the box average (same frames)
