@@ -222,7 +222,7 @@ def _unpack(keys, dtype):
 
 
 def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-              dtype=None, tile: int = 8, max_elements: int = 1 << 21) -> Raster:
+              dtype=None, tile: int = 8, max_elements: int = 1 << 21, out: Raster | None = None) -> Raster:
     """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes, tiles, scatter-min).
 
     centers:      [N, P, 3] world metres
@@ -232,9 +232,11 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     world_to_cam: [N, 4, 4] OpenCV
     far:          False: nearest front surface; True: farthest back surface
     dtype:        working precision (default float32; float64 for tests)
-    tile:         the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated on every pixel of
+    tile:         (a power of two) the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated on every pixel of
                   the blocks its screen box touches (coefficients broadcast per block: no per-pixel gathers)
     max_elements: pixels x ellipsoids evaluated at once (bounds the memory)
+    out:          optional Raster of caller-owned CPU tensors to fill (any float dtype for depth and normal,
+                  any signed integer dtype for label, e.g. views of the numpy arrays of `BoneMaps`)
     returns:      Raster(depth [N, H, W], normal [N, H, W, 3], label [N, H, W] int64) — see the module doc
                   for units and conventions (depth = camera z in metres; normals x right, y up, z to viewer)
     """
@@ -245,7 +247,12 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     N, P = centers.shape[:2]
     H, W = int(height), int(width)
     device = centers.device
-    out = _empty(N, H, W, dtype, device)
+    if out is None:
+        out = _empty(N, H, W, dtype, device)
+    else:
+        out.depth.zero_()
+        out.normal.zero_()
+        out.label.fill_(-1)
     if N == 0 or P == 0:
         return out
     B = N * P
@@ -255,6 +262,8 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
 
     # 1. (ellipsoid, tile) pairs: every tile that an ellipsoid's box touches
     TS = int(tile)
+    if TS < 1 or TS & (TS - 1):
+        raise ValueError(f"rasterise: tile must be a power of two, got {tile}")
     th, tw = -(-H // TS), -(-W // TS)  # tiles per column / row
     tx0, tx1, ty0, ty1 = x0 // TS, x1 // TS, y0 // TS, y1 // TS
     ntx = torch.where(x1 >= x0, tx1 - tx0 + 1, torch.zeros_like(x0))
@@ -265,14 +274,16 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     local = torch.arange(pair_box.numel(), device=device) - (ends - npairs)[pair_box]
     ptx = tx0[pair_box] + local % ntx[pair_box]  # [R] tile column
     pty = ty0[pair_box] + local // ntx[pair_box]  # [R] tile row
-    slot = ((pair_box // P) * th + pty) * tw + ptx  # [R] tile index in [N * th * tw]
+    # keys live only on the tiles some box touches: [U, TS, TS], U unique tiles
+    tile_id = ((pair_box // P) * th + pty) * tw + ptx  # [R] in [N * th * tw]
+    tiles, slot = torch.unique(tile_id, return_inverse=True)  # [U] sorted tile ids, [R] each pair's tile slot
+    inner = torch.arange(TS * TS, device=device)  # [TS*TS]
 
-    # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys, in tile-major layout;
+    # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys;
     #    ellipsoids wholly in front of the camera take the lean path, the rare others the general one
     sentinel = torch.iinfo(torch.int64).max if not far else -1
-    keys = torch.full((N * th * tw * TS * TS,), sentinel, dtype=torch.int64, device=device)
+    keys = torch.full((tiles.numel() * TS * TS,), sentinel, dtype=torch.int64, device=device)
     offs = torch.arange(TS, dtype=dtype, device=device) + 0.5  # [TS] pixel centres inside a tile
-    inner = torch.arange(TS * TS, device=device)  # [TS*TS]
     step = max(1, max_elements // (TS * TS))
     simple_pair = front[pair_box]  # [R]
     for simple in (True, False):
@@ -292,15 +303,23 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
             pix = slot[idx, None] * (TS * TS) + inner[None]  # [r, TS*TS] flat index into keys
             keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amax" if far else "amin",
                                  include_self=True)
-    keys = keys.view(N, th, tw, TS, TS).permute(0, 1, 3, 2, 4).reshape(N, th * TS, tw * TS)[:, :H, :W]  # [N, H, W]
 
-    # 3. depth (from the key's bits) and normal of the winners
-    won = (keys != sentinel).nonzero()  # [M, 3] (view, row, column)
+    # 3. depth (from the key's bits) and normal of the winners; edge tiles reach past the image
+    sh = TS.bit_length() - 1  # log2(TS)
+    tile_n = tiles // (th * tw)  # [U] view of each tile
+    tile_y = ((tiles // tw) % th) << sh  # [U] top row
+    tile_x = (tiles % tw) << sh  # [U] left column
+    i = torch.arange(TS, device=device)
+    inside = ((tile_y[:, None, None] + i[None, :, None]) < H) & ((tile_x[:, None, None] + i[None, None, :]) < W)
+    won = ((keys != sentinel) & inside.view(-1)).nonzero()[:, 0]  # [M] index into keys
+    tk = won >> (2 * sh)  # [M] tile slot
+    ys = tile_y.index_select(0, tk) + ((won >> sh) & (TS - 1))  # [M] pixel row
+    xs = tile_x.index_select(0, tk) + (won & (TS - 1))  # [M] pixel column
+    n = tile_n.index_select(0, tk)  # [M] view
     if won.numel() == 0:
         return out
-    n, ys, xs = won.unbind(1)
     flat = (n * H + ys) * W + xs  # [M] index into [N*H*W]
-    kw = keys.reshape(-1).index_select(0, flat)  # [M]
+    kw = keys.index_select(0, won)  # [M]
     lab = kw & ((1 << _LABEL_BITS) - 1)
     t = _unpack(kw, dtype)  # [M] camera z, metres
     # gradient A (x - c) at x = t K^-1 (u, v, 1) is t (A K^-1)(u, v, 1) - A c: one 12-number row per ellipsoid
@@ -314,9 +333,9 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     inv = (gx * gx + gy * gy + gz * gz).rsqrt_()  # 1 / |gradient|
     flip = -inv  # OpenCV (x right, y down, z forward) -> normal map (x right, y up, z towards the viewer)
     normal = torch.stack([gx * inv, gy * flip, gz * flip], 1)  # [M, 3] unit
-    out.depth.view(-1).index_copy_(0, flat, t)
-    out.normal.view(-1, 3).index_copy_(0, flat, normal)
-    out.label.view(-1).index_copy_(0, flat, lab)
+    out.depth.view(-1).index_copy_(0, flat, t.to(out.depth.dtype))
+    out.normal.view(-1, 3).index_copy_(0, flat, normal.to(out.normal.dtype))
+    out.label.view(-1).index_copy_(0, flat, lab.to(out.label.dtype))
     return out
 
 

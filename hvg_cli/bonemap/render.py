@@ -54,7 +54,7 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
 
     import torch
 
-    from hvg_cli.bonemap.raster import rasterise
+    from hvg_cli.bonemap.raster import Raster, rasterise
 
     V, T = grid.shape
     H, W = int(grid.height), int(grid.width)
@@ -78,10 +78,8 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     def one(lo: int) -> int:
         hi = min(lo + chunk, N)
         f = frame[lo:hi]
-        r = rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H)
-        torch.from_numpy(label[lo:hi]).copy_(r.label)  # int64 -> int8 (torch converts fastest)
-        torch.from_numpy(normal[lo:hi]).copy_(r.normal)  # float32 -> float16
-        torch.from_numpy(depth[lo:hi]).copy_(r.depth)
+        buffers = Raster(torch.from_numpy(depth[lo:hi]), torch.from_numpy(normal[lo:hi]), torch.from_numpy(label[lo:hi]))
+        rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H, out=buffers)  # fills the arrays
         np.take(palette, label[lo:hi].view(np.uint8), axis=0, out=semantic[lo:hi])  # label -1 = byte 255: black
         return hi - lo
 
