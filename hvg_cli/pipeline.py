@@ -531,7 +531,7 @@ def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Report
 
 
 # --- jobs: bonemap and animate (photo + motion + cameras -> pictures) ---
-# Both jobs share `prepare_job`: 1. subject from the photo, 2. motion from its source, trimmed,
+# Both jobs share `prepare_job`: 1. motion from its source, trimmed, 2. subject from the photo,
 # 3. retargeted onto the subject, 4. cameras per view and frame, 5. view-temporal alignment.
 # Their outputs are cached as finished files (stage `bonemap_video`, `render`), so an unchanged re-run
 # copies them, and a run that changes only the camera re-uses the subject and the motion.
@@ -597,17 +597,17 @@ def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, 
     from hvg_cli.core.cache import array_hash
     from hvg_cli.core.settings import SubjectSettings
 
-    # 1. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
     stages = {} if stages is None else stages
+    # 1. The motion from its source (a video's pose and fit are cached), trimmed to --start/--end/--frames
+    t = _time.perf_counter()
+    motion = trim_motion(motion_from_source(motion_source, PoseSettings(), cache, progress), render)
+    stages["motion"] = _time.perf_counter() - t
+    # 2. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
     t = _time.perf_counter()
     subject = subject_stage(Path(photo), SubjectSettings(body_model=render.body_model), cache, progress)
     stages["subject"] = _time.perf_counter() - t
     if subject.legs_guessed:
         progress.note(f"{photo}: the legs are not visible; hvg guessed them (a full-body photo works best)")
-    # 2. The motion from its source (a video's pose and fit are cached), trimmed to --start/--end/--frames
-    t = _time.perf_counter()
-    motion = trim_motion(motion_from_source(motion_source, PoseSettings(), cache, progress), render)
-    stages["motion"] = _time.perf_counter() - t
     # 3. On the subject's body
     t = _time.perf_counter()
     motion = place_motion(motion, subject)

@@ -22,3 +22,9 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("HVG_CACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage cache shared by the tests of one session, so the dance video is posed once."""
+    return tmp_path_factory.mktemp("session-cache")

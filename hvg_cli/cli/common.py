@@ -35,7 +35,7 @@ def maps_errors(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:
+        except (typer.Exit, typer.BadParameter):  # usage errors: Typer prints them, exit 2
             raise
         except HvgError as e:
             _print_error(e.kind, e.message, e.hint)

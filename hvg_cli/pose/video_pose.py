@@ -76,6 +76,10 @@ def quiet_native_logs() -> Iterator[None]:
 
 
 def _mediapipe():
+    import warnings
+
+    # MediaPipe 0.10.14 calls a protobuf API that protobuf 4.25 deprecates, once per graph: not the user's concern
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
     try:
         import mediapipe as mp
     except ImportError as e:  # pragma: no cover - depends on the installation
