@@ -322,6 +322,10 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
         made["track"] = track
 
     entry, cached = cache.get_or_compute(key, produce)
+    if not cache.enabled:  # the no-cache temporary folder is ours to remove
+        import shutil as _shutil
+
+        _shutil.rmtree(entry, ignore_errors=True)
     if cached:
         track = _load_track(entry / "track.npz")
         progress.note(f"pose: cached landmarks ({track.image.shape[0]} frames, {key.short})")
@@ -377,7 +381,12 @@ def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, p
 
     entry, cached = cache.get_or_compute(key, produce)
     # both the fresh and the cached path return what the entry holds: identical outputs
-    return _with_audio(load_amass(entry / "motion.npz"), video), cached
+    motion = _with_audio(load_amass(entry / "motion.npz"), video)
+    if not cache.enabled:  # the no-cache temporary folder is ours to remove
+        import shutil as _shutil
+
+        _shutil.rmtree(entry, ignore_errors=True)
+    return motion, cached
 
 
 def _with_audio(motion: _Motion, video: Path) -> _Motion:
