@@ -257,7 +257,13 @@ def inner_uv(uv: np.ndarray, outline: np.ndarray, mask: np.ndarray, depth_px: fl
 
 
 def _fill_labels(lat: LatticeMesh, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Labels of uncovered vertices from the nearest covered lattice point. labels: [N] (-1 allowed)."""
+    """Labels of uncovered vertices (skirt, hair, loose sleeves) from the nearby parts.
+
+    Each uncovered lattice point takes the part with the smallest distance to that part's covered
+    points divided by the part's size (radius of a disc of its covered area), so a wide skirt goes to
+    the pelvis and thighs rather than to a small hand that happens to rest on it.
+    labels: [N] (-1 allowed); covered: [N] bool. Distances in lattice steps.
+    """
     from scipy import ndimage
 
     if covered.all() or not covered.any():
@@ -265,6 +271,16 @@ def _fill_labels(lat: LatticeMesh, labels: np.ndarray, covered: np.ndarray) -> n
     r, cidx = lat.grid_index[:, 0], lat.grid_index[:, 1]
     grid = np.full((r.max() + 1, cidx.max() + 1), -1, np.int64)
     grid[r[covered], cidx[covered]] = labels[covered]
-    _, idx = ndimage.distance_transform_edt(grid < 0, return_indices=True)
-    filled = grid[idx[0], idx[1]]
-    return np.where(covered, labels, filled[r, cidx])
+    # look only at the box around the mesh's uncovered points (plus a margin) to keep this cheap
+    best = np.full(len(labels), np.inf)
+    out = labels.copy()
+    unc = ~covered
+    for p in np.unique(labels[covered]):
+        region = grid == p
+        size = np.sqrt(region.sum() / np.pi) + 1.0
+        d = ndimage.distance_transform_edt(~region)[r[unc], cidx[unc]] / size
+        take = d < best[unc]
+        idx = np.nonzero(unc)[0][take]
+        best[idx] = d[take]
+        out[idx] = p
+    return out
