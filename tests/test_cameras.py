@@ -467,7 +467,7 @@ def test_cli_list_show_export(runner, tmp_path):
 
     out = tmp_path / "path.json"
     r = runner.invoke(app, ["cameras", "export", "orbit-360", "--format", "nerfstudio", "-o", str(out),
-                            "--views", "12", "--size", "64x48"])
+                            "--views", "12", "--resolution", "64x48"])
     assert r.exit_code == 0, r.output
     back = load_camera(str(out))
     ref = load_camera("orbit-360", views=12, width=64, height=48)
@@ -495,5 +495,5 @@ def test_cli_export_unknown_format(runner, tmp_path):
     r = runner.invoke(app, ["cameras", "export", "orbit", "--format", "colmap", "-o", str(tmp_path / "x.json")])
     assert r.exit_code == 3 and "colmap" in r.stderr
     assert not (tmp_path / "x.json").exists()
-    r = runner.invoke(app, ["cameras", "show", "orbit", "--size", "abc"])
-    assert r.exit_code == 3 and "--size" in r.stderr
+    r = runner.invoke(app, ["cameras", "show", "orbit", "--resolution", "abc"])
+    assert r.exit_code == 2 and "--resolution" in r.stderr  # a usage error, reported by the parser

@@ -10,7 +10,7 @@ import typer
 
 from hvg_cli import pipeline
 from hvg_cli.cli.common import JsonOpt, emit_json, err_console, maps_errors
-from hvg_cli.core.errors import BadInput
+from hvg_cli.cli.job_options import ElevationOpt, FovOpt, RadiusOpt, ViewsOpt, parse_resolution
 
 app = typer.Typer(
     help="Camera paths: list the presets, show one as a table or a picture, export it for nerfstudio.",
@@ -19,27 +19,15 @@ app = typer.Typer(
 
 NameArg = Annotated[str, typer.Argument(help="A preset name (see `hvg cameras list`), a preset .yaml file or a "
                                              "nerfstudio camera_path .json file.", show_default=False)]
-ViewsOpt = Annotated[Optional[int], typer.Option("--views", help="Number of views / keyframes.", show_default=False)]
-ElevationOpt = Annotated[Optional[float], typer.Option("--elevation", help="Elevation, degrees above the pelvis.",
-                                                       show_default=False)]
-RadiusOpt = Annotated[Optional[float], typer.Option("--radius", help="Distance to the subject's pelvis, metres.",
-                                                    show_default=False)]
-FovOpt = Annotated[Optional[float], typer.Option("--fov", help="Vertical field of view, degrees.", show_default=False)]
 DegreesOpt = Annotated[Optional[float], typer.Option("--degrees", help="Sweep of an orbit/arc/spiral, degrees.",
                                                      show_default=False)]
-SizeOpt = Annotated[Optional[str], typer.Option("--size", help="Image size WxH in pixels, e.g. 576x576.",
+SizeOpt = Annotated[Optional[str], typer.Option("--resolution", "-r", help="Image size WxH in pixels, e.g. 576x576 (default: the preset's).",
                                                 show_default=False)]
 
 
 def _spec(name: str, views: int | None, elevation: float | None, radius: float | None, fov: float | None,
           degrees: float | None, size: str | None) -> pipeline.CameraSpec:
-    width = height = None
-    if size is not None:
-        try:
-            w, h = size.lower().split("x")
-            width, height = int(w), int(h)
-        except ValueError:
-            raise BadInput(f"--size must look like 512x512, got {size!r}", hint="width x height in pixels") from None
+    width, height = parse_resolution(size) if size is not None else (None, None)
     return pipeline.CameraSpec(camera=name, views=views, elevation=elevation, radius=radius, fov=fov,
                                degrees=degrees, width=width, height=height)
 
