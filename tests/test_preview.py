@@ -249,6 +249,19 @@ def test_push_pull_fill_keeps_known_and_fills_smoothly():
     assert hole[:, 0].mean() < hole[:, -1].mean()  # left side of the hole stays darker
 
 
+def test_remove_person_continues_the_background_across_the_hole():
+    from hvg_cli.backends.preview.background import remove_person
+
+    H, W = 120, 90
+    yy, xx = np.mgrid[0:H, 0:W]
+    bg = np.stack([yy / H, 0.3 + 0.4 * (xx / W), np.full_like(yy, 0.5, dtype=float)], -1)  # smooth in x and y
+    mask = ((np.abs(xx - 45) < 12) & (np.abs(yy - 60) < 40)).astype(np.float32)
+    image = np.where(mask[..., None] > 0, np.array([1.0, 0.0, 1.0]), bg)  # a magenta person
+    out = remove_person((image * 255).astype(np.uint8), mask)
+    # no magenta left and the wall's own colours continue inside the hole (within the 8-bit quantisation)
+    assert np.abs(out - bg).max() < 0.03
+
+
 def test_background_photo_camera_sees_the_photo():
     from hvg_cli.backends.preview.background import render_background
     from hvg_cli.cameras.generators import orbit

@@ -1,9 +1,10 @@
 """The background behind the person: the photo with the person removed and the hole filled, seen
 through any camera of the job; or a solid colour; or nothing (transparent).
 
-Hole filling is a push-pull pyramid (no learned weights): known pixels are averaged down a pyramid
-with their weights, the coarse levels fill the holes of the finer ones on the way back up. It is
-smooth and exact outside the hole.
+Hole filling needs no learned weights: across the hole along each row (a standing person leaves a
+tall narrow hole; walls, floor lines and horizons continue across it), softened vertically; a push-pull
+pyramid fills what rows cannot (known pixels averaged down a pyramid with their weights, the coarse
+levels filling the finer ones' holes on the way back up). Both are exact outside the hole.
 
 Seeing the filled photo from another camera: the background is treated as far away (rotation only),
 wrapped on a cylinder around the photo camera. Inside the photo's field of view the mapping is the
@@ -47,11 +48,29 @@ def push_pull_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.02) -> np.ndarray:
+def row_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill unknown pixels by linear interpolation along each row between the nearest known pixels.
+
+    A standing person leaves a tall, narrow hole: across it, walls, floors and horizons continue.
+    image: [H, W, C] float; known: [H, W] bool. Rows with nothing known are left for the caller.
+    returns: [H, W, C] float32
+    """
+    out = np.asarray(image, dtype=np.float32).copy()
+    xs = np.arange(image.shape[1])
+    for y in np.nonzero((~known).any(axis=1) & known.any(axis=1))[0]:
+        k = known[y]
+        for c in range(image.shape[2]):
+            out[y, ~k, c] = np.interp(xs[~k], xs[k], image[y, k, c])
+    return out
+
+
+def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> np.ndarray:
     """The photo with the person removed and the hole filled.
 
+    The hole (mask grown by `grow` of the image height, covering its soft edge and the person's
+    contact shadow) is filled along rows (walls and floor continue across it), softened vertically
+    inside the hole, and any rows with nothing known are filled by the push-pull pyramid.
     image: [H, W, 3] uint8; mask: [H, W] float person mask in [0, 1]
-    grow:  dilation of the hole as a fraction of the image height (covers the mask's soft edge)
     returns: [H, W, 3] float32 in [0, 1]
     """
     from scipy import ndimage
@@ -59,9 +78,15 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.02) -> np
     H, W = mask.shape
     r = max(1, int(round(grow * H)))
     hole = ndimage.binary_dilation(mask > 0.1, iterations=1, structure=np.ones((3, 3), bool))
-    # a disc of radius r via the distance transform (fast for any r)
-    hole = ndimage.distance_transform_edt(~hole) <= r
-    return push_pull_fill(image.astype(np.float32) / 255.0, ~hole)
+    hole = ndimage.distance_transform_edt(~hole) <= r  # a disc of radius r (fast for any r)
+    img = image.astype(np.float32) / 255.0
+    filled = row_fill(img, ~hole)
+    soft = ndimage.uniform_filter1d(filled, size=max(3, r), axis=0, mode="nearest")
+    filled = np.where(hole[..., None], soft, img)
+    rows_known = (~hole).any(axis=1)
+    if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
+        filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], hole.shape) | ~hole)
+    return filled
 
 
 def background_rays_to_photo(K_out, world_to_cam_out, K_photo, world_to_cam_photo, width, height, photo_w, photo_h):
