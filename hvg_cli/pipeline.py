@@ -563,17 +563,17 @@ class Job:
 
 
 def trim_motion(motion: _Motion, render: RenderSpec) -> _Motion:
-    """The part of a motion between render.start and render.end seconds, at most render.max_frames frames."""
+    """Frames [render.start, render.end) of a motion, at most render.max_frames of them."""
     import dataclasses
 
     fps = float(motion.fps)
     T = motion.num_frames
-    i0 = int(round(render.start * fps))
-    i1 = T if render.end is None else min(T, int(round(render.end * fps)))
+    i0 = render.start
+    i1 = T if render.end is None else min(T, render.end)
     if render.max_frames is not None:
         i1 = min(i1, i0 + render.max_frames)
     if i0 >= T or i1 <= i0:
-        raise _BadInput(f"--start {render.start:g} s is past the end of the motion {motion.name!r} ({T / fps:.2f} s)",
+        raise _BadInput(f"--start {render.start} is past the end of the motion {motion.name!r} ({T} frames)",
                         "give a smaller --start")
     if (i0, i1) == (0, T):
         return motion

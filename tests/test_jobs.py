@@ -70,7 +70,7 @@ def test_bonemap_works_with_every_motion_source(data_dir: Path, tmp_path: Path, 
 
 
 def _job(data_dir: Path, cache: StageCache, orbit: float | None, width: int = 160, frames: int = 12,
-         start: float = 2.0):
+         start: int = 48):
     return dict(photo=data_dir / "photo_woman_studio.jpg", motion_source=str(data_dir / "dance_red_skirt.mp4"),
                 settings=AnimateSettings(camera=CameraSpec(orbit=orbit, width=width, height=width),
                                          render=RenderSpec(start=start, max_frames=frames), backend="preview"),

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         radius: jo.RadiusOpt = None,
         fov: jo.FovOpt = None,
         resolution: jo.ResolutionOpt = "512",
-        start: jo.StartOpt = 0.0,
+        start: jo.StartOpt = 0,
         end: jo.EndOpt = None,
         frames: jo.FramesOpt = None,
         no_align: jo.NoAlignOpt = False,

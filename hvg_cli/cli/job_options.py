@@ -26,8 +26,8 @@ ElevationOpt = Annotated[Optional[float], typer.Option("--elevation", help="Came
 RadiusOpt = Annotated[Optional[float], typer.Option("--radius", min=0.1, help="Camera distance from the subject in metres.", show_default=False)]
 FovOpt = Annotated[Optional[float], typer.Option("--fov", min=1.0, max=170.0, help="Vertical field of view in degrees.", show_default=False)]
 ResolutionOpt = Annotated[str, typer.Option("--resolution", "-r", help="Output size WxH (or one number for a square).")]
-StartOpt = Annotated[float, typer.Option("--start", min=0.0, help="Start this many seconds into the motion.")]
-EndOpt = Annotated[Optional[float], typer.Option("--end", min=0.0, help="Stop at this many seconds into the motion.", show_default=False)]
+StartOpt = Annotated[int, typer.Option("--start", min=0, help="First frame of the motion to use (0-based index, as in `hvg pose`).")]
+EndOpt = Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame of the motion (default: its last frame).", show_default=False)]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", min=1, help="At most this many frames.", show_default=False)]
 NoAlignOpt = Annotated[bool, typer.Option("--no-align", help="Render in the camera's own frame instead of re-centring the subject in every view and frame.")]
 GridOpt = Annotated[bool, typer.Option("--grid", help="Render every view for every frame and lay the views out as a grid in one video.")]
@@ -57,7 +57,7 @@ def camera_spec(orbit: float | None, camera: str | None, views: int | None, elev
     return CameraSpec(camera=camera, orbit=orbit, views=views, elevation=elevation, radius=radius, fov=fov, width=w, height=h)
 
 
-def render_spec(start: float, end: float | None, frames: int | None, no_align: bool, body_model: Path | None) -> RenderSpec:
+def render_spec(start: int, end: int | None, frames: int | None, no_align: bool, body_model: Path | None) -> RenderSpec:
     if end is not None and end <= start:
         raise typer.BadParameter(f"--end ({end}) must be after --start ({start})", param_hint="--end")
     return RenderSpec(start=start, end=end, max_frames=frames, align=not no_align,

@@ -27,8 +27,8 @@ class CameraSpec:
 class RenderSpec:
     """Timing, framing and body shared by bonemap and animate (the output size is the camera's)."""
 
-    start: float = 0.0  # seconds into the motion
-    end: float | None = None  # seconds; None = to the end
+    start: int = 0  # first frame of the motion
+    end: int | None = None  # stop before this frame; None = to the end
     max_frames: int | None = None
     align: bool = True
     body_model: str | None = None  # a SMPL / SMPL-X model file for the subject's body (None: built-in)
