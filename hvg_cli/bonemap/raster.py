@@ -41,6 +41,7 @@ class Raster(NamedTuple):
     depth: "torch.Tensor"  # [N, H, W] camera z, metres; 0 where empty  # noqa: F821
     normal: "torch.Tensor"  # [N, H, W, 3] unit, camera space, x right / y up / z to viewer; 0 where empty  # noqa: F821
     label: "torch.Tensor"  # [N, H, W] int64 ellipsoid index, -1 where empty  # noqa: F821
+    color: "torch.Tensor | None" = None  # [N, H, W, C] colors[label], 0 where empty (when colours are given)  # noqa: F821
 
 
 def _inputs(centers, axes, semi, K, world_to_cam, dtype):
@@ -162,27 +163,57 @@ def _solve(coef, u, v, far: bool):
     return t, hit & (t > NEAR)
 
 
-def _tile_keys(coef, u, v, label, far: bool, dtype, sentinel: int):
+class _Workspace:
+    """Buffers of the hot loop, allocated once per call: fresh multi-megabyte tensors per step cost page
+    faults that dwarf the arithmetic."""
+
+    def __init__(self, rows: int, cols: int, dtype, device):
+        import torch
+
+        self.a = torch.empty(rows, cols, dtype=dtype, device=device)
+        self.b = torch.empty(rows, cols, dtype=dtype, device=device)
+        self.d = torch.empty(rows, cols, dtype=dtype, device=device)
+        self.key = torch.empty(rows, cols, dtype=torch.int64, device=device)
+        self.hit = torch.empty(rows, cols, dtype=torch.bool, device=device)
+        self.pix = torch.empty(rows, cols, dtype=torch.int64, device=device)
+
+
+def _tile_keys(coef, u0, v0, label, far: bool, dtype, sentinel: int, du, ws: _Workspace):
     """Packed keys of ellipsoids wholly in front of the camera on blocks of pixels (the hot loop).
 
     Lean version of `_solve` for such ellipsoids: the camera is outside them and every hit has z > NEAR,
-    so the visible root is always the near one (far: the far one). Coefficients are [r, 1, 1], u [r, 1, TS],
-    v [r, TS, 1]; terms in u or v alone stay small, and the full [r, TS, TS] work is done in place.
-    returns: [r, TS, TS] int64 keys (`sentinel` where the ray misses)
+    so the visible root is always the near one (far: the far one). The quadratic's coefficients are
+    expanded at each tile's first pixel centre (u0, v0), so per-tile terms are [r, 1] and the per-pixel
+    offsets du = (du, dv, du^2, du dv, dv^2) are constant [1, TS*TS] rows; every full-size step is done
+    in place in the workspace `ws`.
+    coef: 10 x [r, 1] (see `_coef_table`);  u0, v0, label: [r, 1]
+    returns: [r, TS*TS] int64 keys (`sentinel` where the ray misses), a view into ws
     """
     import torch
 
     Q00, Q01, Q11, Q02, Q12, Q22, g0, g1, g2, k = coef
-    a = (Q01 * u) * v  # [r, TS, TS]
-    a += (Q00 * u + Q02) * u  # [r, 1, TS]
-    a += (Q11 * v + Q12) * v + Q22  # [r, TS, 1]
-    b = g1 * v + (g0 * u + g2)  # [r, TS, TS]
-    disc = (a * k).neg_().addcmul_(b, b)  # b^2 - a k
-    hit = disc >= 0
-    sq = disc.clamp_(min=0.0).sqrt_()
-    t = (b.add_(sq) if far else b.sub_(sq)).div_(a)  # camera z
-    key = _pack(t, label, dtype)
-    return key.masked_fill_(~hit, sentinel)
+    DU, DV, DU2, DUV, DV2 = du
+    r = u0.shape[0]
+    a, b, d, key, hit = ws.a[:r], ws.b[:r], ws.d[:r], ws.key[:r], ws.hit[:r]
+    a0 = (Q00 * u0 + Q01 * v0 + Q02) * u0 + (Q11 * v0 + Q12) * v0 + Q22  # [r, 1]
+    au = 2 * Q00 * u0 + Q01 * v0 + Q02
+    av = 2 * Q11 * v0 + Q01 * u0 + Q12
+    torch.mul(au, DU, out=a)
+    a.addcmul_(av, DV).addcmul_(Q00, DU2).addcmul_(Q01, DUV).addcmul_(Q11, DV2).add_(a0)  # a(u, v)
+    torch.mul(g0, DU, out=b)
+    b.addcmul_(g1, DV).add_(g0 * u0 + g1 * v0 + g2)  # b(u, v)
+    torch.mul(a, k, out=d)
+    d.neg_().addcmul_(b, b)  # discriminant b^2 - a k
+    torch.ge(d, 0, out=hit)
+    d.clamp_(min=1e-30).sqrt_()  # (sqrt of exact zeros is several times slower here)
+    (b.add_(d) if far else b.sub_(d)).div_(a)  # b := t, the camera z
+    if dtype == torch.float64:
+        torch.bitwise_right_shift(b.view(torch.int64), _LABEL_BITS, out=key)
+    else:
+        key.copy_(b.view(torch.int32))
+    key <<= _LABEL_BITS
+    key |= label
+    return key.masked_fill_(torch.logical_not(hit, out=hit), sentinel)
 
 
 def _coef_table(q: dict):
@@ -222,7 +253,8 @@ def _unpack(keys, dtype):
 
 
 def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-              dtype=None, tile: int = 8, max_elements: int = 1 << 21, out: Raster | None = None) -> Raster:
+              dtype=None, tile: int = 8, max_elements: int = 1 << 21, out: Raster | None = None,
+              colors=None) -> Raster:
     """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes, tiles, scatter-min).
 
     centers:      [N, P, 3] world metres
@@ -235,6 +267,7 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     tile:         (a power of two) the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated on every pixel of
                   the blocks its screen box touches (coefficients broadcast per block: no per-pixel gathers)
     max_elements: pixels x ellipsoids evaluated at once (bounds the memory)
+    colors:       optional [P, C] per-ellipsoid colours: also fill `color` = colors[label] (0 where empty)
     out:          optional Raster of caller-owned CPU tensors to fill (any float dtype for depth and normal,
                   any signed integer dtype for label, e.g. views of the numpy arrays of `BoneMaps`)
     returns:      Raster(depth [N, H, W], normal [N, H, W, 3], label [N, H, W] int64) — see the module doc
@@ -253,6 +286,12 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
         out.depth.zero_()
         out.normal.zero_()
         out.label.fill_(-1)
+    if colors is not None:
+        colors = torch.as_tensor(colors, device=device)
+        if out.color is None:
+            out = out._replace(color=torch.zeros(N, H, W, colors.shape[-1], dtype=colors.dtype, device=device))
+        else:
+            out.color.zero_()
     if N == 0 or P == 0:
         return out
     B = N * P
@@ -277,31 +316,34 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     # keys live only on the tiles some box touches: [U, TS, TS], U unique tiles
     tile_id = ((pair_box // P) * th + pty) * tw + ptx  # [R] in [N * th * tw]
     tiles, slot = torch.unique(tile_id, return_inverse=True)  # [U] sorted tile ids, [R] each pair's tile slot
-    inner = torch.arange(TS * TS, device=device)  # [TS*TS]
+    inner = torch.arange(TS * TS, device=device)  # [TS*TS] pixel offset inside a tile, row-major
+    DU = (inner & (TS - 1)).to(dtype)[None]  # [1, TS*TS] column offset
+    DV = (inner >> (TS.bit_length() - 1)).to(dtype)[None]  # [1, TS*TS] row offset
+    du = (DU, DV, DU * DU, DU * DV, DV * DV)
 
     # 2. winner per pixel: scatter-min (far: max) of packed (depth bits, label) keys;
     #    ellipsoids wholly in front of the camera take the lean path, the rare others the general one
     sentinel = torch.iinfo(torch.int64).max if not far else -1
     keys = torch.full((tiles.numel() * TS * TS,), sentinel, dtype=torch.int64, device=device)
-    offs = torch.arange(TS, dtype=dtype, device=device) + 0.5  # [TS] pixel centres inside a tile
     step = max(1, max_elements // (TS * TS))
+    ws = _Workspace(min(step, max(1, pair_box.numel())), TS * TS, dtype, device)
     simple_pair = front[pair_box]  # [R]
     for simple in (True, False):
         sel = simple_pair.nonzero()[:, 0] if simple else (~simple_pair).nonzero()[:, 0]  # [R']
         for lo in range(0, sel.numel(), step):
             idx = sel[lo:lo + step]
             pb = pair_box[idx]
-            c = coef.index_select(0, pb)[:, :, None, None].unbind(1)  # 10 x [r, 1, 1]
-            u = (ptx[idx] * TS).to(dtype)[:, None, None] + offs[None, None, :]  # [r, 1, TS]
-            v = (pty[idx] * TS).to(dtype)[:, None, None] + offs[None, :, None]  # [r, TS, 1]
-            label = (pb % P)[:, None, None]
+            c = coef.index_select(0, pb)[:, :, None].unbind(1)  # 10 x [r, 1]
+            u0 = (ptx[idx] * TS).to(dtype)[:, None] + 0.5  # [r, 1] first pixel centre of the tile
+            v0 = (pty[idx] * TS).to(dtype)[:, None] + 0.5
+            label = (pb % P)[:, None]  # [r, 1]
             if simple:
-                key = _tile_keys(c, u, v, label, far, dtype, sentinel)  # [r, TS, TS]
+                key = _tile_keys(c, u0, v0, label, far, dtype, sentinel, du, ws)  # [r, TS*TS]
             else:
-                t, hit = _solve(c, u, v, far)
+                t, hit = _solve(c, u0 + DU, v0 + DV, far)
                 key = torch.where(hit, _pack(t, label, dtype), sentinel)
-            pix = slot[idx, None] * (TS * TS) + inner[None]  # [r, TS*TS] flat index into keys
-            keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amax" if far else "amin",
+            pix = torch.add(slot[idx, None] * (TS * TS), inner[None], out=ws.pix[:idx.numel()])  # [r, TS*TS]
+            keys.scatter_reduce_(0, pix.view(-1), key.reshape(-1), reduce="amax" if far else "amin",
                                  include_self=True)
 
     # 3. depth (from the key's bits) and normal of the winners; edge tiles reach past the image
@@ -336,6 +378,8 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     out.depth.view(-1).index_copy_(0, flat, t.to(out.depth.dtype))
     out.normal.view(-1, 3).index_copy_(0, flat, normal.to(out.normal.dtype))
     out.label.view(-1).index_copy_(0, flat, lab.to(out.label.dtype))
+    if colors is not None:
+        out.color.view(-1, colors.shape[-1]).index_copy_(0, flat, colors.index_select(0, lab).to(out.color.dtype))
     return out
 
 

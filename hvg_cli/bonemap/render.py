@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
-from hvg_cli.bonemap.parts import NUM_PARTS, PALETTE, part_ellipsoids
+from hvg_cli.bonemap.parts import PALETTE, part_ellipsoids
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid, Skeleton
 
@@ -61,8 +61,7 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     if poses.shape[0] != T or trans.shape[0] != T:
         raise ValueError(f"render_bonemaps: {poses.shape[0]} poses and {trans.shape[0]} positions for a grid of {T} frames")
     centers, axes, semi = posed_ellipsoids(poses, trans, skeleton, radii)  # [T, P, ...]
-    palette = np.zeros((256, 3), np.uint8)  # indexed by the label's byte: parts, then black (-1 is 255)
-    palette[:NUM_PARTS] = PALETTE
+    palette = torch.from_numpy(PALETTE)  # [P, 3] uint8
     N = V * T
     K = grid.K.reshape(N, 3, 3)  # [N, 3, 3], N = V*T, view-major
     w2c = grid.world_to_cam.reshape(N, 4, 4)
@@ -78,9 +77,9 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     def one(lo: int) -> int:
         hi = min(lo + chunk, N)
         f = frame[lo:hi]
-        buffers = Raster(torch.from_numpy(depth[lo:hi]), torch.from_numpy(normal[lo:hi]), torch.from_numpy(label[lo:hi]))
-        rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H, out=buffers)  # fills the arrays
-        np.take(palette, label[lo:hi].view(np.uint8), axis=0, out=semantic[lo:hi])  # label -1 = byte 255: black
+        buffers = Raster(torch.from_numpy(depth[lo:hi]), torch.from_numpy(normal[lo:hi]),
+                         torch.from_numpy(label[lo:hi]), torch.from_numpy(semantic[lo:hi]))
+        rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H, out=buffers, colors=palette)  # fills the arrays
         return hi - lo
 
     threads = torch.get_num_threads()
