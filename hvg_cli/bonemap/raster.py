@@ -1,4 +1,4 @@
-"""Exact ray-cast rasteriser of ellipsoids (torch, CPU or GPU), with a plain reference twin.
+"""Exact ray-cast rasteriser of ellipsoids (torch), with a plain reference twin.
 
 Conventions (shared by `rasterise` and `rasterise_reference`):
 
@@ -22,9 +22,12 @@ x = t K^-1 q (t is the camera z since K's last row is (0, 0, 1)), the hit solves
     a t^2 - 2 b t + k = 0,   a = q^T Q q,  b = g^T q,  k = c^T A c - 1,
     Q = K^-T A K^-1 (a quadratic polynomial in u, v),  g = K^-T A c (linear in u, v),
 and the silhouette is the conic where b^2 - a k >= 0, whose tight screen box comes from the dual conic
-C* = K (A^-1 - c c^T) K^T. Only pixels inside the boxes are evaluated; the winner per pixel is found by a
-scatter-min (scatter-max when far) of a key packing the depth's float bits above the label, then depth
-and normal are recomputed for the winners only.
+C* = K (A^-1 - c c^T) K^T. The screen is cut in small tiles (8 x 8 pixels); each ellipsoid is evaluated
+only on the tiles its box touches, with the polynomial expanded at the tile's corner so per-tile
+coefficients broadcast against constant per-pixel offsets (no per-pixel gathers, no allocations in the
+loop). The winner per pixel is found by a scatter-min (scatter-max when far) of an int64 key packing the
+depth's float bits above the label; depth is read back from the key and the normal, the gradient
+A (x - c), is computed for the winning pixels only.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def _inputs(centers, axes, semi, K, world_to_cam, dtype):
         )
     if N and not torch.equal(K[:, 2], torch.tensor([0.0, 0.0, 1.0], dtype=dtype).expand(N, 3)):
         raise ValueError("rasterise: intrinsics must have last row (0, 0, 1)")
+    if not bool((semi > 0).all()):
+        raise ValueError("rasterise: semi-axes must be positive")
     if P >= 2**_LABEL_BITS:
         raise ValueError(f"rasterise: at most {2**_LABEL_BITS - 1} ellipsoids, got {P}")
     return centers, axes, semi, K, world_to_cam
@@ -264,8 +269,8 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     world_to_cam: [N, 4, 4] OpenCV
     far:          False: nearest front surface; True: farthest back surface
     dtype:        working precision (default float32; float64 for tests)
-    tile:         (a power of two) the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated on every pixel of
-                  the blocks its screen box touches (coefficients broadcast per block: no per-pixel gathers)
+    tile:         a power of two: the screen is cut in tile x tile pixel blocks; an ellipsoid is evaluated
+                  on every pixel of the blocks its screen box touches
     max_elements: pixels x ellipsoids evaluated at once (bounds the memory)
     colors:       optional [P, C] per-ellipsoid colours: also fill `color` = colors[label] (0 where empty)
     out:          optional Raster of caller-owned CPU tensors to fill (any float dtype for depth and normal,
