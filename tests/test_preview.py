@@ -416,3 +416,18 @@ def test_orbit_has_no_holes_street(real):
     res, _ = orbit_empty_pixels(s, model, views=8, size=(192, 192))
     assert all(n > 1000 for n, _ in res), res
     assert all(e == 0 for _, e in res), res
+
+
+def test_mask_far_from_the_body_still_renders_at_rest():
+    """The body fit can miss: with the ellipsoids moved off the person, the mesh still lifts (at the
+    pelvis depth) and the photo comes back at rest."""
+    import dataclasses
+
+    from hvg_cli.backends.preview.render import build_preview_model
+
+    s = synthetic_subject()
+    moved = dataclasses.replace(s, photo_trans=s.photo_trans + np.array([3.0, 0.0, 0.0]))
+    model = build_preview_model(moved)
+    assert not np.isnan(model.mesh.verts).any()
+    iou, psnr = rest_fidelity(moved, model)
+    assert iou >= 0.95 and psnr >= 25.0, (iou, psnr)

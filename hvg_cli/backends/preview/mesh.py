@@ -124,7 +124,8 @@ def vertex_adjacency(faces: np.ndarray, n: int):
     return A
 
 
-def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray | float = 0.0, reg: float = 1e-6) -> np.ndarray:
+def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray | float = 0.0, reg: float = 1e-6,
+                  default: float | None = None) -> np.ndarray:
     """Solve the graph Poisson problem L x = source on unknown vertices, x = values on known ones.
 
     A:      sparse [n, n] adjacency (graph Laplacian L = D - A; unknown vertices see only mesh neighbours,
@@ -132,7 +133,8 @@ def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray |
     values: [n] values at known vertices (ignored elsewhere)
     known:  [n] bool
     source: [n] or scalar right-hand side per unknown vertex (0: Laplace fill)
-    reg:    a tiny pull towards the mean of the known values so regions with no known vertex stay finite
+    reg:    a tiny pull towards the mean of the known values (or `default`) so regions with no known
+            vertex stay finite and take that value
     returns: [n]
     """
     from scipy import sparse
@@ -143,7 +145,7 @@ def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray |
     unk = np.nonzero(~known)[0]
     if len(unk) == 0:
         return x
-    mean = float(values[known].mean()) if known.any() else 0.0
+    mean = float(values[known].mean()) if known.any() else float(default or 0.0)
     deg = np.asarray(A.sum(axis=1)).ravel()
     L = sparse.diags(deg) - A
     Luu = L[unk][:, unk] + sparse.identity(len(unk)) * reg
@@ -179,11 +181,13 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     return out
 
 
-def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask: np.ndarray) -> PhotoMesh:
+def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask: np.ndarray,
+         body_depth: float) -> PhotoMesh:
     """Give the lattice mesh depth, a back sheet and the outline strip; see the module doc.
 
     maps: from `body_maps_at_photo` at the mask's resolution. K: [3, 3] photo intrinsics. cam_to_world: [4, 4].
-    mask: [H, W] float person mask.
+    mask: [H, W] float person mask. body_depth: photo-camera z of the pelvis, metres (the depth of mask
+    regions that no ellipsoid reaches, e.g. when the body fit missed the person entirely).
     """
     H, W = mask.shape
     n = len(lat.uv)
@@ -198,7 +202,7 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     outline[boundary_edges(lat.faces).ravel()] = True
 
     # depth: mid-surface c (Laplace, free at the outline) and half thickness h (zero at uncovered outline)
-    c = harmonic_fill(A, 0.5 * (near + far), covered)
+    c = harmonic_fill(A, 0.5 * (near + far), covered, default=body_depth)
     h_known = covered | outline
     h = harmonic_fill(A, np.where(covered, 0.5 * (far - near), 0.0), h_known)
     # inflation of the silhouette itself: Poisson with unit source (pixels^2), zero on the outline

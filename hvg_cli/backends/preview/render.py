@@ -50,7 +50,10 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     maps = M.body_maps_at_photo(subject, W, H)
     cam = subject.camera
     K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
-    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, mask)
+    pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
+    if pelvis_z <= 0:
+        raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
+    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, mask, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, _scaled_camera(cam, W, H), spacing)
     img = subject.image.astype(np.float32) / 255.0
     core = ndimage.binary_erosion(mask > 0.5, iterations=1)
