@@ -37,14 +37,14 @@ Never unpickles: object arrays are refused.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.errors import BadInput, OutputError
+from hvg_cli.core.errors import BadInput
+from hvg_cli.io.atomic import atomic_file
 from hvg_cli.core.types import NUM_JOINTS, SMPL_PARENTS, Motion, Skeleton
 
 # Pelvis joint of SMPL's neutral template (J_regressor @ v_template, betas = 0), metres, model frame
@@ -111,34 +111,10 @@ def save_motion_npz(motion: Motion, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     arrays = motion_to_arrays(motion)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", hint="choose a writable output folder with -o") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {e.strerror or e}", hint="check free disk space and permissions") from e
-        raise
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.errors import BadInput, OutputError
+from hvg_cli.core.errors import BadInput
+from hvg_cli.io.atomic import atomic_file
 from hvg_cli.core.types import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS, Motion, Skeleton
 
 CMU_UNIT = 0.056444  # metres per unit of the CMU mocap BVH conversion (1/0.45 inch)
@@ -601,25 +601,6 @@ def save_bvh(motion: Motion, path: str | os.PathLike) -> Path:
     """Write `motion` as an SMPL-named BVH in centimetres, atomically. Returns the path."""
     path = Path(path)
     text = bvh_text(motion)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", hint="choose a writable output folder") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {e.strerror or e}", hint="check free disk space and permissions") from e
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)
     return path
