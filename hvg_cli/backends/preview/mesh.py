@@ -38,7 +38,11 @@ class LatticeMesh:
 
 @dataclass(frozen=True, eq=False)
 class PhotoMesh:
-    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n)."""
+    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), under-layer after.
+
+    Texture coordinates index a two-photo atlas [H, 2W]: the photo, then the photo with occluding parts
+    inpainted (under-layer vertices use u + W).
+    """
 
     verts: np.ndarray  # [N, 3] world metres (the photo pose)
     faces: np.ndarray  # [F, 3] int64
@@ -46,7 +50,7 @@ class PhotoMesh:
     labels: np.ndarray  # [N] int part index (bonemap.parts order) each vertex belongs to
     covered: np.ndarray  # [N] bool: the label came from the ellipsoid body directly (not filled)
     back: np.ndarray  # [N] bool: vertex of the back sheet
-    face_kind: np.ndarray  # [F] int8: 0 front sheet, 1 back sheet, 2 outline strip
+    face_kind: np.ndarray  # [F] int8: 0 front sheet, 1 back sheet, 2 outline strip, 3 under-layer
     uv_inner: np.ndarray  # [N, 2] texture coordinates a few pixels inside the mask (for the outline strip)
 
 
@@ -227,19 +231,57 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     back = lat.faces[:, ::-1] + n
     be = boundary_edges(lat.faces)
     strip = np.concatenate([np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0)
-    faces = np.concatenate([front, back, strip], 0).astype(np.int64)
-    kind = np.concatenate([np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2)]).astype(np.int8)
+    # under-layer: where a part lies in front of a part it is not joined to (an arm across the torso),
+    # a copy of the front sheet sits on the hidden part's surface, continued smoothly under the occluder,
+    # and is textured from the inpainted photo (second half of the texture atlas, u + W). Hidden at rest;
+    # it shows when the arm moves away, instead of a hole.
+    from .skin import part_adjacency
+
+    adj = part_adjacency()
+    occ = ~adj[lab_n, lab_f]  # [n] front vertices that occlude an unrelated part
+    under_lab = np.where(occ, lab_f, lab_n)
+    fl = under_lab[lat.faces]  # [F, 3]
+    joined = adj[fl[:, 0], fl[:, 1]] & adj[fl[:, 1], fl[:, 2]] & adj[fl[:, 2], fl[:, 0]]
+    uf = lat.faces[occ[lat.faces].any(1) & joined]  # [U, 3] lattice faces of the under-layer
+    n_new = 0
+    new_verts, new_uv, new_lab, new_cov = [], [], [], []
+    if len(uf):
+        z_under = harmonic_fill(A, z_front, ~occ, default=body_depth)  # the hidden surface, filled under the occluder
+        z_under = np.clip(np.maximum(z_under, z_front + 0.01), None, np.maximum(z_back, z_front + 0.01))
+        ids = np.unique(uf[occ[uf]])
+        remap = np.arange(n)
+        remap[ids] = 2 * n + np.arange(len(ids))
+        uf = remap[uf]
+        n_new = len(ids)
+        new_verts = unproject(z_under)[ids]
+        new_uv = lat.uv[ids] + np.array([W, 0.0])
+        new_lab, new_cov = lab_f[ids], covered[ids]
+    faces = np.concatenate([front, back, strip, uf.reshape(-1, 3)], 0).astype(np.int64)
+    kind = np.concatenate([np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf), 3)]).astype(np.int8)
     uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, 0.003 * H))
+    uv_all = np.concatenate([lat.uv, lat.uv, np.reshape(new_uv, (-1, 2))], 0)
     return PhotoMesh(
         face_kind=kind,
-        uv_inner=np.concatenate([uv_inner, uv_inner], 0),
-        verts=verts,
+        uv_inner=np.concatenate([uv_inner, uv_inner, np.reshape(new_uv, (-1, 2))], 0),
+        verts=np.concatenate([verts, np.reshape(new_verts, (-1, 3))], 0),
         faces=faces,
-        uv=np.concatenate([lat.uv, lat.uv], 0),
-        labels=np.concatenate([lab_n, lab_f]),
-        covered=np.concatenate([covered, covered]),
-        back=np.concatenate([np.zeros(n, bool), np.ones(n, bool)]),
+        uv=uv_all,
+        labels=np.concatenate([lab_n, lab_f, np.asarray(new_lab, np.int64)]),
+        covered=np.concatenate([covered, covered, np.asarray(new_cov, bool)]),
+        back=np.concatenate([np.zeros(n, bool), np.ones(n, bool), np.zeros(n_new, bool)]),
     )
+
+
+def occluded_pixels(maps: dict) -> np.ndarray:
+    """[H, W] bool: pixels where the nearest part hides a part it is not joined to (photo camera)."""
+    from .skin import part_adjacency
+
+    adj = part_adjacency()
+    ln, lf = maps["label_near"], maps["label_far"]
+    ok = (ln >= 0) & (lf >= 0)
+    out = np.zeros(ln.shape, bool)
+    out[ok] = ~adj[ln[ok], lf[ok]]
+    return out
 
 
 def inner_uv(uv: np.ndarray, outline: np.ndarray, mask: np.ndarray, depth_px: float) -> np.ndarray:

@@ -26,7 +26,8 @@ class PreviewModel:
     """What the preview renders from: built once per subject."""
 
     mesh: object  # skin.SkinnedMesh
-    texture: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo, the person's colours extended past the mask
+    texture: np.ndarray  # [H, 2W, 3] float32 in [0, 1]: the photo (the person's colours extended past the
+    #                      mask), then the same with occluding parts inpainted (for the under-layer)
     background: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo with the person removed
     spacing: float  # lattice spacing in photo pixels
 
@@ -58,6 +59,12 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     img = subject.image.astype(np.float32) / 255.0
     core = ndimage.binary_erosion(mask > 0.5, iterations=1)
     texture = push_pull_fill(img, core if core.any() else mask > 0.5)
+    # the atlas' second half: the person with occluding parts (an arm over the torso) inpainted from
+    # the rest of the person, for the under-layer that shows when the arm moves away
+    occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H)))
+    known = core & ~occ
+    inpainted = push_pull_fill(img, known) if known.any() else texture
+    texture = np.concatenate([texture, inpainted], axis=1)  # [H, 2W, 3]
     return PreviewModel(mesh=skinned, texture=texture, background=remove_person(subject.image, mask), spacing=spacing)
 
 
