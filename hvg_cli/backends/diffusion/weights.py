@@ -124,7 +124,8 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
     """An HVG folder from a local Stable Video Diffusion folder plus a fresh zero-initialised pose encoder.
 
     The SVD components are symlinked (link=True) or copied; `*.fp16.safetensors` variants are used
-    under the plain name when no plain file exists. Pickle files are refused.
+    under the plain name when no plain file exists. Pickle files in the base are left behind (the
+    check of the new folder fails if a component then has no safetensors).
     """
     import torch
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -133,7 +134,6 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
     if not (base / "model_index.json").exists():
         raise MissingWeights(f"{base} is not a diffusers folder (no model_index.json)",
                              "download stabilityai/stable-video-diffusion-img2vid(-xt) with `hf download` first")
-    _refuse_pickles(base)
     out = _fresh_out(out)
     index = json.loads((base / "model_index.json").read_text())
     for comp in ("unet", "vae", "image_encoder"):
@@ -142,7 +142,8 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
             raise MissingWeights(f"{src} is missing", "use a complete Stable Video Diffusion folder")
         dst = out / comp
         dst.mkdir()
-        files = sorted(p for p in src.iterdir() if p.is_file())
+        # pickle files (.bin, .pt ...) are never linked or copied: only configs and safetensors
+        files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() not in PICKLE_SUFFIXES)
         plain = {p.name for p in files if p.suffix == ".safetensors" and ".fp16." not in p.name}
         for p in files:
             name = p.name
