@@ -182,6 +182,50 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         key = "far" if far else "near"
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
+    scale = np.array([W / cam.width, H / cam.height])
+    out["label_near"] = trim_hands(out["label_near"], out["label_far"], np.asarray(subject.landmarks) * scale,
+                                   np.asarray(subject.visibility))
+    return out
+
+
+# MediaPipe hand landmarks per side: wrist, pinky, index, thumb
+_MP_HAND = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
+
+
+def trim_hands(label_near: np.ndarray, label_far: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """Hand parts keep only the pixels near the photo's own hand landmarks.
+
+    The hand ellipsoids are coarse: a hand in a pocket or on the hip would otherwise claim a patch of
+    the clothes and carry it away with the hand. Pixels given up show what lies behind (label_far).
+    A hand MediaPipe could not see (visibility < 0.5) gives up all its pixels.
+    label_near, label_far: [H, W] int; landmarks: [33, 2] px at this size; visibility: [33]
+    """
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    out = label_near.copy()
+    H, W = label_near.shape
+    for side, idx in _MP_HAND.items():
+        parts = [PART_INDEX[f"{side}_palm"], PART_INDEX[f"{side}_fingers"]]
+        ys, xs = np.nonzero(np.isin(label_near, parts))
+        if len(ys) == 0:
+            continue
+        pts = landmarks[list(idx)]  # [4, 2]
+        if float(np.mean(visibility[list(idx)])) < 0.5:
+            keep = np.zeros(len(ys), bool)
+        else:
+            size = max(float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1))), 4.0)
+            p = np.stack([xs + 0.5, ys + 0.5], -1)  # [n, 2] pixel centres
+            d = np.full(len(p), np.inf)
+            for i in range(4):
+                for j in range(i, 4):
+                    a, b = pts[i], pts[j]
+                    ab = b - a
+                    t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+                    d = np.minimum(d, np.linalg.norm(p - (a + t[:, None] * ab), axis=-1))
+            keep = d <= 0.5 * size
+        drop_y, drop_x = ys[~keep], xs[~keep]
+        behind = label_far[drop_y, drop_x]
+        out[drop_y, drop_x] = np.where(np.isin(behind, parts), -1, behind)
     return out
 
 
