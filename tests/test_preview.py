@@ -431,3 +431,22 @@ def test_mask_far_from_the_body_still_renders_at_rest():
     assert not np.isnan(model.mesh.verts).any()
     iou, psnr = rest_fidelity(moved, model)
     assert iou >= 0.95 and psnr >= 25.0, (iou, psnr)
+
+
+def test_hand_parts_keep_only_pixels_near_the_hand_landmarks():
+    from hvg_cli.backends.preview.mesh import trim_hands
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H, W = 60, 60
+    near = np.full((H, W), -1, np.int64)
+    near[10:50, 10:50] = PART_INDEX["left_fingers"]  # a coarse hand ellipsoid over the clothes
+    far = np.full((H, W), PART_INDEX["pelvis"], np.int64)
+    lm = np.zeros((33, 2))
+    lm[[15, 17, 19, 21]] = [[20, 20], [26, 20], [20, 26], [26, 26]]  # the real hand: a 6 px square
+    vis = np.ones(33)
+    out = trim_hands(near, far, lm, vis)
+    kept = out == PART_INDEX["left_fingers"]
+    assert kept[23, 23] and kept.sum() < 200  # the hand itself stays, a small area around it
+    assert out[45, 45] == PART_INDEX["pelvis"]  # far from the hand: what lies behind
+    vis[[15, 17, 19, 21]] = 0.1  # a hand MediaPipe did not see gives everything up
+    assert not (trim_hands(near, far, lm, vis) == PART_INDEX["left_fingers"]).any()
