@@ -187,6 +187,19 @@ def test_plucker_rays():
         assert np.linalg.norm(np.cross(target, dc) - mc) < 0.1
 
 
+def test_conditioning_fast_path_matches_plain_twin():
+    from hvg_cli.backends.diffusion.pose_encoder import IN_CHANNELS, conditioning, conditioning_torch
+
+    _, maps, grid = synthetic_job(2, 3)
+    args = (maps.semantic.reshape(6, H, W, 3), maps.normal.reshape(6, H, W, 3), maps.depth.reshape(6, H, W),
+            maps.mask.reshape(6, H, W), grid.K.reshape(6, 3, 3), grid.world_to_cam.reshape(6, 4, 4))
+    slow = conditioning(*args)  # [6, 14, H, W]
+    fast = conditioning_torch(*args)
+    assert slow.shape == (6, IN_CHANNELS, H, W)
+    torch.testing.assert_close(fast, torch.from_numpy(slow), rtol=0, atol=1e-5)
+    assert (slow[:, 6][~maps.mask.reshape(6, H, W)] == 0).all()  # no disparity where the map is empty
+
+
 # ---------------------------------------------------------------------------------------------
 # resume and anchors
 # ---------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-from hvg_cli.backends.diffusion.plan import SamplingPlan, Tile, make_plan
-from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder, conditioning, conv_in_residual
+from hvg_cli.backends.diffusion.plan import SamplingPlan, make_plan
+from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder, conditioning_torch, conv_in_residual
 from hvg_cli.backends.diffusion.settings import DiffusionSettings
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import BoneMaps, CameraGrid
@@ -190,12 +190,11 @@ class HVGPipeline(DiffusionPipeline):
         def cond_fn(tile_views: tuple[int, ...], times: tuple[int, ...]) -> torch.Tensor:
             iv, it = np.ix_(tile_views, times)
             n = len(tile_views) * len(times)
-            c = conditioning(
+            return conditioning_torch(
                 maps.semantic[iv, it].reshape(n, H, W, 3), maps.normal[iv, it].reshape(n, H, W, 3),
                 maps.depth[iv, it].reshape(n, H, W), maps.mask[iv, it].reshape(n, H, W),
-                grid.K[iv, it].reshape(n, 3, 3), grid.world_to_cam[iv, it].reshape(n, 4, 4),
+                grid.K[iv, it].reshape(n, 3, 3), grid.world_to_cam[iv, it].reshape(n, 4, 4), device=device,
             )  # [v*t, 14, H, W], view-major
-            return torch.from_numpy(c).to(device)
 
         # 4. Denoise the V×T grid stage by stage, tile by tile
         latents = sample(self, ref, plan, noise.to(device=device, dtype=dtype), cond_fn, guidance, settings,
@@ -219,7 +218,3 @@ def check_sizes(photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, pipe: HVGPi
         raise BadInput(f"{W}x{H} is not a multiple of {mult} pixels, which this model needs",
                        f"use a width and height divisible by {mult}")
 
-
-def tile_frames(tile: Tile, times: tuple[int, ...]) -> tuple[int, ...]:
-    """Absolute frame indices of a tile's columns."""
-    return tuple(times[c] for c in tile.cols)

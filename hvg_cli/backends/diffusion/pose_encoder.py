@@ -94,6 +94,35 @@ def conditioning(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, ma
     return np.concatenate([maps, rays], axis=1)
 
 
+def conditioning_torch(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, mask: np.ndarray,
+                       K: np.ndarray, world_to_cam: np.ndarray, device="cpu") -> torch.Tensor:
+    """`conditioning` computed with torch on `device` (the sampler's path; `conditioning` is its plain twin).
+
+    Same inputs; returns [N, 14, H, W] float32 on `device`.
+    """
+    N, H, W = mask.shape
+    m = torch.from_numpy(np.ascontiguousarray(mask)).to(device).float()  # [N, H, W]
+    sem = torch.from_numpy(np.ascontiguousarray(semantic)).to(device).float() / 127.5 - 1.0  # [N, H, W, 3]
+    nrm = torch.from_numpy(np.ascontiguousarray(normal)).to(device).float() * m[..., None]  # [N, H, W, 3]
+    dep = torch.from_numpy(np.ascontiguousarray(depth)).to(device).float()  # [N, H, W]
+    disp = torch.where((m > 0) & (dep > 1e-6), 1.0 / dep.clamp_min(1e-6), torch.zeros_like(dep))  # [N, H, W]
+    maps = torch.cat([sem, nrm, disp[..., None], m[..., None]], dim=-1).permute(0, 3, 1, 2)  # [N, 8, H, W]
+
+    # rays: d = Rᵀ K⁻¹ (u + 0.5, v + 0.5, 1), normalised; moment o × d with o = -Rᵀ t
+    R = world_to_cam[:, :3, :3].astype(np.float64)  # [N, 3, 3]
+    M = np.einsum("nji,njk->nik", R, np.linalg.inv(K.astype(np.float64)))  # [N, 3, 3] = Rᵀ K⁻¹
+    origin = -np.einsum("nji,nj->ni", R, world_to_cam[:, :3, 3].astype(np.float64))  # [N, 3]
+    M_t = torch.from_numpy(M).float().to(device)
+    o_t = torch.from_numpy(origin).float().to(device)
+    v, u = torch.meshgrid(torch.arange(H, device=device) + 0.5, torch.arange(W, device=device) + 0.5, indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)]).reshape(3, H * W).float()  # [3, H*W]
+    d = M_t @ pix  # [N, 3, H*W]
+    d = d / d.norm(dim=1, keepdim=True)
+    mo = torch.cross(o_t[:, :, None].expand_as(d), d, dim=1)  # [N, 3, H*W]
+    rays = torch.cat([d, mo], dim=1).reshape(N, 6, H, W)  # [N, 6, H, W]
+    return torch.cat([maps, rays], dim=1)
+
+
 @contextmanager
 def conv_in_residual(unet: nn.Module, residual: torch.Tensor | None):
     """Add `residual` [B*F, C0, h, w] to the output of `unet.conv_in` while the block runs."""
