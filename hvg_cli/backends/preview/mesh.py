@@ -11,6 +11,10 @@
    cross-section), capped, so a skirt or hair has some volume. Front z = c - h, back z = c + h.
 3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
    shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
+4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks); uncovered
+   pixels take the nearest part relative to its size. Where a part covers one it is not joined to (an
+   arm across the torso), an under-layer continues the hidden part's surface beneath it, textured from
+   an inpainted copy of the photo, so moving the arm away shows torso rather than a hole.
 
 Everything here is in the photo camera's image coordinates, pixel centres at (j + 0.5, i + 0.5).
 """

@@ -85,7 +85,7 @@ def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_
     verts:   [B, N, 3] camera space, metres (float64 recommended)
     faces:   [F, 3] int64 vertex indices (shared by the batch)
     K:       [B, 3, 3] intrinsics, pixels
-    returns: Fragments with face [B, H, W], bary [B, H, W, 3], depth [B, H, W]
+    returns: Fragments: dense face buffer [B, H, W]; barycentrics [n, 3] and depth [n] of the n covered pixels
     Triangles with a vertex nearer than `near` are dropped (the subject never crosses the camera).
     """
     import torch
