@@ -854,11 +854,37 @@ def photo_alignment(subject: _Subject, width: int, height: int) -> _Alignment:
     return alignment
 
 
+def diffusion_settings(settings: AnimateSettings):
+    """The diffusion backend's settings from `hvg animate`'s flags."""
+    from hvg_cli.backends.diffusion import DiffusionSettings
+
+    overlap_views = min(1, settings.tile_views - 1)
+    overlap_frames = min(3, settings.tile_frames - 1)
+    return DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed,
+                             mode=settings.sampling, tile_views=settings.tile_views, tile_frames=settings.tile_frames,
+                             overlap_views=overlap_views, overlap_frames=overlap_frames,
+                             anchor_stride=settings.anchor_stride, device=settings.device, dtype=settings.dtype,
+                             offload=settings.offload)
+
+
+def animate_plan(motion_source: str, settings: AnimateSettings, weights: Path | None = None,
+                 cache: StageCache | None = None, progress: Reporter = SILENT) -> dict:
+    """`hvg animate --dry-run`: the diffusion tile plan of a job (views, frames, tiles, UNet evaluations,
+    memory per tile) without loading weights or reading the photo."""
+    cache = cache or StageCache()
+    motion = trim_motion(motion_from_source(motion_source, PoseSettings(), cache, progress), settings.render)
+    grid = camera_grid(settings.camera, motion.num_frames, settings.mode)
+    V, T = grid.shape
+    plan = diffusion_dry_run(V, T, grid.width, grid.height, diffusion_settings(settings), closed=grid.closed,
+                             weights=_find_weights(weights))
+    return {"views": V, "frames": T, "width": grid.width, "height": grid.height, "fps": float(motion.fps), **plan}
+
+
 def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache,
                         progress: Reporter, stages: dict) -> _np.ndarray:
     """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3]."""
     from hvg_cli.align.similarity import warp_image
-    from hvg_cli.backends.diffusion import DiffusionSettings, generate
+    from hvg_cli.backends.diffusion import generate
     from hvg_cli.bonemap.render import render_bonemaps
 
     grid, m = job.grid, job.motion
@@ -869,7 +895,7 @@ def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, 
     a = photo_alignment(job.subject, grid.width, grid.height)
     photo = warp_image(job.subject.image, float(a.scale[0, 0]), a.offset[0, 0], grid.width, grid.height)  # [H, W, 3]
     photo = _np.clip(photo, 0, 255).astype(_np.uint8)
-    ds = DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed)
+    ds = diffusion_settings(settings)
     key = cache.key("sampler", 1, *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
     return generate(weights_dir, photo, maps, grid, ds, cache_dir=cache.scratch(key) if cache.enabled else None,
                     progress=progress)

@@ -173,3 +173,20 @@ def test_bad_input_exit_codes_keep_previous_output(args: list[str], code: int, d
     if code != 2:  # usage errors are Typer's own box; hvg's errors are one line
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert r.stderr.startswith("hvg: ")
+
+
+def test_animate_dry_run_plans_without_weights(tmp_path: Path, cache_dir: Path) -> None:
+    """--dry-run needs neither weights nor the photo's content: it plans the V×T grid's tiles."""
+    r = _hvg("animate", tmp_path / "not-read.jpg", "--motion", "wave", "--orbit", "360", "--views", "4", "--grid",
+             "--frames", "48", "--tile-views", "2", "--tile-frames", "8", "--dry-run", "--json", cache=cache_dir)
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert (plan["views"], plan["frames"], plan["closed"], plan["mode"]) == (4, 48, True, "progressive")
+    assert plan["max_tile_frames"] == 16  # 2 views × 8 frames along the UNet's frame axis
+    assert plan["tile_evaluations"] > 0 and plan["compare"]["onepass"] > 0
+    r2 = _hvg("animate", tmp_path / "not-read.jpg", "--motion", "wave", "--orbit", "360", "--views", "4", "--grid",
+              "--frames", "96", "--tile-views", "2", "--tile-frames", "8", "--dry-run", "--json", cache=cache_dir)
+    plan2 = json.loads(r2.stdout)
+    # memory per tile does not grow with the video; the work does
+    assert plan2["memory_estimate"]["tile_activation_bytes"] == plan["memory_estimate"]["tile_activation_bytes"]
+    assert plan2["tile_evaluations"] > 1.8 * plan["tile_evaluations"]

@@ -44,6 +44,14 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed: a run is reproducible from it.")] = 0,
         steps: Annotated[int, typer.Option("--steps", min=1, help="Denoising steps (diffusion backend).")] = 25,
         guidance: Annotated[float, typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (diffusion backend).")] = 3.0,
+        sampling: Annotated[str, typer.Option("--sampling", help="Diffusion sampling: progressive (anchor frames first, then the frames between), onepass (overlapping tiles blended every step), full (no tiles; small jobs).")] = "progressive",
+        tile_views: Annotated[int, typer.Option("--tile-views", min=1, help="Views per diffusion tile.")] = 2,
+        tile_frames: Annotated[int, typer.Option("--tile-frames", min=1, help="Frames per diffusion tile (peak memory grows with views × frames per tile, not with the video).")] = 8,
+        anchor_stride: Annotated[int, typer.Option("--anchor-stride", min=1, help="Progressive sampling: every N-th frame is an anchor.")] = 4,
+        device: Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")] = "auto",
+        dtype: Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+        offload: Annotated[bool, typer.Option("--offload", help="Keep idle model parts on the CPU (small GPUs).")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diffusion tile plan (tiles, UNet evaluations, memory per tile) and exit; loads no weights.")] = False,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
         as_json: JsonOpt = False,
@@ -70,9 +78,15 @@ def register(app: typer.Typer) -> None:
             mode="views" if (grid or per_view) else "moving",
             render=jo.render_spec(start, end, frames, no_align, body_model),
             backend=backend, background=background, grid=grid, per_view=per_view, audio=not no_audio,
-            seed=seed, steps=steps, guidance=guidance,
+            seed=seed, steps=steps, guidance=guidance, sampling=sampling, tile_views=tile_views,
+            tile_frames=tile_frames, anchor_stride=anchor_stride, device=device, dtype=dtype, offload=offload,
         )
         report = RichReporter(quiet=quiet)
+        if dry_run:
+            plan = pipeline.animate_plan(motion, settings, weights=weights, cache=StageCache(cache_dir, enabled=not no_cache),
+                                         progress=report)
+            emit_json(plan) if as_json else _print_plan(plan)
+            return
         result = pipeline.animate(photo, motion, settings, out, weights=weights,
                                   cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
         if as_json:
@@ -81,3 +95,26 @@ def register(app: typer.Typer) -> None:
             files = ", ".join(str(p) for p in result.outputs)
             err_console.print(f"wrote {files}: {result.frames} frames at {float(result.fps):.3f} fps, backend {result.backend}"
                               f", {result.seconds:.1f} s", markup=False)
+
+
+def _print_plan(plan: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"diffusion plan: {plan['views']} view(s) × {plan['frames']} frames at {plan['width']}x{plan['height']}",
+                  show_header=False)
+    def show(name: str, value: object) -> None:
+        if name.endswith("_bytes") and isinstance(value, (int, float)):
+            table.add_row(name[: -len("_bytes")], f"{value / 2**30:.2f} GiB")
+        elif not isinstance(value, (list, dict)):
+            table.add_row(name, str(value))
+
+    for k, v in plan.items():
+        if k in ("views", "frames", "width", "height"):
+            continue
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                show(f"{k}.{k2}", v2)
+        else:
+            show(k, v)
+    Console().print(table)

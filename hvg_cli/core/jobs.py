@@ -56,3 +56,11 @@ class AnimateSettings:
     seed: int = 0
     steps: int = 25
     guidance: float = 3.0
+    # diffusion sampling (see backends/diffusion/settings.py)
+    sampling: str = "progressive"  # progressive | onepass | full
+    tile_views: int = 2
+    tile_frames: int = 8
+    anchor_stride: int = 4
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | fp32 | fp16 | bf16
+    offload: bool = False
