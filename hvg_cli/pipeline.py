@@ -6,19 +6,28 @@ then bonemap ─► align ─► generate ─► video. Each stage is cached und
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import os
 import platform
 import shutil
-from dataclasses import dataclass, field
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
-from hvg_cli.core.cache import StageCache
+import numpy as np
+
+from hvg_cli.core.cache import StageCache, array_hash, file_hash
+from hvg_cli.core.errors import BadInput, MissingWeights, OutputError
+from hvg_cli.core.jobs import AnimateSettings, BonemapSettings, CameraSpec, RenderSpec
 from hvg_cli.core.progress import SILENT, Reporter
+from hvg_cli.core.settings import PoseSettings, SubjectSettings
+from hvg_cli.core.types import Alignment, Camera, CameraGrid, Motion, PoseTrack, Skeleton, Subject
 
 
-# ---------------------------------------------------------------------------------------------
-# doctor
-# ---------------------------------------------------------------------------------------------
+# --- doctor ---
 @dataclass(frozen=True)
 class DoctorReport:
     python: str
@@ -102,7 +111,6 @@ def _find_weights(weights: Path | None) -> Path | None:
 # --- cameras ---
 # Camera paths from presets, files or flags; what `hvg cameras` shows, exports and plots. The cameras room is
 # imported inside the functions (it pulls numpy and yaml) so `hvg --help` stays fast.
-from hvg_cli.core.jobs import CameraSpec  # noqa: E402  (how the user chose the camera path)
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,6 @@ def camera_path(spec: CameraSpec):
     """The CameraPath a spec names (-> hvg_cli.core.types.CameraPath)."""
     from hvg_cli.cameras.presets import load_camera
     from hvg_cli.cameras.schedule import orbit_flags
-    from hvg_cli.core.errors import BadInput
 
     if spec.orbit is not None:
         if spec.camera is not None:
@@ -178,7 +185,6 @@ def camera_grid(spec: CameraSpec, num_frames: int, mode: str = "moving"):
 
 def describe_camera_path(spec: CameraSpec) -> CameraSummary:
     """The table of `hvg cameras show`: per view azimuth, elevation, radius, position and fov."""
-    import numpy as np
 
     from hvg_cli.cameras.generators import DEFAULT_TARGET, spherical_coordinates, vertical_fov
     from hvg_cli.cameras.presets import presets_dir, read_preset
@@ -217,7 +223,6 @@ def export_camera_path(spec: CameraSpec, out: Path, format: str = "nerfstudio", 
                        seconds: float | None = None) -> Path:
     """Write the camera path to a file (format: nerfstudio camera_path .json)."""
     from hvg_cli.cameras.nerfstudio import save_nerfstudio
-    from hvg_cli.core.errors import BadInput
 
     if format != "nerfstudio":
         raise BadInput(f"unknown camera export format {format!r}", hint="use --format nerfstudio")
@@ -236,14 +241,8 @@ def plot_camera_path(spec: CameraSpec, out_png: Path) -> Path:
 # --- pose ---
 # `hvg pose`: video -> landmarks (cached) -> SMPL-24 motion (cached) -> .npz (+ overlay preview).
 # Other motion sources (AMASS .npz, .bvh, preset names) become the same Motion via `motion_from_source`.
-import time as _time  # noqa: E402
-from fractions import Fraction as _Fraction  # noqa: E402
 
-import numpy as _np  # noqa: E402
 
-from hvg_cli.core.errors import BadInput as _BadInput  # noqa: E402
-from hvg_cli.core.settings import PoseSettings  # noqa: E402
-from hvg_cli.core.types import Motion as _Motion, PoseTrack as _PoseTrack  # noqa: E402
 
 POSE_TRACK_VERSION = 1  # bump when the landmark track's meaning changes
 MOTION_VIDEO_VERSION = 1  # bump when the fitted motion's meaning changes (IK, root path)
@@ -253,7 +252,7 @@ MOTION_VIDEO_VERSION = 1  # bump when the fitted motion's meaning changes (IK, r
 class PoseResult:
     out: Path  # the .npz written
     frames: int
-    fps: _Fraction
+    fps: Fraction
     fit_error_deg: float | None  # None for motion sources that were not fitted (AMASS, BVH, presets)
     cached: bool  # the motion came from the stage cache
     seconds: float  # wall time of the whole job
@@ -261,7 +260,7 @@ class PoseResult:
     preview: Path | None = None
 
 
-def default_max_gap(fps: _Fraction) -> int:
+def default_max_gap(fps: Fraction) -> int:
     """Half a second of track frames (at least 1)."""
     return max(1, int(round(0.5 * float(fps))))
 
@@ -271,20 +270,19 @@ def _track_range(video: Path, settings: PoseSettings):
 
     info = probe_video(video)
     if settings.start >= info.frame_count:
-        raise _BadInput(f"--start {settings.start} is past the end of {video} ({info.frame_count} frames)", "give a smaller --start")
+        raise BadInput(f"--start {settings.start} is past the end of {video} ({info.frame_count} frames)", "give a smaller --start")
     idx = frame_range(info, settings.start, settings.end, settings.stride)
     if len(idx) == 0:
-        raise _BadInput(f"no frames of {video} in --start {settings.start} --end {settings.end}", "make --end larger than --start")
+        raise BadInput(f"no frames of {video} in --start {settings.start} --end {settings.end}", "make --end larger than --start")
     return info, idx
 
 
-def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> _PoseTrack:
+def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> PoseTrack:
     """MediaPipe landmarks of one person over a video (cached stage `pose_track`).
 
     Key: the video's bytes + the track settings. Raises BadInput for an unreadable video and NoPerson
     when nobody is found or the person is lost longer than `max_gap`; no cache entry is left then.
     """
-    from hvg_cli.core.cache import file_hash
     from hvg_cli.io.video import fit_size, read_frames
     from hvg_cli.pose.tracking import parse_person
     from hvg_cli.pose.video_pose import detect_frames, finish_track
@@ -296,7 +294,7 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
     key = cache.key("pose_track", POSE_TRACK_VERSION, source_hash, settings.track_part())
     fps = info.fps / settings.stride
     max_gap = settings.max_gap if settings.max_gap is not None else default_max_gap(fps)
-    made: dict[str, _PoseTrack] = {}
+    made: dict[str, PoseTrack] = {}
 
     def produce(folder: Path) -> None:
         # MediaPipe's working size: the video downscaled to settings.max_side (see PoseSettings)
@@ -311,9 +309,9 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
             if close:
                 close()
         if len(raw.detected) < len(idx):
-            raise _BadInput(f"{video}: only {len(raw.detected)} of {len(idx)} frames could be decoded", "re-encode the video")
+            raise BadInput(f"{video}: only {len(raw.detected)} of {len(idx)} frames could be decoded", "re-encode the video")
         track = finish_track(
-            raw, _np.asarray(idx), fps, info.fps, info.width, info.height, source_hash, str(video),
+            raw, np.asarray(idx), fps, info.fps, info.width, info.height, source_hash, str(video),
             max_gap, settings.smooth, settings.min_cutoff, settings.beta,
         )
         if raw.people > 1:
@@ -323,9 +321,8 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
 
     entry, cached = cache.get_or_compute(key, produce)
     if not cache.enabled:  # the no-cache temporary folder is ours to remove
-        import shutil as _shutil
 
-        _shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(entry, ignore_errors=True)
     if cached:
         track = _load_track(entry / "track.npz")
         progress.note(f"pose: cached landmarks ({track.image.shape[0]} frames, {key.short})")
@@ -333,24 +330,24 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
     return made["track"]
 
 
-def _save_track(track: _PoseTrack, path: Path) -> None:
-    _np.savez(
+def _save_track(track: PoseTrack, path: Path) -> None:
+    np.savez(
         path, image=track.image, visibility=track.visibility, world=track.world, detected=track.detected,
         frame_indices=track.frame_indices, fps_num=track.fps.numerator, fps_den=track.fps.denominator,
-        width=track.width, height=track.height, source_hash=_np.array(track.source_hash),
+        width=track.width, height=track.height, source_hash=np.array(track.source_hash),
     )
 
 
-def _load_track(path: Path) -> _PoseTrack:
-    with _np.load(path, allow_pickle=False) as d:
-        return _PoseTrack(
+def _load_track(path: Path) -> PoseTrack:
+    with np.load(path, allow_pickle=False) as d:
+        return PoseTrack(
             image=d["image"], visibility=d["visibility"], world=d["world"], detected=d["detected"],
-            frame_indices=d["frame_indices"], fps=_Fraction(int(d["fps_num"]), int(d["fps_den"])),
+            frame_indices=d["frame_indices"], fps=Fraction(int(d["fps_num"]), int(d["fps_den"])),
             width=int(d["width"]), height=int(d["height"]), source_hash=str(d["source_hash"]),
         )
 
 
-def motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> _Motion:
+def motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> Motion:
     """The SMPL-24 motion of the person in a video (cached stage `motion_video`; uses `pose_track`).
 
     Motion: fps of the track, poses [T, 24, 3], trans [T, 3] pelvis path, joints [T, 24, 3] world
@@ -361,9 +358,8 @@ def motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, pr
     return _motion_from_video(video, settings, cache, progress)[0]
 
 
-def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[_Motion, bool]:
+def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[Motion, bool]:
     """`motion_from_video` and whether it came from the cache."""
-    from hvg_cli.core.cache import file_hash
     from hvg_cli.io.amass import load_amass, save_motion_npz
 
     video = Path(video)
@@ -383,19 +379,17 @@ def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, p
     # both the fresh and the cached path return what the entry holds: identical outputs
     motion = _with_audio(load_amass(entry / "motion.npz"), video)
     if not cache.enabled:  # the no-cache temporary folder is ours to remove
-        import shutil as _shutil
 
-        _shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(entry, ignore_errors=True)
     return motion, cached
 
 
-def _with_audio(motion: _Motion, video: Path) -> _Motion:
-    import dataclasses
+def _with_audio(motion: Motion, video: Path) -> Motion:
 
     return dataclasses.replace(motion, audio_path=str(video), name=video.stem)
 
 
-def fit_track(track: _PoseTrack, video: Path, settings: PoseSettings) -> _Motion:
+def fit_track(track: PoseTrack, video: Path, settings: PoseSettings) -> Motion:
     """IK of a landmark track onto the SMPL-24 skeleton, and the root path."""
     from hvg_cli.body.ik import estimate_skeleton, fit_landmarks, root_trajectory
 
@@ -403,27 +397,27 @@ def fit_track(track: _PoseTrack, video: Path, settings: PoseSettings) -> _Motion
     fit = fit_landmarks(track.world, skeleton, track.visibility)
     trans = root_trajectory(track.image, track.world, track.width, track.height, fov_deg=settings.fov_deg)  # [T, 3]
     source_fps = track.fps * settings.stride
-    return _Motion(
-        poses=_np.asarray(fit.poses, dtype=_np.float64),
-        trans=_np.asarray(trans, dtype=_np.float64),
+    return Motion(
+        poses=np.asarray(fit.poses, dtype=np.float64),
+        trans=np.asarray(trans, dtype=np.float64),
         fps=track.fps,
         skeleton=skeleton,
         name=Path(video).stem,
         source_hash=track.source_hash,
-        joints=_np.asarray(fit.joints) + trans[:, None, :],  # [T, 24, 3] world
+        joints=np.asarray(fit.joints) + trans[:, None, :],  # [T, 24, 3] world
         fit_error_deg=float(fit.fit_error_deg),
         audio_path=str(video),
         start_time=float(track.frame_indices[0] / source_fps),
         extras={
             "landmarks": track.image, "visibility": track.visibility, "world": track.world,
             "detected": track.detected, "frame_indices": track.frame_indices,
-            "bone_error_deg": _np.asarray(fit.bone_error_deg),
+            "bone_error_deg": np.asarray(fit.bone_error_deg),
         },
     )
 
 
 def motion_from_source(source: str | Path, settings: PoseSettings = PoseSettings(), cache: StageCache | None = None,
-                       progress: Reporter = SILENT) -> _Motion:
+                       progress: Reporter = SILENT) -> Motion:
     """Any motion source -> Motion: a video (cached stages), an AMASS/hvg .npz, a .bvh, or a preset name."""
     return _motion_source(source, settings, cache or StageCache(), progress)[0]
 
@@ -439,7 +433,7 @@ def motion_source_kind(source: str | Path) -> str:
     return "video" if (p.exists() or suffix) else "preset"
 
 
-def _motion_source(source: str | Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[_Motion, str, bool]:
+def _motion_source(source: str | Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[Motion, str, bool]:
     p = Path(source)
     kind = motion_source_kind(source)
     if kind == "amass":
@@ -456,10 +450,10 @@ def _motion_source(source: str | Path, settings: PoseSettings, cache: StageCache
     try:
         from hvg_cli.body.presets import list_motion_presets, load_motion_preset
     except ImportError:
-        raise _BadInput(f"{source}: no such file", "give a video, an AMASS .npz or a .bvh file") from None
+        raise BadInput(f"{source}: no such file", "give a video, an AMASS .npz or a .bvh file") from None
     names = [row[0] for row in list_motion_presets()]
     if str(source) not in names:
-        raise _BadInput(f"{source}: no such file or motion preset", "motion presets: " + ", ".join(names))
+        raise BadInput(f"{source}: no such file or motion preset", "motion presets: " + ", ".join(names))
     return load_motion_preset(str(source)), kind, False
 
 
@@ -469,10 +463,9 @@ def run_pose(source: str | Path, out: Path, settings: PoseSettings = PoseSetting
 
     Nothing is written to `out` unless the whole motion was made (the .npz is written atomically).
     """
-    from hvg_cli.core.errors import OutputError
     from hvg_cli.io.amass import save_motion_npz
 
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     cache = cache or StageCache()
     out = Path(out)
     if out.suffix.lower() != ".npz":
@@ -483,18 +476,18 @@ def run_pose(source: str | Path, out: Path, settings: PoseSettings = PoseSetting
         output_kind(preview_path)  # an unusable suffix fails now, not after the work
     p = Path(source)
     if preview_path is not None and motion_source_kind(source) != "video":
-        raise _BadInput(f"--preview needs a video source, got {source}", "drop --preview, or give the video")
+        raise BadInput(f"--preview needs a video source, got {source}", "drop --preview, or give the video")
     motion, kind, cached = _motion_source(source, settings, cache, progress)
     save_motion_npz(motion, out)
     if preview_path is not None:
         write_pose_overlay(p, motion, Path(preview_path), progress)
     return PoseResult(
         out=out, frames=motion.num_frames, fps=motion.fps, fit_error_deg=motion.fit_error_deg, cached=cached,
-        seconds=_time.perf_counter() - t0, source=kind, preview=Path(preview_path) if preview_path else None,
+        seconds=time.perf_counter() - t0, source=kind, preview=Path(preview_path) if preview_path else None,
     )
 
 
-def list_motion_presets() -> list[tuple[str, str, int, _Fraction]]:
+def list_motion_presets() -> list[tuple[str, str, int, Fraction]]:
     """The built-in motions: (name, description, frames, fps)."""
     try:
         from hvg_cli.body.presets import list_motion_presets as _list
@@ -503,7 +496,7 @@ def list_motion_presets() -> list[tuple[str, str, int, _Fraction]]:
     return list(_list())
 
 
-def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Reporter = SILENT, max_side: int = 960) -> Path:
+def write_pose_overlay(video: Path, motion: Motion, out: Path, progress: Reporter = SILENT, max_side: int = 960) -> Path:
     """The video with the fitted skeleton drawn over each frame (audio kept).
 
     The 24 fitted joints (pelvis-relative) are placed on each frame by a weak-perspective camera
@@ -514,17 +507,17 @@ def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Report
     from hvg_cli.io.video import read_frames, write_video
     from hvg_cli.pose.overlay import draw_skeleton
 
-    lm = _np.asarray(motion.extras["landmarks"], dtype=_np.float64)  # [T, 33, 2] px
-    frame_indices = _np.asarray(motion.extras["frame_indices"])
+    lm = np.asarray(motion.extras["landmarks"], dtype=np.float64)  # [T, 33, 2] px
+    frame_indices = np.asarray(motion.extras["frame_indices"])
     # the 2D joints: joints_from_landmarks is built from affine combinations of landmarks, so it
     # applies to image points lifted to 3D (x, -y, 0)
-    lifted = _np.concatenate([lm[..., :1], -lm[..., 1:2], _np.zeros_like(lm[..., :1])], axis=-1)  # [T, 33, 3]
-    target = joints_from_landmarks(lifted)[..., :2] * _np.array([1.0, -1.0])  # [T, 24, 2] px
-    rel = _np.asarray(motion.joints) - _np.asarray(motion.trans)[:, None, :]  # [T, 24, 3] m, pelvis-relative
-    src = rel[..., :2] * _np.array([1.0, -1.0])  # orthographic view, image y down
+    lifted = np.concatenate([lm[..., :1], -lm[..., 1:2], np.zeros_like(lm[..., :1])], axis=-1)  # [T, 33, 3]
+    target = joints_from_landmarks(lifted)[..., :2] * np.array([1.0, -1.0])  # [T, 24, 2] px
+    rel = np.asarray(motion.joints) - np.asarray(motion.trans)[:, None, :]  # [T, 24, 3] m, pelvis-relative
+    src = rel[..., :2] * np.array([1.0, -1.0])  # orthographic view, image y down
     sc = src - src.mean(axis=1, keepdims=True)  # [T, 24, 2]
     tc = target - target.mean(axis=1, keepdims=True)
-    scale = (sc * tc).sum(axis=(1, 2)) / _np.maximum((sc * sc).sum(axis=(1, 2)), 1e-12)  # [T]
+    scale = (sc * tc).sum(axis=(1, 2)) / np.maximum((sc * sc).sum(axis=(1, 2)), 1e-12)  # [T]
     pts2d = scale[:, None, None] * sc + target.mean(axis=1, keepdims=True)  # [T, 24, 2] px
     step = int(frame_indices[1] - frame_indices[0]) if len(frame_indices) > 1 else 1
     T = len(frame_indices)
@@ -539,13 +532,180 @@ def write_pose_overlay(video: Path, motion: _Motion, out: Path, progress: Report
                        audio_duration=T / float(motion.fps))
 
 
+# --- subject ---
+# photo -> MediaPipe (landmarks, world landmarks, mask) -> skeleton, photo pose, photo camera, radii = Subject,
+# cached by the photo's bytes (+ the body model file's bytes) and SubjectSettings. `align_job` is the
+# view-temporal alignment of a job's cameras (pelvis to the centre, one scale per view).
+
+SUBJECT_VERSION = 1  # bump when the subject's meaning changes (fit, radii, storage)
+_SUBJECT_ARRAYS = ("image", "mask", "landmarks", "visibility", "photo_pose", "photo_trans", "radii")
+
+
+def _save_subject(subject: Subject, folder: Path, report: dict) -> None:
+    import json
+
+    arrays = {k: getattr(subject, k) for k in _SUBJECT_ARRAYS}
+    arrays.update(rest_joints=subject.skeleton.rest_joints, K=subject.camera.K, world_to_cam=subject.camera.world_to_cam)
+    np.savez(folder / "subject.npz", **arrays)
+    meta = {"width": subject.camera.width, "height": subject.camera.height, "source_hash": subject.source_hash,
+            "legs_guessed": subject.legs_guessed, "parents": list(subject.skeleton.parents), "report": report}
+    (folder / "subject.json").write_text(json.dumps(meta, indent=1))
+
+
+def _load_subject(folder: Path) -> Subject:
+    import json
+
+
+    meta = json.loads((folder / "subject.json").read_text())
+    with np.load(folder / "subject.npz", allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    camera = Camera(K=a["K"], world_to_cam=a["world_to_cam"], width=int(meta["width"]), height=int(meta["height"]))
+    return Subject(
+        image=a["image"], mask=a["mask"], landmarks=a["landmarks"], visibility=a["visibility"],
+        skeleton=Skeleton(rest_joints=a["rest_joints"], parents=tuple(meta["parents"])),
+        photo_pose=a["photo_pose"], photo_trans=a["photo_trans"], camera=camera, radii=a["radii"],
+        source_hash=meta["source_hash"], legs_guessed=bool(meta["legs_guessed"]),
+    )
+
+
+def subject_report(photo: Path, settings: SubjectSettings, cache: StageCache) -> dict | None:
+    """The fit figures stored with a cached subject (reprojection error, tilt, ...), or None if not cached."""
+    import json
+
+    hit = cache.lookup(_subject_key(Path(photo), settings))
+    return json.loads((hit / "subject.json").read_text())["report"] if hit else None
+
+
+def _subject_key(photo: Path, settings: SubjectSettings):
+
+
+    model_hash = None
+    if settings.body_model:
+        model = Path(settings.body_model)
+        if not model.is_file():
+            raise BadInput(f"body model file not found: {model}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
+        model_hash = file_hash(model)
+    return cache_key_subject(file_hash(photo), model_hash, dataclasses.replace(settings, body_model=None))
+
+
+def cache_key_subject(photo_hash: str, model_hash: str | None, settings: SubjectSettings):
+    return StageCache.key("subject", SUBJECT_VERSION, photo_hash, model_hash, settings)
+
+
+def compute_subject(image: np.ndarray, source: str, source_hash: str, settings: SubjectSettings,
+                    progress: Reporter = SILENT) -> tuple[Subject, dict]:
+    """The subject of a photo (not cached): detection, fit, radii. Returns (Subject, report)."""
+    from hvg_cli.body.subject import fit_photo
+    from hvg_cli.bonemap.parts import default_radii
+    from hvg_cli.bonemap.radii import fit_radii
+    from hvg_cli.pose.photo import detect_photo
+
+    H, W = image.shape[:2]
+    with progress.task("subject", total=3, unit="steps") as task:
+        # 1. MediaPipe: landmarks [33, 2] px, world [33, 3] m (hvg axes), mask [H, W]
+        det = detect_photo(image, source)
+        if det.other_people:
+            progress.note(f"{source}: more than one person; hvg animates the one MediaPipe picked (crop the photo to choose)")
+        task.advance()
+        # 2. Skeleton, photo pose, camera (with a body model: its proportions, scaled to the photo's size)
+        fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
+        base = None
+        if settings.body_model:
+            from hvg_cli.body.smpl_model import fit_body_model
+            from hvg_cli.bonemap.radii import radii_from_mesh
+
+            model, _ = fit_body_model(settings.body_model, fit.skeleton)  # betas for the photo's proportions
+            fit = fit_photo(det, W, H, skeleton=model.skeleton, fov_deg=settings.fov_deg)
+            base = radii_from_mesh(model.vertices, model.weights, model.joints, default_radii(model.skeleton))
+        if base is None:
+            base = default_radii(fit.skeleton)
+        task.advance()
+        # 3. Radii [P, 2] from the silhouette
+        radii = fit_radii(fit.skeleton, fit.photo_pose, fit.photo_trans, fit.camera, det.mask, base) if settings.fit_radii else base
+        task.advance()
+    rel = fit.reprojection_error_px / max(fit.body_height_px, 1.0)
+    if rel > 0.03:
+        progress.note(f"{source}: the body fits the photo loosely ({fit.reprojection_error_px:.0f} px mean joint error, "
+                      f"{rel:.1%} of the person's height)")
+    subject = Subject(image=image, mask=det.mask, landmarks=det.landmarks, visibility=det.visibility,
+                       skeleton=fit.skeleton, photo_pose=fit.photo_pose, photo_trans=fit.photo_trans,
+                       camera=fit.camera, radii=radii, source_hash=source_hash, legs_guessed=fit.legs_guessed)
+    report = {"reprojection_error_px": fit.reprojection_error_px, "landmark_error_px": fit.landmark_error_px,
+              "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
+              "legs_guessed": fit.legs_guessed, "other_people": det.other_people, "body_model": bool(settings.body_model)}
+    return subject, report
+
+
+def subject_stage(photo: Path, settings: SubjectSettings, cache: StageCache, progress: Reporter = SILENT) -> Subject:
+    """The person in the photo, cached by the photo's bytes (+ the body model's) and the settings."""
+    from hvg_cli.io.image import read_image
+
+    photo = Path(photo)
+    image = read_image(photo)  # raises BadInput naming the file
+    key = _subject_key(photo, settings)
+
+    def produce(folder: Path) -> None:
+        subject, report = compute_subject(image, str(photo), file_hash(photo), settings, progress)
+        _save_subject(subject, folder, report)
+
+    folder, _ = cache.get_or_compute(key, produce)
+    return _load_subject(folder)
+
+
+def align_job(subject: Subject, poses: np.ndarray, trans: np.ndarray, skeleton, grid: CameraGrid,
+              fill: float = 0.75, smooth: str | float = "median") -> tuple[Alignment, CameraGrid]:
+    """View-temporal alignment of a job: the pelvis at the image centre in every view and frame.
+
+    poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. One scale per view (the median box fills
+    `fill` of the height), lowered where needed so the body stays inside the frame in every frame.
+    Returns (Alignment [V, T], the grid with aligned intrinsics S @ K, which render the aligned images
+    exactly). `photo_alignment` (above) aligns
+    the subject's photo from its own camera the same way, so the reference and the bone maps line up.
+    """
+
+    from hvg_cli.align import aligned_intrinsics, compute_alignment, project_points, subject_box, subject_extent
+    from hvg_cli.body.kinematics import pose_joints
+
+    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents, trans)  # [T, 24, 3]
+    V, T = grid.shape
+    px = project_points(np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
+    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth,
+                                  extent_px=subject_extent(px))  # [V, T]: never leaves the frame
+    return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
+
+
+# --- diffusion ---
+# Weights folders (check / init) and the dry-run plan of the diffusion backend. The backend itself
+# is called from `_generate_diffusion` (jobs section) through `backends.diffusion.generate`.
+def weights_check(path: Path):
+    """`hvg weights check PATH`: files, configs, shapes, safetensors only -> WeightsReport."""
+    from hvg_cli.backends.diffusion.weights import check_weights
+
+    return check_weights(path)
+
+
+def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True, seed: int = 0):
+    """`hvg weights init --tiny | --base SVD_FOLDER --out DIR` -> WeightsReport of the new folder."""
+    from hvg_cli.backends.diffusion.weights import init_from_base, init_tiny
+
+    if tiny == (base is not None):
+        raise BadInput("give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights")
+    return init_tiny(out, seed=seed) if tiny else init_from_base(base, out, link=link)
+
+
+def diffusion_dry_run(views: int, frames: int, width: int, height: int, settings, closed: bool = False,
+                      weights: Path | None = None) -> dict:
+    """The diffusion backend's tile plan, UNet evaluation counts and per-tile memory estimate (no weights loaded)."""
+    from hvg_cli.backends.diffusion import dry_run
+
+    return dry_run(views, frames, width, height, settings, closed=closed, weights_dir=weights)
+
+
 # --- jobs: bonemap and animate (photo + motion + cameras -> pictures) ---
 # Both jobs share `prepare_job`: 1. motion from its source, trimmed, 2. subject from the photo,
 # 3. retargeted onto the subject, 4. cameras per view and frame, 5. view-temporal alignment.
 # Their outputs are cached as finished files (stage `bonemap_video`, `render`), so an unchanged re-run
 # copies them, and a run that changes only the camera re-uses the subject and the motion.
-from hvg_cli.core.jobs import AnimateSettings, BonemapSettings, RenderSpec  # noqa: E402
-from hvg_cli.core.types import Alignment as _Alignment, CameraGrid as _CameraGrid, Subject as _Subject  # noqa: E402
 
 BONEMAP_VIDEO_VERSION = 1
 RENDER_VERSION = 1
@@ -555,16 +715,15 @@ RENDER_VERSION = 1
 class Job:
     """Everything a renderer needs, with the motion already on the subject's body."""
 
-    subject: _Subject
-    motion: _Motion  # retargeted onto subject.skeleton and placed where the subject stands
-    grid: _CameraGrid  # final cameras [V, T] (aligned intrinsics unless --no-align)
-    alignment: _Alignment | None  # None with --no-align
+    subject: Subject
+    motion: Motion  # retargeted onto subject.skeleton and placed where the subject stands
+    grid: CameraGrid  # final cameras [V, T] (aligned intrinsics unless --no-align)
+    alignment: Alignment | None  # None with --no-align
     key_parts: tuple  # what identifies the job's pictures, for cache keys
 
 
-def trim_motion(motion: _Motion, render: RenderSpec) -> _Motion:
+def trim_motion(motion: Motion, render: RenderSpec) -> Motion:
     """Frames [render.start, render.end) of a motion, at most render.max_frames of them."""
-    import dataclasses
 
     fps = float(motion.fps)
     T = motion.num_frames
@@ -573,11 +732,11 @@ def trim_motion(motion: _Motion, render: RenderSpec) -> _Motion:
     if render.max_frames is not None:
         i1 = min(i1, i0 + render.max_frames)
     if i0 >= T or i1 <= i0:
-        raise _BadInput(f"--start {render.start} is past the end of the motion {motion.name!r} ({T} frames)",
+        raise BadInput(f"--start {render.start} is past the end of the motion {motion.name!r} ({T} frames)",
                         "give a smaller --start")
     if (i0, i1) == (0, T):
         return motion
-    cut = {k: v[i0:i1] for k, v in motion.extras.items() if isinstance(v, _np.ndarray) and v.shape[:1] == (T,)}
+    cut = {k: v[i0:i1] for k, v in motion.extras.items() if isinstance(v, np.ndarray) and v.shape[:1] == (T,)}
     return dataclasses.replace(
         motion, poses=motion.poses[i0:i1], trans=motion.trans[i0:i1],
         joints=None if motion.joints is None else motion.joints[i0:i1],
@@ -585,16 +744,15 @@ def trim_motion(motion: _Motion, render: RenderSpec) -> _Motion:
     )
 
 
-def place_motion(motion: _Motion, subject: _Subject) -> _Motion:
+def place_motion(motion: Motion, subject: Subject) -> Motion:
     """The motion on the subject's body: proportions from the photo, rotations from the motion, and the
     first frame's pelvis above the spot where the subject stands in the photo (floor y = 0 kept)."""
-    import dataclasses
 
     from hvg_cli.body.kinematics import pose_joints
     from hvg_cli.body.retarget import retarget
 
     moved = retarget(motion, subject.skeleton)
-    shift = _np.array([subject.photo_trans[0] - moved.trans[0, 0], 0.0, subject.photo_trans[2] - moved.trans[0, 2]])
+    shift = np.array([subject.photo_trans[0] - moved.trans[0, 0], 0.0, subject.photo_trans[2] - moved.trans[0, 2]])
     trans = moved.trans + shift  # [T, 3]
     joints = pose_joints(moved.poses, subject.skeleton.rest_joints, subject.skeleton.parents, trans)  # [T, 24, 3]
     return dataclasses.replace(moved, trans=trans, joints=joints)
@@ -603,22 +761,20 @@ def place_motion(motion: _Motion, subject: _Subject) -> _Motion:
 def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, render: RenderSpec,
                 cache: StageCache, progress: Reporter = SILENT, stages: dict | None = None) -> Job:
     """Steps 1-5 shared by `bonemap_job` and `animate`; wall time per step goes into `stages`."""
-    from hvg_cli.core.cache import array_hash
-    from hvg_cli.core.settings import SubjectSettings
 
     stages = {} if stages is None else stages
     # 1. The motion from its source (a video's pose and fit are cached), trimmed to --start/--end/--frames
-    t = _time.perf_counter()
+    t = time.perf_counter()
     motion = trim_motion(motion_from_source(motion_source, PoseSettings(), cache, progress), render)
-    stages["motion"] = _time.perf_counter() - t
+    stages["motion"] = time.perf_counter() - t
     # 2. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
-    t = _time.perf_counter()
+    t = time.perf_counter()
     subject = subject_stage(Path(photo), SubjectSettings(body_model=render.body_model), cache, progress)
-    stages["subject"] = _time.perf_counter() - t
+    stages["subject"] = time.perf_counter() - t
     if subject.legs_guessed:
         progress.note(f"{photo}: the legs are not visible; hvg guessed them (a full-body photo works best)")
     # 3. On the subject's body
-    t = _time.perf_counter()
+    t = time.perf_counter()
     motion = place_motion(motion, subject)
     T = motion.num_frames
     # 4. Cameras: K [V, T, 3, 3], world_to_cam [V, T, 4, 4]
@@ -627,7 +783,7 @@ def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, 
     alignment = None
     if render.align:
         alignment, grid = align_job(subject, motion.poses, motion.trans, motion.skeleton, grid)
-    stages["cameras"] = _time.perf_counter() - t
+    stages["cameras"] = time.perf_counter() - t
     key_parts = (subject.source_hash, array_hash(motion.poses, motion.trans, motion.skeleton.rest_joints),
                  array_hash(grid.K, grid.world_to_cam), grid.width, grid.height, grid.mode, str(motion.fps))
     return Job(subject=subject, motion=motion, grid=grid, alignment=alignment, key_parts=key_parts)
@@ -639,7 +795,7 @@ class BonemapResult:
     export: Path | None
     views: int
     frames: int
-    fps: _Fraction
+    fps: Fraction
     cached: bool
     seconds: float
 
@@ -652,12 +808,10 @@ class BonemapResult:
 def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out: Path, export: Path | None = None,
                 cache: StageCache | None = None, progress: Reporter = SILENT) -> BonemapResult:
     """`hvg bonemap`: render the bone maps of a job as a video (channels side by side, views in a grid)."""
-    import shutil
-
     from hvg_cli.bonemap.render import grid_images, render_bonemaps, to_images
     from hvg_cli.io.video import output_kind, write_video
 
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     cache = cache or StageCache()
     output_kind(out)  # a bad suffix fails before any work
     job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress)
@@ -672,9 +826,9 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
         frames = grid_images(images) if V > 1 else images[0]  # [T, H', W', 3]
         write_video(folder / ("bones" + Path(out).suffix), iter(frames), m.fps)
         if export is not None:
-            _np.savez(folder / "maps.npz", semantic=maps.semantic, normal=maps.normal, depth=maps.depth,
+            np.savez(folder / "maps.npz", semantic=maps.semantic, normal=maps.normal, depth=maps.depth,
                       mask=maps.mask, label=maps.label, K=job.grid.K, world_to_cam=job.grid.world_to_cam,
-                      fps=_np.array([m.fps.numerator, m.fps.denominator]))
+                      fps=np.array([m.fps.numerator, m.fps.denominator]))
 
     entry, cached = cache.get_or_compute(key, produce)
     if cached:
@@ -683,16 +837,12 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
     if export is not None:
         _copy_out(entry / "maps.npz", Path(export))
     return BonemapResult(out=Path(out), export=export, views=V, frames=T, fps=job.motion.fps, cached=cached,
-                         seconds=_time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0)
 
 
 def _copy_out(src: Path, dst: Path) -> None:
     """Copy a finished file or PNG folder to the user's path atomically (a failure keeps the old output)."""
-    import os
-    import shutil
-    import tempfile
 
-    from hvg_cli.core.errors import OutputError
 
     dst = Path(dst)
     try:
@@ -721,7 +871,7 @@ class AnimateResult:
     outputs: tuple[Path, ...]
     views: int
     frames: int
-    fps: _Fraction
+    fps: Fraction
     backend: str
     cached: bool  # the pictures came from the stage cache
     seconds: float
@@ -736,7 +886,6 @@ class AnimateResult:
 
 def choose_backend(requested: str, weights: Path | None, progress: Reporter = SILENT) -> tuple[str, Path | None]:
     """`auto` -> diffusion when a weights folder is found, else preview (said on stderr)."""
-    from hvg_cli.core.errors import MissingWeights
 
     found = _find_weights(weights)
     if requested == "preview":
@@ -767,7 +916,7 @@ def parse_background(text: str) -> str | tuple[int, int, int]:
             return rgb  # type: ignore[return-value]
     except ValueError:
         pass
-    raise _BadInput(f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b", "for example --background '#202020'")
+    raise BadInput(f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b", "for example --background '#202020'")
 
 
 def output_paths(out: Path, views: int, per_view: bool) -> list[Path]:
@@ -784,14 +933,14 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
     from hvg_cli.bonemap.render import grid_images
     from hvg_cli.io.video import output_kind, write_video
 
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     cache = cache or StageCache()
     stages: dict[str, float] = {}
     # 0. Check what can be checked before any work: output kind, background, backend and weights
     kind = output_kind(out)
     background = parse_background(settings.background)
     if background == "transparent" and kind != "frames":
-        raise _BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
+        raise BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
     backend, weights_dir = choose_backend(settings.backend, weights, progress)
     # 1-5. Subject, motion, retargeting, cameras, alignment
     job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress, stages)
@@ -805,7 +954,7 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
 
     def produce(folder: Path) -> None:
         # 6. Generate every view and frame: [V, T, H, W, 3|4] uint8
-        t = _time.perf_counter()
+        t = time.perf_counter()
         if backend == "preview":
             from hvg_cli.backends.preview.render import render_preview
 
@@ -814,26 +963,26 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
                 frames = frames[..., :3]
         else:
             frames = _generate_diffusion(job, weights_dir, settings, cache, progress, stages)
-        stages["generate"] = _time.perf_counter() - t
+        stages["generate"] = time.perf_counter() - t
         # 7. Write: one video, one per view, or the views as a grid
-        t = _time.perf_counter()
+        t = time.perf_counter()
         audio = motion.audio_path if settings.audio else None
         streams = [frames[v] for v in range(V)] if settings.per_view else [grid_images(frames) if V > 1 else frames[0]]
         for name, stream in zip(names, streams):
             write_video(folder / name, iter(stream), motion.fps, audio_from=audio, audio_start=motion.start_time,
                         audio_duration=T / float(motion.fps))
-        stages["write"] = _time.perf_counter() - t
+        stages["write"] = time.perf_counter() - t
 
     entry, cached = cache.get_or_compute(key, produce)
     if cached:
         progress.note(f"render: cached ({key.short}), copying the finished video")
-    t = _time.perf_counter()
+    t = time.perf_counter()
     outputs = output_paths(Path(out), V, settings.per_view)
     for name, dst in zip(names, outputs):
         _copy_out(entry / name, dst)
-    stages["copy"] = _time.perf_counter() - t
+    stages["copy"] = time.perf_counter() - t
     return AnimateResult(outputs=tuple(outputs), views=V, frames=T, fps=motion.fps, backend=backend, cached=cached,
-                         seconds=_time.perf_counter() - t0, stage_seconds=stages)
+                         seconds=time.perf_counter() - t0, stage_seconds=stages)
 
 
 def _weights_key(weights_dir: Path | None) -> str | None:
@@ -844,9 +993,8 @@ def _weights_key(weights_dir: Path | None) -> str | None:
     return weights_identity(weights_dir)
 
 
-def photo_alignment(subject: _Subject, width: int, height: int) -> _Alignment:
+def photo_alignment(subject: Subject, width: int, height: int) -> Alignment:
     """The alignment of the photo from its own camera, so the reference and the bone maps line up."""
-    from hvg_cli.core.types import CameraGrid
 
     cam = CameraGrid(K=subject.camera.K[None, None], world_to_cam=subject.camera.world_to_cam[None, None],
                      width=width, height=height, mode="views")  # [1, 1]: the photo's camera
@@ -881,197 +1029,21 @@ def animate_plan(motion_source: str, settings: AnimateSettings, weights: Path | 
 
 
 def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache,
-                        progress: Reporter, stages: dict) -> _np.ndarray:
+                        progress: Reporter, stages: dict) -> np.ndarray:
     """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3]."""
     from hvg_cli.align.similarity import warp_image
     from hvg_cli.backends.diffusion import generate
     from hvg_cli.bonemap.render import render_bonemaps
 
     grid, m = job.grid, job.motion
-    t = _time.perf_counter()
+    t = time.perf_counter()
     maps = render_bonemaps(m.poses, m.trans, m.skeleton, job.subject.radii, grid, progress)  # [V, T, H, W, ...]
-    stages["bonemaps"] = _time.perf_counter() - t
+    stages["bonemaps"] = time.perf_counter() - t
     # the photo's own alignment (as the first frame's): pelvis at the centre at the job's scale
     a = photo_alignment(job.subject, grid.width, grid.height)
     photo = warp_image(job.subject.image, float(a.scale[0, 0]), a.offset[0, 0], grid.width, grid.height)  # [H, W, 3]
-    photo = _np.clip(photo, 0, 255).astype(_np.uint8)
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
     ds = diffusion_settings(settings)
     key = cache.key("sampler", 1, *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
     return generate(weights_dir, photo, maps, grid, ds, cache_dir=cache.scratch(key) if cache.enabled else None,
                     progress=progress)
-
-
-# --- subject ---
-# photo -> MediaPipe (landmarks, world landmarks, mask) -> skeleton, photo pose, photo camera, radii = Subject,
-# cached by the photo's bytes (+ the body model file's bytes) and SubjectSettings. `align_job` is the
-# view-temporal alignment of a job's cameras (pelvis to the centre, one scale per view).
-from hvg_cli.core.settings import SubjectSettings  # noqa: E402
-
-SUBJECT_VERSION = 1  # bump when the subject's meaning changes (fit, radii, storage)
-_SUBJECT_ARRAYS = ("image", "mask", "landmarks", "visibility", "photo_pose", "photo_trans", "radii")
-
-
-def _save_subject(subject: _Subject, folder: Path, report: dict) -> None:
-    import json
-
-    arrays = {k: getattr(subject, k) for k in _SUBJECT_ARRAYS}
-    arrays.update(rest_joints=subject.skeleton.rest_joints, K=subject.camera.K, world_to_cam=subject.camera.world_to_cam)
-    _np.savez(folder / "subject.npz", **arrays)
-    meta = {"width": subject.camera.width, "height": subject.camera.height, "source_hash": subject.source_hash,
-            "legs_guessed": subject.legs_guessed, "parents": list(subject.skeleton.parents), "report": report}
-    (folder / "subject.json").write_text(json.dumps(meta, indent=1))
-
-
-def _load_subject(folder: Path) -> _Subject:
-    import json
-
-    from hvg_cli.core.types import Camera, Skeleton
-
-    meta = json.loads((folder / "subject.json").read_text())
-    with _np.load(folder / "subject.npz", allow_pickle=False) as z:
-        a = {k: z[k] for k in z.files}
-    camera = Camera(K=a["K"], world_to_cam=a["world_to_cam"], width=int(meta["width"]), height=int(meta["height"]))
-    return _Subject(
-        image=a["image"], mask=a["mask"], landmarks=a["landmarks"], visibility=a["visibility"],
-        skeleton=Skeleton(rest_joints=a["rest_joints"], parents=tuple(meta["parents"])),
-        photo_pose=a["photo_pose"], photo_trans=a["photo_trans"], camera=camera, radii=a["radii"],
-        source_hash=meta["source_hash"], legs_guessed=bool(meta["legs_guessed"]),
-    )
-
-
-def subject_report(photo: Path, settings: SubjectSettings, cache: StageCache) -> dict | None:
-    """The fit figures stored with a cached subject (reprojection error, tilt, ...), or None if not cached."""
-    import json
-
-    hit = cache.lookup(_subject_key(Path(photo), settings))
-    return json.loads((hit / "subject.json").read_text())["report"] if hit else None
-
-
-def _subject_key(photo: Path, settings: SubjectSettings):
-    import dataclasses
-
-    from hvg_cli.core.cache import file_hash
-
-    model_hash = None
-    if settings.body_model:
-        model = Path(settings.body_model)
-        if not model.is_file():
-            raise _BadInput(f"body model file not found: {model}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
-        model_hash = file_hash(model)
-    return cache_key_subject(file_hash(photo), model_hash, dataclasses.replace(settings, body_model=None))
-
-
-def cache_key_subject(photo_hash: str, model_hash: str | None, settings: SubjectSettings):
-    return StageCache.key("subject", SUBJECT_VERSION, photo_hash, model_hash, settings)
-
-
-def compute_subject(image: _np.ndarray, source: str, source_hash: str, settings: SubjectSettings,
-                    progress: Reporter = SILENT) -> tuple[_Subject, dict]:
-    """The subject of a photo (not cached): detection, fit, radii. Returns (Subject, report)."""
-    from hvg_cli.body.subject import fit_photo
-    from hvg_cli.bonemap.parts import default_radii
-    from hvg_cli.bonemap.radii import fit_radii
-    from hvg_cli.pose.photo import detect_photo
-
-    H, W = image.shape[:2]
-    with progress.task("subject", total=3, unit="steps") as task:
-        # 1. MediaPipe: landmarks [33, 2] px, world [33, 3] m (hvg axes), mask [H, W]
-        det = detect_photo(image, source)
-        if det.other_people:
-            progress.note(f"{source}: more than one person; hvg animates the one MediaPipe picked (crop the photo to choose)")
-        task.advance()
-        # 2. Skeleton, photo pose, camera (with a body model: its proportions, scaled to the photo's size)
-        fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
-        base = None
-        if settings.body_model:
-            from hvg_cli.body.smpl_model import fit_body_model
-            from hvg_cli.bonemap.radii import radii_from_mesh
-
-            model, _ = fit_body_model(settings.body_model, fit.skeleton)  # betas for the photo's proportions
-            fit = fit_photo(det, W, H, skeleton=model.skeleton, fov_deg=settings.fov_deg)
-            base = radii_from_mesh(model.vertices, model.weights, model.joints, default_radii(model.skeleton))
-        if base is None:
-            base = default_radii(fit.skeleton)
-        task.advance()
-        # 3. Radii [P, 2] from the silhouette
-        radii = fit_radii(fit.skeleton, fit.photo_pose, fit.photo_trans, fit.camera, det.mask, base) if settings.fit_radii else base
-        task.advance()
-    rel = fit.reprojection_error_px / max(fit.body_height_px, 1.0)
-    if rel > 0.03:
-        progress.note(f"{source}: the body fits the photo loosely ({fit.reprojection_error_px:.0f} px mean joint error, "
-                      f"{rel:.1%} of the person's height)")
-    subject = _Subject(image=image, mask=det.mask, landmarks=det.landmarks, visibility=det.visibility,
-                       skeleton=fit.skeleton, photo_pose=fit.photo_pose, photo_trans=fit.photo_trans,
-                       camera=fit.camera, radii=radii, source_hash=source_hash, legs_guessed=fit.legs_guessed)
-    report = {"reprojection_error_px": fit.reprojection_error_px, "landmark_error_px": fit.landmark_error_px,
-              "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
-              "legs_guessed": fit.legs_guessed, "other_people": det.other_people, "body_model": bool(settings.body_model)}
-    return subject, report
-
-
-def subject_stage(photo: Path, settings: SubjectSettings, cache: StageCache, progress: Reporter = SILENT) -> _Subject:
-    """The person in the photo, cached by the photo's bytes (+ the body model's) and the settings."""
-    from hvg_cli.core.cache import file_hash
-    from hvg_cli.io.image import read_image
-
-    photo = Path(photo)
-    image = read_image(photo)  # raises BadInput naming the file
-    key = _subject_key(photo, settings)
-
-    def produce(folder: Path) -> None:
-        subject, report = compute_subject(image, str(photo), file_hash(photo), settings, progress)
-        _save_subject(subject, folder, report)
-
-    folder, _ = cache.get_or_compute(key, produce)
-    return _load_subject(folder)
-
-
-def align_job(subject: _Subject, poses: _np.ndarray, trans: _np.ndarray, skeleton, grid: _CameraGrid,
-              fill: float = 0.75, smooth: str | float = "median") -> tuple[_Alignment, _CameraGrid]:
-    """View-temporal alignment of a job: the pelvis at the image centre in every view and frame.
-
-    poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. One scale per view (the median box fills
-    `fill` of the height), lowered where needed so the body stays inside the frame in every frame.
-    Returns (Alignment [V, T], the grid with aligned intrinsics S @ K, which render the aligned images
-    exactly). `photo_alignment` (above) aligns
-    the subject's photo from its own camera the same way, so the reference and the bone maps line up.
-    """
-    import dataclasses
-
-    from hvg_cli.align import aligned_intrinsics, compute_alignment, project_points, subject_box, subject_extent
-    from hvg_cli.body.kinematics import pose_joints
-
-    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents, trans)  # [T, 24, 3]
-    V, T = grid.shape
-    px = project_points(_np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
-    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth,
-                                  extent_px=subject_extent(px))  # [V, T]: never leaves the frame
-    return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
-
-
-# --- diffusion ---
-# Weights folders (check / init) and the dry-run plan of the diffusion backend. The backend itself
-# is called from `_generate_diffusion` (jobs section) through `backends.diffusion.generate`.
-def weights_check(path: Path):
-    """`hvg weights check PATH`: files, configs, shapes, safetensors only -> WeightsReport."""
-    from hvg_cli.backends.diffusion.weights import check_weights
-
-    return check_weights(path)
-
-
-def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True, seed: int = 0):
-    """`hvg weights init --tiny | --base SVD_FOLDER --out DIR` -> WeightsReport of the new folder."""
-    from hvg_cli.backends.diffusion.weights import init_from_base, init_tiny
-    from hvg_cli.core.errors import BadInput as _BadInputW
-
-    if tiny == (base is not None):
-        raise _BadInputW("give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights")
-    return init_tiny(out, seed=seed) if tiny else init_from_base(base, out, link=link)
-
-
-def diffusion_dry_run(views: int, frames: int, width: int, height: int, settings, closed: bool = False,
-                      weights: Path | None = None) -> dict:
-    """The diffusion backend's tile plan, UNet evaluation counts and per-tile memory estimate (no weights loaded)."""
-    from hvg_cli.backends.diffusion import dry_run
-
-    return dry_run(views, frames, width, height, settings, closed=closed, weights_dir=weights)

@@ -116,7 +116,7 @@ def test_animate_cache_reuse_and_camera_change(data_dir: Path, session_cache: Pa
     cache = StageCache(session_cache)
     first = pipeline.animate(out=tmp_path / "a.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
     again = pipeline.animate(out=tmp_path / "b.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
-    assert again.cached and (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    assert not first.cached and again.cached and (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     before = cache.info()
     other = pipeline.animate(out=tmp_path / "c.mp4", **_job(data_dir, cache, orbit=-90.0, width=96, frames=6))
     after = cache.info()
