@@ -1045,5 +1045,8 @@ def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, 
     photo = np.clip(photo, 0, 255).astype(np.uint8)
     ds = diffusion_settings(settings)
     key = cache.key("sampler", 1, *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
-    return generate(weights_dir, photo, maps, grid, ds, cache_dir=cache.scratch(key) if cache.enabled else None,
-                    progress=progress)
+    state = cache.scratch(key) if cache.enabled else None  # the sampler's resumable state, per step
+    frames = generate(weights_dir, photo, maps, grid, ds, cache_dir=state, progress=progress)  # [V, T, H, W, 3]
+    if state is not None:  # finished: the render stage's entry holds the result from now on
+        shutil.rmtree(state, ignore_errors=True)
+    return frames
