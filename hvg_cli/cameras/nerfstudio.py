@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from hvg_cli.cameras.generators import intrinsics, vertical_fov
-from hvg_cli.core.errors import BadInput, OutputError
+from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import CameraPath
+from hvg_cli.io.atomic import atomic_file
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV <-> OpenGL camera axes (its own inverse)
 
@@ -130,15 +131,8 @@ def save_nerfstudio(path: CameraPath, out: Path, fps: float = 24.0, seconds: flo
     """Write the path as a nerfstudio camera_path .json (atomic: temp file, then rename)."""
     out = Path(out)
     doc = to_nerfstudio(path, fps=fps, seconds=seconds)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
-    except OSError as e:
-        if tmp.exists():
-            tmp.unlink()
-        raise OutputError(f"cannot write {out}: {e.strerror or e}", hint="choose a writable folder with -o") from None
+    with atomic_file(out, "w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
     return out
 
 
