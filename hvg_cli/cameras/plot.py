@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.errors import OutputError
 from hvg_cli.core.types import CameraPath
+from hvg_cli.io.atomic import atomic_file
 
 PANEL = 520  # pixels per panel side
 MARGIN = 46
@@ -136,13 +136,8 @@ def plot_cameras(path: CameraPath, out_png: Path, title: str | None = None) -> P
     draw.line([(PANEL, 44), (PANEL, H - 4)], fill=(200, 200, 205), width=1)
 
     out_png = Path(out_png)
-    try:
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-        img.save(tmp)
-        tmp.replace(out_png)
-    except OSError as e:
-        raise OutputError(f"cannot write {out_png}: {e.strerror or e}", hint="choose a writable folder") from None
+    with atomic_file(out_png, "wb") as f:
+        img.save(f, format="PNG")
     return out_png
 
 
