@@ -32,7 +32,10 @@ A (x - c), is computed for the winning pixels only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
 
 NEAR = 1e-6  # metres: surfaces at camera z <= NEAR are not seen
 _LABEL_BITS = 8  # labels packed in the low bits of the depth key: at most 255 ellipsoids
@@ -41,10 +44,10 @@ _LABEL_BITS = 8  # labels packed in the low bits of the depth key: at most 255 e
 class Raster(NamedTuple):
     """Rasterised ellipsoids of N views (torch tensors)."""
 
-    depth: "torch.Tensor"  # [N, H, W] camera z, metres; 0 where empty  # noqa: F821
-    normal: "torch.Tensor"  # [N, H, W, 3] unit, camera space, x right / y up / z to viewer; 0 where empty  # noqa: F821
-    label: "torch.Tensor"  # [N, H, W] int64 ellipsoid index, -1 where empty  # noqa: F821
-    color: "torch.Tensor | None" = None  # [N, H, W, C] colors[label], 0 where empty (when colours are given)  # noqa: F821
+    depth: torch.Tensor  # [N, H, W] camera z, metres; 0 where empty
+    normal: torch.Tensor  # [N, H, W, 3] unit, camera space, x right / y up / z to viewer; 0 where empty
+    label: torch.Tensor  # [N, H, W] int64 ellipsoid index, -1 where empty
+    color: torch.Tensor | None = None  # [N, H, W, C] colors[label], 0 where empty (when colours are given)
 
 
 def _inputs(centers, axes, semi, K, world_to_cam, dtype):

@@ -95,7 +95,6 @@ def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_
     verts = verts.to(torch.float64)
     K = torch.as_tensor(K, dtype=torch.float64, device=dev)
     faces = torch.as_tensor(faces, dtype=torch.int64, device=dev)
-    F = faces.shape[0]
     HW = height * width
 
     # 1. Project and gather per-face screen corners: [B, F, 3, 2] px and depths [B, F, 3]

@@ -165,8 +165,7 @@ def pose_vertices(mesh: SkinnedMesh, transforms):
     import torch
 
     A = torch.as_tensor(transforms, dtype=torch.float64)
-    T = A.shape[0]
-    N, k = mesh.joint_index.shape
+    N = mesh.joint_index.shape[0]
     Wd = torch.zeros(N, 24, dtype=torch.float64)  # dense weights [N, 24]
     Wd.scatter_(1, torch.from_numpy(mesh.joint_index), torch.from_numpy(mesh.joint_weight))
     M = torch.einsum("nj,tjab->tnab", Wd, A)  # [T, N, 3, 4] blended transforms
