@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hvg_cli.core.errors import BadInput, NoPerson
-from hvg_cli.pose.video_pose import _mediapipe, mediapipe_to_hvg, quiet_native_logs
+from hvg_cli.pose.video_pose import _landmarks, _mediapipe, mediapipe_to_hvg, quiet_native_logs
 
 # MediaPipe landmark indices used here
 MP_LEFT_HIP, MP_RIGHT_HIP = 23, 24
@@ -131,14 +131,12 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
     ) as pose:
         result = pose.process(np.ascontiguousarray(image))
 
-    if result.pose_landmarks is None or result.pose_world_landmarks is None:
-        raise NoPerson(f"no person found in {source}", "use a photo where one whole person is visible")
-
-    lm = np.array([[p.x, p.y, p.visibility] for p in result.pose_landmarks.landmark], dtype=np.float64)  # [33, 3]
     # MediaPipe's normalised coordinates span [0, 1] over the image's edges = hvg's continuous pixel coordinates
-    landmarks = np.stack([lm[:, 0] * W, lm[:, 1] * H], axis=-1)  # [33, 2] px
-    visibility = np.clip(lm[:, 2], 0.0, 1.0)  # [33]
-    world = mediapipe_to_hvg([[p.x, p.y, p.z] for p in result.pose_world_landmarks.landmark])  # [33, 3] m
+    found = _landmarks(result, 0, W, H)
+    if found is None:
+        raise NoPerson(f"no person found in {source}", "use a photo where one whole person is visible")
+    landmarks, visibility, world_mp = found  # [33, 2] px, [33], [33, 3] m MediaPipe axes
+    world = mediapipe_to_hvg(world_mp)  # [33, 3] m
 
     if result.segmentation_mask is not None:
         mask = np.clip(np.asarray(result.segmentation_mask, dtype=np.float32), 0.0, 1.0)  # [H, W]
