@@ -24,7 +24,6 @@ from hvg_cli.pose.video_pose import _landmarks, _mediapipe, mediapipe_to_hvg, qu
 MP_LEFT_HIP, MP_RIGHT_HIP = 23, 24
 MP_LEFT_KNEE, MP_RIGHT_KNEE = 25, 26
 MP_LEFT_ANKLE, MP_RIGHT_ANKLE = 27, 28
-MP_LEG = (25, 26, 27, 28, 29, 30, 31, 32)  # knees, ankles, heels, foot indices
 
 # A knee/ankle counts as seen when MediaPipe's visibility is above this and it lies inside the image.
 LEG_VISIBILITY = 0.5
@@ -92,7 +91,7 @@ def keep_person(mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray)
         from scipy.ndimage import distance_transform_edt
 
         _, (iy, ix) = distance_transform_edt(regions == 0, return_indices=True)
-        c = np.clip(np.floor(landmarks[[23, 24]].mean(axis=0)).astype(int), 0, [W - 1, H - 1])
+        c = np.clip(np.floor(landmarks[[MP_LEFT_HIP, MP_RIGHT_HIP]].mean(axis=0)).astype(int), 0, [W - 1, H - 1])
         ids = np.array([regions[iy[c[1], c[0]], ix[c[1], c[0]]]])
     keep_px = np.isin(regions, ids)
     sizes = np.bincount(regions.ravel(), minlength=n + 1)
