@@ -120,6 +120,8 @@ PART_INDEX = {p.name: i for i, p in enumerate(PARTS)}
 
 # [P, 3] uint8 colours in PARTS order; index -1 (empty) maps to black through `palette_with_background`.
 PALETTE = np.array([p.color for p in PARTS], dtype=np.uint8)
+# [P] int: the SMPL joint each part follows, in PARTS order
+PART_JOINT = np.array([p.joint for p in PARTS])
 
 # Short semi-axes (width, depth) in metres for the default skeleton (an adult of about 1.70 m).
 _DEFAULT_RADII = {
@@ -147,12 +149,6 @@ def palette_with_background() -> np.ndarray:
     return np.concatenate([PALETTE, np.zeros((1, 3), np.uint8)], axis=0)
 
 
-def _length_unit(part: Part, rest_or_joints: np.ndarray) -> np.ndarray:
-    """[...] the part's length unit: bone length, or the leaf's scale bone. rest_or_joints: [..., 24, 3]."""
-    a, b = (part.joint, part.child) if part.child is not None else part.scale_bone
-    return np.linalg.norm(rest_or_joints[..., b, :] - rest_or_joints[..., a, :], axis=-1)
-
-
 def default_radii(skeleton: Skeleton | None = None) -> np.ndarray:
     """Plausible short semi-axes of every part for a skeleton.
 
@@ -172,33 +168,31 @@ def default_radii(skeleton: Skeleton | None = None) -> np.ndarray:
         leg = 0.5 * (L[[1, 4, 7]].sum() + L[[2, 5, 8]].sum())
         return float(spine + leg)
 
+    def units(s: Skeleton) -> np.ndarray:  # [P] length unit of every part, metres
+        return np.linalg.norm(s.rest_joints[_T["b"]] - s.rest_joints[_T["a"]], axis=-1)
+
     body = size(skel) / size(ref)
-    out = np.empty((NUM_PARTS, 2))
-    for i, part in enumerate(PARTS):
-        key = part.name.split("_", 1)[1] if part.name.startswith(("left_", "right_")) else part.name
-        base = np.array(_DEFAULT_RADII[key])
-        local = float(_length_unit(part, skel.rest_joints)) / max(float(_length_unit(part, ref.rest_joints)), 1e-9)
-        scale = np.clip(body * np.sqrt(local / body), 0.75 * body, 1.33 * body)
-        out[i] = base * scale
-    return out
+    local = units(skel) / np.maximum(units(ref), 1e-9)  # [P]
+    scale = np.clip(body * np.sqrt(local / body), 0.75 * body, 1.33 * body)  # [P]
+    base = np.array([_DEFAULT_RADII[p.name.split("_", 1)[1] if p.name.startswith(("left_", "right_")) else p.name]
+                     for p in PARTS])  # [P, 2]
+    return base * scale[:, None]
 
 
 def _tables() -> dict[str, np.ndarray]:
     """Per-part arrays for vectorised ellipsoid building."""
-    P = NUM_PARTS
-    t = {
-        "joint": np.array([p.joint for p in PARTS]),
+    # [P] each: the joints whose distance is the part's length unit (its bone, or the leaf's scale bone)
+    a, b = np.array([(p.joint, p.child) if p.child is not None else p.scale_bone for p in PARTS]).T
+    return {
+        "joint": PART_JOINT,
         "is_bone": np.array([p.child is not None for p in PARTS]),
-        "a": np.empty(P, int),
-        "b": np.empty(P, int),
+        "a": a,
+        "b": b,
         "span": np.array([p.span for p in PARTS], dtype=np.float64),  # [P, 2]
         "direction": np.array([p.direction for p in PARTS], dtype=np.float64),  # [P, 3]
         "offset": np.array([p.offset for p in PARTS], dtype=np.float64),
         "front": np.array([p.front for p in PARTS], dtype=np.float64),
     }
-    for i, p in enumerate(PARTS):
-        t["a"][i], t["b"][i] = (p.joint, p.child) if p.child is not None else p.scale_bone
-    return t
 
 
 _T = _tables()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
-from hvg_cli.bonemap.parts import NUM_PARTS, PART_INDEX, PARTS, part_ellipsoids
+from hvg_cli.bonemap.parts import NUM_PARTS, PART_INDEX, PART_JOINT, PARTS, part_ellipsoids
 from hvg_cli.core.types import Camera, Skeleton
 
 RATIO_MIN, RATIO_MAX = 0.6, 2.0
@@ -184,8 +184,7 @@ def radii_from_mesh(vertices: np.ndarray, weights: np.ndarray, rest_joints: np.n
     centers, axes, semi = centers[0], axes[0], semi[0]  # [P, 3], [P, 3, 3], [P, 3]
     local = np.einsum("pji,pvj->pvi", axes, vertices[None] - centers[:, None])  # [P, V, 3] in each part's axes
     norm_d = np.linalg.norm(local / semi[:, None], axis=-1)  # [P, V] normalised ellipsoid distance
-    part_joint = np.array([p.joint for p in PARTS])  # [P]
-    eligible = part_joint[:, None] == owner[None, :]  # [P, V]
+    eligible = PART_JOINT[:, None] == owner[None, :]  # [P, V]
     cost = np.where(eligible, norm_d, np.inf)
     assign = np.argmin(cost, axis=0)  # [V] part of each vertex (among its joint's parts)
     has_part = np.isfinite(cost.min(axis=0))

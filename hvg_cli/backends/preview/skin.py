@@ -99,13 +99,12 @@ def skin_weights(faces: np.ndarray, labels: np.ndarray, n: int, iterations: int,
     """
     from scipy import sparse
 
-    from hvg_cli.bonemap.parts import PARTS
+    from hvg_cli.bonemap.parts import PART_JOINT
 
     from .mesh import vertex_adjacency
 
-    part_joint = np.array([p.joint for p in PARTS])
     Wt = np.zeros((n, 24))
-    Wt[np.arange(n), part_joint[labels]] = 1.0
+    Wt[np.arange(n), PART_JOINT[labels]] = 1.0
     A = vertex_adjacency(faces, n)
     deg = np.asarray(A.sum(axis=1)).ravel()
     M = sparse.diags(1.0 / (1.0 + deg)) @ (A + sparse.identity(n))  # row-stochastic averaging
