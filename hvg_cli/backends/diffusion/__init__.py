@@ -18,29 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from hvg_cli.backends.diffusion.settings import DiffusionSettings
+from hvg_cli.backends.diffusion.weights import check_weights, init_from_base, init_tiny  # torch only at first call
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid
 
 __all__ = ["DiffusionSettings", "generate", "dry_run", "job_fingerprint", "check_weights", "init_tiny",
            "init_from_base"]
-
-
-def check_weights(path):
-    from hvg_cli.backends.diffusion.weights import check_weights as _check
-
-    return _check(path)
-
-
-def init_tiny(out, seed: int = 0):
-    from hvg_cli.backends.diffusion.weights import init_tiny as _init
-
-    return _init(out, seed)
-
-
-def init_from_base(base, out, link: bool = True):
-    from hvg_cli.backends.diffusion.weights import init_from_base as _init
-
-    return _init(base, out, link)
 
 
 def weights_identity(weights_dir: str | os.PathLike) -> str:
