@@ -68,7 +68,8 @@ def generate(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, s
     meta_path = Path(weights_dir) / "hvg.json"
     if meta_path.exists() and json.loads(meta_path.read_text()).get("untrained"):
         progress.note(f"{weights_dir} holds UNTRAINED weights: the video will be meaningless")
-    fp = job_fingerprint(weights_dir, photo, maps, grid, settings)
+    # the fingerprint hashes every bone map: only worth it when there is a saved state to check
+    fp = job_fingerprint(weights_dir, photo, maps, grid, settings) if cache_dir is not None else ""
     return pipe(photo, maps, grid, settings, state_dir=cache_dir, fingerprint=fp, output_type="np", progress=progress)
 
 
