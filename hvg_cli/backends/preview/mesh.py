@@ -169,24 +169,22 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     """
     import torch
 
-    from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
-    from hvg_cli.bonemap.parts import part_ellipsoids
     from hvg_cli.bonemap.raster import rasterise
+    from hvg_cli.bonemap.render import posed_ellipsoids
 
     cam = subject.camera
     W, H = width or cam.width, height or cam.height
+    scale = np.array([W / cam.width, H / cam.height])
     K = cam.K.copy()
-    K[:2] *= np.array([W / cam.width, H / cam.height])[:, None]
-    G, P = forward_kinematics(axis_angle_to_matrix(subject.photo_pose[None]), subject.skeleton.offsets,
-                              subject.skeleton.parents, np.asarray(subject.photo_trans)[None])
-    c, a, s = part_ellipsoids(P, G, subject.radii)
+    K[:2] *= scale[:, None]
+    c, a, s = posed_ellipsoids(subject.photo_pose[None], np.asarray(subject.photo_trans)[None], subject.skeleton,
+                               subject.radii)  # [1, P, ...]
     out = {}
     for far in (False, True):
         r = rasterise(c, a, s, K[None], cam.world_to_cam[None], W, H, far=far, dtype=torch.float64)
         key = "far" if far else "near"
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
-    scale = np.array([W / cam.width, H / cam.height])
     out["label_near"] = trim_hands(out["label_near"], out["label_far"], np.asarray(subject.landmarks) * scale,
                                    np.asarray(subject.visibility))
     return out
