@@ -13,11 +13,11 @@ Behaviour on hard photos (documented for users in `detect_photo`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from hvg_cli.core.errors import BadInput, NoPerson
+from hvg_cli.pose import mediapipe_model_path
 from hvg_cli.pose.video_pose import _landmarks, _mediapipe, mediapipe_to_hvg, quiet_native_logs
 
 # MediaPipe landmark indices used here
@@ -49,14 +49,7 @@ def _pose_model_complexity() -> int:
 
     MediaPipe downloads missing models at run time; hvg never lets it.
     """
-    import importlib.util
-
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is not None and spec.submodule_search_locations:
-        root = Path(list(spec.submodule_search_locations)[0])
-        if (root / "modules" / "pose_landmark" / "pose_landmark_heavy.tflite").exists():
-            return 2
-    return 1
+    return 2 if mediapipe_model_path("heavy") else 1
 
 
 def legs_seen(landmarks: np.ndarray, visibility: np.ndarray, width: int, height: int) -> bool:
