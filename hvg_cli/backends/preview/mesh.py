@@ -72,11 +72,12 @@ def lattice_mesh(mask: np.ndarray, spacing: float) -> LatticeMesh:
     xs = np.linspace(0.5, W - 0.5, nx)  # image coordinates of lattice columns
     ys = np.linspace(0.5, H - 0.5, ny)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")  # [ny, nx]
-    m = ndimage.map_coordinates(mask.astype(np.float32), [gy - 0.5, gx - 0.5], order=1, mode="nearest")
+    mask32 = mask.astype(np.float32)
+    m = ndimage.map_coordinates(mask32, [gy - 0.5, gx - 0.5], order=1, mode="nearest")
     inside = m > 0.5  # [ny, nx]
     # cells touching the mask: a corner inside, or the cell centre inside
     cy, cx = (ys[:-1] + ys[1:]) / 2, (xs[:-1] + xs[1:]) / 2
-    mc = ndimage.map_coordinates(mask.astype(np.float32), np.meshgrid(cy - 0.5, cx - 0.5, indexing="ij"), order=1, mode="nearest")
+    mc = ndimage.map_coordinates(mask32, np.meshgrid(cy - 0.5, cx - 0.5, indexing="ij"), order=1, mode="nearest")
     corner = inside[:-1, :-1] | inside[:-1, 1:] | inside[1:, :-1] | inside[1:, 1:]
     keep = corner | (mc > 0.5)  # [ny-1, nx-1]
     used = np.zeros((ny, nx), bool)
@@ -248,8 +249,9 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     lab_f = maps["label_far"][pix[:, 1], pix[:, 0]].astype(np.int64)
     covered = (lab_n >= 0) & (near > 0) & (far > 0)
     A = vertex_adjacency(lat.faces, n)
+    be = boundary_edges(lat.faces)  # [E, 2] the sheet's outline edges
     outline = np.zeros(n, bool)
-    outline[boundary_edges(lat.faces).ravel()] = True
+    outline[be.ravel()] = True
 
     # depth: mid-surface c (Laplace, free at the outline) and half thickness h (zero at uncovered outline)
     c = harmonic_fill(A, 0.5 * (near + far), covered, default=body_depth)
@@ -275,7 +277,6 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     # back sheet: reversed winding; outline strip: quads (a, b) front -> (b, a) back
     front = lat.faces
     back = lat.faces[:, ::-1] + n
-    be = boundary_edges(lat.faces)
     strip = np.concatenate([np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0)
     # under-layer: where a part lies in front of a part it is not joined to (an arm across the torso),
     # a copy of the front sheet sits on the hidden part's surface, continued smoothly under the occluder,
