@@ -130,16 +130,14 @@ class HVGPipeline(DiffusionPipeline):
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int, out_uint8: bool = True):
         """latents [V, T, 4, h, w] -> [V, T, H, W, 3] uint8 (numpy) or [V, T, 3, H, W] float in [0, 1] (torch)."""
-        V, T = latents.shape[:2]
-        out = None
+        V, T, _, h, w = latents.shape
+        H, W = h * self.vae_scale_factor, w * self.vae_scale_factor
+        out = np.zeros((V, T, H, W, 3), np.uint8) if out_uint8 else torch.zeros(V, T, 3, H, W)
         for v in range(V):
             for s in range(0, T, chunk):
                 z = (1 / self.vae.config.scaling_factor) * latents[v, s : s + chunk]  # [n, 4, h, w], as SVD
                 img = self.vae.decode(z.to(self.vae.dtype), num_frames=z.shape[0]).sample.float()  # [n, 3, H, W]
                 img = (img * 0.5 + 0.5).clamp(0, 1)
-                if out is None:
-                    H, W = img.shape[-2:]
-                    out = np.zeros((V, T, H, W, 3), np.uint8) if out_uint8 else torch.zeros(V, T, 3, H, W)
                 if out_uint8:
                     out[v, s : s + z.shape[0]] = (img.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
                 else:
