@@ -358,16 +358,49 @@ def motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, pr
     return _motion_from_video(video, settings, cache, progress)[0]
 
 
+def load_motion_npz(path: str | os.PathLike) -> Motion:
+    """An AMASS / SMPL / hvg motion .npz -> Motion in hvg's y-up world (io.amass reads, body.mocap converts).
+
+    Raises BadInput (file named, keys found, layouts accepted) for anything hvg cannot read.
+    """
+    from hvg_cli.body.mocap import motion_from_amass
+    from hvg_cli.io.amass import read_motion_npz
+
+    return motion_from_amass(read_motion_npz(path))
+
+
+def save_motion_npz(motion: Motion, path: str | os.PathLike) -> Path:
+    """Write `motion` as an AMASS-compatible .npz at `path`, atomically. Returns the path."""
+    from hvg_cli.body.mocap import amass_arrays
+    from hvg_cli.io.amass import write_motion_npz
+
+    return write_motion_npz(amass_arrays(motion), path)
+
+
+def load_bvh(path: str | os.PathLike) -> Motion:
+    """A BVH file (CMU, Mixamo or SMPL names) retargeted onto SMPL-24 (io.bvh parses, body.mocap fits)."""
+    from hvg_cli.body.mocap import motion_from_bvh
+    from hvg_cli.io.bvh import read_bvh
+
+    return motion_from_bvh(read_bvh(path))
+
+
+def save_bvh(motion: Motion, path: str | os.PathLike) -> Path:
+    """Write `motion` as an SMPL-named BVH in centimetres, atomically. Returns the path."""
+    from hvg_cli.body.mocap import bvh_from_motion
+    from hvg_cli.io.bvh import write_bvh
+
+    return write_bvh(bvh_from_motion(motion), path)
+
+
 def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter) -> tuple[Motion, bool]:
     """`motion_from_video` and whether it came from the cache."""
-    from hvg_cli.io.amass import load_amass, save_motion_npz
-
     video = Path(video)
     _track_range(video, settings)  # bad input fails before any cache work
     key = cache.key("motion_video", MOTION_VIDEO_VERSION, file_hash(video), settings)
     hit = cache.lookup(key)
     if hit is not None:
-        motion = load_amass(hit / "motion.npz")
+        motion = load_motion_npz(hit / "motion.npz")
         progress.note(f"pose: cached motion ({motion.num_frames} frames, {key.short}), no MediaPipe run")
         return _with_audio(motion, video), True
 
@@ -377,7 +410,7 @@ def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, p
 
     entry, cached = cache.get_or_compute(key, produce)
     # both the fresh and the cached path return what the entry holds: identical outputs
-    motion = _with_audio(load_amass(entry / "motion.npz"), video)
+    motion = _with_audio(load_motion_npz(entry / "motion.npz"), video)
     if not cache.enabled:  # the no-cache temporary folder is ours to remove
 
         shutil.rmtree(entry, ignore_errors=True)
@@ -437,12 +470,8 @@ def _motion_source(source: str | Path, settings: PoseSettings, cache: StageCache
     p = Path(source)
     kind = motion_source_kind(source)
     if kind == "amass":
-        from hvg_cli.io.amass import load_amass
-
-        return load_amass(p), kind, False
+        return load_motion_npz(p), kind, False
     if kind == "bvh":
-        from hvg_cli.io.bvh import load_bvh
-
         return load_bvh(p), kind, False
     if kind == "video":
         motion, cached = _motion_from_video(p, settings, cache, progress)
@@ -463,8 +492,6 @@ def run_pose(source: str | Path, out: Path, settings: PoseSettings = PoseSetting
 
     Nothing is written to `out` unless the whole motion was made (the .npz is written atomically).
     """
-    from hvg_cli.io.amass import save_motion_npz
-
     t0 = time.perf_counter()
     cache = cache or StageCache()
     out = Path(out)

@@ -55,7 +55,7 @@ def test_bonemap_works_with_every_motion_source(data_dir: Path, tmp_path: Path, 
     npz, bvh = tmp_path / "wave.npz", tmp_path / "wave.bvh"
     assert _hvg("pose", "wave", "-o", npz, "--quiet", cache=cache_dir).exit_code == 0
     from hvg_cli.body.presets import load_motion_preset
-    from hvg_cli.io.bvh import save_bvh
+    from hvg_cli.pipeline import save_bvh
 
     save_bvh(load_motion_preset("wave"), bvh)
     sizes = []

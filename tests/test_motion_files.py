@@ -40,7 +40,7 @@ def _standing_motion(T: int = 12, seed: int = 0) -> Motion:
 # AMASS .npz
 # ---------------------------------------------------------------------------------------------
 def test_npz_round_trip_keeps_everything(tmp_path: Path) -> None:
-    from hvg_cli.io.amass import load_amass, save_motion_npz
+    from hvg_cli.pipeline import load_motion_npz, save_motion_npz
 
     m = _standing_motion()
     joints = pose_joints(m.poses, m.skeleton.rest_joints, m.skeleton.parents, m.trans)
@@ -53,7 +53,7 @@ def test_npz_round_trip_keeps_everything(tmp_path: Path) -> None:
     assert raw["poses"].shape == (12, 72) and raw["trans"].shape == (12, 3)
     assert float(raw["mocap_framerate"]) == pytest.approx(30000 / 1001)
     assert raw["betas"].shape == (16,) and str(raw["gender"]) == "neutral" and str(raw["hvg_up"]) == "y"
-    back = load_amass(out)
+    back = load_motion_npz(out)
     np.testing.assert_allclose(back.poses, m.poses, atol=1e-12)
     np.testing.assert_allclose(back.trans, m.trans, atol=1e-12)
     np.testing.assert_allclose(back.skeleton.rest_joints, m.skeleton.rest_joints)
@@ -64,7 +64,7 @@ def test_npz_round_trip_keeps_everything(tmp_path: Path) -> None:
 
 def test_npz_write_is_atomic_and_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hvg_cli.core.errors import OutputError
-    from hvg_cli.io.amass import load_amass, save_motion_npz
+    from hvg_cli.pipeline import load_motion_npz, save_motion_npz
 
     target = tmp_path / "m.npz"
     save_motion_npz(_standing_motion(T=3), target)
@@ -78,7 +78,7 @@ def test_npz_write_is_atomic_and_keeps_old_file_on_failure(tmp_path: Path, monke
     with pytest.raises(OutputError, match="m.npz"):
         save_motion_npz(_standing_motion(T=5), target)
     monkeypatch.undo()
-    assert target.read_bytes() == before and load_amass(target).num_frames == 3
+    assert target.read_bytes() == before and load_motion_npz(target).num_frames == 3
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp file left behind
 
 
@@ -100,11 +100,11 @@ def _z_up_amass(T: int, layout: str, path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("layout", ["A", "B"])
 def test_z_up_amass_stands_up_in_hvg_world(tmp_path: Path, layout: str) -> None:
-    from hvg_cli.io.amass import load_amass
+    from hvg_cli.pipeline import load_motion_npz
 
     p = tmp_path / f"amass_{layout}.npz"
     trans = _z_up_amass(8, layout, p)
-    m = load_amass(p)
+    m = load_motion_npz(p)
     assert m.poses.shape == (8, 24, 3) and m.trans.shape == (8, 3)
     assert m.fps == (Fraction(60000, 1001) if layout == "A" else Fraction(120))
     joints = pose_joints(m.poses, m.skeleton.rest_joints, m.skeleton.parents, m.trans)
@@ -121,40 +121,40 @@ def test_z_up_amass_stands_up_in_hvg_world(tmp_path: Path, layout: str) -> None:
 
 @pytest.mark.parametrize("root", [[0.0, 0.0, 0.0], [np.pi, 0.0, 0.0]], ids=["y-up", "y-down"])
 def test_npz_from_other_smpl_tools_stands_up(tmp_path: Path, root: list[float]) -> None:
-    from hvg_cli.io.amass import load_amass
+    from hvg_cli.pipeline import load_motion_npz
 
     T = 5
     poses = np.zeros((T, 72))
     poses[:, :3] = root
     p = tmp_path / "other.npz"
     np.savez(p, poses=poses, trans=np.zeros((T, 3)), mocap_framerate=np.array(25.0))
-    m = load_amass(p)
+    m = load_motion_npz(p)
     j = pose_joints(m.poses, m.skeleton.rest_joints, m.skeleton.parents, m.trans)
     assert np.all(j[:, J["head"], 1] - j[:, 0, 1] > 0.5) and j[..., 1].min() == pytest.approx(0.0, abs=1e-9)
     assert m.fps == 25
 
 
 def test_bad_npz_lists_keys_and_layouts(tmp_path: Path) -> None:
-    from hvg_cli.io.amass import load_amass
+    from hvg_cli.pipeline import load_motion_npz
 
     p = tmp_path / "weird.npz"
     np.savez(p, foo=np.zeros(3), bar=np.ones((2, 2)))
     with pytest.raises(BadInput) as e:
-        load_amass(p)
+        load_motion_npz(p)
     msg = str(e.value)
     assert "weird.npz" in msg and "bar, foo" in msg and "root_orient" in msg and "mocap_framerate" in msg
     p2 = tmp_path / "short.npz"
     np.savez(p2, poses=np.zeros((4, 50)), trans=np.zeros((4, 3)), mocap_framerate=30.0)
     with pytest.raises(BadInput, match="poses has shape"):
-        load_amass(p2)
+        load_motion_npz(p2)
     p3 = tmp_path / "pickled.npz"
     np.savez(p3, poses=np.array([None, 1], dtype=object), trans=np.zeros((2, 3)), mocap_framerate=30.0)
     with pytest.raises(BadInput, match="Python objects"):
-        load_amass(p3)
+        load_motion_npz(p3)
     p4 = tmp_path / "text.npz"
     p4.write_text("hello")
     with pytest.raises(BadInput):
-        load_amass(p4)
+        load_motion_npz(p4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +307,8 @@ def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> N
     0.11 m x the lower-back angle (15 deg here: ~1-2 cm). Hence a 2.5 cm bound for CMU's upper body,
     1 cm for its legs. The directions of the limb bones themselves must match to 1 degree.
     """
-    from hvg_cli.io.bvh import CMU_UNIT, load_bvh
+    from hvg_cli.body.mocap import CMU_UNIT
+    from hvg_cli.pipeline import load_bvh
 
     skel, order, unit = (CMU, "ZYX", CMU_UNIT) if style == "CMU" else (MIXAMO, "ZXY", 0.01)
     T = 20
@@ -351,7 +352,7 @@ def test_bvh_twist_follows_the_file_through_the_rest_pose_correction(tmp_path: P
     is the smallest rotation from SMPL's rest bone to the file's rest bone (a leaf uses its parent's)."""
     from hvg_cli.body.kinematics import rotation_between
     from hvg_cli.body.retarget import global_rotations
-    from hvg_cli.io.bvh import load_bvh
+    from hvg_cli.pipeline import load_bvh
 
     T = 10
     frames = _known_bvh_motion(MIXAMO, T, seed=5)
@@ -379,7 +380,7 @@ def test_bvh_twist_follows_the_file_through_the_rest_pose_correction(tmp_path: P
 
 
 def test_bvh_round_trip_is_exact(tmp_path: Path) -> None:
-    from hvg_cli.io.bvh import load_bvh, save_bvh
+    from hvg_cli.pipeline import load_bvh, save_bvh
 
     m = _standing_motion(T=15)
     m.poses[3, J["left_elbow"]] = [np.pi / 2, 0, 0]  # gimbal lock of the ZXY channels (X = 90 deg)
@@ -396,7 +397,7 @@ def test_bvh_round_trip_is_exact(tmp_path: Path) -> None:
 
 
 def test_unknown_bvh_skeleton_lists_the_names_found(tmp_path: Path) -> None:
-    from hvg_cli.io.bvh import load_bvh
+    from hvg_cli.pipeline import load_bvh
 
     skel = [("Root", None, (0, 0, 0)), ("Torso", "Root", (0, 10, 0)), ("ArmA", "Torso", (5, 0, 0)),
             ("ArmB", "Torso", (-5, 0, 0)), ("LegA", "Root", (2, -10, 0)), ("LegB", "Root", (-2, -10, 0))]

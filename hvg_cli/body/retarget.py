@@ -7,7 +7,7 @@ Two jobs:
 - `fit_rotations(...)`: SMPL-24 local rotations that put the rest skeleton's bones along observed
   joint positions (swing, per bone, walking the tree from the root), with the twist about each bone
   taken from an observed orientation of that body part (e.g. a BVH joint's global rotation). Used by
-  io/bvh.py to read mocap skeletons whose rest pose is not SMPL's T-pose.
+  body/mocap.py to read mocap (BVH) skeletons whose rest pose is not SMPL's T-pose.
 """
 
 from __future__ import annotations

@@ -1,36 +1,31 @@
-"""AMASS/SMPL motion files (.npz): hvg's motion output and one of its motion inputs.
+"""AMASS/SMPL motion files (.npz): reading them into their raw arrays and writing them. Pure file work:
+turning the arrays into hvg's `Motion` (and back) is `body.mocap`'s; `pipeline` composes the two.
 
-What hvg writes (`save_motion_npz`), readable by the AMASS/SMPL ecosystem:
+What hvg writes (`write_motion_npz`), readable by the AMASS/SMPL ecosystem:
   poses            [T, 72] float64 axis-angle, SMPL joint order (root orientation first)
-  trans            [T, 3] float64 metres, SMPL's `trans` (see below)
+  trans            [T, 3] float64 metres, SMPL's `trans` (the pelvis minus SMPL's pelvis offset, see
+                   `body.mocap`)
   mocap_framerate  float
   gender           "neutral"
   betas            [16] zeros
 plus hvg's own keys, all prefixed `hvg_`:
   hvg_fps_num, hvg_fps_den   the exact frame rate (e.g. 30000/1001)
   hvg_rest_joints  [24, 3]    the rest skeleton the rotations act on (metres, pelvis at the origin)
+  hvg_parents      [24]       its joint tree
   hvg_up           "y"        the world's up axis (hvg's world is y up, floor y = 0)
   hvg_joints       [T, 24, 3] fitted joint positions, when known
   hvg_fit_error_deg, hvg_source_hash, hvg_name, hvg_audio_path, hvg_start_time
-  hvg_<name>                  every array of `Motion.extras`
+  hvg_<name>                  every array of `MocapArrays.extras`
 
-`trans` vs hvg's pelvis position: SMPL rotates the body about its pelvis joint J0 (which, for the
-template, sits below the model origin), then adds `trans`. So the pelvis' world position is
-`trans + J0(betas)`. hvg's `Motion.trans` is the pelvis world position; files carry
-`trans = pelvis - SMPL_PELVIS_OFFSET` (the neutral template's J0, betas = 0), so an SMPL viewer puts
-the body where hvg does. Reading adds the offset back (exact round trip whatever its value).
-
-Reading (`load_amass`) accepts two layouts:
+Reading (`read_motion_npz`) accepts two layouts:
   A. `poses` [T, 72 | 66 | 156 | 165] + `trans` [T, 3] + `mocap_framerate`
      72: SMPL (24 joints). 66: the 22 body joints. 156: SMPL-H (22 body joints, then 2 x 15 finger
      joints). 165: SMPL-X (22 body joints, jaw, 2 eyes, 2 x 15 finger joints). Only the first 22
-     joints (66 columns) are body joints in SMPL-H/X; SMPL's two hand joints are then set to identity.
+     joints (66 columns) are body joints in SMPL-H/X: `MocapArrays.poses` then holds those 22.
   B. `root_orient` [T, 3] + `pose_body` [T, 63] (21 joints) + `trans` [T, 3] + `mocap_frame_rate`
      (AMASS SMPL-X "N"/"G" releases; preferred when a file holds both layouts).
-Files without `hvg_up` (real AMASS is z up; other SMPL tools write y up or camera-like y down) are
-turned into hvg's y-up world by the rotation that makes the body's median pelvis-to-head direction
-point up (AMASS: -90 degrees about x, applied to the root orientation and the translation), and
-the floor (y = 0) is put under the lowest joint over the clip.
+Files without `hvg_up` (real AMASS is z up) are read with `up = None`; a file whose `hvg_up` is not
+"y" is refused.
 Never unpickles: object arrays are refused.
 """
 
@@ -43,16 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hvg_cli.core.cache import file_hash
 from hvg_cli.core.errors import BadInput
+from hvg_cli.core.mocap import MocapArrays, fps_from_float
+from hvg_cli.core.types import NUM_JOINTS
 from hvg_cli.io.atomic import atomic_file
-from hvg_cli.core.types import NUM_JOINTS, SMPL_PARENTS, Motion, Skeleton
-
-# Pelvis joint of SMPL's neutral template (J_regressor @ v_template, betas = 0), metres, model frame
-# (y up). Only used to convert between SMPL's `trans` and the pelvis position; see the module doc.
-SMPL_PELVIS_OFFSET = np.array([-0.0018, -0.2233, 0.0282])
-
-# Rotation taking AMASS's z-up world into hvg's y-up world: -90 degrees about x, (x, y, z) -> (x, z, -y).
-Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 _RESERVED = {
     "fps_num", "fps_den", "rest_joints", "up", "joints", "fit_error_deg", "source_hash", "name",
@@ -67,76 +57,62 @@ _LAYOUTS = (
 # ---------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------
-def motion_to_arrays(motion: Motion) -> dict[str, np.ndarray]:
-    """The npz content of a motion (see the module doc), as a dict of arrays."""
-    T = motion.num_frames
-    poses = np.asarray(motion.poses, dtype=np.float64).reshape(T, NUM_JOINTS * 3)  # [T,24,3] -> [T,72]
-    pelvis = np.asarray(motion.trans, dtype=np.float64).reshape(T, 3)
-    fps = Fraction(motion.fps)
+def npz_arrays(data: MocapArrays) -> dict[str, np.ndarray]:
+    """The npz content of `data` (see the module doc), as a dict of arrays."""
+    T = data.num_frames
+    poses = np.asarray(data.poses, dtype=np.float64).reshape(T, -1)  # [T,24,3] -> [T,72]
+    fps = Fraction(data.fps)
     out: dict[str, np.ndarray] = {}
-    for name, value in (motion.extras or {}).items():
+    for name, value in (data.extras or {}).items():
         arr = np.asarray(value)
         if arr.dtype == object:
             continue  # cannot be stored without pickle
         out[f"hvg_{name}"] = arr
     out.update(
         poses=poses,
-        trans=pelvis - SMPL_PELVIS_OFFSET,
+        trans=np.asarray(data.trans, dtype=np.float64).reshape(T, 3),
         mocap_framerate=np.array(float(fps)),
         gender=np.array("neutral"),
         betas=np.zeros(16),
         hvg_fps_num=np.array(fps.numerator, dtype=np.int64),
         hvg_fps_den=np.array(fps.denominator, dtype=np.int64),
-        hvg_rest_joints=np.asarray(motion.skeleton.rest_joints, dtype=np.float64),
-        hvg_parents=np.asarray(motion.skeleton.parents, dtype=np.int64),
-        hvg_up=np.array("y"),
-        hvg_source_hash=np.array(motion.source_hash or ""),
-        hvg_name=np.array(motion.name or "motion"),
-        hvg_start_time=np.array(float(motion.start_time)),
     )
-    if motion.joints is not None:
-        out["hvg_joints"] = np.asarray(motion.joints, dtype=np.float64)
-    if motion.fit_error_deg is not None:
-        out["hvg_fit_error_deg"] = np.array(float(motion.fit_error_deg))
-    if motion.audio_path:
-        out["hvg_audio_path"] = np.array(str(motion.audio_path))
+    if data.rest_joints is not None:
+        out["hvg_rest_joints"] = np.asarray(data.rest_joints, dtype=np.float64)
+    if data.parents is not None:
+        out["hvg_parents"] = np.asarray(data.parents, dtype=np.int64)
+    if data.up is not None:
+        out["hvg_up"] = np.array(data.up)
+    out.update(
+        hvg_source_hash=np.array(data.source_hash or ""),
+        hvg_name=np.array(data.name or "motion"),
+        hvg_start_time=np.array(float(data.start_time)),
+    )
+    if data.joints is not None:
+        out["hvg_joints"] = np.asarray(data.joints, dtype=np.float64)
+    if data.fit_error_deg is not None:
+        out["hvg_fit_error_deg"] = np.array(float(data.fit_error_deg))
+    if data.audio_path:
+        out["hvg_audio_path"] = np.array(str(data.audio_path))
     return out
 
 
-def save_motion_npz(motion: Motion, path: str | os.PathLike) -> Path:
-    """Write `motion` as an AMASS-compatible .npz at `path` (atomically: temp file, then rename).
+def write_motion_npz(data: MocapArrays, path: str | os.PathLike) -> Path:
+    """Write `data` as an AMASS-compatible .npz at `path` (atomically: temp file, then rename).
 
     An existing file at `path` is only replaced once the new one is complete. Returns the path.
     Raises OutputError if the folder cannot be written.
     """
     path = Path(path)
-    arrays = motion_to_arrays(motion)
+    arrays = npz_arrays(data)
     with atomic_file(path, "wb") as f:
         np.savez(f, **arrays)
     return path
 
 
-
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
-def fps_from_float(rate: float) -> Fraction:
-    """A frame rate stored as a float -> an exact Fraction.
-
-    Integral rates stay integral (120.0 -> 120); NTSC rates become n*1000/1001 (59.94 -> 60000/1001);
-    anything else is the nearest fraction with a denominator up to 1001.
-    """
-    rate = float(rate)
-    if not np.isfinite(rate) or rate <= 0:
-        raise ValueError(f"frame rate {rate}")
-    if abs(rate - round(rate)) < 1e-6:
-        return Fraction(int(round(rate)))
-    ntsc = round(rate * 1.001)
-    if ntsc > 0 and abs(rate - ntsc * 1000 / 1001) < 5e-3 * max(1.0, rate / 30):
-        return Fraction(ntsc * 1000, 1001)
-    return Fraction(rate).limit_denominator(1001)
-
-
 def _bad(path: Path, found: list[str], why: str) -> BadInput:
     return BadInput(
         f"{path}: not a motion file hvg can read ({why}); keys found: {', '.join(found) or 'none'}",
@@ -172,36 +148,13 @@ def _string(data, key: str) -> str | None:
     return None
 
 
-def _up_rotation(poses: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """The rotation taking a file's world into hvg's y-up world, from where the body's spine points.
+def read_motion_npz(path: str | os.PathLike) -> MocapArrays:
+    """Read an AMASS / SMPL / hvg motion .npz (layouts in the module doc) into its raw arrays.
 
-    poses: [T, 24, 3] in the file's world. AMASS is z up (spine along +z: -90 deg about x); a file
-    already y up is kept; y down (camera-like axes) is turned 180 deg about x. Decided on the median
-    pelvis-to-head direction over the clip, so a clip that lies down for a while still reads right.
-    """
-    from hvg_cli.body.kinematics import pose_joints
-
-    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3] pelvis at origin
-    spine = np.median(joints[:, 15] - joints[:, 0], axis=0)  # [3] pelvis -> head
-    axis = int(np.argmax(np.abs(spine)))
-    if axis == 2:
-        return Z_UP_TO_Y_UP if spine[2] > 0 else Z_UP_TO_Y_UP.T
-    if axis == 1 and spine[1] < 0:
-        return np.diag([1.0, -1.0, -1.0])
-    return np.eye(3)
-
-
-def load_amass(path: str | os.PathLike) -> Motion:
-    """Read an AMASS / SMPL / hvg motion .npz (layouts in the module doc) into a Motion.
-
-    returns: Motion with poses [T, 24, 3] (y-up world), trans [T, 3] pelvis world positions (floor y = 0
-             for z-up AMASS files), fps as a Fraction, skeleton = hvg_rest_joints or hvg's default.
+    returns: MocapArrays with poses [T, 24 | 22, 3] and trans [T, 3] as stored, fps as a Fraction,
+             hvg's own keys when present; name defaults to the file's name, source_hash to its hash.
     Raises BadInput (file named, keys found, layouts accepted) for anything else.
     """
-    from hvg_cli.body.kinematics import axis_angle_to_matrix, matrix_to_axis_angle, pose_joints, unwrap_axis_angle
-    from hvg_cli.body.skeleton import default_skeleton
-    from hvg_cli.core.cache import file_hash
-
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"motion file not found: {path}", hint="check the path, or use a built-in motion (hvg pose --list-presets)")
@@ -214,7 +167,7 @@ def load_amass(path: str | os.PathLike) -> Motion:
     with data:
         found = sorted(data.files)
         keys = set(found)
-        # 1. Body rotations [T, 22, 3] and frame rate, from whichever layout is there.
+        # 1. Body rotations [T, 22 | 24, 3] and frame rate, from whichever layout is there.
         if {"root_orient", "pose_body", "trans"} <= keys:
             root = _float_array(data, "root_orient", path, found)
             body = _float_array(data, "pose_body", path, found)
@@ -251,20 +204,14 @@ def load_amass(path: str | os.PathLike) -> Motion:
         if not (np.all(np.isfinite(body22)) and np.all(np.isfinite(trans))):
             raise _bad(path, found, "poses or trans hold NaN/inf")
 
-        poses24 = np.zeros((T, NUM_JOINTS, 3))
-        poses24[:, : body22.shape[1]] = body22  # SMPL-H/X: hand joints 22, 23 stay identity
-        pelvis = trans + SMPL_PELVIS_OFFSET
-
         # 2. hvg's own keys.
-        skeleton = default_skeleton()
+        rest = parents = None
         if "hvg_rest_joints" in keys:
             rest = _float_array(data, "hvg_rest_joints", path, found)
             if rest.shape != (NUM_JOINTS, 3):
                 raise _bad(path, found, f"hvg_rest_joints has shape {rest.shape}, expected [24, 3]")
-            parents = SMPL_PARENTS
             if "hvg_parents" in keys:
                 parents = tuple(int(p) for p in _float_array(data, "hvg_parents", path, found).astype(np.int64))
-            skeleton = Skeleton(rest_joints=rest, parents=parents)
         joints = None
         if "hvg_joints" in keys:
             joints = _float_array(data, "hvg_joints", path, found)
@@ -284,31 +231,20 @@ def load_amass(path: str | os.PathLike) -> Motion:
                 except ValueError:
                     continue
 
-    # 3. Files from elsewhere -> hvg's y-up world, floor under the lowest joint.
-    if up is None:
-        to_y_up = _up_rotation(poses24, skeleton)
-        R0 = axis_angle_to_matrix(poses24[:, 0])  # [T,3,3]
-        poses24[:, 0] = unwrap_axis_angle(matrix_to_axis_angle(to_y_up @ R0))
-        pelvis = pelvis @ to_y_up.T  # [T,3] rows rotated
-        world = pose_joints(poses24, skeleton.rest_joints, skeleton.parents, pelvis)  # [T,24,3]
-        pelvis[:, 1] -= float(world[..., 1].min())
-        joints = None
-    elif up != "y":
+    if up is not None and up != "y":
         raise _bad(path, found, f"hvg_up is '{up}', expected 'y'")
-
-    return Motion(
-        poses=poses24,
-        trans=pelvis,
+    return MocapArrays(
+        poses=body22,
+        trans=trans,
         fps=fps,
-        skeleton=skeleton,
-        name=name,
-        source_hash=source_hash or file_hash(path),
+        up=up,
+        rest_joints=rest,
+        parents=parents,
         joints=joints,
         fit_error_deg=fit_error,
+        name=name,
+        source_hash=source_hash or file_hash(path),
         audio_path=audio,
         start_time=start,
         extras=extras,
     )
-
-
-load_motion_npz = load_amass
