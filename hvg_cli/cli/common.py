@@ -78,12 +78,18 @@ def _json_default(o: Any) -> Any:
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: int):
+    """One bar: advancing it also refreshes its rate column ("12.3 frames/s")."""
+
+    def __init__(self, progress: Progress, task_id: int, unit: str):
         self._progress = progress
         self._id = task_id
+        self._unit = unit
 
     def advance(self, n: int = 1) -> None:
         self._progress.advance(self._id, n)
+        t = self._progress.tasks[0]
+        speed = t.finished_speed or t.speed
+        self._progress.update(self._id, rate=f"{speed:.1f} {self._unit}/s" if speed else "")
 
 
 class RichReporter:
@@ -106,17 +112,9 @@ class RichReporter:
             disable=self.quiet,
             transient=False,
         )
-
-        class _Rate(_RichTask):
-            def advance(inner, n: int = 1) -> None:  # noqa: N805
-                progress.advance(inner._id, n)
-                t = progress.tasks[0]
-                speed = t.finished_speed or t.speed
-                progress.update(inner._id, rate=f"{speed:.1f} {unit}/s" if speed else "")
-
         with progress:
             tid = progress.add_task(description, total=total, rate="")
-            yield _Rate(progress, tid)
+            yield _RichTask(progress, tid, unit)
 
     def note(self, message: str) -> None:
         self.notes.append(message)
