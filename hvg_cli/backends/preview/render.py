@@ -50,12 +50,12 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     lat = M.lattice_mesh(mask, spacing)
     maps = M.body_maps_at_photo(subject, W, H)
     cam = subject.camera
-    K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
+    photo_cam = _scaled_camera(cam, W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
     if pelvis_z <= 0:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
-    photo_mesh = M.lift(lat, maps, K, cam.cam_to_world, mask, pelvis_z)
-    skinned = skin_photo_mesh(photo_mesh, _scaled_camera(cam, W, H), spacing)
+    photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask, pelvis_z)
+    skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
     img = subject.image.astype(np.float32) / 255.0
     core = ndimage.binary_erosion(mask > 0.5, iterations=1)
     texture = push_pull_fill(img, core if core.any() else mask > 0.5)
@@ -154,7 +154,7 @@ def _render(model, subject, poses, trans, grid, bg, progress):
     V, T = grid.shape
     W, H = grid.width, grid.height
     out = np.empty((V, T, H, W, 4), np.uint8)
-    cam = subject.camera
+    K_photo = _scaled_camera(subject.camera, *model.background.shape[1::-1]).K  # at the background's size
     bg_cache: dict[bytes, np.ndarray] = {}
     with progress.task("preview render", total=V * T) as task:
         for v in range(V):
@@ -172,8 +172,7 @@ def _render(model, subject, poses, trans, grid, bg, progress):
                             if key not in bg_cache:
                                 bg_cache.clear()
                                 bg_cache[key] = render_background(model.background, grid.K[v, t][None], grid.world_to_cam[v, t][None],
-                                                                  _scaled_camera(cam, *model.background.shape[1::-1]).K,
-                                                                  cam.world_to_cam, W, H)[0].numpy()
+                                                                  K_photo, subject.camera.world_to_cam, W, H)[0].numpy()
                             back.append(bg_cache[key])
                         back = torch.from_numpy(np.stack(back))
                     else:
