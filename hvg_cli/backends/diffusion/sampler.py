@@ -133,18 +133,15 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
                     task.advance(1)
                 fused = blend.result()  # [V, n, 4, h, w]
                 latents = sched.step(fused, t, latents, return_dict=False)[0]
-                if held and i == plan.steps - 1:
+                last = i == plan.steps - 1
+                if held and last:
                     latents[:, held] = anchors  # the finished anchors, exactly
-                if state_dir is not None:
-                    last = i == plan.steps - 1
-                    if last and stage.name == "anchors":
-                        save_state(state_dir, fingerprint, si + 1, 0, None, latents)
-                    elif last:
-                        save_state(state_dir, fingerprint, si + 1, 0, latents, anchors)
-                    else:
-                        save_state(state_dir, fingerprint, si, i + 1, latents, anchors)
+                if last and stage.name == "anchors":
+                    anchors = latents
+                if state_dir is not None and last:  # the next stage starts afresh; anchors are not saved twice
+                    save_state(state_dir, fingerprint, si + 1, 0, None if stage.name == "anchors" else latents, anchors)
+                elif state_dir is not None:
+                    save_state(state_dir, fingerprint, si, i + 1, latents, anchors)
                 if callback is not None:
                     callback(stage.name, i, plan.steps)
-            if stage.name == "anchors":
-                anchors = latents
     return latents
