@@ -223,8 +223,9 @@ def _sample_affine(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h
     cx1 = np.clip(x0 + 2, 0, W + 1)
     cy0 = np.clip(y0 + 1, 0, H + 1)
     cy1 = np.clip(y0 + 2, 0, H + 1)
-    top = padded[cy0][:, cx0] * (1 - fx) + padded[cy0][:, cx1] * fx  # [out_h, out_w, C]
-    bot = padded[cy1][:, cx0] * (1 - fx) + padded[cy1][:, cx1] * fx
+    row0, row1 = padded[cy0], padded[cy1]  # [out_h, W + 2, C] each, gathered once
+    top = row0[:, cx0] * (1 - fx) + row0[:, cx1] * fx  # [out_h, out_w, C]
+    bot = row1[:, cx0] * (1 - fx) + row1[:, cx1] * fx
     out = top * (1 - fy) + bot * fy
     outside = ((xs < -1) | (xs > W))[None, :] | ((ys < -1) | (ys > H))[:, None]  # [out_h, out_w]
     out[outside] = fill
