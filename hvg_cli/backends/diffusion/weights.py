@@ -152,7 +152,7 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
                 if name in plain:
                     continue
             _place(p, dst / name, link)
-    for comp, cfg in CONFIG_COMPONENTS.items():
+    for comp in CONFIG_COMPONENTS:
         if (base / comp).is_dir():
             shutil.copytree(base / comp, out / comp)
     with torch.device("meta"):
@@ -203,8 +203,6 @@ def check_weights(path: str | os.PathLike) -> WeightsReport:
     Every model component is built from its config on the meta device (no memory, no weights) and its
     parameter shapes are compared with the safetensors headers.
     """
-    import torch
-
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise MissingWeights(f"weights folder {folder} does not exist", HINT_INIT)
@@ -224,7 +222,7 @@ def check_weights(path: str | os.PathLike) -> WeightsReport:
 
     params: dict[str, int] = {}
     for comp in MODEL_COMPONENTS:
-        params[comp] = _check_component(folder / comp, comp, torch)
+        params[comp] = _check_component(folder / comp, comp)
     meta = {}
     if (folder / "hvg.json").exists():
         meta = json.loads((folder / "hvg.json").read_text())
@@ -248,7 +246,8 @@ def _model_class(comp: str):
     return C
 
 
-def _check_component(d: Path, comp: str, torch) -> int:
+def _check_component(d: Path, comp: str) -> int:
+    import torch
     from safetensors import safe_open
 
     cfg_path = d / "config.json"
