@@ -132,8 +132,8 @@ def skin_photo_mesh(mesh, camera, spacing: float) -> SkinnedMesh:
     remap[used] = len(src) + np.arange(len(used))
     faces = faces.copy()
     faces[strip] = remap[faces[strip]]
+    uv = np.concatenate([mesh.uv[src], mesh.uv_inner[src[used]]])
     src = np.concatenate([src, src[used]])
-    uv = np.concatenate([mesh.uv[src[: len(src) - len(used)]], mesh.uv_inner[src[len(src) - len(used):]]])
     return SkinnedMesh(verts=mesh.verts[src], faces=faces, uv=uv, joint_index=np.concatenate([idx, idx[used]]),
                        joint_weight=np.concatenate([w, w[used]]), labels=np.concatenate([labels, labels[used]]))
 
