@@ -26,9 +26,9 @@ from hvg_cli.core.types import Camera, Skeleton
 RATIO_MIN, RATIO_MAX = 0.6, 2.0
 MESH_PERCENTILE = 90.0
 SAMPLES_ALONG = (0.3, 0.5, 0.7)  # fractions along the bone (joint -> child) where widths are measured
-MAX_RENDER = 640
+MAX_RENDER = 640  # the label map is rendered with at most this many pixels on the long side
 # not fitted to the silhouette: hair widens the neck, hands are too small and too often merged with the body
-SKIPPED = frozenset({"neck", "left_palm", "right_palm"})  # the label map is rendered with at most this many pixels on the long side
+SKIPPED = frozenset({"neck", "left_palm", "right_palm"})
 
 
 def symmetric_pairs() -> list[tuple[int, int]]:
