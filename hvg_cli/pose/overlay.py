@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hvg_cli.core.types import SMPL_JOINT_NAMES, SMPL_PARENTS
+from hvg_cli.io.video import fit_size
 
 _LEFT = (255, 140, 0)  # the person's left side: orange
 _RIGHT = (0, 170, 255)  # right: blue
@@ -26,8 +27,7 @@ def draw_skeleton(frame: np.ndarray, joints2d: np.ndarray, max_side: int | None 
     from PIL import Image, ImageDraw
 
     H, W = frame.shape[:2]
-    s = 1.0 if not max_side or max(H, W) <= max_side else max_side / max(H, W)
-    w, h = (int(round(W * s)) // 2) * 2, (int(round(H * s)) // 2) * 2
+    w, h = (n // 2 * 2 for n in fit_size(W, H, max_side))  # even, for the H.264 writer
     img = Image.fromarray(frame)
     if (w, h) != (W, H):
         img = img.resize((w, h), Image.BILINEAR)
