@@ -186,6 +186,11 @@ def interpolate_keys(times: np.ndarray, values: np.ndarray, t: np.ndarray, durat
     return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * m0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * m1
 
 
+def _num_frames(spec: dict) -> int:
+    """Frames of a parsed preset: duration * fps, plus the closing frame of a motion that does not loop."""
+    return int(round(spec["duration"] * spec["fps"])) + (0 if spec["loop"] else 1)
+
+
 def motion_from_preset(spec: dict, source_hash: str = "") -> Motion:
     """A Motion on the default skeleton from a parsed preset (see `parse_preset`)."""
     from scipy.spatial.transform import Rotation
@@ -194,7 +199,7 @@ def motion_from_preset(spec: dict, source_hash: str = "") -> Motion:
     from hvg_cli.body.skeleton import default_skeleton
 
     fps, duration, loop = spec["fps"], spec["duration"], spec["loop"]
-    T = int(round(duration * fps)) + (0 if loop else 1)
+    T = _num_frames(spec)
     t = np.arange(T) / float(fps)  # [T] seconds
     euler = interpolate_keys(spec["times"], spec["euler"], t, duration, loop, spec["interpolation"])  # [T, 24, 3]
     root = interpolate_keys(spec["times"], spec["root"], t, duration, loop, spec["interpolation"])  # [T, 3]
@@ -249,6 +254,5 @@ def list_motion_presets() -> list[tuple[str, str, int, Fraction]]:
     out = []
     for name in _preset_files():
         spec, _ = _read(name)
-        frames = int(round(spec["duration"] * spec["fps"])) + (0 if spec["loop"] else 1)
-        out.append((name, spec["description"], frames, spec["fps"]))
+        out.append((name, spec["description"], _num_frames(spec), spec["fps"]))
     return out
