@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
+from hvg_cli.align.similarity import project_points
 from hvg_cli.body.skeleton import DEFAULT_PELVIS_HEIGHT, JOINT_INDEX, default_skeleton
 from hvg_cli.core.types import Camera, CameraGrid, Subject
 
@@ -32,11 +33,10 @@ def _random_scene(seed: int, B=2, N=30, F=24):
 
 def _body_silhouette(subject, poses, trans, K, world_to_cam, W, H):
     """[B, H, W] bool: the ellipsoid body of the subject seen by each camera."""
-    from hvg_cli.bonemap.parts import part_ellipsoids
     from hvg_cli.bonemap.raster import rasterise
+    from hvg_cli.bonemap.render import posed_ellipsoids
 
-    G, P = forward_kinematics(axis_angle_to_matrix(poses), subject.skeleton.offsets, subject.skeleton.parents, trans)
-    c, a, s = part_ellipsoids(P, G, subject.radii)
+    c, a, s = posed_ellipsoids(poses, trans, subject.skeleton, subject.radii)
     return (rasterise(c, a, s, K, world_to_cam, W, H).label >= 0).numpy()
 
 
@@ -62,15 +62,9 @@ def synthetic_subject(W=180, H=240, across=True) -> Subject:
     radii = default_radii(sk)
     body = _body_silhouette(Subject(None, None, None, None, sk, pose, trans, cam, radii, ""), pose[None], trans[None],
                             cam.K[None], cam.world_to_cam[None], W, H)[0]
-    G, P = forward_kinematics(axis_angle_to_matrix(pose[None]), sk.offsets, sk.parents, trans[None])
-
-    def px(p):
-        q = cam.world_to_cam[:3, :3] @ p + cam.world_to_cam[:3, 3]
-        u = cam.K @ q
-        return u[:2] / u[2]
-
+    _, P = forward_kinematics(axis_angle_to_matrix(pose[None]), sk.offsets, sk.parents, trans[None])
     yy, xx = np.mgrid[0:H, 0:W] + 0.5
-    pel, knee, head = px(P[0, 0]), px(P[0, J["left_knee"]]), px(P[0, J["head"]])
+    pel, knee, head = project_points(P[0, [0, J["left_knee"], J["head"]]], cam.K, cam.world_to_cam)  # [3, 2] px
     t = (yy - pel[1]) / (knee[1] - pel[1])
     skirt = (t >= 0) & (t <= 1.0) & (np.abs(xx - pel[0]) < (0.075 + 0.06 * t) * W)
     hair = (xx - head[0]) ** 2 + (yy - head[1] - 0.015 * H) ** 2 < (0.06 * H) ** 2
@@ -374,9 +368,8 @@ def test_a_raised_arm_is_drawn_where_the_skeleton_puts_it(synth):
     out = render_preview(s, np.stack([s.photo_pose, pose]), np.repeat(np.asarray(s.photo_trans)[None], 2, 0), grid,
                          background="transparent", model=model)[0]
     _, P = forward_kinematics(axis_angle_to_matrix(pose[None]), s.skeleton.offsets, s.skeleton.parents, s.photo_trans[None])
-    for j in ("right_elbow", "right_wrist"):
-        q = c.world_to_cam[:3, :3] @ P[0, J[j]] + c.world_to_cam[:3, 3]
-        u, v = (c.K @ q)[:2] / q[2]
+    names = ("right_elbow", "right_wrist")
+    for j, (u, v) in zip(names, project_points(P[0, [J[n] for n in names]], c.K, c.world_to_cam)):
         x, y = int(u), int(v)
         assert out[1, y - 1 : y + 2, x - 1 : x + 2, 3].min() > 200, j  # the arm is drawn there now
         assert out[0, y, x, 3] < 50, j  # and was not there in the photo pose
