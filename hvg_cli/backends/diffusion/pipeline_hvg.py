@@ -57,7 +57,7 @@ class HVGPipeline(DiffusionPipeline):
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     # -----------------------------------------------------------------------------------------
-    # 1. Reference photo: CLIP embedding and VAE latent, as SVD computes them
+    # Step 2 of __call__. Reference photo: CLIP embedding and VAE latent, as SVD computes them
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_reference(self, photo: np.ndarray, aug_noise: torch.Tensor, settings: DiffusionSettings) -> Reference:
@@ -69,10 +69,10 @@ class HVGPipeline(DiffusionPipeline):
         image = torch.from_numpy((photo[None].astype(np.float32) / 255.0).transpose(0, 3, 1, 2))
 
         # CLIP: resize to 224 with antialiasing in [-1, 1], back to [0, 1], normalise
-        clip_in = _resize_with_antialiasing(image * 2.0 - 1.0, (224, 224))
+        clip_in = _resize_with_antialiasing(image * 2.0 - 1.0, (224, 224))  # [1, 3, 224, 224]
         clip_in = (clip_in + 1.0) / 2.0
         pixel_values = self.feature_extractor(images=clip_in, do_normalize=True, do_center_crop=False, do_resize=False,
-                                              do_rescale=False, return_tensors="pt").pixel_values
+                                              do_rescale=False, return_tensors="pt").pixel_values  # [1, 3, 224, 224]
         enc_dtype = next(self.image_encoder.parameters()).dtype
         emb = self.image_encoder(pixel_values.to(device=device, dtype=enc_dtype)).image_embeds[:, None]  # [1, 1, D]
 
@@ -88,14 +88,15 @@ class HVGPipeline(DiffusionPipeline):
             raise BadInput("the UNet's added-time embedding does not take (fps, motion bucket, noise aug)",
                            "check unet/config.json (addition_time_embed_dim, projection_class_embeddings_input_dim)")
         time_ids = torch.tensor([ids], dtype=emb.dtype, device=device)  # [1, 3]
-        if cfg:
-            emb = torch.cat([torch.zeros_like(emb), emb])
-            lat = torch.cat([torch.zeros_like(lat), lat])
-            time_ids = torch.cat([time_ids, time_ids])
+        if cfg:  # batch (uncond, cond)
+            emb = torch.cat([torch.zeros_like(emb), emb])  # [2, 1, D]
+            lat = torch.cat([torch.zeros_like(lat), lat])  # [2, 4, h, w]
+            time_ids = torch.cat([time_ids, time_ids])  # [2, 3]
         return Reference(emb, lat, time_ids)
 
     # -----------------------------------------------------------------------------------------
-    # 2. One tile: views × frames along the UNet's frame axis (view-major)
+    # Step 4 of __call__ (sampler.sample calls it per tile). One tile: views × frames along the UNet's
+    # frame axis (view-major)
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict_tile(self, ref: Reference, scaled: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
@@ -119,13 +120,13 @@ class HVGPipeline(DiffusionPipeline):
             pred = self.unet(model_in, t, encoder_hidden_states=ref.embeddings, added_time_ids=ref.time_ids,
                              return_dict=False)[0]  # [B, F, 4, h, w]
         if ref.cfg:
-            uncond, cond_pred = pred.chunk(2)
+            uncond, cond_pred = pred.chunk(2)  # [1, F, 4, h, w] each
             g = guidance.to(pred.device, pred.dtype)[None, :, None, None, None]  # [1, F, 1, 1, 1]
-            pred = uncond + g * (cond_pred - uncond)
-        return pred[0]
+            pred = uncond + g * (cond_pred - uncond)  # [1, F, 4, h, w]
+        return pred[0]  # [F, 4, h, w]
 
     # -----------------------------------------------------------------------------------------
-    # 3. Decoding, chunked along time per view
+    # Step 5 of __call__. Decoding, chunked along time per view
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int, out_uint8: bool = True):
@@ -139,7 +140,8 @@ class HVGPipeline(DiffusionPipeline):
                 img = self.vae.decode(z.to(self.vae.dtype), num_frames=z.shape[0]).sample.float()  # [n, 3, H, W]
                 img = (img * 0.5 + 0.5).clamp(0, 1)
                 if out_uint8:
-                    out[v, s : s + z.shape[0]] = (img.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+                    rgb = img.permute(0, 2, 3, 1).cpu().numpy()  # [n, H, W, 3]
+                    out[v, s : s + z.shape[0]] = (rgb * 255).round().astype(np.uint8)
                 else:
                     out[v, s : s + z.shape[0]] = img.cpu()
         return out
@@ -185,16 +187,18 @@ class HVGPipeline(DiffusionPipeline):
         # 3. Per-frame guidance ramp over time, as SVD
         guidance = torch.linspace(settings.guidance_min, settings.guidance_max, T)  # [T]
 
+        # 4. Denoise the V×T grid stage by stage, tile by tile; a tile's pose-encoder input is built
+        #    when the tile runs (keeping every tile's input would grow with the video's length)
         def cond_fn(tile_views: tuple[int, ...], times: tuple[int, ...]) -> torch.Tensor:
-            iv, it = np.ix_(tile_views, times)
+            iv, it = np.ix_(tile_views, times)  # [v, 1], [1, t]
             n = len(tile_views) * len(times)
+            # every [v, t, ...] selection reshaped to [v*t, ...], view-major
             return conditioning_torch(
                 maps.semantic[iv, it].reshape(n, H, W, 3), maps.normal[iv, it].reshape(n, H, W, 3),
                 maps.depth[iv, it].reshape(n, H, W), maps.mask[iv, it].reshape(n, H, W),
                 grid.K[iv, it].reshape(n, 3, 3), grid.world_to_cam[iv, it].reshape(n, 4, 4), device=device,
             )  # [v*t, 14, H, W], view-major
 
-        # 4. Denoise the V×T grid stage by stage, tile by tile
         latents = sample(self, ref, plan, noise.to(device=device, dtype=dtype), cond_fn, guidance, settings,
                          state_dir=state_dir, fingerprint=fingerprint, callback=callback, progress=progress or SILENT)
         if output_type == "latent":

@@ -91,7 +91,7 @@ def conditioning(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, ma
     disp = np.where(mask & (depth > 1e-6), 1.0 / np.maximum(depth, 1e-6), 0.0).astype(np.float32)  # [N, H, W]
     maps = np.concatenate([sem, nrm, disp[..., None], m[..., None]], axis=-1).transpose(0, 3, 1, 2)  # [N, 8, H, W]
     rays = plucker_rays(K, world_to_cam, W, H)  # [N, 6, H, W]
-    return np.concatenate([maps, rays], axis=1)
+    return np.concatenate([maps, rays], axis=1)  # [N, 14, H, W]
 
 
 def conditioning_torch(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, mask: np.ndarray,
@@ -120,7 +120,7 @@ def conditioning_torch(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarr
     d = d / d.norm(dim=1, keepdim=True)
     mo = torch.cross(o_t[:, :, None].expand_as(d), d, dim=1)  # [N, 3, H*W]
     rays = torch.cat([d, mo], dim=1).reshape(N, 6, H, W)  # [N, 6, H, W]
-    return torch.cat([maps, rays], dim=1)
+    return torch.cat([maps, rays], dim=1)  # [N, 14, H, W]
 
 
 @contextmanager

@@ -128,7 +128,8 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
                     v, n = x.shape[:2]
                     frames = tuple(times[c] for c in tile.cols)
                     g = guidance[list(frames)].repeat(v)  # [v*t], view-major
-                    pred = pipe.predict_tile(ref, x.reshape(v * n, *x.shape[2:]), t, cond_fn(tile.views, frames), g)
+                    x = x.reshape(v * n, *x.shape[2:])  # [v*t, 4, h, w], view-major
+                    pred = pipe.predict_tile(ref, x, t, cond_fn(tile.views, frames), g)  # [v*t, 4, h, w]
                     blend.add(tile, pred.reshape(v, n, *pred.shape[1:]))  # [v, t, 4, h, w]
                     task.advance(1)
                 fused = blend.result()  # [V, n, 4, h, w]
