@@ -166,16 +166,17 @@ def standing_legs(world: np.ndarray, skeleton: Skeleton | None = None) -> np.nda
 # ---------------------------------------------------------------------------------------------
 # the fit
 # ---------------------------------------------------------------------------------------------
-def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, f: float, width: int, height: int,
+def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K: np.ndarray,
                 scale_px: float) -> tuple[np.ndarray, float, float, float]:
     """Least-squares camera centre, pitch and yaw for fixed intrinsics.
 
-    points: [N, 3] world; observed: [N, 2] px; weights: [N] >= 0; scale_px: robust loss scale
+    points: [N, 3] world; observed: [N, 2] px; weights: [N] >= 0; K: [3, 3] px, square pixels;
+    scale_px: robust loss scale
     returns: (centre [3], pitch rad, yaw rad, mean weighted residual px)
     """
     from scipy.optimize import least_squares
 
-    K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
+    f = K[0, 0]
     sel = weights > 1e-3
     P, O, w = points[sel], observed[sel], np.sqrt(weights[sel])
     # initial guess, weak perspective: depth from the vertical extents, centre from the mean offset
@@ -183,8 +184,8 @@ def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, f
     ext2 = max(np.ptp(O[:, 1]), 1.0)
     depth = f * ext3 / ext2
     mean3, mean2 = P.mean(axis=0), O.mean(axis=0)
-    cx = mean3[0] - (mean2[0] - width / 2) * depth / f
-    cy = mean3[1] + (mean2[1] - height / 2) * depth / f
+    cx = mean3[0] - (mean2[0] - K[0, 2]) * depth / f
+    cy = mean3[1] + (mean2[1] - K[1, 2]) * depth / f
     x0 = np.array([cx, cy, mean3[2] + depth, 0.0, 0.0])
     prior = _ANGLE_PRIOR_PX_PER_DEG * 180 / math.pi
 
@@ -249,7 +250,7 @@ def fit_photo(detection, width: int | None = None, height: int | None = None, sk
         rel = rel[0]  # [24, 3] pelvis at the origin
         trans = np.array([0.0, -float(rel[_FOOT_JOINTS, 1].min()), 0.0])  # lowest ankle/foot joint on y = 0
         placed = ik.landmarks_from_pose(pose[None], skeleton)[0] + trans  # [33, 3] world
-        centre, pitch, yaw, lm_err = _fit_camera(placed, lm, fit_vis, f, W, H, scale_px=0.01 * max(body_px, 1.0))
+        centre, pitch, yaw, lm_err = _fit_camera(placed, lm, fit_vis, K, scale_px=0.01 * max(body_px, 1.0))
         w2c = world_to_cam_matrix(camera_rotation(pitch, yaw), centre)
         if it == REFINE_PASSES:
             break
