@@ -228,8 +228,6 @@ def orbit_flags(orbit_deg: float, views: int | None = None, elevation: float = 1
     if orbit_deg == 0:
         return static(views=views or 1, elevation=elevation, radius=radius, fov=fov, width=width, height=height)
     if views is None:
-        views = max(2, int(math.ceil(abs(orbit_deg) / 360.0 * 21)))
-        if abs(abs(orbit_deg) - 360.0) < 1e-9:
-            views = max(views, 3)
+        views = max(2, int(math.ceil(abs(orbit_deg) / 360.0 * 21)))  # a full turn: 21 (a closed orbit needs 3)
     return orbit(views=views, degrees=orbit_deg, elevation=elevation, radius=radius, fov=fov, width=width,
                  height=height)
