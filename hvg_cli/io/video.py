@@ -181,6 +181,13 @@ def read_frames(
     return _FrameReader(probe, idx, prefetch, threads, size)
 
 
+def _last_line(errf) -> str | None:
+    """The last line ffmpeg wrote to its stderr file (its error message), or None if it wrote nothing."""
+    errf.seek(0)
+    lines = errf.read().decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else None
+
+
 def _widen_pipe(f) -> None:
     """Grow a pipe's kernel buffer (Linux, up to 1 MiB) so a frame needs few reads and context switches."""
     try:
@@ -275,11 +282,10 @@ class _FrameReader:
         if item is self._DONE:
             self.close()
             if self._yielded < self.count:
-                self._stderr.seek(0)
-                msg = self._stderr.read().decode(errors="replace").strip().splitlines()
+                msg = _last_line(self._stderr)
                 raise BadInput(
                     f"{self.info.path}: decoding stopped after {self._yielded} of {self.count} frames"
-                    + (f" ({msg[-1]})" if msg else ""),
+                    + (f" ({msg})" if msg else ""),
                     "the file may be truncated; re-encode it or pass --end",
                 )
             raise StopIteration
@@ -456,9 +462,7 @@ def _encode(
             raise failed
         rc = proc.wait()
         if rc != 0:
-            errf.seek(0)
-            lines = errf.read().decode(errors="replace").strip().splitlines()
-            raise OutputError(f"ffmpeg could not write {out}: {lines[-1] if lines else f'exit code {rc}'}")
+            raise OutputError(f"ffmpeg could not write {out}: {_last_line(errf) or f'exit code {rc}'}")
 
 
 def probe_has_audio(path: str | os.PathLike) -> bool:
