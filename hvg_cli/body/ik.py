@@ -27,7 +27,6 @@ from hvg_cli.body.kinematics import (
     axis_angle_to_matrix,
     forward_kinematics,
     matrix_to_axis_angle,
-    pose_joints,
     rotation_between,
     unwrap_axis_angle,
 )
@@ -422,10 +421,9 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
         raise BadInput(f"degenerate landmarks (coincident points) in {len(frames)} frame(s), first {frames[:5].tolist()}",
                        hint="fill or drop frames where the person was not detected before fitting")
     poses = unwrap_axis_angle(matrix_to_axis_angle(local))  # [T, 24, 3]
-    joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3]
+    Gfk, joints = forward_kinematics(axis_angle_to_matrix(poses), off, skeleton.parents)  # [T, 24, 3, 3], [T, 24, 3]
 
     # 6. Fit error: fitted bone direction (FK of the stored poses) against the observed one
-    Gfk, _ = forward_kinematics(axis_angle_to_matrix(poses), off, skeleton.parents)
     pidx = list(par[1:])
     fitted = np.einsum("tjab,jb->tja", Gfk[:, pidx], off[1:])  # [T, 23, 3]
     bone_err = _angle_deg(fitted, X[:, 1:] - X[:, pidx])  # [T, 23]
