@@ -22,7 +22,7 @@ import torch
 
 from hvg_cli.backends.diffusion.plan import SamplingPlan
 from hvg_cli.backends.diffusion.settings import DiffusionSettings
-from hvg_cli.backends.diffusion.tiling import Blender
+from hvg_cli.backends.diffusion.tiling import Blender, tile_index
 
 STATE_FILE = "sampler_state.safetensors"
 
@@ -122,9 +122,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
                 scaled = sched.scale_model_input(latents, t)  # [V, n, 4, h, w]
                 blend = Blender(stage, V, scaled)
                 for tile in stage.tiles:
-                    iv = torch.as_tensor(tile.views, device=scaled.device)[:, None]  # [v, 1]
-                    ic = torch.as_tensor(tile.cols, device=scaled.device)[None, :]  # [1, t]
-                    x = scaled[iv, ic]  # [v, t, 4, h, w]
+                    x = scaled[tile_index(tile, scaled.device)]  # [v, t, 4, h, w]
                     v, n = x.shape[:2]
                     frames = tuple(times[c] for c in tile.cols)
                     g = guidance[list(frames)].repeat(v)  # [v*t], view-major

@@ -30,6 +30,16 @@ def normalised_weights(stage: Stage, views: int) -> list[np.ndarray]:
     return [tile_weights(t) / total[np.ix_(t.views, t.cols)] for t in stage.tiles]
 
 
+def tile_index(tile: Tile, device):
+    """The tile's place in a [V, n, ...] grid: view indices [v, 1] and column indices [1, t], for
+    gathering (`grid[iv, it]` -> [v, t, ...]) and scattering its latents."""
+    import torch
+
+    iv = torch.as_tensor(tile.views, device=device)[:, None]  # [v, 1]
+    it = torch.as_tensor(tile.cols, device=device)[None, :]  # [1, t]
+    return iv, it
+
+
 class Blender:
     """Accumulates tile predictions over a [V, n, C, h, w] grid; `result()` is the fused prediction."""
 
@@ -45,8 +55,7 @@ class Blender:
         """pred: [v, t, C, h, w] the tile's prediction, views × frames."""
         torch = self._torch
         w = torch.as_tensor(tile_weights(tile), dtype=pred.dtype, device=pred.device)  # [v, t]
-        iv = torch.as_tensor(tile.views, device=pred.device)[:, None]  # [v, 1]
-        it = torch.as_tensor(tile.cols, device=pred.device)[None, :]  # [1, t]
+        iv, it = tile_index(tile, pred.device)
         self.acc[iv, it] += w[:, :, None, None, None] * pred
 
     def result(self):
