@@ -55,28 +55,29 @@ def project(verts, K):
     K:       [B, 3, 3] pixels
     returns: [B, N, 2] pixels (u, v)
     """
+    import torch
+
     z = verts[..., 2].clamp_min(1e-9)
     u = K[:, None, 0, 0] * verts[..., 0] / z + K[:, None, 0, 2]
     v = K[:, None, 1, 1] * verts[..., 1] / z + K[:, None, 1, 2]
-    return _stack2(u, v)
+    return torch.stack([u, v], dim=-1)
 
 
-def _stack2(a, b):
-    import torch
-
-    return torch.stack([a, b], dim=-1)
+def _doubled_area(p0, p1, p2):
+    """Signed doubled area of screen triangles (p0, p1, p2), each [..., 2] pixels."""
+    return (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
 
 
 def _barycentric(p0, p1, p2, px, py):
     """Screen-space barycentrics of points (px, py) in triangles (p0, p1, p2); any broadcastable shapes.
 
-    p0..p2: [..., 2] pixels; px, py: [...]; returns (l0, l1, l2, area) with area the signed doubled area.
+    p0..p2: [..., 2] pixels; px, py: [...]; returns (l0, l1, l2).
     """
-    area = (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
+    area = _doubled_area(p0, p1, p2)
     w0 = (p2[..., 0] - p1[..., 0]) * (py - p1[..., 1]) - (p2[..., 1] - p1[..., 1]) * (px - p1[..., 0])
     w1 = (p0[..., 0] - p2[..., 0]) * (py - p2[..., 1]) - (p0[..., 1] - p2[..., 1]) * (px - p2[..., 0])
     w2 = (p1[..., 0] - p0[..., 0]) * (py - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (px - p0[..., 0])
-    return w0 / area, w1 / area, w2 / area, area
+    return w0 / area, w1 / area, w2 / area
 
 
 def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_fragments: int = 40_000_000) -> Fragments:
@@ -110,8 +111,7 @@ def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_
     hi[..., 0].clamp_(-1, width - 1)
     hi[..., 1].clamp_(-1, height - 1)
     size = (hi - lo + 1).clamp_min(0)  # [B, F, 2] pixels
-    p0, p1, p2 = tri_uv[:, :, 0], tri_uv[:, :, 1], tri_uv[:, :, 2]
-    area = (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p1[..., 1] - p0[..., 1]) * (p2[..., 0] - p0[..., 0])
+    area = _doubled_area(tri_uv[:, :, 0], tri_uv[:, :, 1], tri_uv[:, :, 2])  # [B, F]
     valid = (tri_z.amin(dim=2) > near) & (size[..., 0] > 0) & (size[..., 1] > 0) & (area.abs() > 1e-12)
     b_idx, f_idx = torch.nonzero(valid, as_tuple=True)  # [M] each
     # Per face, barycentrics and 1/z are affine in the pixel: l_i = a_i dx + b_i dy + c_i with (dx, dy)
@@ -176,7 +176,7 @@ def _fragments_from_faces(face, tri_uv, tri_z) -> Fragments:
     b, y, x = torch.nonzero(face >= 0, as_tuple=True)
     f = face[b, y, x]
     t = tri_uv[b, f]  # [n, 3, 2]
-    l0, l1, l2, _ = _barycentric(t[:, 0], t[:, 1], t[:, 2], x.to(tri_uv.dtype) + 0.5, y.to(tri_uv.dtype) + 0.5)
+    l0, l1, l2 = _barycentric(t[:, 0], t[:, 1], t[:, 2], x.to(tri_uv.dtype) + 0.5, y.to(tri_uv.dtype) + 0.5)
     z = tri_z[b, f]  # [n, 3]
     q = torch.stack([l0 / z[:, 0], l1 / z[:, 1], l2 / z[:, 2]], dim=-1)  # [n, 3]
     zinv = q.sum(-1)
