@@ -82,11 +82,11 @@ def dry_run(views: int, frames: int, width: int, height: int, settings: Diffusio
     if weights_dir is not None and (Path(weights_dir) / "vae" / "config.json").exists():
         vcfg = json.loads((Path(weights_dir) / "vae" / "config.json").read_text())
         factor = 2 ** (len(vcfg["block_out_channels"]) - 1)
-    plan = make_plan(views, frames, height // factor, width // factor, settings, closed=closed)
+    h, w = height // factor, width // factor  # latent size
+    plan = make_plan(views, frames, h, w, settings, closed=closed)
     dtype_bytes = 4 if settings.dtype == "fp32" else 2
     out = plan.summary()
-    out["memory_estimate"] = memory_estimate(plan, Path(weights_dir) if weights_dir else None, dtype_bytes)
+    out["memory_estimate"] = memory_estimate(plan, weights_dir, dtype_bytes)
     other = settings.with_(mode="onepass" if settings.mode == "progressive" else "progressive")
-    out["compare"] = {other.mode: make_plan(views, frames, height // factor, width // factor, other,
-                                            closed=closed).tile_evaluations}
+    out["compare"] = {other.mode: make_plan(views, frames, h, w, other, closed=closed).tile_evaluations}
     return out

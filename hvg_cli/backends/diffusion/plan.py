@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ def safetensors_params(path: Path) -> int:
     return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 
-def _weights_facts(weights_dir: Path | None) -> dict:
+def _weights_facts(weights_dir: str | os.PathLike | None) -> dict:
     if weights_dir is None or not (Path(weights_dir) / "unet" / "config.json").exists():
         return _SVD_XT
     wd = Path(weights_dir)
@@ -186,7 +187,7 @@ def _weights_facts(weights_dir: Path | None) -> dict:
     return {"block_out_channels": cfg["block_out_channels"], "params": params}
 
 
-def memory_estimate(plan: SamplingPlan, weights_dir: Path | None = None, dtype_bytes: int = 2) -> dict:
+def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2) -> dict:
     """Rough peak memory of one tile evaluation, in bytes (an estimate, not a measurement).
 
     weights: every component resident at `dtype_bytes` per parameter;
