@@ -24,7 +24,7 @@ import numpy as np
 from hvg_cli.cameras.generators import intrinsics, vertical_fov
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import CameraPath
-from hvg_cli.io.atomic import atomic_file
+from hvg_cli.core.atomic import atomic_file
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV <-> OpenGL camera axes (its own inverse)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hvg_cli.core.types import CameraPath
-from hvg_cli.io.atomic import atomic_file
+from hvg_cli.core.atomic import atomic_file
 
 PANEL = 520  # pixels per panel side
 MARGIN = 46

@@ -42,7 +42,7 @@ from hvg_cli.core.cache import file_hash
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.mocap import MocapArrays, fps_from_float
 from hvg_cli.core.types import NUM_JOINTS
-from hvg_cli.io.atomic import atomic_file
+from hvg_cli.core.atomic import atomic_file
 
 _RESERVED = {
     "fps_num", "fps_den", "rest_joints", "up", "joints", "fit_error_deg", "source_hash", "name",

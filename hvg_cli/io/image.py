@@ -1,14 +1,13 @@
-"""Reading and writing still images (Pillow)."""
+"""Reading still images (Pillow)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.errors import BadInput, OutputError
+from hvg_cli.core.errors import BadInput
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -39,31 +38,3 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise BadInput(f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file") from None
     return np.ascontiguousarray(rgb)  # [H, W, 3] uint8
-
-
-def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write [H, W, 3|4] uint8 to an image file (format from the suffix), atomically."""
-    from PIL import Image
-
-    out = Path(path)
-    a = np.asarray(image)
-    if a.dtype != np.uint8 or a.ndim not in (2, 3):
-        raise ValueError(f"image must be [H, W(, C)] uint8, got {a.dtype} {a.shape}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.tmp-", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-    except OSError as e:
-        raise OutputError(f"cannot write into {out.parent}: {e.strerror}", "choose another output path") from None
-    try:
-        img = Image.fromarray(a)
-        if out.suffix.lower() in (".jpg", ".jpeg") and img.mode == "RGBA":
-            img = img.convert("RGB")
-        img.save(tmp, quality=95) if out.suffix.lower() in (".jpg", ".jpeg") else img.save(tmp)
-        os.replace(tmp, out)
-    except (OSError, ValueError, KeyError) as e:
-        raise OutputError(f"cannot write {out}: {e}", "use .png or .jpg") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
