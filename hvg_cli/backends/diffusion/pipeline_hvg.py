@@ -178,7 +178,7 @@ class HVGPipeline(DiffusionPipeline):
         # 1. Noise, all drawn up front from the seed on the CPU, in SVD's order: augmentation, latents
         gen = torch.Generator("cpu").manual_seed(settings.seed)
         aug_noise = torch.randn((1, 3, H, W), generator=gen, dtype=torch.float32)  # [1, 3, H, W]
-        noise = torch.randn((V, T, 4, H // self.vae_scale_factor, W // self.vae_scale_factor), generator=gen,
+        noise = torch.randn((V, T, 4, plan.latent_height, plan.latent_width), generator=gen,
                             dtype=torch.float32)  # [V, T, 4, h, w]
 
         # 2. Reference photo
