@@ -72,7 +72,8 @@ def tiny_pipe():
 
 
 def svd_frames(photo: np.ndarray, frames: int) -> "torch.Tensor":
-    """diffusers' own StableVideoDiffusionPipeline on the same tiny components: [1, T, 3, H, W] in [0, 1]."""
+    """diffusers' own StableVideoDiffusionPipeline on the same tiny components and FAST settings: [1, T, 3, H, W]
+    in [0, 1]."""
     import PIL.Image
     from diffusers import StableVideoDiffusionPipeline
 
@@ -82,9 +83,9 @@ def svd_frames(photo: np.ndarray, frames: int) -> "torch.Tensor":
     comps.pop("pose_encoder")
     svd = StableVideoDiffusionPipeline(**comps)
     svd.set_progress_bar_config(disable=True)
-    return svd(PIL.Image.fromarray(photo), height=H, width=W, num_frames=frames, num_inference_steps=2,
-               min_guidance_scale=1.0, max_guidance_scale=2.5, generator=torch.Generator("cpu").manual_seed(0),
-               output_type="pt").frames
+    return svd(PIL.Image.fromarray(photo), height=H, width=W, num_frames=frames, num_inference_steps=FAST["steps"],
+               min_guidance_scale=FAST["guidance_min"], max_guidance_scale=FAST["guidance_max"],
+               generator=torch.Generator("cpu").manual_seed(0), output_type="pt").frames
 
 
 # ---------------------------------------------------------------------------------------------
