@@ -27,25 +27,23 @@ ends of a non-looping motion), so turns beyond 180 degrees (turn-around: 0 -> 36
 from __future__ import annotations
 
 import hashlib
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from hvg_cli.core.errors import BadInput
+from hvg_cli.core.settings import presets_root
 from hvg_cli.core.types import SMPL_JOINT_NAMES, Motion
 
-ENV_VAR = "HVG_PRESETS_DIR"
 _TOP_KEYS = {"name", "description", "fps", "duration", "loop", "interpolation", "rotations", "base", "keys"}
 _REQUIRED = _TOP_KEYS - {"base"}
 _KEY_KEYS = {"t", "pose", "root"}
 
 
 def presets_dir() -> Path:
-    """$HVG_PRESETS_DIR, else the repository's presets/ folder."""
-    env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "presets"
+    """The presets folder (`core.settings.presets_root()`: $HVG_PRESETS_DIR, the checkout's, or the installed one)."""
+    return presets_root()
 
 
 def _motions_dir() -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 from hvg_cli.cameras import generators as gen
 from hvg_cli.core.errors import BadInput
+from hvg_cli.core.settings import presets_root
 from hvg_cli.core.types import CameraPath
 
 # Argument kinds of every generator: "int", "float", "bool", "vec3" (three numbers), "floats" (a list of
@@ -49,10 +50,8 @@ class CameraPreset:
 
 
 def presets_dir() -> Path:
-    """The folder of camera presets: $HVG_PRESETS_DIR/cameras, else <repo>/presets/cameras."""
-    root = os.environ.get("HVG_PRESETS_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "presets"
-    return base / "cameras"
+    """The folder of camera presets: `cameras/` of `core.settings.presets_root()`."""
+    return presets_root() / "cameras"
 
 
 def list_camera_presets() -> list[CameraPreset]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,21 @@ class SubjectSettings:
     fov_deg: float = 50.0
     fit_radii: bool = True
     body_model: str | None = None
+
+
+PRESETS_ENV = "HVG_PRESETS_DIR"
+
+
+def presets_root() -> Path:
+    """The folder holding hvg's presets (`motions/`, `cameras/`).
+
+    $HVG_PRESETS_DIR if set; else `presets/` of the source checkout the package runs from; else
+    `<prefix>/share/hvg/presets`, where a non-editable install puts them (pyproject's data-files).
+    """
+    env = os.environ.get(PRESETS_ENV)
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[2] / "presets"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "hvg" / "presets"
