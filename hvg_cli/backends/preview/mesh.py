@@ -156,9 +156,9 @@ def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray |
         return x
     mean = float(values[known].mean()) if known.any() else float(default or 0.0)
     deg = np.asarray(A.sum(axis=1)).ravel()
-    L = sparse.diags(deg) - A
-    Luu = L[unk][:, unk] + sparse.identity(len(unk)) * reg
-    rhs = -(L[unk][:, np.nonzero(known)[0]] @ x[known]) + np.broadcast_to(source, (n,))[unk] + reg * mean
+    Lu = (sparse.diags(deg) - A)[unk]  # [u, n] Laplacian rows of the unknown vertices
+    Luu = Lu[:, unk] + sparse.identity(len(unk)) * reg
+    rhs = -(Lu[:, np.nonzero(known)[0]] @ x[known]) + np.broadcast_to(source, (n,))[unk] + reg * mean
     x[unk] = spsolve(Luu.tocsc(), rhs)
     return x
 
@@ -268,10 +268,10 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
 
+    rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3] camera, z = 1
+
     def unproject(z):
-        rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3]
-        pc = rays * z[:, None]
-        return pc @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+        return (rays * z[:, None]) @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
 
     verts = np.concatenate([unproject(z_front), unproject(z_back)], 0)
     # back sheet: reversed winding; outline strip: quads (a, b) front -> (b, a) back
