@@ -14,7 +14,6 @@ to an uninterrupted run.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,7 @@ import torch
 from hvg_cli.backends.diffusion.plan import SamplingPlan
 from hvg_cli.backends.diffusion.settings import DiffusionSettings
 from hvg_cli.backends.diffusion.tiling import Blender, tile_index
+from hvg_cli.core.atomic import atomic_file
 
 STATE_FILE = "sampler_state.safetensors"
 
@@ -32,8 +32,8 @@ STATE_FILE = "sampler_state.safetensors"
 # ---------------------------------------------------------------------------------------------
 def save_state(state_dir: Path, fingerprint: str, stage: int, step: int, latents: torch.Tensor | None,
                anchors: torch.Tensor | None) -> None:
-    """Write the sampler state atomically (temp file in the same folder, then os.replace)."""
-    from safetensors.torch import save_file
+    """Write the sampler state atomically (core.atomic: temp file in the same folder, then rename)."""
+    from safetensors.torch import save
 
     tensors = {}
     if latents is not None:
@@ -42,10 +42,8 @@ def save_state(state_dir: Path, fingerprint: str, stage: int, step: int, latents
         tensors["anchors"] = anchors.detach().cpu().contiguous()
     if not tensors:
         tensors["empty"] = torch.zeros(1)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-    save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint, "stage": str(stage), "step": str(step)})
-    os.replace(tmp, state_dir / STATE_FILE)
+    with atomic_file(state_dir / STATE_FILE) as f:
+        f.write(save(tensors, metadata={"fingerprint": fingerprint, "stage": str(stage), "step": str(step)}))
 
 
 def load_state(state_dir: Path, fingerprint: str) -> dict | None:
