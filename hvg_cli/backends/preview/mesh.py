@@ -364,16 +364,15 @@ def _fill_labels(lat: LatticeMesh, labels: np.ndarray, covered: np.ndarray) -> n
     r, cidx = lat.grid_index[:, 0], lat.grid_index[:, 1]
     grid = np.full((r.max() + 1, cidx.max() + 1), -1, np.int64)
     grid[r[covered], cidx[covered]] = labels[covered]
-    # look only at the box around the mesh's uncovered points (plus a margin) to keep this cheap
-    best = np.full(len(labels), np.inf)
+    unc = np.nonzero(~covered)[0]  # [U] vertices to label
+    ur, uc = r[unc], cidx[unc]  # [U] their lattice cells
+    best = np.full(len(unc), np.inf)
     out = labels.copy()
-    unc = ~covered
     for p in np.unique(labels[covered]):
         region = grid == p
         size = np.sqrt(region.sum() / np.pi) + 1.0
-        d = ndimage.distance_transform_edt(~region)[r[unc], cidx[unc]] / size
-        take = d < best[unc]
-        idx = np.nonzero(unc)[0][take]
-        best[idx] = d[take]
-        out[idx] = p
+        d = ndimage.distance_transform_edt(~region)[ur, uc] / size  # [U]
+        take = d < best
+        best[take] = d[take]
+        out[unc[take]] = p
     return out
