@@ -297,17 +297,14 @@ def _check_component(d: Path, comp: str) -> int:
 def pick_device(name: str = "auto") -> str:
     import torch
 
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name != "auto":
         if name.startswith("cuda") and not torch.cuda.is_available():
             raise MissingDependency(f"--device {name} asked for but CUDA is not available", "use --device cpu or auto")
-        if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        if name == "mps" and not mps:
             raise MissingDependency("--device mps asked for but MPS is not available", "use --device cpu or auto")
         return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
 
 
 def pick_dtype(name: str, device: str):
