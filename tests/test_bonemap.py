@@ -13,9 +13,12 @@ from hvg_cli.body.skeleton import DEFAULT_PELVIS_HEIGHT, JOINT_INDEX, default_sk
 from hvg_cli.bonemap.parts import NUM_PARTS, PALETTE, PART_INDEX, PARTS, default_radii, part_ellipsoids
 from hvg_cli.bonemap.raster import rasterise, rasterise_reference
 from hvg_cli.bonemap.render import grid_images, render_bonemaps, to_images
+from hvg_cli.cameras.generators import intrinsics as fov_intrinsics
+from hvg_cli.cameras.generators import look_at
 from hvg_cli.core.types import CameraGrid, Skeleton
 
 F64 = torch.float64
+BODY_CENTRE = (0.0, 0.9, 0.0)  # what the job cameras look at, metres
 
 
 # ---------------------------------------------------------------------------------------------
@@ -23,19 +26,6 @@ F64 = torch.float64
 # ---------------------------------------------------------------------------------------------
 def intrinsics(width: int, height: int, f: float) -> np.ndarray:
     return np.array([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
-
-
-def look_at(position, target=(0.0, 0.9, 0.0)) -> np.ndarray:
-    """OpenCV world_to_cam [4, 4] of an upright camera at position looking at target."""
-    pos, tgt = np.asarray(position, float), np.asarray(target, float)
-    z = (tgt - pos) / np.linalg.norm(tgt - pos)
-    x = np.cross([0.0, -1.0, 0.0], z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    M = np.eye(4)
-    M[:3, :3] = np.stack([x, y, z])
-    M[:3, 3] = -M[:3, :3] @ pos
-    return M
 
 
 def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -53,7 +43,7 @@ def random_scene(seed: int, N: int = 3, P: int = 9, W: int = 64, H: int = 48):
     axes = random_rotations(rng, N * P).reshape(N, P, 3, 3)
     semi = rng.uniform(0.08, 0.45, (N, P, 3))
     K = np.stack([intrinsics(W, H, rng.uniform(45, 80)) for _ in range(N)])
-    w2c = np.stack([look_at(_orbit(rng), (0.0, 0.0, 0.0)) for _ in range(N)])
+    w2c = look_at(np.stack([_orbit(rng) for _ in range(N)]), np.zeros(3))  # [N, 4, 4]
     return centers, axes, semi, K, w2c, W, H
 
 
@@ -307,9 +297,8 @@ def test_default_radii_scale_with_the_skeleton():
 # Rendering a job
 # ---------------------------------------------------------------------------------------------
 def _grid(positions, T: int, W: int = 64, H: int = 48, fov: float = 45.0) -> CameraGrid:
-    f = 0.5 * H / math.tan(math.radians(fov) / 2)
-    K = np.broadcast_to(intrinsics(W, H, f), (len(positions), T, 3, 3)).copy()
-    M = np.stack([np.broadcast_to(look_at(p), (T, 4, 4)) for p in positions])
+    K = np.broadcast_to(fov_intrinsics(fov, W, H), (len(positions), T, 3, 3)).copy()
+    M = np.repeat(look_at(np.asarray(positions, float), BODY_CENTRE)[:, None], T, axis=1)  # [V, T, 4, 4]
     return CameraGrid(K=K, world_to_cam=M, width=W, height=H, mode="views")
 
 
