@@ -100,14 +100,14 @@ def background_rays_to_photo(K_out, world_to_cam_out, K_photo, world_to_cam_phot
     K_out = torch.as_tensor(np.asarray(K_out), dtype=torch.float64)
     Rout = torch.as_tensor(np.asarray(world_to_cam_out), dtype=torch.float64)[:, :3, :3]
     Rph = torch.as_tensor(np.asarray(world_to_cam_photo), dtype=torch.float64)[:3, :3]
-    Kp = torch.as_tensor(np.asarray(K_photo), dtype=torch.float64)
     B = K_out.shape[0]
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
     pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3)  # [H*W, 3]
     # output pixel -> output camera ray -> world -> photo camera (rotation only: a background far away)
     M = (Rph[None] @ Rout.transpose(1, 2) @ torch.linalg.inv(K_out)).to(torch.float32)  # [B, 3, 3]
     d = pix @ M.transpose(1, 2)  # [B, H*W, 3]
-    fx, fy, cx, cy = (float(Kp[0, 0]), float(Kp[1, 1]), float(Kp[0, 2]), float(Kp[1, 2]))
+    Kp = np.asarray(K_photo, dtype=np.float64)
+    fx, fy, cx, cy = float(Kp[0, 0]), float(Kp[1, 1]), float(Kp[0, 2]), float(Kp[1, 2])
     phi = torch.atan2(d[..., 0], d[..., 2])  # horizontal angle from the photo's axis
     horiz = torch.sqrt(d[..., 0] ** 2 + d[..., 2] ** 2).clamp_min(1e-9)
     slope = d[..., 1] / horiz  # vertical slope
