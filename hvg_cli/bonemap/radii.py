@@ -112,6 +112,20 @@ def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarra
         if part.child is None or part.name in SKIPPED:
             continue
         a, b = joints[0, part.joint], joints[0, part.child]
+
+        def model_edge(x: int, y: int, pi: int = pi) -> int:
+            if not (0 <= x < w and 0 <= y < h):
+                return 2
+            lab = label[y, x]
+            return 0 if lab == pi else (1 if lab == -1 else 2)
+
+        def mask_edge(x: int, y: int, pi: int = pi) -> int:
+            if not (0 <= x < w and 0 <= y < h):
+                return 2  # the person runs off the image: no edge seen
+            if not person[y, x]:
+                return 1
+            return 0 if owner[y, x] == pi else 2  # another part's pixels (or nearer to another part)
+
         vals = []
         for s in SAMPLES_ALONG:
             p3 = a + s * (b - a)
@@ -124,20 +138,6 @@ def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarra
             x0, y0 = int(np.floor(u0[0])), int(np.floor(u0[1]))
             if not (0 <= x0 < w and 0 <= y0 < h) or label[y0, x0] != pi or not person[y0, x0]:
                 continue
-
-            def model_edge(x: int, y: int) -> int:
-                if not (0 <= x < w and 0 <= y < h):
-                    return 2
-                lab = label[y, x]
-                return 0 if lab == pi else (1 if lab == -1 else 2)
-
-            def mask_edge(x: int, y: int) -> int:
-                if not (0 <= x < w and 0 <= y < h):
-                    return 2  # the person runs off the image: no edge seen
-                if not person[y, x]:
-                    return 1
-                return 0 if owner[y, x] == pi else 2  # another part's pixels (or nearer to another part)
-
             for sign in (1.0, -1.0):
                 dm, cm = _walk(u0, sign * n, model_edge, 0.5 * max(w, h))
                 if cm != 1:
