@@ -175,9 +175,8 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
 
     cam = subject.camera
     W, H = width or cam.width, height or cam.height
-    scale = np.array([W / cam.width, H / cam.height])
-    K = cam.K.copy()
-    K[:2] *= scale[:, None]
+    scale = np.array([W / cam.width, H / cam.height])  # photo pixels -> render pixels
+    K = cam.resized(W, H).K
     c, a, s = posed_ellipsoids(subject.photo_pose[None], np.asarray(subject.photo_trans)[None], subject.skeleton,
                                subject.radii)  # [1, P, ...]
     out = {}

@@ -50,7 +50,7 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     lat = M.lattice_mesh(mask, spacing)
     maps = M.body_maps_at_photo(subject, W, H)
     cam = subject.camera
-    photo_cam = _scaled_camera(cam, W, H)  # the photo camera at the mask's resolution
+    photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
     if pelvis_z <= 0:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
@@ -66,13 +66,6 @@ def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
     inpainted = push_pull_fill(img, known) if known.any() else texture
     texture = np.concatenate([texture, inpainted], axis=1)  # [H, 2W, 3]
     return PreviewModel(mesh=skinned, texture=texture, background=remove_person(subject.image, mask), spacing=spacing)
-
-
-def _scaled_camera(cam, W, H):
-    from hvg_cli.core.types import Camera
-
-    K = cam.K * np.array([W / cam.width, H / cam.height, 1.0])[:, None]
-    return Camera(K=K, world_to_cam=cam.world_to_cam, width=W, height=H)
 
 
 def _background_value(background):
@@ -154,7 +147,7 @@ def _render(model, subject, poses, trans, grid, bg, progress):
     V, T = grid.shape
     W, H = grid.width, grid.height
     out = np.empty((V, T, H, W, 4), np.uint8)
-    K_photo = _scaled_camera(subject.camera, *model.background.shape[1::-1]).K  # at the background's size
+    K_photo = subject.camera.resized(*model.background.shape[1::-1]).K  # at the background's size
     bg_cache: dict[bytes, np.ndarray] = {}
     with progress.task("preview render", total=V * T) as task:
         for v in range(V):
