@@ -319,15 +319,12 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
         _save_track(track, folder / "track.npz")
         made["track"] = track
 
-    entry, cached = cache.get_or_compute(key, produce)
-    if not cache.enabled:  # the no-cache temporary folder is ours to remove
-
-        shutil.rmtree(entry, ignore_errors=True)
-    if cached:
+    with cache.entry(key, produce) as (entry, cached):
+        if not cached:
+            return made["track"]
         track = _load_track(entry / "track.npz")
-        progress.note(f"pose: cached landmarks ({track.image.shape[0]} frames, {key.short})")
-        return track
-    return made["track"]
+    progress.note(f"pose: cached landmarks ({track.image.shape[0]} frames, {key.short})")
+    return track
 
 
 def _save_track(track: PoseTrack, path: Path) -> None:
@@ -408,12 +405,9 @@ def _motion_from_video(video: Path, settings: PoseSettings, cache: StageCache, p
         track = pose_track(video, settings, cache, progress)
         save_motion_npz(fit_track(track, video, settings), folder / "motion.npz")
 
-    entry, cached = cache.get_or_compute(key, produce)
-    # both the fresh and the cached path return what the entry holds: identical outputs
-    motion = _with_audio(load_motion_npz(entry / "motion.npz"), video)
-    if not cache.enabled:  # the no-cache temporary folder is ours to remove
-
-        shutil.rmtree(entry, ignore_errors=True)
+    with cache.entry(key, produce) as (entry, cached):
+        # both the fresh and the cached path return what the entry holds: identical outputs
+        motion = _with_audio(load_motion_npz(entry / "motion.npz"), video)
     return motion, cached
 
 
@@ -675,8 +669,8 @@ def subject_stage(photo: Path, settings: SubjectSettings, cache: StageCache, pro
         subject, report = compute_subject(image, str(photo), file_hash(photo), settings, progress)
         _save_subject(subject, folder, report)
 
-    folder, _ = cache.get_or_compute(key, produce)
-    return _load_subject(folder)
+    with cache.entry(key, produce) as (folder, _):
+        return _load_subject(folder)
 
 
 def align_job(subject: Subject, poses: np.ndarray, trans: np.ndarray, skeleton, grid: CameraGrid,
@@ -857,12 +851,12 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
                       mask=maps.mask, label=maps.label, K=job.grid.K, world_to_cam=job.grid.world_to_cam,
                       fps=np.array([m.fps.numerator, m.fps.denominator]))
 
-    entry, cached = cache.get_or_compute(key, produce)
-    if cached:
-        progress.note(f"bonemap: cached ({key.short})")
-    _copy_out(entry / ("bones" + Path(out).suffix), Path(out))
-    if export is not None:
-        _copy_out(entry / "maps.npz", Path(export))
+    with cache.entry(key, produce) as (entry, cached):
+        if cached:
+            progress.note(f"bonemap: cached ({key.short})")
+        _copy_out(entry / ("bones" + Path(out).suffix), Path(out))
+        if export is not None:
+            _copy_out(entry / "maps.npz", Path(export))
     return BonemapResult(out=Path(out), export=export, views=V, frames=T, fps=job.motion.fps, cached=cached,
                          seconds=time.perf_counter() - t0)
 
@@ -985,7 +979,8 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
         if backend == "preview":
             from hvg_cli.backends.preview.render import render_preview
 
-            frames = render_preview(job.subject, motion.poses, motion.trans, job.grid, background, progress)
+            model = preview_model_stage(job.subject, cache, progress)
+            frames = render_preview(job.subject, motion.poses, motion.trans, job.grid, background, progress, model=model)
             if background != "transparent":
                 frames = frames[..., :3]
         else:
@@ -1000,16 +995,38 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
                         audio_duration=T / float(motion.fps))
         stages["write"] = time.perf_counter() - t
 
-    entry, cached = cache.get_or_compute(key, produce)
-    if cached:
-        progress.note(f"render: cached ({key.short}), copying the finished video")
-    t = time.perf_counter()
-    outputs = output_paths(Path(out), V, settings.per_view)
-    for name, dst in zip(names, outputs):
-        _copy_out(entry / name, dst)
+    with cache.entry(key, produce) as (entry, cached):
+        if cached:
+            progress.note(f"render: cached ({key.short}), copying the finished video")
+        t = time.perf_counter()
+        outputs = output_paths(Path(out), V, settings.per_view)
+        for name, dst in zip(names, outputs):
+            _copy_out(entry / name, dst)
     stages["copy"] = time.perf_counter() - t
     return AnimateResult(outputs=tuple(outputs), views=V, frames=T, fps=motion.fps, backend=backend, cached=cached,
                          seconds=time.perf_counter() - t0, stage_seconds=stages)
+
+
+PREVIEW_MODEL_VERSION = 1
+
+
+def preview_model_stage(subject: Subject, cache: StageCache, progress: Reporter = SILENT):
+    """The preview backend's model of the subject (photo mesh, skinning, texture, background), cached:
+    a job that changes only the motion or the camera skips its 5-10 s build."""
+    from hvg_cli.backends.preview.render import build_preview_model, load_preview_model, save_preview_model
+
+    sk = subject.skeleton
+    key = cache.key("preview_model", PREVIEW_MODEL_VERSION, subject.source_hash,
+                    array_hash(subject.mask, sk.rest_joints, subject.photo_pose, subject.photo_trans, subject.radii,
+                               subject.camera.K, subject.camera.world_to_cam, subject.landmarks))
+    def produce(folder: Path) -> None:
+        save_preview_model(build_preview_model(subject), folder / "model.npz")
+
+    with cache.entry(key, produce) as (entry, cached):
+        if cached:
+            progress.note(f"preview: cached photo mesh ({key.short})")
+        # both paths read the entry, so a cached run renders exactly what a fresh one does
+        return load_preview_model(entry / "model.npz")
 
 
 def _weights_key(weights_dir: Path | None) -> str | None:

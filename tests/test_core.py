@@ -74,6 +74,18 @@ def test_cache_failed_stage_leaves_nothing(tmp_path: Path) -> None:
     assert cache.clear() == 0
 
 
+def test_disabled_cache_entry_leaves_no_folder(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path / "never", enabled=False)
+    key = StageCache.key("demo", 1, "z")
+    seen = []
+    for _ in range(2):  # computed afresh every time, readable inside the block, removed after it
+        with cache.entry(key, lambda folder: (folder / "out.txt").write_text("x")) as (folder, cached):
+            assert not cached and (folder / "out.txt").read_text() == "x"
+            seen.append(folder)
+    assert not any(f.exists() for f in seen)
+    assert not (tmp_path / "never").exists()
+
+
 def test_axis_angle_round_trip() -> None:
     rng = np.random.default_rng(0)
     aa = rng.normal(size=(500, 3))

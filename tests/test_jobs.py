@@ -123,7 +123,7 @@ def test_animate_cache_reuse_and_camera_change(data_dir: Path, session_cache: Pa
     assert not other.cached
     # only the render stage gained an entry: subject and motion were re-used
     assert after["render"]["entries"] == before["render"]["entries"] + 1
-    for stage in ("subject", "motion_video", "pose_track"):
+    for stage in ("subject", "motion_video", "pose_track", "preview_model"):
         assert after[stage]["entries"] == before[stage]["entries"], stage
     # the driving video's audio follows the output's timeline
     assert probe_video(tmp_path / "a.mp4").has_audio

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class StageCache:
         """Return (entry folder, was_cached). `produce(folder)` writes the entry's files.
 
         If `produce` raises, nothing is left behind. With the cache disabled, the entry is
-        produced into a fresh temporary folder that the caller may read (and that the OS cleans).
+        produced into a fresh temporary folder that the caller must remove (`entry` does it).
         """
         hit = self.lookup(key)
         if hit is not None:
@@ -153,6 +154,17 @@ class StageCache:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextmanager
+    def entry(self, key: StageKey, produce: Callable[[Path], None]) -> Iterator[tuple[Path, bool]]:
+        """`get_or_compute` for reading: yields (entry folder, was_cached) and, with the cache disabled,
+        removes the temporary folder once the caller has read it."""
+        folder, cached = self.get_or_compute(key, produce)
+        try:
+            yield folder, cached
+        finally:
+            if not self.enabled:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def scratch(self, key: StageKey) -> Path:
         """A persistent folder for a stage's partial state (e.g. a resumable sampler), keyed like an entry."""

@@ -32,8 +32,32 @@ class PreviewModel:
     spacing: float  # lattice spacing in photo pixels
 
 
+def save_preview_model(model: PreviewModel, path) -> None:
+    """Write a preview model as one uncompressed .npz of its arrays (no pickle)."""
+    from dataclasses import fields
+
+    arrays = {f"mesh_{f.name}": getattr(model.mesh, f.name) for f in fields(model.mesh)}
+    np.savez(path, texture=model.texture, background=model.background, spacing=np.array(model.spacing), **arrays)
+
+
+def load_preview_model(path) -> PreviewModel:
+    """Read what `save_preview_model` wrote."""
+    from dataclasses import fields
+
+    from .skin import SkinnedMesh
+
+    with np.load(path, allow_pickle=False) as z:
+        mesh = SkinnedMesh(**{f.name: z[f"mesh_{f.name}"] for f in fields(SkinnedMesh)})
+        return PreviewModel(mesh=mesh, texture=z["texture"], background=z["background"], spacing=float(z["spacing"]))
+
+
 def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
-    """Mesh, lift, skin and texture the person of `subject` (a core Subject)."""
+    """Mesh, lift, skin and texture the person of `subject` (a core Subject); torch on one thread."""
+    with _single_thread():
+        return _build_preview_model(subject, target_vertices)
+
+
+def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from scipy import ndimage
 
     from . import mesh as M
