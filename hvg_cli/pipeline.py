@@ -729,7 +729,7 @@ def diffusion_dry_run(views: int, frames: int, width: int, height: int, settings
 # copies them, and a run that changes only the camera re-uses the subject and the motion.
 
 BONEMAP_VIDEO_VERSION = 1
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -1007,7 +1007,7 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
                          seconds=time.perf_counter() - t0, stage_seconds=stages)
 
 
-PREVIEW_MODEL_VERSION = 1
+PREVIEW_MODEL_VERSION = 2  # 2: the back sheet shows hair, not a second face
 
 
 def preview_model_stage(subject: Subject, cache: StageCache, progress: Reporter = SILENT):

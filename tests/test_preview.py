@@ -443,3 +443,39 @@ def test_hand_parts_keep_only_pixels_near_the_hand_landmarks():
     assert out[45, 45] == PART_INDEX["pelvis"]  # far from the hand: what lies behind
     vis[[15, 17, 19, 21]] = 0.1  # a hand MediaPipe did not see gives everything up
     assert not (trim_hands(near, far, lm, vis) == PART_INDEX["left_fingers"]).any()
+
+
+def test_back_of_head_shows_hair_not_a_second_face() -> None:
+    """The back panel covers the face ellipse with the hair's colour and leaves the rest of the person alone."""
+    from hvg_cli.backends.preview.render import back_of_head
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H, W = 200, 160
+    tex = np.zeros((H, W, 3), np.float32)
+    tex[:] = (0.2, 0.4, 0.9)  # clothes
+    label = np.full((H, W), -1)
+    label[20:100, 50:110] = PART_INDEX["head"]
+    tex[20:100, 50:110] = (0.3, 0.2, 0.1)  # hair
+    tex[45:90, 62:98] = (0.95, 0.8, 0.7)  # skin of the face
+    mask = np.zeros((H, W), np.float32)
+    mask[20:190, 40:120] = 1.0
+    lm = np.zeros((33, 2))
+    lm[0] = (80, 68)  # nose
+    lm[2], lm[5] = (90, 58), (70, 58)  # eyes
+    lm[7], lm[8] = (100, 62), (60, 62)  # ears
+    lm[9], lm[10] = (86, 78), (74, 78)  # mouth
+    lm[[1, 3, 4, 6]] = lm[[2, 2, 5, 5]]
+    vis = np.ones(33)
+    out = back_of_head(tex, lm, vis, label, mask)
+    np.testing.assert_allclose(out[68, 80], (0.3, 0.2, 0.1), atol=0.05)  # face centre -> hair
+    np.testing.assert_array_equal(out[150:, :], tex[150:, :])  # the body below is untouched
+    np.testing.assert_array_equal(back_of_head(tex, lm, np.zeros(33), label, mask), tex)  # face not seen: unchanged
+
+
+def test_back_sheet_samples_the_back_panel(real) -> None:
+    _, model = real["photo_woman_street.jpg"]
+    W = model.background.shape[1]
+    assert model.texture.shape[1] == 3 * W
+    assert model.mesh.back.any() and (~model.mesh.back).any()
+    assert (model.mesh.uv[model.mesh.back, 0] >= 2 * W - 1).all()
+    assert (model.mesh.uv[~model.mesh.back, 0] < 2 * W).all()

@@ -44,8 +44,8 @@ class LatticeMesh:
 class PhotoMesh:
     """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), under-layer after.
 
-    Texture coordinates index a two-photo atlas [H, 2W]: the photo, then the photo with occluding parts
-    inpainted (under-layer vertices use u + W).
+    Texture coordinates index the photo atlas [H, 3W] (render.PreviewModel): the photo, the photo with
+    occluding parts inpainted (under-layer vertices use u + W), and a back panel (skinning adds 2W).
     """
 
     verts: np.ndarray  # [N, 3] world metres (the photo pose)

@@ -9,6 +9,7 @@ Steps (`render_preview`):
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,8 +27,9 @@ class PreviewModel:
     """What the preview renders from: built once per subject."""
 
     mesh: object  # skin.SkinnedMesh
-    texture: np.ndarray  # [H, 2W, 3] float32 in [0, 1]: the photo (the person's colours extended past the
-    #                      mask), then the same with occluding parts inpainted (for the under-layer)
+    texture: np.ndarray  # [H, 3W, 3] float32 in [0, 1]: the photo (the person's colours extended past the
+    #                      mask), the same with occluding parts inpainted (for the under-layer), and the
+    #                      same with the face covered by hair colour (for the back sheet)
     background: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo with the person removed
     spacing: float  # lattice spacing in photo pixels
 
@@ -88,8 +90,52 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H)))
     known = core & ~occ
     inpainted = push_pull_fill(img, known) if known.any() else texture
-    texture = np.concatenate([texture, inpainted], axis=1)  # [H, 2W, 3]
+    # the atlas' third panel, for the back sheet: the front's colours (the mirrored-front trick) with the
+    # face covered by the hair's colour, so the back of the head shows hair, not a second face
+    back = back_of_head(texture, subject.landmarks, subject.visibility, maps["label_near"], mask)
+    texture = np.concatenate([texture, inpainted, back], axis=1)  # [H, 3W, 3]
+    uv = skinned.uv.copy()
+    uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
+    skinned = dataclasses.replace(skinned, uv=uv)
     return PreviewModel(mesh=skinned, texture=texture, background=remove_person(subject.image, mask), spacing=spacing)
+
+
+def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray,
+                 mask: np.ndarray) -> np.ndarray:
+    """The texture with the face replaced by the hair's colour, softly.
+
+    texture:   [H, W, 3] float32 in [0, 1] (the person's colours)
+    landmarks: [33, 2] px, visibility [33] (MediaPipe: 0 nose, 2/5 eyes, 7/8 ears, 9/10 mouth)
+    label:     [H, W] bonemap part per pixel at the photo camera (-1 empty)
+    mask:      [H, W] person mask in [0, 1]
+    returns:   [H, W, 3] float32; the texture unchanged when the face is not seen
+    """
+    from scipy import ndimage
+
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    face = np.asarray(landmarks, np.float64)[:11]  # [11, 2]
+    if np.asarray(visibility)[:11].mean() < 0.5:
+        return texture.copy()
+    H, W = mask.shape
+    eyes = (face[2] + face[5]) / 2.0
+    mouth = (face[9] + face[10]) / 2.0
+    half_w = 0.55 * np.linalg.norm(face[7] - face[8])  # ear to ear
+    half_h = 1.6 * np.linalg.norm(mouth - eyes)  # eyes to mouth, grown to forehead and chin
+    centre = (eyes + mouth) / 2.0
+    if half_w < 2 or half_h < 2:
+        return texture.copy()
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    r2 = ((xs - centre[0]) / half_w) ** 2 + ((ys - centre[1]) / half_h) ** 2  # [H, W]: 1 on the face ellipse
+    head = (label == PART_INDEX["head"]) & (mask > 0.5)
+    hair = head & (r2 > 1.2) & (ys < eyes[1])  # head pixels above the eyes, outside the face
+    if hair.sum() < 16:
+        hair = head & (r2 > 1.2)
+    if hair.sum() < 16:
+        return texture.copy()
+    colour = np.median(texture[hair], axis=0)  # [3]
+    weight = ndimage.gaussian_filter((r2 <= 1.0).astype(np.float32), sigma=max(1.0, 0.15 * half_w))[..., None]
+    return (texture * (1.0 - weight) + colour * weight).astype(np.float32)
 
 
 def _background_value(background):

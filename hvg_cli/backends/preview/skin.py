@@ -33,6 +33,7 @@ class SkinnedMesh:
     joint_index: np.ndarray  # [N, K] int SMPL joints
     joint_weight: np.ndarray  # [N, K] float, rows sum to 1
     labels: np.ndarray  # [N] int part
+    back: np.ndarray  # [N] bool: vertex of the back sheet (textured from the atlas' back panel)
 
 
 def part_adjacency() -> np.ndarray:
@@ -134,8 +135,10 @@ def skin_photo_mesh(mesh, camera, spacing: float) -> SkinnedMesh:
     faces[strip] = remap[faces[strip]]
     uv = np.concatenate([mesh.uv[src], mesh.uv_inner[src[used]]])
     src = np.concatenate([src, src[used]])
+    back = np.concatenate([mesh.back[src[: len(src) - len(used)]], np.zeros(len(used), bool)])  # strip copies: front panel
     return SkinnedMesh(verts=mesh.verts[src], faces=faces, uv=uv, joint_index=np.concatenate([idx, idx[used]]),
-                       joint_weight=np.concatenate([w, w[used]]), labels=np.concatenate([labels, labels[used]]))
+                       joint_weight=np.concatenate([w, w[used]]), labels=np.concatenate([labels, labels[used]]),
+                       back=back)
 
 
 def joint_transforms(poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: np.ndarray, rest_trans: np.ndarray) -> np.ndarray:
