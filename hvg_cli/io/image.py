@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hvg_cli.core.errors import BadInput
+from hvg_cli.io import check_input_file
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -20,12 +21,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = Path(path)
-    if not p.exists():
-        raise BadInput(f"{p}: no such file", "check the path")
-    if p.is_dir():
-        raise BadInput(f"{p} is a folder, not an image", "give a .jpg or .png file")
-    if p.stat().st_size == 0:
-        raise BadInput(f"{p} is empty (0 bytes)", "give a .jpg or .png file")
+    check_input_file(p, "an image", "a .jpg or .png file")
     try:
         with Image.open(p) as im:
             im.load()

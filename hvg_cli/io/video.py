@@ -29,6 +29,7 @@ import numpy as np
 
 from hvg_cli.core.errors import BadInput, MissingDependency, OutputError
 from hvg_cli.core.types import VideoInfo
+from hvg_cli.io import check_input_file
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 GIF_SUFFIX = ".gif"
@@ -68,18 +69,9 @@ _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 _PACKET_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),", re.MULTILINE)
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise BadInput(f"{path}: no such file", "check the path")
-    if path.is_dir():
-        raise BadInput(f"{path} is a folder, not a video file", "give a video file such as clip.mp4")
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path} is empty (0 bytes)", "give a video file that plays")
-
-
 def _probe(path: str | os.PathLike) -> _Probe:
     p = Path(path)
-    _check_file(p)
+    check_input_file(p, "a video file", "a video file that plays, such as clip.mp4")
     st = p.stat()
     memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if memo_key in _PROBE_MEMO:
