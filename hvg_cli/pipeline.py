@@ -768,15 +768,12 @@ def trim_motion(motion: Motion, render: RenderSpec) -> Motion:
 def place_motion(motion: Motion, subject: Subject) -> Motion:
     """The motion on the subject's body: proportions from the photo, rotations from the motion, and the
     first frame's pelvis above the spot where the subject stands in the photo (floor y = 0 kept)."""
-
-    from hvg_cli.body.kinematics import pose_joints
     from hvg_cli.body.retarget import retarget
 
-    moved = retarget(motion, subject.skeleton)
+    moved = retarget(motion, subject.skeleton)  # joints [T, 24, 3] already by FK on the subject's skeleton
     shift = np.array([subject.photo_trans[0] - moved.trans[0, 0], 0.0, subject.photo_trans[2] - moved.trans[0, 2]])
-    trans = moved.trans + shift  # [T, 3]
-    joints = pose_joints(moved.poses, subject.skeleton.rest_joints, subject.skeleton.parents, trans)  # [T, 24, 3]
-    return dataclasses.replace(moved, trans=trans, joints=joints)
+    # a pure translation: the joints move with the root, no second FK needed
+    return dataclasses.replace(moved, trans=moved.trans + shift, joints=moved.joints + shift)
 
 
 def prepare_job(photo: Path, motion_source: str, camera: CameraSpec, mode: str, render: RenderSpec,
