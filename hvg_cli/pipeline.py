@@ -25,6 +25,11 @@ from hvg_cli.core.jobs import AnimateSettings, BonemapSettings, CameraSpec, Rend
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import PoseSettings, SubjectSettings
 from hvg_cli.core.types import Alignment, Camera, CameraGrid, Motion, PoseTrack, Skeleton, Subject
+from hvg_cli.io.outputs import FRAMES_MARKER, check_outputs, is_hvg_frames_folder
+
+
+# Every cached stage, in data-flow order (`hvg cache clear --stage NAME` accepts these)
+STAGE_NAMES = ("pose_track", "motion_video", "subject", "preview_model", "bonemap_video", "sampler", "render")
 
 
 # --- doctor ---
@@ -491,10 +496,12 @@ def run_pose(source: str | Path, out: Path, settings: PoseSettings = PoseSetting
     out = Path(out)
     if out.suffix.lower() != ".npz":
         raise OutputError(f"{out}: the motion file must end in .npz", "e.g. -o dance.motion.npz")
+    outs = [(out, "file")]
     if preview_path is not None:
         from hvg_cli.io.video import output_kind
 
-        output_kind(preview_path)  # an unusable suffix fails now, not after the work
+        outs.append((preview_path, _out_kind(output_kind(preview_path))))  # an unusable suffix fails now
+    check_outputs(outs, [source])
     p = Path(source)
     if preview_path is not None and motion_source_kind(source) != "video":
         raise BadInput(f"--preview needs a video source, got {source}", "drop --preview, or give the video")
@@ -831,7 +838,9 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
 
     t0 = time.perf_counter()
     cache = cache or StageCache()
-    output_kind(out)  # a bad suffix fails before any work
+    kind = output_kind(out)  # a bad suffix fails before any work
+    outs = [(out, _out_kind(kind))] + ([(export, "file")] if export is not None else [])
+    check_outputs(outs, _job_inputs(photo, motion_source, settings.camera, settings.render))
     job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress)
     V, T = job.grid.shape
     key = cache.key("bonemap_video", BONEMAP_VIDEO_VERSION, *job.key_parts, job.subject.radii, settings.channels,
@@ -858,6 +867,17 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
                          seconds=time.perf_counter() - t0)
 
 
+def _out_kind(video_kind: str) -> str:
+    """io.video's output kind ("video" | "gif" | "frames") -> check_outputs' ("file" | "frames")."""
+    return "frames" if video_kind == "frames" else "file"
+
+
+def _job_inputs(photo: Path, motion_source: str, camera: CameraSpec, render: RenderSpec,
+                weights_dir: Path | None = None) -> list:
+    """Every file or folder a bonemap/animate job reads (preset names are not paths and drop out)."""
+    return [photo, motion_source, camera.camera, render.body_model, weights_dir]
+
+
 def _copy_out(src: Path, dst: Path) -> None:
     """Copy a finished file or PNG folder to the user's path atomically (a failure keeps the old output)."""
 
@@ -872,9 +892,13 @@ def _copy_out(src: Path, dst: Path) -> None:
         staged = tmp / dst.name
         if src.is_dir():
             shutil.copytree(src, staged)
+            (staged / FRAMES_MARKER).touch()
         else:
             shutil.copy2(src, staged)
         if dst.is_dir() and not dst.is_symlink():
+            if any(dst.iterdir()) and not is_hvg_frames_folder(dst):  # never replace a folder hvg did not write
+                raise OutputError(f"{dst} is a folder that is not empty and was not written by hvg",
+                                  "give a new or empty folder")
             old = tmp / "old"
             os.rename(dst, old)
         os.replace(staged, dst)
@@ -960,6 +984,9 @@ def animate(photo: Path, motion_source: str, settings: AnimateSettings, out: Pat
     if background == "transparent" and kind != "frames":
         raise BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
     backend, weights_dir = choose_backend(settings.backend, weights, progress)
+    views = camera_path(settings.camera).num_views if settings.per_view else 1
+    check_outputs([(p, _out_kind(kind)) for p in output_paths(Path(out), views, settings.per_view)],
+                  _job_inputs(photo, motion_source, settings.camera, settings.render, weights_dir))
     # 1-5. Subject, motion, retargeting, cameras, alignment
     job = prepare_job(photo, motion_source, settings.camera, settings.mode, settings.render, cache, progress, stages)
     V, T = job.grid.shape

@@ -40,7 +40,11 @@ def clear(
     cache_dir: CacheDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove cached stage results (all, or one stage's)."""
+    """Remove cached stage results (all, or one stage's). Only what the cache wrote is removed."""
+    from hvg_cli.pipeline import STAGE_NAMES
+
+    if stage is not None and stage not in STAGE_NAMES:
+        raise typer.BadParameter(f"{stage!r} is not a stage; stages: {', '.join(STAGE_NAMES)}", param_hint="--stage")
     cache = StageCache(cache_dir)
     removed = cache.clear(stage)
     if as_json:

@@ -13,7 +13,9 @@ import enum
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,8 +26,45 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from hvg_cli.core.errors import BadInput
+
 ENV_VAR = "HVG_CACHE_DIR"
 _TMP_PREFIX = ".tmp-"
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}(\.partial)?")
+
+
+def _tmp_prefix() -> str:
+    """Temporary entry folders carry their writer's host and pid, so an orphan of a killed run can be told
+    from the work of a live process."""
+    return f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_orphans(stage_dir: Path) -> int:
+    """Remove temporary folders left in `stage_dir` by killed runs of this host; return how many.
+
+    A folder is an orphan when its writer (host and pid in its name) is this host and that process is gone.
+    """
+    host = socket.gethostname()
+    removed = 0
+    for p in stage_dir.glob(_TMP_PREFIX + "*"):
+        rest = p.name[len(_TMP_PREFIX):]
+        h, _, tail = rest.rpartition("-")  # "<host>-<pid>-<random>": random has no '-'
+        h, _, pid = h.rpartition("-")
+        if h == host and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def default_cache_dir() -> Path:
@@ -139,7 +178,8 @@ class StageCache:
             return tmp, False
         stage_dir = self.root / key.stage
         stage_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=stage_dir))
+        sweep_orphans(stage_dir)
+        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(), dir=stage_dir))
         try:
             produce(tmp)
             (tmp / ".complete").write_text(json.dumps({"created": time.time()}))
@@ -178,21 +218,44 @@ class StageCache:
         out: dict[str, dict[str, int]] = {}
         if not self.root.exists():
             return out
-        for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            entries = [p for p in stage_dir.iterdir() if p.is_dir() and (p / ".complete").exists()]
+        for stage_dir in self._stage_dirs():
+            entries = [p for p in stage_dir.iterdir()
+                       if _ENTRY_NAME.fullmatch(p.name) and p.is_dir() and (p / ".complete").exists()]
             size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
             out[stage_dir.name] = {"entries": len(entries), "bytes": size}
         return out
 
+    def _stage_dirs(self, stage: str | None = None) -> list[Path]:
+        """The stage folders under the root (all of them, or the one named), never anything else."""
+        if stage is not None and not _STAGE_NAME.fullmatch(stage):
+            raise BadInput(f"{stage!r} is not a stage name", "see `hvg cache info` for the stages")
+        if not self.root.is_dir():
+            return []
+        if stage is not None:
+            d = self.root / stage
+            return [d] if d.is_dir() and not d.is_symlink() else []
+        return sorted(p for p in self.root.iterdir()
+                      if _STAGE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
     def clear(self, stage: str | None = None) -> int:
-        """Remove every entry (or those of one stage); return how many were removed."""
-        if not self.root.exists():
-            return 0
-        dirs = [self.root / stage] if stage else [p for p in self.root.iterdir() if p.is_dir()]
+        """Remove every entry (or those of one stage); return how many finished entries were removed.
+
+        Only what the cache wrote goes: entry folders named by their digest, resumable `.partial` states and
+        temporary folders, inside stage folders. Anything else under the root (a user's files, if the cache
+        folder was pointed at a folder in use) stays, and so does the stage folder that holds it.
+        """
         removed = 0
-        for stage_dir in dirs:
-            if not stage_dir.exists():
-                continue
-            removed += sum(1 for p in stage_dir.iterdir() if p.is_dir() and (p / ".complete").exists())
-            shutil.rmtree(stage_dir)
+        for stage_dir in self._stage_dirs(stage):
+            for p in list(stage_dir.iterdir()):
+                if p.is_symlink() or not p.is_dir():
+                    continue
+                if _ENTRY_NAME.fullmatch(p.name):
+                    removed += int((p / ".complete").exists())
+                    shutil.rmtree(p)
+                elif p.name.startswith(_TMP_PREFIX):
+                    shutil.rmtree(p, ignore_errors=True)
+            try:
+                stage_dir.rmdir()  # only when nothing else is left in it
+            except OSError:
+                pass
         return removed
