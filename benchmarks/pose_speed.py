@@ -7,7 +7,7 @@
 2. raw: MediaPipe Pose with hvg's settings (full model, tracking mode, no segmentation) over the
    decoded frames at the video's own resolution: the baseline;
    raw@work: the same over the frames at hvg's working size (what hvg gives MediaPipe);
-3. hvg: `pipeline.run_pose` with the cache disabled, on the same video: decode, person selection,
+3. hvg: `pipeline.pose_job` with the cache disabled, on the same video: decode, person selection,
    pose, gap filling, smoothing, IK fit, root path, .npz write;
 prints frames/s of each and the ratios (target: hvg / raw >= 0.7). With --repeat, the three runs
 alternate R times and the best time of each is kept, which damps the noise of a shared machine.
@@ -66,7 +66,7 @@ def main() -> None:
             best[name] = min(best[name], (wall, cpu))
         with tempfile.TemporaryDirectory() as d:
             c0, t0 = _cpu(), time.perf_counter()
-            result = pipeline.run_pose(args.video, Path(d) / "m.npz", settings, cache=StageCache(enabled=False))
+            result = pipeline.pose_job(args.video, Path(d) / "m.npz", settings, cache=StageCache(enabled=False))
             best["hvg"] = min(best["hvg"], (time.perf_counter() - t0, _cpu() - c0))
     fps = {k: n / v[0] for k, v in best.items()}
     cpu = {k: 1000 * v[1] / n for k, v in best.items()}

@@ -24,7 +24,15 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one stage cache shared by every test of a session that poses the dance video (MediaPipe runs over
+    the 288 frames once per session, whichever test module asks first)."""
+    d = tmp_path_factory.getbasetemp() / "session-cache"
+    d.mkdir(exist_ok=True)
+    return d
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stage cache shared by the tests of one session, so the dance video is posed once."""
-    return tmp_path_factory.mktemp("session-cache")
+    """`session_cache_dir` as a fixture."""
+    return session_cache_dir(tmp_path_factory)

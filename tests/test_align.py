@@ -139,7 +139,7 @@ def test_align_job_centres_the_pelvis_of_a_moving_body() -> None:
     poses, trans = moving_motion(16)
     skel = default_skeleton()
     grid = camera_grid(orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views")
-    al, aligned = pipeline.align_job(None, poses, trans, skel, grid)
+    al, aligned = pipeline.align_job(poses, trans, skel, grid)
     assert aligned.shape == grid.shape and aligned.width == 96 and aligned.height == 128
     np.testing.assert_array_equal(aligned.world_to_cam, grid.world_to_cam)
     joints = pose_joints(poses, skel.rest_joints, skel.parents, trans)

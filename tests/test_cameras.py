@@ -493,7 +493,7 @@ def test_cli_export_unknown_format(runner, tmp_path):
     from hvg_cli.cli.main import app
 
     r = runner.invoke(app, ["cameras", "export", "orbit", "--format", "colmap", "-o", str(tmp_path / "x.json")])
-    assert r.exit_code == 3 and "colmap" in r.stderr
+    assert r.exit_code == 2 and "colmap" in r.stderr  # a bad choice is a usage error, as every enum flag
     assert not (tmp_path / "x.json").exists()
     r = runner.invoke(app, ["cameras", "show", "orbit", "--resolution", "abc"])
     assert r.exit_code == 2 and "--resolution" in r.stderr  # a usage error, reported by the parser

@@ -125,3 +125,32 @@ def test_unwrap_axis_angle_removes_flips() -> None:
     un = unwrap_axis_angle(aa)
     assert np.abs(np.diff(un, axis=0)).max() < 0.2
     np.testing.assert_allclose(axis_angle_to_matrix(un), axis_angle_to_matrix(aa), atol=1e-9)
+
+
+def _race_worker(root: str, counter: str) -> str:
+    """One process of the race below: compute the same entry; the work is counted in `counter`."""
+    import time as _time
+
+    from hvg_cli.core.cache import StageCache as _Cache
+
+    def produce(folder: Path) -> None:
+        with open(counter, "a") as f:
+            f.write("x\n")
+        _time.sleep(0.5)
+        (folder / "value.txt").write_text("42")
+
+    folder, _ = _Cache(root).get_or_compute(_Cache.key("race", 1, "same"), produce)
+    return (folder / "value.txt").read_text()
+
+
+def test_two_processes_computing_one_entry_do_the_work_once(tmp_path: Path) -> None:
+    """Processes sharing a cache take a lock per entry: the second waits and reads the first one's result."""
+    import multiprocessing as mp
+
+    counter = tmp_path / "counter.txt"
+    with mp.get_context("spawn").Pool(3) as pool:
+        values = pool.starmap(_race_worker, [(str(tmp_path / "c"), str(counter))] * 3)
+    assert values == ["42"] * 3
+    assert counter.read_text().count("x") == 1
+    assert StageCache(tmp_path / "c").info()["race"]["entries"] == 1
+    assert not list((tmp_path / "c" / "race").glob(".lock-*")) and not list((tmp_path / "c" / "race").glob(".tmp-*"))

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # noqa: E402  (torch is a hard dependency; this only names it)
+import torch  # a hard dependency: a missing torch fails here, it never skips
 
 from hvg_cli.backends.diffusion import DiffusionSettings, dry_run  # noqa: E402
 from hvg_cli.backends.diffusion.plan import anchor_frames, axis_windows, make_plan  # noqa: E402

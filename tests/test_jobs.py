@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from hvg_cli import pipeline
 from hvg_cli.cli.main import app
 from hvg_cli.core.cache import StageCache
-from hvg_cli.core.jobs import AnimateSettings, CameraSpec, RenderSpec
+from hvg_cli.core.settings import AnimateSettings, Backend, CameraSpec, Timing
 from hvg_cli.io.video import probe_video, read_frames
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ def test_bonemap_orbit_keeps_subject_in_frame(data_dir: Path, session_cache: Pat
     z = np.load(maps)
     mask = z["mask"]  # [V, T, H, W]
     assert mask.shape == (8, 12, 96, 96)
-    assert mask.reshape(96, -1).shape and mask.reshape(8 * 12, -1).sum(1).min() > 0.05 * 96 * 96
+    assert mask.reshape(8 * 12, -1).sum(1).min() > 0.05 * 96 * 96, "a bone map with almost no body"
     border = mask[..., 0, :] | mask[..., -1, :] | mask[..., :, 0] | mask[..., :, -1]
     assert not border.any(), "the subject touches the image border"
     # the pelvis is re-centred: the mask's centre of mass stays near the image centre in every map
@@ -73,7 +73,7 @@ def _job(data_dir: Path, cache: StageCache, orbit: float | None, width: int = 16
          start: int = 48):
     return dict(photo=data_dir / "photo_woman_studio.jpg", motion_source=str(data_dir / "dance_red_skirt.mp4"),
                 settings=AnimateSettings(camera=CameraSpec(orbit=orbit, width=width, height=width),
-                                         render=RenderSpec(start=start, max_frames=frames), backend="preview"),
+                                         timing=Timing(start=start, max_frames=frames), backend=Backend.PREVIEW),
                 cache=cache)
 
 
@@ -90,7 +90,7 @@ def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path,
     cache = StageCache(session_cache)
     kw = _job(data_dir, cache, orbit=0.0, width=256, frames=16)
     frames_dir = tmp_path / "frames"
-    result = pipeline.animate(out=frames_dir, **kw)
+    result = pipeline.animate_job(out=frames_dir, **kw)
     assert result.backend == "preview" and result.frames == 16
     frames = [np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB"))
               for p in sorted(frames_dir.glob("*.png"))]
@@ -98,8 +98,9 @@ def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path,
     track = detect_frames(iter(frames), len(frames), person="first")
     assert track.detected.all(), f"person lost in frames {np.flatnonzero(~track.detected)}"
 
-    job = pipeline.prepare_job(kw["photo"], kw["motion_source"], kw["settings"].camera, "moving",
-                               kw["settings"].render, cache)
+    s = kw["settings"]
+    job = pipeline.assemble_job(kw["photo"], kw["motion_source"], s.camera, "moving", s.timing, s.align, s.body_model,
+                                cache)
     target = project_points(job.motion.joints[None], job.grid.K, job.grid.world_to_cam)[0]  # [T, 24, 2]
     # MediaPipe index -> SMPL index: shoulders, elbows, wrists, knees, ankles
     pairs = [(11, 16), (12, 17), (13, 18), (14, 19), (15, 20), (16, 21), (25, 4), (26, 5), (27, 7), (28, 8)]
@@ -114,11 +115,11 @@ def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path,
 
 def test_animate_cache_reuse_and_camera_change(data_dir: Path, session_cache: Path, tmp_path: Path) -> None:
     cache = StageCache(session_cache)
-    first = pipeline.animate(out=tmp_path / "a.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
-    again = pipeline.animate(out=tmp_path / "b.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
+    first = pipeline.animate_job(out=tmp_path / "a.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
+    again = pipeline.animate_job(out=tmp_path / "b.mp4", **_job(data_dir, cache, orbit=90.0, width=96, frames=6))
     assert not first.cached and again.cached and (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     before = cache.info()
-    other = pipeline.animate(out=tmp_path / "c.mp4", **_job(data_dir, cache, orbit=-90.0, width=96, frames=6))
+    other = pipeline.animate_job(out=tmp_path / "c.mp4", **_job(data_dir, cache, orbit=-90.0, width=96, frames=6))
     after = cache.info()
     assert not other.cached
     # only the render stage gained an entry: subject and motion were re-used

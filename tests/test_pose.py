@@ -1,7 +1,7 @@
 """pose/ and the pose stages of the pipeline, on the real dance video with the real MediaPipe.
 
 MediaPipe runs over the full 288-frame dance ONCE per session (`dance` fixture, a stage cache under
-pytest's session temp folder); tests/test_pose_cli.py reuses the same cache folder.
+the session's shared cache, conftest.session_cache), which tests/test_pose_cli.py and test_jobs.py reuse.
 """
 
 from __future__ import annotations
@@ -24,19 +24,14 @@ from hvg_cli.pose.tracking import Candidate, choose_crop, fill_gaps, merge_candi
 NOSE, LEFT_EAR, RIGHT_EAR, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP = 0, 7, 8, 11, 12, 23, 24
 
 
-def dance_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One stage cache per test session, shared by test_pose.py and test_pose_cli.py."""
-    return tmp_path_factory.getbasetemp() / "dance-cache"
-
-
 @pytest.fixture(scope="session")
-def dance(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The full dance through `run_pose` (first run: computes; later sessions' modules: cache)."""
+def dance(data_dir: Path, tmp_path_factory: pytest.TempPathFactory, session_cache: Path):
+    """The full dance through `pose_job` (first run: computes; later sessions' modules: cache)."""
     video = data_dir / "dance_red_skirt.mp4"
     out_dir = tmp_path_factory.mktemp("dance-out")
-    cache = StageCache(dance_cache_dir(tmp_path_factory))
+    cache = StageCache(session_cache)
     notes = SilentReporter()
-    result = pipeline.run_pose(video, out_dir / "dance.npz", PoseSettings(), cache=cache, progress=notes)
+    result = pipeline.pose_job(video, out_dir / "dance.npz", PoseSettings(), cache=cache, progress=notes)
     track = pipeline.pose_track(video, PoseSettings(), cache, SilentReporter())  # from the cache
     return {"video": video, "result": result, "track": track, "cache": cache, "notes": notes.notes, "out_dir": out_dir}
 
@@ -93,7 +88,7 @@ def test_second_run_comes_from_cache_and_is_identical(dance, tmp_path):
     cache: StageCache = dance["cache"]
     before = cache.info()
     notes = SilentReporter()
-    again = pipeline.run_pose(dance["video"], tmp_path / "again.npz", PoseSettings(), cache=cache, progress=notes)
+    again = pipeline.pose_job(dance["video"], tmp_path / "again.npz", PoseSettings(), cache=cache, progress=notes)
     assert again.cached is True
     assert any(n.startswith("pose: cached motion") for n in notes.notes)
     assert cache.info() == before  # the entry was reused, nothing new written
@@ -190,7 +185,7 @@ def test_bad_range_and_missing_video(dance, tmp_path):
     with pytest.raises(BadInput, match="past the end"):
         pipeline.pose_track(dance["video"], PoseSettings(start=400), cache)
     with pytest.raises(BadInput, match="no such file"):
-        pipeline.run_pose(tmp_path / "nope.mp4", tmp_path / "o.npz", cache=cache)
+        pipeline.pose_job(tmp_path / "nope.mp4", tmp_path / "o.npz", cache=cache)
     assert cache.info() == {} or all(s["entries"] == 0 for s in cache.info().values())
 
 

@@ -96,9 +96,9 @@ def test_leaves_is_fine_with_a_longer_max_gap(bad_videos, tmp_path):
     assert np.isfinite(d["hvg_landmarks"]).all()
 
 
-def test_json_result_and_cached_second_run(data_dir, tmp_path_factory, tmp_path):
+def test_json_result_and_cached_second_run(data_dir, session_cache, tmp_path):
     """The dance through the CLI, on the session's shared cache (test_pose.py computed it, or we do)."""
-    cache_dir = tmp_path_factory.getbasetemp() / "dance-cache"  # the same folder as test_pose.dance_cache_dir
+    cache_dir = session_cache  # the session's shared cache: the dance is posed once
     args = ["pose", str(data_dir / "dance_red_skirt.mp4"), "--cache-dir", str(cache_dir), "--json"]
     first = runner.invoke(app, [*args, "-o", str(tmp_path / "a.npz")])
     assert first.exit_code == 0, first.stderr
@@ -121,8 +121,9 @@ def test_summary_line_and_preview(data_dir, tmp_path):
     res = runner.invoke(app, ["pose", str(data_dir / "dance_red_skirt.mp4"), "-o", str(out), "--start", "24", "--end", "48",
                               "--preview", str(preview), "--cache-dir", str(tmp_path / "c"), "--quiet"])
     assert res.exit_code == 0, res.stderr
-    line = res.stdout.strip()
-    assert line.startswith(f"{out}: 24 frames at 24 fps, fit error ") and "preview" in line
+    assert res.stdout == ""  # the human summary goes to stderr; stdout carries results only (--json)
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"wrote {out}: 24 frames at 24 fps, fit error ") and "preview" in line
     d = np.load(out)
     assert d["poses"].shape == (24, 72)
     np.testing.assert_array_equal(d["hvg_frame_indices"], np.arange(24, 48))
@@ -155,7 +156,21 @@ def test_usage_errors(tmp_path):
     res = runner.invoke(app, ["pose", "x.mp4", "--person", "tallest", "-o", str(tmp_path / "o.npz")])
     assert res.exit_code == 3  # the file is checked first
     res = runner.invoke(app, ["pose", str(tmp_path), "-o", str(tmp_path / "o.txt")])
-    assert res.exit_code == 6 and ".npz" in res.stderr
+    assert res.exit_code == 6 and ".npz" in res.stderr and ".bvh" in res.stderr
+
+
+def test_output_format_follows_the_suffix(tmp_path):
+    """-o x.bvh writes BVH (SMPL names, readable back to the same motion), -o x.npz the AMASS layout."""
+    from hvg_cli.pipeline import load_bvh, load_motion_npz
+
+    bvh, npz = tmp_path / "wave.bvh", tmp_path / "wave.npz"
+    for out in (bvh, npz):
+        res = runner.invoke(app, ["pose", "wave", "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.stderr
+    assert bvh.read_text().startswith("HIERARCHY") and "JOINT left_hip" in bvh.read_text()
+    a, b = load_bvh(bvh), load_motion_npz(npz)
+    assert a.num_frames == b.num_frames
+    np.testing.assert_allclose(a.joints - a.trans[:, None], b.joints - b.trans[:, None], atol=2e-3)
 
 
 def test_presets_list_and_convert(tmp_path):

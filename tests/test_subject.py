@@ -406,16 +406,19 @@ def test_subject_stage_is_cached_and_aligns_with_its_photo(data_dir: Path, cache
     photo = tmp_path / "studio.jpg"
     photo.write_bytes((data_dir / "photo_woman_studio.jpg").read_bytes())
     cache = StageCache(cache_dir)
-    s1 = pipeline.subject_stage(photo, SubjectSettings(), cache, SilentReporter())
+    s1 = pipeline.subject(photo, SubjectSettings(), cache, SilentReporter())
     assert cache.info()["subject"]["entries"] == 1
-    s2 = pipeline.subject_stage(photo, SubjectSettings(), cache, SilentReporter())  # from the cache
+    s2 = pipeline.subject(photo, SubjectSettings(), cache, SilentReporter())  # from the cache
     for k in ("image", "mask", "landmarks", "photo_pose", "photo_trans", "radii"):
         np.testing.assert_array_equal(getattr(s1, k), getattr(s2, k))
     np.testing.assert_array_equal(s1.camera.world_to_cam, s2.camera.world_to_cam)
     np.testing.assert_array_equal(s1.skeleton.rest_joints, s2.skeleton.rest_joints)
     assert s2.image.shape == (1101, 750, 3) and s2.radii.shape == (len(PARTS), 2) and not s2.legs_guessed
-    report = pipeline.subject_report(photo, SubjectSettings(), cache)
-    assert report is not None and report["reprojection_error_px"] / report["body_height_px"] < REPROJ_FRACTION
+    from hvg_cli.io.records import load_subject_report
+    from hvg_cli.pipeline.stages import subject_key
+
+    report = load_subject_report(cache.path(subject_key(photo, SubjectSettings())))  # stored beside the subject
+    assert report["reprojection_error_px"] / report["body_height_px"] < REPROJ_FRACTION
 
     # the photo aligned from its own camera: its landmarks land where the aligned camera draws the body
     al = pipeline.photo_alignment(s2, 256, 256)
@@ -437,7 +440,7 @@ def test_subject_stage_is_cached_and_aligns_with_its_photo(data_dir: Path, cache
     data, _ = _model_dict(24)
     model = tmp_path / "SMPL_NEUTRAL.pkl"
     model.write_bytes(pickle.dumps(data, protocol=2))
-    s3 = pipeline.subject_stage(photo, SubjectSettings(body_model=str(model)), cache, SilentReporter())
+    s3 = pipeline.subject(photo, SubjectSettings(body_model=str(model)), cache, SilentReporter())
     assert cache.info()["subject"]["entries"] == 2
     from hvg_cli.body.smpl_model import body_size, fit_body_model
 
@@ -445,7 +448,7 @@ def test_subject_stage_is_cached_and_aligns_with_its_photo(data_dir: Path, cache
     np.testing.assert_allclose(body_size(s3.skeleton), body_size(s1.skeleton), rtol=1e-9)  # the photo's size
     np.testing.assert_allclose(s3.skeleton.rest_joints, expect.joints, atol=1e-9)  # the model's fitted shape
     with pytest.raises(BadInput, match="not found"):
-        pipeline.subject_stage(photo, SubjectSettings(body_model=str(tmp_path / "nope.npz")), cache, SilentReporter())
+        pipeline.subject(photo, SubjectSettings(body_model=str(tmp_path / "nope.npz")), cache, SilentReporter())
 
 
 def test_two_people_one_is_chosen_and_the_mask_is_theirs(photos) -> None:

@@ -32,7 +32,7 @@ from hvg_cli.body.kinematics import (
 )
 from hvg_cli.body.skeleton import JOINT_INDEX, default_skeleton, skeleton_from_lengths
 from hvg_cli.core.errors import BadInput
-from hvg_cli.core.types import SMPL_JOINT_NAMES, SMPL_PARENTS, Skeleton
+from hvg_cli.core.types import SMPL_JOINT_NAMES, SMPL_PARENTS, Motion, PoseTrack, Skeleton
 
 J = JOINT_INDEX
 NUM_LANDMARKS = 33
@@ -474,3 +474,33 @@ def root_trajectory(image: np.ndarray, world: np.ndarray, width: int, height: in
     lowest = np.min(pelvis[:, 1:2] + world[:, _FEET_LANDMARKS, 1])
     pelvis[:, 1] -= lowest
     return pelvis
+
+
+def fit_track(track: PoseTrack, fov_deg: float, stride: int, name: str = "") -> Motion:
+    """A landmark track -> an SMPL-24 Motion: skeleton from the track, IK per frame, root path.
+
+    track:   MediaPipe landmarks of one person, T frames (image [T, 33, 2] px, world [T, 33, 3] m)
+    fov_deg: the video camera's assumed vertical field of view, for the root path's depth
+    stride:  the track's frame step in the source video (its start time is frame_indices[0] / source fps)
+    returns: Motion with poses [T, 24, 3], trans [T, 3], joints [T, 24, 3] world, and the track's arrays in extras
+    """
+    skeleton = estimate_skeleton(track.world, track.visibility)
+    fit = fit_landmarks(track.world, skeleton, track.visibility)
+    trans = root_trajectory(track.image, track.world, track.width, track.height, fov_deg=fov_deg)  # [T, 3]
+    source_fps = track.fps * stride
+    return Motion(
+        poses=np.asarray(fit.poses, dtype=np.float64),
+        trans=np.asarray(trans, dtype=np.float64),
+        fps=track.fps,
+        skeleton=skeleton,
+        name=name,
+        source_hash=track.source_hash,
+        joints=np.asarray(fit.joints) + trans[:, None, :],  # [T, 24, 3] world
+        fit_error_deg=float(fit.fit_error_deg),
+        start_time=float(track.frame_indices[0] / source_fps),
+        extras={
+            "landmarks": track.image, "visibility": track.visibility, "world": track.world,
+            "detected": track.detected, "frame_indices": track.frame_indices,
+            "bone_error_deg": np.asarray(fit.bone_error_deg),
+        },
+    )

@@ -144,11 +144,6 @@ _DEFAULT_RADII = {
 }
 
 
-def palette_with_background() -> np.ndarray:
-    """[P + 1, 3] uint8: the part colours, then black for label -1 (index with `label` directly)."""
-    return np.concatenate([PALETTE, np.zeros((1, 3), np.uint8)], axis=0)
-
-
 def default_radii(skeleton: Skeleton | None = None) -> np.ndarray:
     """Plausible short semi-axes of every part for a skeleton.
 

@@ -11,6 +11,8 @@ The presets folder is $HVG_PRESETS_DIR/cameras if set, else <repo>/presets/camer
 
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,8 +114,8 @@ def read_preset(file: Path) -> CameraPreset:
 def _coerce(value: Any, kind: str, where: str) -> Any:
     """Check a YAML value against its kind; ints are accepted where floats are, bools never as numbers."""
 
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    def number(v: Any) -> bool:  # a finite number: YAML's .nan and .inf are refused where they enter
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -122,7 +124,7 @@ def _coerce(value: Any, kind: str, where: str) -> Any:
     if kind == "float":
         if number(value):
             return float(value)
-        raise BadInput(f"{where} must be a number, got {value!r}")
+        raise BadInput(f"{where} must be a finite number, got {value!r}")
     if kind == "bool":
         if isinstance(value, bool):
             return value

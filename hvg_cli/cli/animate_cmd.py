@@ -11,9 +11,7 @@ from hvg_cli import pipeline
 from hvg_cli.cli import job_options as jo
 from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
 from hvg_cli.core.cache import StageCache
-from hvg_cli.core.jobs import AnimateSettings
-
-BACKENDS = ("auto", "preview", "diffusion")
+from hvg_cli.core.settings import Backend, Dtype, Sampling, animate_from_flags
 
 
 def register(app: typer.Typer) -> None:
@@ -33,23 +31,24 @@ def register(app: typer.Typer) -> None:
         start: jo.StartOpt = 0,
         end: jo.EndOpt = None,
         frames: jo.FramesOpt = None,
+        max_gap: jo.MaxGapOpt = None,
         no_align: jo.NoAlignOpt = False,
         body_model: jo.BodyModelOpt = None,
         grid: jo.GridOpt = False,
         per_view: Annotated[bool, typer.Option("--per-view", help="Render every view for every frame, one file per view (OUT_view00.mp4, ...).")] = False,
-        backend: Annotated[str, typer.Option("--backend", help="auto (diffusion when weights are found, else preview), preview (no weights), or diffusion.")] = "auto",
+        backend: Annotated[Backend, typer.Option("--backend", help="auto (diffusion when weights are found, else preview), preview (no weights), or diffusion.")] = Backend.AUTO,
         weights: Annotated[Optional[Path], typer.Option("--weights", help="Diffusion weights folder (default: weights/ of the project).", show_default=False)] = None,
-        background: Annotated[str, typer.Option("--background", help="photo (the photo with the person removed), transparent (PNG frames with alpha), or a colour like '#202020' or '32,32,32'.")] = "photo",
+        background: jo.BackgroundOpt = "photo",
         no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the driving video's audio.")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed: a run is reproducible from it.")] = 0,
         steps: Annotated[int, typer.Option("--steps", min=1, help="Denoising steps (diffusion backend).")] = 25,
         guidance: Annotated[float, typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (diffusion backend).")] = 3.0,
-        sampling: Annotated[str, typer.Option("--sampling", help="Diffusion sampling: progressive (anchor frames first, then the frames between), onepass (overlapping tiles blended every step), full (no tiles; small jobs).")] = "progressive",
+        sampling: Annotated[Sampling, typer.Option("--sampling", help="Diffusion sampling: progressive (anchor frames first, then the frames between), onepass (overlapping tiles blended every step), full (no tiles; small jobs).")] = Sampling.PROGRESSIVE,
         tile_views: Annotated[int, typer.Option("--tile-views", min=1, help="Views per diffusion tile.")] = 2,
         tile_frames: Annotated[int, typer.Option("--tile-frames", min=1, help="Frames per diffusion tile (peak memory grows with views × frames per tile, not with the video).")] = 8,
         anchor_stride: Annotated[int, typer.Option("--anchor-stride", min=1, help="Progressive sampling: every N-th frame is an anchor.")] = 4,
-        device: Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")] = "auto",
-        dtype: Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
+        device: jo.DeviceOpt = "auto",
+        dtype: Annotated[Dtype, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")] = Dtype.AUTO,
         offload: Annotated[bool, typer.Option("--offload", help="Keep idle model parts on the CPU (small GPUs).")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diffusion tile plan (tiles, UNet evaluations, memory per tile) and exit; loads no weights.")] = False,
         cache_dir: CacheDirOpt = None,
@@ -69,17 +68,12 @@ def register(app: typer.Typer) -> None:
 
           hvg animate photo.jpg --motion jumping-jacks --background transparent -o frames/
         """
-        if backend not in BACKENDS:
-            raise typer.BadParameter(f"{backend!r}: choose from {', '.join(BACKENDS)}", param_hint="--backend")
-        if grid and per_view:
-            raise typer.BadParameter("give either --grid or --per-view", param_hint="--grid/--per-view")
-        settings = AnimateSettings(
-            camera=jo.camera_spec(orbit, camera, views, elevation, radius, fov, resolution),
-            mode="views" if (grid or per_view) else "moving",
-            render=jo.render_spec(start, end, frames, no_align, body_model),
-            backend=backend, background=background, grid=grid, per_view=per_view, audio=not no_audio,
-            seed=seed, steps=steps, guidance=guidance, sampling=sampling, tile_views=tile_views,
-            tile_frames=tile_frames, anchor_stride=anchor_stride, device=device, dtype=dtype, offload=offload,
+        settings = animate_from_flags(
+            orbit=orbit, camera=camera, views=views, elevation=elevation, radius=radius, fov=fov, resolution=resolution,
+            start=start, end=end, frames=frames, max_gap=max_gap, no_align=no_align, body_model=body_model, grid=grid,
+            per_view=per_view, backend=backend, background=background, no_audio=no_audio, seed=seed, steps=steps,
+            guidance=guidance, sampling=sampling, tile_views=tile_views, tile_frames=tile_frames,
+            anchor_stride=anchor_stride, device=device, dtype=dtype, offload=offload,
         )
         report = RichReporter(quiet=quiet)
         if dry_run:
@@ -87,7 +81,7 @@ def register(app: typer.Typer) -> None:
                                          progress=report)
             emit_json(plan) if as_json else _print_plan(plan)
             return
-        result = pipeline.animate(photo, motion, settings, out, weights=weights,
+        result = pipeline.animate_job(photo, motion, settings, out, weights=weights,
                                   cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
         if as_json:
             emit_json(result.as_dict())

@@ -11,9 +11,7 @@ from hvg_cli import pipeline
 from hvg_cli.cli import job_options as jo
 from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
 from hvg_cli.core.cache import StageCache
-from hvg_cli.core.jobs import BonemapSettings
-
-CHANNELS = ("semantic", "normal", "depth", "mask")
+from hvg_cli.core.settings import bonemap_from_flags
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +31,7 @@ def register(app: typer.Typer) -> None:
         start: jo.StartOpt = 0,
         end: jo.EndOpt = None,
         frames: jo.FramesOpt = None,
+        max_gap: jo.MaxGapOpt = None,
         no_align: jo.NoAlignOpt = False,
         body_model: jo.BodyModelOpt = None,
         grid: jo.GridOpt = False,
@@ -53,16 +52,10 @@ def register(app: typer.Typer) -> None:
 
           hvg bonemap photo.jpg --motion walk-in-place --export maps.npz --no-align -o bones.mp4
         """
-        chosen = tuple(c.strip() for c in channels.split(",") if c.strip())
-        unknown = [c for c in chosen if c not in CHANNELS]
-        if unknown or not chosen:
-            raise typer.BadParameter(f"unknown channel(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CHANNELS)}", param_hint="--channels")
-        settings = BonemapSettings(
-            camera=jo.camera_spec(orbit, camera, views, elevation, radius, fov, resolution),
-            mode="views" if grid else "moving",
-            render=jo.render_spec(start, end, frames, no_align, body_model),
-            channels=chosen,
-            grid=grid,
+        settings = bonemap_from_flags(
+            orbit=orbit, camera=camera, views=views, elevation=elevation, radius=radius, fov=fov, resolution=resolution,
+            start=start, end=end, frames=frames, max_gap=max_gap, no_align=no_align, body_model=body_model, grid=grid,
+            channels=channels,
         )
         report = RichReporter(quiet=quiet)
         result = pipeline.bonemap_job(photo, motion, settings, out, export=export,

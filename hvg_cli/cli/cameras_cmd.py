@@ -10,7 +10,8 @@ import typer
 
 from hvg_cli import pipeline
 from hvg_cli.cli.common import JsonOpt, emit_json, err_console, maps_errors
-from hvg_cli.cli.job_options import ElevationOpt, FovOpt, RadiusOpt, ViewsOpt, parse_resolution
+from hvg_cli.core.settings import CameraSpec, ExportFormat, camera_from_flags
+from hvg_cli.cli.job_options import ElevationOpt, FovOpt, RadiusOpt, ViewsOpt
 
 app = typer.Typer(
     help="Camera paths: list the presets, show one as a table or a picture, export it for nerfstudio.",
@@ -26,10 +27,9 @@ SizeOpt = Annotated[Optional[str], typer.Option("--resolution", "-r", help="Imag
 
 
 def _spec(name: str, views: int | None, elevation: float | None, radius: float | None, fov: float | None,
-          degrees: float | None, size: str | None) -> pipeline.CameraSpec:
-    width, height = parse_resolution(size) if size is not None else (None, None)
-    return pipeline.CameraSpec(camera=name, views=views, elevation=elevation, radius=radius, fov=fov,
-                               degrees=degrees, width=width, height=height)
+          degrees: float | None, size: str | None) -> CameraSpec:
+    return camera_from_flags(camera=name, views=views, elevation=elevation, radius=radius, fov=fov, degrees=degrees,
+                             resolution=size)
 
 
 @app.command("list")
@@ -93,7 +93,7 @@ def show(
 def export(
     name: NameArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Output file.")] = Path("camera_path.json"),
-    format: Annotated[str, typer.Option("--format", help="Output format: nerfstudio (camera_path .json).")] = "nerfstudio",
+    format: Annotated[ExportFormat, typer.Option("--format", help="Output format: nerfstudio (camera_path .json).")] = ExportFormat.NERFSTUDIO,
     fps: Annotated[float, typer.Option("--fps", help="Frames per second written in the file.")] = 24.0,
     seconds: Annotated[Optional[float], typer.Option("--seconds", help="Duration written in the file "
                                                      "(default: one view per frame).", show_default=False)] = None,
@@ -105,6 +105,6 @@ def export(
     spec = _spec(name, views, elevation, radius, fov, degrees, size)
     written = pipeline.export_camera_path(spec, out, format=format, fps=fps, seconds=seconds)
     if as_json:
-        emit_json({"out": str(written), "format": format})
+        emit_json({"out": str(written), "format": format.value})
     else:
         err_console.print(f"wrote {written}")

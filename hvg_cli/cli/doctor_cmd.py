@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,7 +25,7 @@ def register(app: typer.Typer) -> None:
         """Print versions, the device torch sees, ffmpeg, the MediaPipe pose model, weights, and which backends can run."""
         report = pipeline.doctor(weights=weights, cache=StageCache(cache_dir))
         if as_json:
-            emit_json(dataclasses.asdict(report))
+            emit_json(report.as_dict())
             return
         out = Console()
         table = Table(show_header=False, box=None)

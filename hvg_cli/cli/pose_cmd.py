@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from hvg_cli import pipeline
-from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, maps_errors
+from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
 from hvg_cli.core.cache import StageCache
-from hvg_cli.core.settings import PoseSettings
+from hvg_cli.core.settings import pose_from_flags
 
 HELP = """Turn the person in SOURCE into a 3D motion file (.npz) that hvg and the AMASS/SMPL tools read.
 
@@ -23,7 +23,8 @@ and a skeleton of 24 SMPL joints is fitted to them: joint rotations (axis-angle)
 and bone lengths measured on the video. The fit error printed at the end is the mean angle, in
 degrees, between the fitted bones and the bones the landmarks show.
 
-The output .npz holds `poses` (T, 72), `trans` (T, 3) metres and `mocap_framerate` (AMASS
+The output is chosen by suffix: -o motion.bvh writes a BVH (SMPL joint names, centimetres); -o motion.npz
+writes an .npz that holds `poses` (T, 72), `trans` (T, 3) metres and `mocap_framerate` (AMASS
 layout), plus hvg's keys: hvg_joints, hvg_landmarks, hvg_visibility, hvg_fit_error_deg,
 hvg_source_hash, hvg_fps_num / hvg_fps_den (the exact frame rate, e.g. 30000/1001).
 
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
     @maps_errors
     def pose(
         source: Annotated[Optional[str], typer.Argument(help="Video, AMASS .npz, .bvh file, or built-in motion name.", show_default=False)] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Motion file to write (.npz). Default: SOURCE's name + .motion.npz.", show_default=False)] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Motion file to write, by suffix: .npz (AMASS layout + hvg keys) or .bvh. Default: SOURCE's name + .motion.npz.", show_default=False)] = None,
         start: Annotated[int, typer.Option("--start", min=0, help="First video frame to use (0-based index).")] = 0,
         end: Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame index (default: the last frame).", show_default=False)] = None,
         stride: Annotated[int, typer.Option("--stride", min=1, help="Use every N-th frame (the motion's fps is the video's / N).")] = 1,
@@ -78,23 +79,18 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give a video, an .npz/.bvh file or a built-in motion name (or --list-presets)", param_hint="SOURCE")
         if out is None:
             out = Path(Path(source).name.split(".")[0] + ".motion.npz")
-        settings = PoseSettings(start=start, end=end, stride=stride, person=person, max_gap=max_gap, smooth=smooth,
-                                min_cutoff=min_cutoff, beta=beta, fov_deg=fov, max_side=max_side)
+        settings = pose_from_flags(start=start, end=end, stride=stride, person=person, max_gap=max_gap,
+                                   no_smooth=not smooth, min_cutoff=min_cutoff, beta=beta, fov=fov, max_side=max_side)
         report = RichReporter(quiet=quiet)
-        result = pipeline.run_pose(source, out, settings, preview_path=preview,
+        result = pipeline.pose_job(source, out, settings, preview_path=preview,
                                    cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
         if as_json:
-            emit_json({
-                "out": str(result.out), "frames": result.frames, "fps": float(result.fps),
-                "fps_exact": f"{result.fps.numerator}/{result.fps.denominator}",
-                "fit_error_deg": result.fit_error_deg, "cached": result.cached, "seconds": round(result.seconds, 3),
-                "source": result.source, "preview": str(result.preview) if result.preview else None,
-            })
+            emit_json(result.as_dict())
             return
         fit = f", fit error {result.fit_error_deg:.1f}°" if result.fit_error_deg is not None else ""
         how = "from cache" if result.cached else f"{result.seconds:.1f} s"
         extra = f", preview {result.preview}" if result.preview else ""
-        typer.echo(f"{result.out}: {result.frames} frames at {_fps(result.fps)} fps{fit} ({result.source}, {how}){extra}")
+        err_console.print(f"wrote {result.out}: {result.frames} frames at {_fps(result.fps)} fps{fit} ({result.source}, {how}){extra}", markup=False, soft_wrap=True)
 
 
 def _fps(fps) -> str:

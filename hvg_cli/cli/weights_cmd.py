@@ -54,8 +54,5 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Build an HVG weights folder: --tiny, or --base SVD_FOLDER plus a fresh zero-initialised pose encoder."""
-    if tiny == (base is not None):
-        err_console.print("hvg: usage error: give exactly one of --tiny or --base SVD_FOLDER")
-        raise typer.Exit(2)
     report = pipeline.weights_init(out, tiny=tiny, base=base, link=not copy, seed=seed)
     _show(report, as_json, f"hvg weights: wrote {report.path}")

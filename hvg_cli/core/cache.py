@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fcntl
+import errno
 import hashlib
 import json
 import os
@@ -26,10 +28,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from hvg_cli.core.errors import BadInput
+from hvg_cli.core.errors import BadInput, OutputError
 
 ENV_VAR = "HVG_CACHE_DIR"
 _TMP_PREFIX = ".tmp-"
+_LOCK_PREFIX = ".lock-"
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}(\.partial)?")
 
@@ -65,6 +68,52 @@ def sweep_orphans(stage_dir: Path) -> int:
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
     return removed
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no room: whatever was being written, it was the entry
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)  # counted as the cache's only for paths under its root
+
+
+def _under(filename: object, root: Path) -> bool:
+    try:
+        Path(os.fspath(filename)).resolve().relative_to(root.resolve())  # type: ignore[arg-type]
+        return True
+    except (TypeError, ValueError, OSError):
+        return False
+
+
+def _cache_write_error(where: Path, e: OSError) -> OutputError:
+    return OutputError(f"cannot write the stage cache under {where}: {e.strerror or e}",
+                       "free some disk space, point --cache-dir (or $HVG_CACHE_DIR) elsewhere, or run with --no-cache")
+
+
+@contextmanager
+def _entry_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes (flock), removed when released.
+
+    The file is unlinked by its holder before release, so a waiter may wake holding a lock on a file that is no
+    longer at `path`: it then takes the lock again on the current file.
+    """
+    while True:
+        try:
+            f = open(path, "a")
+        except OSError as e:
+            raise _cache_write_error(path.parent, e) from None
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            same = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            f.close()
 
 
 def default_cache_dir() -> Path:
@@ -147,6 +196,8 @@ class StageCache:
     def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.enabled = enabled
+        self.hits = 0  # stage results served from the cache by this instance
+        self.computed = 0  # stage results this instance computed and stored
 
     # keys -------------------------------------------------------------------------------
     @staticmethod
@@ -160,7 +211,10 @@ class StageCache:
 
     def lookup(self, key: StageKey) -> Path | None:
         p = self.path(key)
-        return p if self.enabled and (p / ".complete").exists() else None
+        if self.enabled and (p / ".complete").exists():
+            self.hits += 1
+            return p
+        return None
 
     # writing ----------------------------------------------------------------------------
     def get_or_compute(self, key: StageKey, produce: Callable[[Path], None]) -> tuple[Path, bool]:
@@ -177,12 +231,33 @@ class StageCache:
             produce(tmp)
             return tmp, False
         stage_dir = self.root / key.stage
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        sweep_orphans(stage_dir)
-        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(), dir=stage_dir))
         try:
-            produce(tmp)
-            (tmp / ".complete").write_text(json.dumps({"created": time.time()}))
+            stage_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _cache_write_error(stage_dir, e) from None
+        with _entry_lock(stage_dir / f"{_LOCK_PREFIX}{key.digest}"):
+            # one writer per entry across processes: the others wait here, then find the entry done
+            hit = self.lookup(key)
+            if hit is not None:
+                return hit, True
+            return self._produce_entry(key, stage_dir, produce)
+
+    def _produce_entry(self, key: StageKey, stage_dir: Path, produce: Callable[[Path], None]) -> tuple[Path, bool]:
+        """Write an entry into a temporary folder and rename it into place (the caller holds the entry's lock)."""
+        try:
+            sweep_orphans(stage_dir)
+            tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(), dir=stage_dir))
+        except OSError as e:
+            raise _cache_write_error(stage_dir, e) from None
+        try:
+            try:
+                produce(tmp)
+                (tmp / ".complete").write_text(json.dumps({"created": time.time()}))
+                self.computed += 1
+            except OSError as e:
+                if e.errno in _FULL or (e.errno in _DENIED and _under(e.filename, self.root)):
+                    raise _cache_write_error(stage_dir, e) from None
+                raise
             final = self.path(key)
             try:
                 os.rename(tmp, final)
@@ -205,6 +280,12 @@ class StageCache:
         finally:
             if not self.enabled:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def clear_entry(self, key: StageKey) -> None:
+        """Remove one entry (if present)."""
+        p = self.path(key)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
 
     def scratch(self, key: StageKey) -> Path:
         """A persistent folder for a stage's partial state (e.g. a resumable sampler), keyed like an entry."""
@@ -254,6 +335,9 @@ class StageCache:
                     shutil.rmtree(p)
                 elif p.name.startswith(_TMP_PREFIX):
                     shutil.rmtree(p, ignore_errors=True)
+            for p in stage_dir.glob(_LOCK_PREFIX + "*"):
+                if p.is_file() and _ENTRY_NAME.fullmatch(p.name[len(_LOCK_PREFIX):]):
+                    p.unlink(missing_ok=True)
             try:
                 stage_dir.rmdir()  # only when nothing else is left in it
             except OSError:

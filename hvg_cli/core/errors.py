@@ -29,6 +29,13 @@ class HvgError(Exception):
         return self.message if not self.hint else f"{self.message} ({self.hint})"
 
 
+class UsageError(HvgError):
+    """A flag value or a combination of flags that cannot be used (the same exit code as the CLI parser's)."""
+
+    exit_code = 2
+    kind = "usage error"
+
+
 class BadInput(HvgError):
     """A file or value given by the user cannot be used."""
 
@@ -63,18 +70,26 @@ class OutputError(HvgError):
     kind = "output error"
 
 
+class BatchFailed(HvgError):
+    """Some jobs of a batch failed (each was reported with its own exit code)."""
+
+    exit_code = 7
+    kind = "batch"
+
+
 class Interrupted(HvgError):
     exit_code = 130
     kind = "interrupted"
 
 
-EXIT_CODES = {
+EXIT_CODES = {  # what `hvg --help` lists
     0: "success",
     1: "internal error (a bug in hvg)",
-    2: "usage error (bad flag or value)",
+    UsageError.exit_code: "usage error (bad flag or value)",
     BadInput.exit_code: "bad input (missing, unreadable, empty or wrong-kind file; invalid preset)",
     MissingDependency.exit_code: "missing dependency or weights",
     NoPerson.exit_code: "no person found, or person lost for too long",
     OutputError.exit_code: "output cannot be written",
+    BatchFailed.exit_code: "some jobs of a batch failed",
     Interrupted.exit_code: "interrupted",
 }

@@ -5,7 +5,7 @@ The CLI passes a rich-backed Reporter; library default is `SILENT`.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator, Protocol
 
 
@@ -14,7 +14,7 @@ class Task(Protocol):
 
 
 class Reporter(Protocol):
-    def task(self, description: str, total: int | None, unit: str = "frames") -> "contextmanager[Task]": ...
+    def task(self, description: str, total: int | None, unit: str = "frames") -> AbstractContextManager[Task]: ...
 
     def note(self, message: str) -> None: ...
 

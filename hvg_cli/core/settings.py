@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+
+from hvg_cli.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,314 @@ def presets_root() -> Path:
     if checkout.is_dir():
         return checkout
     return Path(sys.prefix) / "share" / "hvg" / "presets"
+
+
+# --- settings of whole jobs (`hvg bonemap`, `hvg animate`): what the CLI builds from flags -----------------
+# Every value is checked here, where it enters: a number must be finite and in range, a choice one of its enum,
+# a combination of flags allowed. A violation is a UsageError (exit 2), raised once, for the CLI and for
+# library callers alike.
+
+
+class Backend(str, Enum):
+    AUTO = "auto"  # diffusion when a weights folder is found, else preview
+    PREVIEW = "preview"
+    DIFFUSION = "diffusion"
+
+
+class Sampling(str, Enum):
+    PROGRESSIVE = "progressive"  # anchor frames first, then the frames between them
+    ONEPASS = "onepass"  # overlapping tiles blended at every step
+    FULL = "full"  # no tiles (small jobs)
+
+
+class Dtype(str, Enum):
+    AUTO = "auto"  # fp16 on a GPU, fp32 on the CPU
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+
+class ExportFormat(str, Enum):
+    NERFSTUDIO = "nerfstudio"
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(name: str) -> str:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps', else UsageError."""
+    if not _DEVICE.fullmatch(name):
+        raise UsageError(f"--device {name!r} is not auto, cpu, cuda, cuda:N or mps", "for example --device cuda:0")
+    return name
+
+
+def check_number(flag: str, value: float | int | None, low: float, high: float, *, open_low: bool = False) -> None:
+    """UsageError unless `value` is None or a finite number in [low, high] ((low, high] with open_low)."""
+    if value is None:
+        return
+    v = float(value)
+    ok = math.isfinite(v) and (low < v if open_low else low <= v) and v <= high
+    if not ok:
+        bound = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+        raise UsageError(f"{flag} {value!r} must be a finite number in {bound}")
+
+
+@dataclass(frozen=True)
+class Background:
+    """What is behind the person: the photo with the person removed, nothing (PNG alpha) or a colour."""
+
+    kind: str = "photo"  # "photo" | "transparent" | "colour"
+    rgb: tuple[int, int, int] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Background":
+        """'photo' | 'transparent' | '#rrggbb' | 'r,g,b' -> Background, else UsageError."""
+        t = text.strip().lower()
+        if t in ("photo", "transparent"):
+            return cls(t)
+        try:
+            if t.startswith("#") and len(t) == 7:
+                return cls("colour", (int(t[1:3], 16), int(t[3:5], 16), int(t[5:7], 16)))
+            rgb = tuple(int(x) for x in t.split(","))
+            if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
+                return cls("colour", (rgb[0], rgb[1], rgb[2]))
+        except ValueError:
+            pass
+        raise UsageError(f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b",
+                         "for example --background '#202020'")
+
+    @property
+    def value(self) -> str | tuple[int, int, int]:
+        """'photo' | 'transparent' | (r, g, b): what the renderers take (and what render cache keys hold)."""
+        return self.rgb if self.kind == "colour" and self.rgb is not None else self.kind
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """How the user chose the camera: a preset name or file (--camera), or the --orbit DEG shorthand, plus
+    overrides (None = the preset's own value)."""
+
+    camera: str | None = None  # preset name, preset .yaml, or nerfstudio camera_path .json
+    orbit: float | None = None  # --orbit DEG: an orbit through DEG degrees starting in front (0 = static)
+    views: int | None = None
+    elevation: float | None = None
+    radius: float | None = None
+    fov: float | None = None
+    width: int | None = None
+    height: int | None = None
+    degrees: float | None = None
+
+    DEFAULT_CAMERA = "static"
+
+    def __post_init__(self) -> None:
+        if self.orbit is not None and self.camera is not None:
+            raise UsageError("--orbit and --camera both choose the camera path", "give only one of them")
+        if self.orbit is not None and self.degrees is not None:
+            raise UsageError("--orbit already gives the degrees", "drop --degrees")
+        check_number("--orbit", self.orbit, -3600, 3600)
+        check_number("--degrees", self.degrees, -3600, 3600)
+        check_number("--views", self.views, 1, 1000)
+        check_number("--elevation", self.elevation, -89.9, 89.9)
+        check_number("--radius", self.radius, 0.1, 1000)
+        check_number("--fov", self.fov, 1, 170)
+        check_number("width", self.width, 16, 8192)
+        check_number("height", self.height, 16, 8192)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Which frames of the motion a job uses: [start, end), at most max_frames of them."""
+
+    start: int = 0  # first frame of the motion
+    end: int | None = None  # stop before this frame; None = to the end
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        check_number("--start", self.start, 0, 10**9)
+        check_number("--end", self.end, 1, 10**9)
+        check_number("--frames", self.max_frames, 1, 10**9)
+        if self.end is not None and self.end <= self.start:
+            raise UsageError(f"--end ({self.end}) must be after --start ({self.start})")
+
+
+@dataclass(frozen=True)
+class BonemapSettings:
+    camera: CameraSpec = CameraSpec()
+    camera_mode: str = "moving"  # "moving": one camera along the path; "views": every view for every frame
+    timing: Timing = Timing()
+    align: bool = True  # re-centre the subject in every view and frame
+    body_model: str | None = None  # a SMPL / SMPL-X model file for the subject's body (None: built-in)
+    max_gap: int | None = None  # a video motion: longest run of lost frames filled in (None: half a second)
+    channels: tuple[str, ...] = ("semantic", "normal", "depth", "mask")
+    grid: bool = False
+
+
+@dataclass(frozen=True)
+class AnimateSettings:
+    camera: CameraSpec = CameraSpec()
+    camera_mode: str = "moving"
+    timing: Timing = Timing()
+    align: bool = True
+    body_model: str | None = None
+    max_gap: int | None = None  # a video motion: longest run of lost frames filled in (None: half a second)
+    backend: Backend = Backend.AUTO
+    background: Background = Background()
+    grid: bool = False  # views×time grid in one video (camera mode "views")
+    per_view: bool = False  # one file per view (camera mode "views")
+    audio: bool = True
+    seed: int = 0
+    steps: int = 25
+    guidance: float = 3.0
+    # diffusion sampling (see backends/diffusion/settings.py)
+    sampling: Sampling = Sampling.PROGRESSIVE
+    tile_views: int = 2
+    tile_frames: int = 8
+    anchor_stride: int = 4
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: Dtype = Dtype.AUTO
+    offload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.grid and self.per_view:
+            raise UsageError("give either --grid or --per-view")
+        check_device(self.device)
+        check_number("--steps", self.steps, 1, 10_000)
+        check_number("--guidance", self.guidance, 0, 100)
+        check_number("--tile-views", self.tile_views, 1, 1000)
+        check_number("--tile-frames", self.tile_frames, 1, 10_000)
+        check_number("--anchor-stride", self.anchor_stride, 1, 10_000)
+
+
+# --- from flags: the one translation of command-line flags (or a jobs file's keys) into settings ---------------
+def parse_resolution(text: str | int) -> tuple[int, int]:
+    """'512' -> (512, 512); '640x360' -> (640, 360); UsageError otherwise."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--resolution {text!r} is not WxH (for example 512x512)") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) < 16 or max(nums) > 8192:
+        raise UsageError(f"--resolution {text!r}: need WxH between 16 and 8192 pixels")
+    return nums[0], nums[1]
+
+
+def _choice(enum: type[Enum], value: object, flag: str):
+    try:
+        return enum(value.value if isinstance(value, Enum) else value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)  # type: ignore[attr-defined]
+        raise UsageError(f"{flag} {value!r} is not one of {allowed}") from None
+
+
+def camera_from_flags(orbit: float | None = None, camera: str | None = None, views: int | None = None,
+                      elevation: float | None = None, radius: float | None = None, fov: float | None = None,
+                      resolution: str | int | None = "512", degrees: float | None = None) -> CameraSpec:
+    """The camera flags of `hvg animate | bonemap | cameras` as a CameraSpec (which checks them); resolution None
+    keeps the preset's own size."""
+    w, h = parse_resolution(resolution) if resolution is not None else (None, None)
+    return CameraSpec(camera=camera, orbit=orbit, views=views, elevation=elevation, radius=radius, fov=fov,
+                      width=w, height=h, degrees=degrees)
+
+
+_CAMERA_FLAGS = ("orbit", "camera", "views", "elevation", "radius", "fov", "resolution")
+BONEMAP_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "channels")
+ANIMATE_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "per_view",
+                                 "backend", "background", "no_audio", "seed", "steps", "guidance", "sampling",
+                                 "tile_views", "tile_frames", "anchor_stride", "device", "dtype", "offload")
+CHANNELS = ("semantic", "normal", "depth", "mask")
+
+
+def _check_flags(given: dict, allowed: tuple[str, ...], command: str) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise UsageError(f"`hvg {command}` has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}",
+                         f"options: {', '.join('--' + k.replace('_', '-') for k in allowed)}")
+
+
+def _flag_errors(fn):
+    """A flag value of the wrong type (a jobs file's steps: "many") is a UsageError, as on the command line."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(**flags):
+        try:
+            return fn(**flags)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"a flag has a value of the wrong type: {e}") from None
+    return wrapper
+
+
+@_flag_errors
+def bonemap_from_flags(**flags: object) -> BonemapSettings:
+    """`hvg bonemap`'s flags (python names, e.g. no_align=True) -> BonemapSettings; UsageError for a bad one."""
+    _check_flags(flags, BONEMAP_FLAGS, "bonemap")
+    f = dict(flags)
+    channels = f.get("channels") or ",".join(CHANNELS)
+    chosen = tuple(c.strip() for c in (channels.split(",") if isinstance(channels, str) else channels) if c.strip())
+    unknown = [c for c in chosen if c not in CHANNELS]
+    if unknown or not chosen:
+        raise UsageError(f"--channels: unknown channel(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CHANNELS)}")
+    grid = bool(f.get("grid", False))
+    return BonemapSettings(
+        camera=camera_from_flags(**{k: f[k] for k in _CAMERA_FLAGS if f.get(k) is not None}),  # type: ignore[arg-type]
+        camera_mode="views" if grid else "moving",
+        timing=Timing(start=int(f.get("start") or 0), end=f.get("end"), max_frames=f.get("frames")),  # type: ignore[arg-type]
+        align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
+        max_gap=f.get("max_gap"), channels=chosen, grid=grid,  # type: ignore[arg-type]
+    )
+
+
+@_flag_errors
+def animate_from_flags(**flags: object) -> AnimateSettings:
+    """`hvg animate`'s flags (python names, e.g. per_view=True) -> AnimateSettings; UsageError for a bad one."""
+    _check_flags(flags, ANIMATE_FLAGS, "animate")
+    f = {k: v for k, v in flags.items() if v is not None}
+    grid, per_view = bool(f.get("grid", False)), bool(f.get("per_view", False))
+    d = AnimateSettings()
+    return AnimateSettings(
+        camera=camera_from_flags(**{k: f[k] for k in _CAMERA_FLAGS if k in f}),  # type: ignore[arg-type]
+        camera_mode="views" if (grid or per_view) else "moving",
+        timing=Timing(start=int(f.get("start", 0)), end=f.get("end"), max_frames=f.get("frames")),  # type: ignore[arg-type]
+        align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
+        max_gap=f.get("max_gap"), grid=grid, per_view=per_view, audio=not f.get("no_audio", False),  # type: ignore[arg-type]
+        backend=_choice(Backend, f.get("backend", d.backend), "--backend"),
+        background=Background.parse(str(f.get("background", "photo"))),
+        seed=int(f.get("seed", d.seed)), steps=int(f.get("steps", d.steps)),  # type: ignore[call-overload]
+        guidance=float(f.get("guidance", d.guidance)),  # type: ignore[arg-type]
+        sampling=_choice(Sampling, f.get("sampling", d.sampling), "--sampling"),
+        tile_views=int(f.get("tile_views", d.tile_views)), tile_frames=int(f.get("tile_frames", d.tile_frames)),  # type: ignore[call-overload]
+        anchor_stride=int(f.get("anchor_stride", d.anchor_stride)),  # type: ignore[call-overload]
+        device=check_device(str(f.get("device", d.device))), dtype=_choice(Dtype, f.get("dtype", d.dtype), "--dtype"),
+        offload=bool(f.get("offload", False)),
+    )
+
+
+POSE_FLAGS = ("start", "end", "stride", "person", "max_gap", "no_smooth", "min_cutoff", "beta", "fov", "max_side")
+
+
+@_flag_errors
+def pose_from_flags(**flags: object) -> PoseSettings:
+    """`hvg pose`'s flags (python names, e.g. no_smooth=True) -> PoseSettings; UsageError for a bad one."""
+    _check_flags(flags, POSE_FLAGS, "pose")
+    f = {k: v for k, v in flags.items() if v is not None}
+    d = PoseSettings()
+    check_number("--start", f.get("start"), 0, 10**9)
+    check_number("--end", f.get("end"), 1, 10**9)
+    check_number("--stride", f.get("stride"), 1, 10**6)
+    check_number("--max-gap", f.get("max_gap"), 0, 10**9)
+    check_number("--min-cutoff", f.get("min_cutoff"), 0, 1e6, open_low=True)
+    check_number("--beta", f.get("beta"), 0, 1e6)
+    check_number("--fov", f.get("fov"), 5, 150)
+    check_number("--max-side", f.get("max_side"), 0, 10**5)
+    if f.get("end") is not None and int(f["end"]) <= int(f.get("start", 0)):  # type: ignore[call-overload]
+        raise UsageError(f"--end ({f['end']}) must be after --start ({f.get('start', 0)})")
+    return PoseSettings(
+        start=int(f.get("start", d.start)), end=None if f.get("end") is None else int(f["end"]),  # type: ignore[call-overload]
+        stride=int(f.get("stride", d.stride)), person=str(f.get("person", d.person)),  # type: ignore[call-overload]
+        max_gap=None if f.get("max_gap") is None else int(f["max_gap"]),  # type: ignore[call-overload]
+        smooth=not f.get("no_smooth", False), min_cutoff=float(f.get("min_cutoff", d.min_cutoff)),  # type: ignore[arg-type]
+        beta=float(f.get("beta", d.beta)), fov_deg=float(f.get("fov", d.fov_deg)),  # type: ignore[arg-type]
+        max_side=int(f.get("max_side", d.max_side)),  # type: ignore[call-overload]
+    )

@@ -11,9 +11,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from hvg_cli.core.atomic import is_hvg_frames_folder
 from hvg_cli.core.errors import OutputError
-
-FRAMES_MARKER = ".hvg-frames"  # inside every PNG-frame folder hvg writes: "this folder is hvg's to replace"
 
 
 def _resolved(p: str | os.PathLike) -> Path:
@@ -33,13 +32,6 @@ def _inside(child: Path, folder: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def is_hvg_frames_folder(folder: Path) -> bool:
-    """True for a folder that hvg wrote as PNG frames (it holds the marker and only PNGs besides)."""
-    if not (folder / FRAMES_MARKER).is_file():
-        return False
-    return all(p.name == FRAMES_MARKER or (p.is_file() and p.suffix.lower() == ".png") for p in folder.iterdir())
 
 
 def check_outputs(outputs: Sequence[tuple[str | os.PathLike, str]], inputs: Iterable[str | os.PathLike | None]) -> None:

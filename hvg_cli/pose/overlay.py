@@ -43,3 +43,18 @@ def draw_skeleton(frame: np.ndarray, joints2d: np.ndarray, max_side: int | None 
         if np.isfinite(x) and np.isfinite(y):
             draw.ellipse([x - r, y - r, x + r, y + r], fill=_colour(j), outline=(0, 0, 0))
     return np.asarray(img)
+
+
+def weak_perspective(joints: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Place 3D joints on the image with the weak-perspective camera (one scale + offset per frame, least
+    squares) that best matches 2D targets, so what is drawn is the joints' own shape.
+
+    joints: [T, J, 3] m, y up (pelvis-relative or not: the offset absorbs it)
+    target: [T, J, 2] px, image y down
+    returns [T, J, 2] px
+    """
+    src = np.asarray(joints, dtype=np.float64)[..., :2] * np.array([1.0, -1.0])  # orthographic, image y down
+    sc = src - src.mean(axis=1, keepdims=True)  # [T, J, 2]
+    tc = target - target.mean(axis=1, keepdims=True)
+    scale = (sc * tc).sum(axis=(1, 2)) / np.maximum((sc * sc).sum(axis=(1, 2)), 1e-12)  # [T]
+    return scale[:, None, None] * sc + target.mean(axis=1, keepdims=True)  # [T, J, 2]
