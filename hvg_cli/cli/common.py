@@ -65,6 +65,12 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_json_line(obj: Any) -> None:
+    """One JSON document on one line of stdout (a stream of results: `hvg batch --json`)."""
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
 def _json_default(o: Any) -> Any:
     from fractions import Fraction
 
@@ -87,34 +93,52 @@ class _RichTask:
 
     def advance(self, n: int = 1) -> None:
         self._progress.advance(self._id, n)
-        t = self._progress.tasks[0]
+        t = next(t for t in self._progress.tasks if t.id == self._id)
         speed = t.finished_speed or t.speed
         self._progress.update(self._id, rate=f"{speed:.1f} {self._unit}/s" if speed else "")
 
 
 class RichReporter:
-    """Progress bars with a rate column, and notes, on stderr."""
+    """Progress bars with a rate column, and notes, on stderr.
+
+    Tasks opened inside another task (a batch's current job inside its jobs bar) show as bars beneath it and
+    go away when they end; the outermost bar stays on screen.
+    """
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.notes: list[str] = []
+        self._progress: Progress | None = None
+        self._open = 0
 
     @contextmanager
     def task(self, description: str, total: int | None, unit: str = "frames") -> Iterator[_RichTask]:
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=self.quiet,
-            transient=False,
-        )
-        with progress:
-            tid = progress.add_task(description, total=total, rate="")
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                disable=self.quiet,
+                transient=False,
+            )
+            self._progress.start()
+        progress = self._progress
+        nested = self._open > 0
+        tid = progress.add_task(description, total=total, rate="")
+        self._open += 1
+        try:
             yield _RichTask(progress, tid, unit)
+        finally:
+            self._open -= 1
+            if nested:
+                progress.remove_task(tid)
+            if self._open == 0:
+                progress.stop()
+                self._progress = None
 
     def note(self, message: str) -> None:
         self.notes.append(message)

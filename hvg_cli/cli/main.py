@@ -7,7 +7,8 @@ from __future__ import annotations
 import typer
 
 from hvg_cli import __version__
-from hvg_cli.cli import animate_cmd, bonemap_cmd, cache_cmd, doctor_cmd
+from hvg_cli.core.errors import EXIT_CODES
+from hvg_cli.cli import animate_cmd, batch_cmd, bonemap_cmd, cache_cmd, doctor_cmd
 from hvg_cli.cli import cameras_cmd
 from hvg_cli.cli import pose_cmd
 from hvg_cli.cli import weights_cmd
@@ -22,9 +23,9 @@ app = typer.Typer(
         "  hvg bonemap photo.jpg --motion dance.mp4 --orbit 360 -o bones.mp4   inspect the conditioning\n\n"
         "  hvg pose dance.mp4 -o dance.motion.npz      3D motion from a video (or convert .npz/.bvh/preset)\n\n"
         "  hvg cameras list                            camera presets (orbit-360, sv3d-21, ...)\n\n"
+        "  hvg batch jobs.yaml [--shard i/n]           many jobs from one file (also under accelerate launch)\n\n"
         "  hvg doctor                                  what is installed, which backends can run\n\n"
-        "Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 missing dependency/weights, "
-        "5 no person, 6 output not writable, 130 interrupted."
+        "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -48,6 +49,7 @@ def _root(
 
 animate_cmd.register(app)
 bonemap_cmd.register(app)
+batch_cmd.register(app)
 doctor_cmd.register(app)
 pose_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")

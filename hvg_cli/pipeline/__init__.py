@@ -3,11 +3,13 @@
   stages.py    every cached stage and every stage version (pose track, motion fit, subject, preview model)
   motion.py    motions from any source, to files (`hvg pose`), onto the subject's body
   jobs.py      photo + motion + cameras -> pictures: `hvg bonemap`, `hvg animate`
+  batch.py     `hvg batch`: many jobs from one file, over processes
   commands.py  `hvg doctor`, `hvg cameras`, `hvg weights`
 
 This module re-exports what the CLI and library users call.
 """
 
+from hvg_cli.pipeline.batch import BatchSummary, JobResult, read_jobs, run_batch
 from hvg_cli.pipeline.commands import (CameraPresetInfo, DoctorReport, camera_grid, camera_path, camera_presets,
                                        describe_camera_path, doctor, export_camera_path, find_weights,
                                        plot_camera_path, weights_check, weights_init)
@@ -18,6 +20,7 @@ from hvg_cli.pipeline.motion import (PoseResult, list_motion_presets, load_bvh, 
 from hvg_cli.pipeline.stages import STAGE_NAMES, compute_subject, pose_track, subject
 
 __all__ = [
+    "BatchSummary", "JobResult", "read_jobs", "run_batch",
     "AnimateResult", "BonemapResult", "CameraPresetInfo", "DoctorReport", "Job", "PoseResult", "STAGE_NAMES",
     "align_job", "animate_job", "animate_plan", "assemble_job", "bonemap_job", "camera_grid", "camera_path",
     "camera_presets", "compute_subject", "describe_camera_path", "doctor", "export_camera_path", "find_weights",
