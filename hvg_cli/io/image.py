@@ -42,7 +42,7 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
             if target != im.size:
                 im.draft(None, target)  # JPEG only: decode at a reduced scale >= target (a no-op for others)
             im.load()
-            im = ImageOps.exif_transpose(im)
+            ImageOps.exif_transpose(im, in_place=True)  # no copy of the picture
             rgb = _to_rgb8(im)
             if orientation in _TRANSPOSING_ORIENTATIONS:
                 target = target[::-1]
@@ -65,7 +65,7 @@ def _to_rgb8(im: "PILImage.Image") -> "PILImage.Image":
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))  # transparent parts on white
         im = Image.alpha_composite(bg, im)
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def _high_depth_to_l(im: "PILImage.Image") -> "PILImage.Image":
