@@ -220,6 +220,37 @@ def test_atomic_file_full_disk(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["motion.npz"]
 
 
+def test_atomic_copy_full_disk_names_the_reason(tmp_path, monkeypatch):
+    import shutil
+
+    from hvg_cli.core.atomic import os_reason
+
+    src = tmp_path / "entry"
+    src.mkdir()
+    (src / "000000.png").write_bytes(b"p0")
+    dst = tmp_path / "out"
+    monkeypatch.setattr(shutil, "copyfile", _enospc)
+    with pytest.raises(OutputError) as e:
+        atomic_copy(src, dst)
+    assert str(dst) in str(e.value) and "No space left on device" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+    # copytree's aggregate error has no strerror (the old 'cannot write ...: None'): its first reason is used
+    err = shutil.Error([("a.png", "b.png", "[Errno 28] No space left on device")])
+    assert err.strerror is None and os_reason(err) == "[Errno 28] No space left on device"
+
+
+def test_one_ffmpeg_lookup(monkeypatch):
+    import hvg_cli.io.video as video
+    from hvg_cli.core.errors import MissingDependency
+
+    exe = video.find_ffmpeg()
+    assert exe and Path(exe).is_file() and video.ffmpeg_exe() == exe
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
+    with pytest.raises(MissingDependency) as e:
+        video.ffmpeg_exe()
+    assert e.value.exit_code == 4
+
+
 # ---------------------------------------------------------------------------------------------
 # 10. outputs get the usual permissions (umask), not 0600 / 0700
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +364,18 @@ def test_16_bit_greyscale_png_is_read_as_its_picture(grey, tmp_path):
     rgb = read_image(tmp_path / "g16.png")
     assert rgb.dtype == np.uint8 and rgb.shape == (*grey.shape, 3)
     np.testing.assert_array_equal(rgb, np.repeat(grey[:, :, None], 3, axis=2))
+
+
+def test_16_bit_greyscale_photo_has_its_person(grey, tmp_path):
+    """Issue 8 item 8 as the user met it: the 16-bit photo was all white, so MediaPipe found nobody."""
+    from PIL import Image
+
+    from hvg_cli.pose.photo import detect_photo
+
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    det = detect_photo(read_image(tmp_path / "g16.png"), "g16.png")  # raised NoPerson before the fix
+    ref = detect_photo(np.repeat(grey[:, :, None], 3, axis=2), "grey")
+    assert np.abs(det.landmarks - ref.landmarks).max() < 1.0  # pixels: the same person, the same pose
 
 
 def test_16_bit_colour_and_32_bit_integer_images(grey, tmp_path):

@@ -22,6 +22,8 @@ def check_input_file(path: Path, kind: str, example: str) -> None:
 
 def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """(w, h) scaled down (never up) so the longer side is at most max_side; None or 0: unchanged."""
+    if max_side is not None and max_side < 0:
+        raise ValueError(f"max_side must be >= 0 or None, got {max_side}")
     if not max_side or max(width, height) <= max_side:
         return width, height
     s = max_side / max(width, height)
