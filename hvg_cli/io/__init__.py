@@ -18,3 +18,13 @@ def check_input_file(path: Path, kind: str, example: str) -> None:
         raise BadInput(f"{path} is a folder, not {kind}", f"give {example}")
     if path.stat().st_size == 0:
         raise BadInput(f"{path} is empty (0 bytes)", f"give {example}")
+
+
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) scaled down (never up) so the longer side is at most max_side; None or 0: unchanged."""
+    if max_side is not None and max_side < 0:
+        raise ValueError(f"max_side must be >= 0 or None, got {max_side}")
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, int(round(width * s))), max(1, int(round(height * s)))

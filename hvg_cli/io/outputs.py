@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from hvg_cli.core.atomic import is_hvg_frames_folder
 from hvg_cli.core.errors import OutputError
 
 
@@ -44,6 +43,8 @@ def check_outputs(outputs: Sequence[tuple[str | os.PathLike, str]], inputs: Iter
     outputs at one place, a file output where a folder stands, and a frames folder that exists, is not empty
     and was not written by hvg.
     """
+    from hvg_cli.io.video import is_frames_folder
+
     ins = []
     for i in inputs:
         if i is None:
@@ -68,7 +69,7 @@ def check_outputs(outputs: Sequence[tuple[str | os.PathLike, str]], inputs: Iter
         if kind == "frames":
             if out.exists() and not out.is_dir():
                 raise OutputError(f"{out} exists and is not a folder", "remove it or give another folder name")
-            if out.is_dir() and any(out.iterdir()) and not is_hvg_frames_folder(out):
+            if out.is_dir() and any(out.iterdir()) and not is_frames_folder(out):
                 raise OutputError(f"{out} is a folder that is not empty and was not written by hvg",
                                   "give a new or empty folder (hvg replaces only its own frame folders)")
         elif out.is_dir():

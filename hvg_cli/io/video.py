@@ -2,16 +2,21 @@
 
 - `probe_video(path) -> VideoInfo`: exact rational frame rate, frame count, rotation, audio, read
   from a stream copy (`-f framecrc`), which lists every packet's timestamp without decoding.
+  A truncated file whose index is at the front (ffmpeg still opens it) is recognised here: its frame
+  count is what the index promises, `decodable_frames` what can actually be decoded.
 - `read_frames(path, start, end, stride) -> iterator of [H, W, 3] uint8` RGB frames, upright (ffmpeg
   applies the rotation metadata), frame indices exact (`-fps_mode passthrough`, no duplicated or
-  dropped frames), decoded ahead in a reader thread so decoding overlaps the consumer's work.
+  dropped frames), decoded ahead in a reader thread so decoding overlaps the consumer's work. ffmpeg
+  stops after frame `end`; a range that runs past the decodable part of a truncated file is BadInput
+  before any decoding.
 - `write_video(path, frames, fps, ...)`: H.264 mp4/mov/mkv (yuv420p), gif, or a folder of PNGs when
-  the path has no suffix; written to a temporary name then renamed, so a failure never destroys a
-  previous output.
+  the path has no suffix; written through `core/atomic.py` (temporary name, then renamed), so a
+  failure never destroys a previous output and every OSError is an OutputError naming the path.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import re
@@ -27,25 +32,40 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from hvg_cli.core.atomic import atomic_folder, atomic_path, output_error
 from hvg_cli.core.errors import BadInput, MissingDependency, OutputError
 from hvg_cli.core.types import VideoInfo
-from hvg_cli.io import check_input_file
+from hvg_cli.io import check_input_file, fit_size
+
+__all__ = [
+    "VIDEO_SUFFIXES", "GIF_SUFFIX", "ffmpeg_exe", "find_ffmpeg", "probe_video", "decodable_frames", "frame_range",
+    "fit_size", "read_frames", "output_kind", "write_video", "probe_has_audio", "is_frames_folder",
+]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 GIF_SUFFIX = ".gif"
 
 
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary (imageio-ffmpeg's bundled one, else ffmpeg on PATH)."""
+@functools.lru_cache(maxsize=1)
+def find_ffmpeg() -> str | None:
+    """Path of the ffmpeg binary hvg uses (imageio-ffmpeg's bundled one, else ffmpeg on PATH), or None.
+
+    The one ffmpeg lookup of hvg: `hvg doctor` reports it, every reader and writer runs it.
+    """
     try:
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:
-        exe = shutil.which("ffmpeg")
-        if exe:
-            return exe
-    raise MissingDependency("ffmpeg not found", "pip install imageio-ffmpeg (it ships an ffmpeg binary)")
+        return shutil.which("ffmpeg")
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary; MissingDependency when there is none."""
+    exe = find_ffmpeg()
+    if exe is None:
+        raise MissingDependency("ffmpeg not found", "pip install imageio-ffmpeg (it ships an ffmpeg binary)")
+    return exe
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,9 +74,11 @@ def ffmpeg_exe() -> str:
 @dataclass(frozen=True)
 class _Probe:
     info: VideoInfo
-    pts: tuple[float, ...]  # presentation time of every frame, seconds, sorted
+    pts: tuple[float, ...]  # presentation time of every frame whose packet is in the file, seconds, sorted
     start_time: float  # the container's start time (what `-ss` counts from), seconds
     constant_rate: bool  # every frame lasts the same
+    decodable: int  # frames 0 .. decodable-1 can be decoded (== info.frame_count unless truncated)
+    truncated: bool  # the file ends before the frames its index lists
 
 
 _PROBE_MEMO: dict[tuple[str, int, int], _Probe] = {}
@@ -66,7 +88,12 @@ _START_RE = re.compile(r"Duration:[^\n]*?start:\s*(-?[\d.]+)")
 _VIDEO_STREAM_RE = re.compile(r"Stream #0:(\d+)[^\n]*?: Video: [^\n]*?(\d{2,5})x(\d{2,5})")
 _AUDIO_STREAM_RE = re.compile(r"Stream #0:\d+[^\n]*?: Audio:")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
-_PACKET_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),", re.MULTILINE)
+# framecrc packet lines: "0, dts, pts, duration, size, 0xcrc[, F=0xflags]"; flag 0x2 = corrupt (cut short)
+_PACKET_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*\d+,\s*0x[0-9a-fA-F]+(?:,\s*F=0x([0-9a-fA-F]+))?",
+                        re.MULTILINE)
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_PARTIAL_RE = re.compile(r"partial file", re.IGNORECASE)  # the mp4/mov demuxer: a listed sample lies past the end
+_PKT_FLAG_CORRUPT = 0x2
 
 
 def _probe(path: str | os.PathLike) -> _Probe:
@@ -85,9 +112,13 @@ def _probe(path: str | os.PathLike) -> _Probe:
     if video is None:
         raise BadInput(f"{p} is not a video: no video stream in it", "give an mp4/mov/mkv/webm/avi file with a video track")
     tb_m = _TB_RE.search(out)
-    packets = [(int(a), int(b), int(c)) for a, b, c in _PACKET_RE.findall(out)]
+    listed = [(int(a), int(b), int(c), int(f or "0", 16)) for a, b, c, f in _PACKET_RE.findall(out)]
+    truncated = _PARTIAL_RE.search(err) is not None or bool(listed and listed[-1][3] & _PKT_FLAG_CORRUPT)
+    # in a truncated file a packet cut short is not a frame
+    packets = [pkt[:3] for pkt in listed if not (truncated and pkt[3] & _PKT_FLAG_CORRUPT)]
     if tb_m is None or not packets:
-        raise BadInput(f"{p} has no video frames", "give a video that plays")
+        raise BadInput(f"{p} has no video frames" + (" (the file is truncated)" if truncated else ""),
+                       "give a video that plays")
     tb = Fraction(int(tb_m.group(1)), int(tb_m.group(2)))
     pts_ticks = sorted(pkt[1] for pkt in packets)
     durations = [pkt[2] for pkt in packets if pkt[2] > 0]
@@ -111,6 +142,20 @@ def _probe(path: str | os.PathLike) -> _Probe:
     start_m = _START_RE.search(err)
     n = len(packets)
     duration = float(sum(pkt[2] for pkt in packets) * tb) if all(pkt[2] > 0 for pkt in packets) else float(n / fps)
+    decodable = n
+    if truncated:
+        # The index (at the front) still lists every frame; the data stops part-way. Frames decode in
+        # order up to the first gap in presentation times (later ones are missing, or are B-frames
+        # whose references are), and the header's duration says how many frames there should be.
+        step_ticks = 1 / (fps * tb)  # ticks per frame
+        decodable = 1
+        while decodable < n and pts_ticks[decodable] - pts_ticks[decodable - 1] <= 1.5 * step_ticks:
+            decodable += 1
+        dur_m = _DURATION_RE.search(err)
+        if dur_m:
+            header_s = int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + Fraction(dur_m.group(3))
+            n = max(n, round(header_s * fps))  # frames the index promises (the header's duration, 10 ms steps)
+        duration = float(n / fps)
     info = VideoInfo(
         path=str(p),
         width=w,
@@ -121,7 +166,8 @@ def _probe(path: str | os.PathLike) -> _Probe:
         has_audio=_AUDIO_STREAM_RE.search(err) is not None,
         duration=duration,
     )
-    probe = _Probe(info, tuple(float(t * tb) for t in pts_ticks), float(start_m.group(1)) if start_m else 0.0, constant)
+    probe = _Probe(info, tuple(float(t * tb) for t in pts_ticks), float(start_m.group(1)) if start_m else 0.0, constant,
+                   decodable, truncated)
     _PROBE_MEMO[memo_key] = probe
     return probe
 
@@ -132,6 +178,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     Raises BadInput naming the file when it is missing, empty, not a video, or has no frames.
     """
     return _probe(path).info
+
+
+def decodable_frames(path: str | os.PathLike) -> int:
+    """How many frames, from the first, can be decoded: the frame count, or less for a truncated file."""
+    return _probe(path).decodable
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,14 +196,6 @@ def frame_range(info: VideoInfo, start: int = 0, end: int | None = None, stride:
     return range(start, max(start, stop), stride)
 
 
-def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """(w, h) scaled down (never up) so the longer side is at most max_side; None or 0: unchanged."""
-    if not max_side or max(width, height) <= max_side:
-        return width, height
-    s = max_side / max(width, height)
-    return max(1, int(round(width * s))), max(1, int(round(height * s)))
-
-
 def read_frames(
     path: str | os.PathLike, start: int = 0, end: int | None = None, stride: int = 1, prefetch: int = 6,
     threads: int = 0, size: tuple[int, int] | None = None,
@@ -164,19 +207,28 @@ def read_frames(
     A reader thread keeps up to `prefetch` frames decoded ahead of the consumer.
     threads: decoder threads (0 = ffmpeg's choice; 1 costs the least CPU when the consumer is the
     bottleneck, e.g. MediaPipe, which then keeps the cores).
+    ffmpeg is told to stop after the last frame asked for (`-frames:v`), so reading frames 0..11 of a long
+    file decodes about 12 frames, not the file.
+    Raises BadInput naming the file, before decoding anything, when the range runs past the decodable
+    part of a truncated file, and while reading when decoding stops early for another reason.
     """
     probe = _probe(path)
     info = probe.info
     idx = frame_range(info, start, end, stride)
     if len(idx) == 0:
         return iter(())
+    if idx[-1] >= probe.decodable:
+        use = f"--end {probe.decodable}" if idx.start < probe.decodable else f"a --start below {probe.decodable}"
+        raise BadInput(
+            f"{info.path} is truncated: only its first {probe.decodable} of {info.frame_count} frames can be decoded",
+            f"download or copy the file again, or pass {use} to use the frames there are",
+        )
     return _FrameReader(probe, idx, prefetch, threads, size)
 
 
-def _last_line(errf) -> str | None:
-    """The last line ffmpeg wrote to its stderr file (its error message), or None if it wrote nothing."""
-    errf.seek(0)
-    lines = errf.read().decode(errors="replace").strip().splitlines()
+def _last_line(text: str) -> str | None:
+    """The last line ffmpeg wrote to its stderr (its error message), or None if it wrote nothing."""
+    lines = text.strip().splitlines()
     return lines[-1] if lines else None
 
 
@@ -202,8 +254,10 @@ class _FrameReader:
         self.width, self.height = size if size else (info.width, info.height)
         self.frame_bytes = self.width * self.height * 3
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+        self.idx = idx
+        self.log = ""  # ffmpeg's stderr, kept when the reader closes
         skip = idx.start
-        if idx.start > 0 and probe.constant_rate and len(probe.pts) == info.frame_count:
+        if idx.start > 0 and probe.constant_rate and idx[-1] < len(probe.pts):
             # Accurate seek: ffmpeg decodes from the keyframe before the target and drops every
             # frame whose time is before it. Aim half a frame before frame `start`, so rounding
             # can neither keep frame start-1 nor drop frame start.
@@ -272,13 +326,14 @@ class _FrameReader:
             raise StopIteration
         item = self._queue.get()
         if item is self._DONE:
-            self.close()
+            self.close(finished=True)
             if self._yielded < self.count:
-                msg = _last_line(self._stderr)
+                msg = _last_line(self.log)
+                end = self.idx.start + self._yielded * self.idx.step
                 raise BadInput(
                     f"{self.info.path}: decoding stopped after {self._yielded} of {self.count} frames"
                     + (f" ({msg})" if msg else ""),
-                    "the file may be truncated; re-encode it or pass --end",
+                    f"the file may be damaged or truncated; re-encode it, or pass --end {end}",
                 )
             raise StopIteration
         if isinstance(item, Exception):
@@ -287,10 +342,17 @@ class _FrameReader:
         self._yielded += 1
         return item  # type: ignore[return-value]
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Stop ffmpeg and the reader thread. finished: every frame was read, so ffmpeg (told to stop
+        there) is let exit by itself for a moment first, which keeps its final report in `log`."""
         if self._stop.is_set():
             return
         self._stop.set()
+        if finished:
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         if self._proc.poll() is None:
             self._proc.kill()
         try:
@@ -300,6 +362,11 @@ class _FrameReader:
         if self._proc.stdout:
             self._proc.stdout.close()
         self._thread.join(timeout=5)
+        try:
+            self._stderr.seek(0)
+            self.log = self._stderr.read().decode(errors="replace")
+        except (OSError, ValueError):
+            pass
         self._stderr.close()
 
     def __del__(self) -> None:
@@ -365,24 +432,10 @@ def write_video(
     fps = Fraction(fps).limit_denominator(1_000_000) if not isinstance(fps, Fraction) else fps
     if fps <= 0:
         raise OutputError(f"{out}: frame rate must be positive, got {fps}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the folder {out.parent}: {e.strerror}", "choose another output path") from None
     if kind == "frames":
         return _write_png_folder(out, frames)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.tmp-", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-    except OSError as e:
-        raise OutputError(f"cannot write into {out.parent}: {e.strerror}", "choose another output path") from None
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out) as tmp:  # OSErrors -> OutputError naming `out`; the temp file is removed on failure
         _encode(tmp, kind, frames, fps, audio_from, audio_start, audio_duration, quality, out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out
 
 
@@ -426,7 +479,10 @@ def _encode(
         cmd += ["-vf", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer", "-r", rate]
         cmd += ["-f", "gif", str(tmp)]
     with tempfile.TemporaryFile() as errf:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf)
+        except OSError as e:
+            raise output_error(out, e) from None
         assert proc.stdin is not None
         failed: BaseException | None = None
         try:
@@ -454,7 +510,10 @@ def _encode(
             raise failed
         rc = proc.wait()
         if rc != 0:
-            raise OutputError(f"ffmpeg could not write {out}: {_last_line(errf) or f'exit code {rc}'}")
+            errf.seek(0)
+            msg = _last_line(errf.read().decode(errors="replace"))
+            raise OutputError(f"ffmpeg could not write {out}: {msg or f'exit code {rc}'}",
+                              "check free disk space and permissions, or choose another output path")
 
 
 def probe_has_audio(path: str | os.PathLike) -> bool:
@@ -466,28 +525,42 @@ def probe_has_audio(path: str | os.PathLike) -> bool:
     return _AUDIO_STREAM_RE.search(proc.stderr) is not None
 
 
+_FRAME_NAME_RE = re.compile(r"^\d{6}\.png$")
+
+
+def _frame_name(i: int) -> str:
+    return f"{i:06d}.png"
+
+
+FRAMES_MARKER = ".hvg-frames"  # in every PNG-frame folder hvg writes: "this folder is hvg's to replace"
+
+
+def is_frames_folder(path: str | os.PathLike) -> bool:
+    """True if `path` is a folder hvg wrote as PNG frames: its marker file and PNG frames as `write_video` names
+    them (000000.png ...), nothing else.
+
+    What `atomic_folder` may replace: an earlier frames output, never a folder with any other file in it (nor a
+    folder of the user's own 000000.png ... without the marker).
+    """
+    p = Path(path)
+    if not p.is_dir() or p.is_symlink() or not (p / FRAMES_MARKER).is_file():
+        return False
+    with os.scandir(p) as it:
+        return all(e.is_file(follow_symlinks=False) and (e.name == FRAMES_MARKER or _FRAME_NAME_RE.match(e.name))
+                   for e in it)
+
+
 def _write_png_folder(out: Path, frames: Iterable[np.ndarray]) -> Path:
     from PIL import Image
 
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out} exists and is not a folder", "remove it or give another name")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    # refuses, before any frame is made, a file at `out` or a folder holding anything but earlier frames
+    with atomic_folder(out, previous_output=is_frames_folder) as tmp:
         n = 0
         for i, f in enumerate(frames):
             a = _as_rgb(f, keep_alpha=True)
-            Image.fromarray(a).save(tmp / f"{i:06d}.png", compress_level=1)
+            Image.fromarray(a).save(tmp / _frame_name(i), compress_level=1)  # an OSError -> OutputError naming out
             n += 1
         if n == 0:
             raise OutputError(f"{out}: no frames to write")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / FRAMES_MARKER).touch()
     return out

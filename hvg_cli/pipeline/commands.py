@@ -60,13 +60,9 @@ def doctor(weights: Path | None = None, cache: StageCache | None = None) -> Doct
         device = {"cuda": lambda: f"cuda ({torch.cuda.get_device_name(0)})", "mps": lambda: "mps"}.get(
             picked, lambda: f"cpu ({torch.get_num_threads()} threads)")()
 
-    from hvg_cli.core.errors import MissingDependency
-    from hvg_cli.io.video import ffmpeg_exe
+    from hvg_cli.io.video import find_ffmpeg
 
-    try:
-        ffmpeg: str | None = ffmpeg_exe()
-    except MissingDependency:
-        ffmpeg = None
+    ffmpeg = find_ffmpeg()
     pose_model = None
     if versions["mediapipe"]:
         from hvg_cli.pose import mediapipe_model_path

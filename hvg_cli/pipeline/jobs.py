@@ -25,6 +25,7 @@ from hvg_cli.core.settings import (AnimateSettings, Backend, BonemapSettings, Ca
                                    SubjectSettings, Timing)
 from hvg_cli.core.types import Alignment, CameraGrid, Motion, Skeleton, Subject
 from hvg_cli.io.outputs import check_outputs
+from hvg_cli.io.video import is_frames_folder
 from hvg_cli.pipeline import stages
 from hvg_cli.pipeline.commands import DEFAULT_WEIGHTS, camera_grid, camera_path, find_weights
 from hvg_cli.pipeline.motion import motion_from_source, motion_source_kind, place_motion, trim_motion
@@ -195,7 +196,7 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
         if cached:
             progress.note(f"bonemap: cached ({key.short})")
         # 7. The finished files to the user's paths, atomically
-        atomic_copy(entry / ("bones" + Path(out).suffix), Path(out))
+        atomic_copy(entry / ("bones" + Path(out).suffix), Path(out), previous_output=is_frames_folder)
         if export is not None:
             atomic_copy(entry / "maps.npz", Path(export))
     return BonemapResult(out=Path(out), export=export, views=V, frames=T, fps=job.motion.fps, cached=cached,
@@ -306,7 +307,7 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
         t = time.perf_counter()
         outputs = output_paths(Path(out), V, settings.per_view)
         for name, dst in zip(names, outputs):
-            atomic_copy(entry / name, dst)
+            atomic_copy(entry / name, dst, previous_output=is_frames_folder)
     seconds["copy"] = time.perf_counter() - t
     return AnimateResult(outputs=tuple(outputs), views=V, frames=T, fps=motion.fps, backend=backend, cached=cached,
                          seconds=time.perf_counter() - t0, stage_seconds=seconds)

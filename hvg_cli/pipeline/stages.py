@@ -23,7 +23,7 @@ from hvg_cli.core.types import Motion, PoseTrack, Subject
 VERSIONS: dict[str, int] = {
     "pose_track": 1,  # MediaPipe landmarks of one person over a video
     "motion_video": 1,  # the SMPL-24 fit of a track (IK, root path)
-    "subject": 1,  # the person in the photo: fit, radii, storage
+    "subject": 2,  # the person in the photo: fit, radii, storage; 2: photos larger than PHOTO_MAX_SIDE downscaled
     "preview_model": 2,  # the preview's photo mesh; 2: the back sheet shows hair, not a second face
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 1,  # the diffusion sampler's resumable state (scratch, removed when the render is stored)
@@ -146,6 +146,10 @@ def motion_video(video: Path, settings: PoseSettings, cache: StageCache, progres
 
 
 # --- subject: photo -> the person (fit, radii) ----------------------------------------------------------------
+# A photo is analysed at most this large (longer side, pixels): four times a 512 px job's height, enough for the
+# preview's texture and the diffusion reference; a 4500x8000 photo would otherwise cost gigabytes in memory and cache.
+PHOTO_MAX_SIDE = 2048
+
 def subject_key(photo: Path, settings: SubjectSettings) -> StageKey:
     """Key of `subject`: the photo's bytes, the body model file's bytes and the other settings."""
     model_hash = None
@@ -207,10 +211,10 @@ def subject(photo: Path, settings: SubjectSettings, cache: StageCache, progress:
     from hvg_cli.io.records import load_subject, save_subject
 
     photo = Path(photo)
-    image = read_image(photo)  # raises BadInput naming the file
     key = subject_key(photo, settings)
 
     def produce(folder: Path) -> None:
+        image = read_image(photo, max_side=PHOTO_MAX_SIDE)  # raises BadInput naming the file
         made, report = compute_subject(image, str(photo), file_hash(photo), settings, progress)
         save_subject(made, folder, report)
 
