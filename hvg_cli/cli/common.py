@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from hvg_cli.core.errors import HvgError, Interrupted
@@ -28,13 +30,37 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readabl
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
 
 
+class _Interrupt:
+    """Ctrl-C, remembered: third-party code can swallow a KeyboardInterrupt (protobuf does, when it lands while
+    mediapipe is being imported), so the next progress report raises it again and the command still exits 130."""
+
+    pressed = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.pressed = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.pressed:
+            raise KeyboardInterrupt
+
+
 def maps_errors(fn: Callable) -> Callable:
     """Turn hvg's typed errors into one clear line on stderr and their exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _Interrupt.pressed = False
         try:
-            return fn(*args, **kwargs)
+            previous = signal.signal(signal.SIGINT, _Interrupt.handler)
+        except ValueError:  # not the main thread: keep Python's own handling
+            previous = None
+        try:
+            result = fn(*args, **kwargs)
+            _Interrupt.check()  # pressed, swallowed, and nothing reported since
+            return result
         except (typer.Exit, typer.BadParameter):  # usage errors: Typer prints them, exit 2
             raise
         except HvgError as e:
@@ -48,8 +74,34 @@ def maps_errors(fn: Callable) -> Callable:
                 raise
             _print_error("internal error", f"{type(e).__name__}: {e}", "set HVG_DEBUG=1 for the traceback and report it")
             raise typer.Exit(1) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     return wrapper
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The app's group: a usage error (unknown flag, bad value) is one line on stderr and exit 2, like every
+    other error, instead of click's usage block. `--help` and a bare command still show the help."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as e:  # click's exceptions (Typer vendors click)
+            if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as click shows it
+                e.show()  # type: ignore[attr-defined]
+            else:
+                ctx = getattr(e, "ctx", None)
+                where = f"see `{ctx.command_path} --help`" if ctx is not None else "see `hvg --help`"
+                _print_error("usage error", e.format_message().replace("\n", " "), where)  # type: ignore[attr-defined]
+            rv = getattr(e, "exit_code", 2)
+        except typer.Abort:
+            _print_error(Interrupted.kind, "stopped by the user", None)
+            rv = Interrupted.exit_code
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _print_error(kind: str, message: str, hint: str | None) -> None:
@@ -92,6 +144,7 @@ class _RichTask:
         self._unit = unit
 
     def advance(self, n: int = 1) -> None:
+        _Interrupt.check()
         self._progress.advance(self._id, n)
         t = next(t for t in self._progress.tasks if t.id == self._id)
         speed = t.finished_speed or t.speed
@@ -113,6 +166,7 @@ class RichReporter:
 
     @contextmanager
     def task(self, description: str, total: int | None, unit: str = "frames") -> Iterator[_RichTask]:
+        _Interrupt.check()
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -141,6 +195,7 @@ class RichReporter:
                 self._progress = None
 
     def note(self, message: str) -> None:
+        _Interrupt.check()
         self.notes.append(message)
         if not self.quiet:
             err_console.print(f"[dim]hvg:[/dim] {message}", soft_wrap=True)

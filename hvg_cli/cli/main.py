@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from hvg_cli import __version__
+from hvg_cli.cli.common import OneLineUsageErrors
 from hvg_cli.core.errors import EXIT_CODES
 from hvg_cli.cli import animate_cmd, batch_cmd, bonemap_cmd, cache_cmd, doctor_cmd
 from hvg_cli.cli import cameras_cmd
@@ -31,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=OneLineUsageErrors,
 )
 
 

@@ -55,6 +55,20 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
     return np.ascontiguousarray(out)  # [H, W, 3] uint8
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """BadInput, as `read_image` words it, unless `path` is an image file Pillow can open (header only: cheap,
+    for a job's step 0 before any work)."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    check_input_file(p, "an image", "a .jpg or .png file")
+    try:
+        with Image.open(p) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise BadInput(f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file") from None
+
+
 def _to_rgb8(im: "PILImage.Image") -> "PILImage.Image":
     """Any Pillow image as mode "RGB", 8 bits per channel, transparent parts on white."""
     from PIL import Image

@@ -91,8 +91,9 @@ def job_motion(motion_source: str, timing: Timing, max_gap: int | None, cache: S
 def check_job_inputs(photo: Path, motion_source: str, body_model: str | None) -> None:
     """BadInput naming the file, before any work, for a missing, empty or folder photo / motion / body model."""
     from hvg_cli.io import check_input_file
+    from hvg_cli.io.image import check_image
 
-    check_input_file(Path(photo), "an image", "a photo (jpg/png) of one person, whole body visible")
+    check_image(Path(photo))
     if motion_source_kind(motion_source) != "preset":
         check_input_file(Path(motion_source), "a motion", "a video, an AMASS .npz, a .bvh or a preset name")
     if body_model is not None:
@@ -222,8 +223,8 @@ class AnimateResult:
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}}
 
 
-def choose_backend(requested: Backend, weights: Path | None, progress: Reporter = SILENT) -> tuple[str, Path | None]:
-    """`auto` -> diffusion when a weights folder is found, else preview (said on stderr)."""
+def choose_backend(requested: Backend, weights: Path | None) -> tuple[str, Path | None]:
+    """`auto` -> diffusion when a weights folder is found, else preview. Returns (backend, weights folder)."""
     if requested == Backend.PREVIEW:
         return "preview", None
     found = find_weights(weights)
@@ -232,11 +233,7 @@ def choose_backend(requested: Backend, weights: Path | None, progress: Reporter 
             raise MissingWeights(f"no diffusion weights in {weights or DEFAULT_WEIGHTS}",
                                  "give --weights DIR, build a folder with `hvg weights init`, or use --backend preview")
         return "diffusion", found
-    if found is None:
-        progress.note("backend: preview (no diffusion weights found; see weights/README.md)")
-        return "preview", None
-    progress.note(f"backend: diffusion (weights {found})")
-    return "diffusion", found
+    return ("preview", None) if found is None else ("diffusion", found)
 
 
 def output_paths(out: Path, views: int, per_view: bool) -> list[Path]:
@@ -262,7 +259,7 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
     background = settings.background.value
     if background == "transparent" and kind != "frames":
         raise BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
-    backend, weights_dir = choose_backend(settings.backend, weights, progress)
+    backend, weights_dir = choose_backend(settings.backend, weights)
     views = camera_path(settings.camera).num_views if settings.per_view else 1
     check_outputs([(p, kind) for p in output_paths(Path(out), views, settings.per_view)],
                   _job_inputs(photo, motion_source, settings.camera, settings.body_model, weights_dir))
@@ -280,6 +277,9 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
 
     def produce(folder: Path) -> None:
         # 6. Generate every view and frame: [V, T, H, W, 3|4] uint8
+        if settings.backend == Backend.AUTO:
+            progress.note(f"backend: diffusion (weights {weights_dir})" if weights_dir else
+                          "backend: preview (no diffusion weights found; see weights/README.md)")
         t = time.perf_counter()
         if backend == "preview":
             from hvg_cli.backends.preview.render import render_preview

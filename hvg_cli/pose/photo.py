@@ -63,6 +63,21 @@ def legs_seen(landmarks: np.ndarray, visibility: np.ndarray, width: int, height:
     return bool(np.all(inside & (visibility[idx] > LEG_VISIBILITY)))
 
 
+def cover_person(image: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray, pad: float = 0.15) -> np.ndarray:
+    """The photo with the person of `landmarks` covered by a flat grey box (their landmarks' box, padded by
+    `pad` of its size), so a second detection finds whoever else is in the photo.
+
+    image [H, W, 3] uint8; landmarks [33, 2] px; visibility [33] -> [H, W, 3] uint8 (a copy)
+    """
+    H, W = image.shape[:2]
+    pts = landmarks[visibility > 0.3] if (visibility > 0.3).sum() >= 4 else landmarks  # [M, 2] px
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    dx, dy = pad * (x1 - x0) + 0.05 * W, pad * (y1 - y0) + 0.05 * H
+    out = np.array(image, copy=True)
+    out[max(0, int(y0 - dy)):min(H, int(y1 + dy) + 1), max(0, int(x0 - dx)):min(W, int(x1 + dx) + 1)] = 128
+    return out
+
+
 def keep_person(mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, bool]:
     """The part of a segmentation mask that belongs to the person whose landmarks are given.
 
@@ -122,13 +137,15 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
         min_detection_confidence=0.5,
     ) as pose:
         result = pose.process(np.ascontiguousarray(image))
-
-    # MediaPipe's normalised coordinates span [0, 1] over the image's edges = hvg's continuous pixel coordinates
-    found = _landmarks(result, 0, W, H)
-    if found is None:
-        raise NoPerson(f"no person found in {source}", "use a photo where one whole person is visible")
-    landmarks, visibility, world_mp = found  # [33, 2] px, [33], [33, 3] m MediaPipe axes
+        # MediaPipe's normalised coordinates span [0, 1] over the image's edges = hvg's continuous pixel coordinates
+        found = _landmarks(result, 0, W, H)
+        if found is None:
+            raise NoPerson(f"no person found in {source}", "use a photo where one whole person is visible")
+        landmarks, visibility, world_mp = found  # [33, 2] px, [33], [33, 3] m MediaPipe axes
+        # someone else beside the chosen person: the same detector on the photo with that person covered
+        second = _landmarks(pose.process(cover_person(image, landmarks, visibility)), 0, W, H)
     world = mediapipe_to_hvg(world_mp)  # [33, 3] m
+    someone_else = second is not None and int((second[1] > 0.5).sum()) >= 12
 
     if result.segmentation_mask is not None:
         mask = np.clip(np.asarray(result.segmentation_mask, dtype=np.float32), 0.0, 1.0)  # [H, W]
@@ -136,6 +153,7 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
         mask = np.zeros((H, W), np.float32)
 
     mask, others = keep_person(mask, landmarks, visibility)
+    others = others or someone_else
     return PhotoDetection(
         landmarks=landmarks,
         visibility=visibility,

@@ -82,8 +82,18 @@ def _mediapipe():
     warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
     try:
         import mediapipe as mp
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise MissingDependency("mediapipe is not installed", "pip install mediapipe==0.10.14") from e
+    except ImportError as e:
+        cause: BaseException | None = e
+        while cause is not None:  # Ctrl-C in the middle of the import surfaces as an ImportError: it is Ctrl-C
+            if isinstance(cause, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            cause = cause.__cause__ or cause.__context__
+        import importlib.util
+
+        if importlib.util.find_spec("mediapipe") is None:
+            raise MissingDependency("mediapipe is not installed", "pip install mediapipe==0.10.14") from e
+        raise MissingDependency(f"mediapipe is installed but does not import ({e})",
+                                "reinstall it: pip install --force-reinstall mediapipe==0.10.14") from e
     return mp
 
 
