@@ -308,3 +308,24 @@ def test_init_from_base_links_svd_and_writes_view_attention_beside_it(tmp_path):
     save_file({"x": torch.zeros(1)}, str(unet_dir / "stray.safetensors"))
     with pytest.raises(BadInput, match="stray.safetensors is not listed"):
         check_weights(tmp_path / "hvg")
+
+
+def test_view_attention_trains_and_checkpointing_keeps_the_layout():
+    """Gradients reach the view attention (its zero output projection gets one first), and with gradient
+    checkpointing (blocks recomputed in backward) they equal those without."""
+    from hvg_cli.backends.diffusion.views import view_attention_parameters
+
+    def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
+        unet = tiny_view_unet().train()
+        if checkpointing:
+            unet.enable_gradient_checkpointing()
+        x, emb, ids, t = unet_inputs(2)
+        run_views(unet, x, emb, ids, t).square().mean().backward()
+        return {n: p.grad.clone() for n, p in view_attention_parameters(unet)}
+
+    plain = grads(False)
+    out = {n: g for n, g in plain.items() if ".to_out.0.weight" in n}
+    assert out and all(float(g.abs().max()) > 0 for g in out.values())
+    checkpointed = grads(True)
+    for n in plain:
+        torch.testing.assert_close(checkpointed[n], plain[n], rtol=1e-5, atol=1e-7)

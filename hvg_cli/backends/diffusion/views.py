@@ -61,7 +61,8 @@ class ViewAttention(nn.Module):
     """Pre-norm self-attention across the views of a tile, at one frame and one latent pixel; residual.
 
     Input/output: [B*V*T, N, C] in the UNet's flattening order ((b·V + v)·T + t, then N = h·w pixels).
-    `views` and `frames` are set by `HVGUNet.forward` before every call.
+    `views` and `frames` are set by `HVGUNet.forward` before every call (and kept until the next one, so a
+    checkpointed block recomputed in backward sees the layout of its forward).
     """
 
     def __init__(self, dim: int, heads: int, dim_head: int):
@@ -80,6 +81,8 @@ class ViewAttention(nn.Module):
             # (the same numbers without the attention kernel; tests/test_views.py checks the twin)
             return x + self.attn.to_out[0](self.attn.to_v(self.norm(x)))
         BVT, N, C = x.shape
+        if BVT % (V * T):
+            raise ValueError(f"view attention: {BVT} rows are not batches of {V} views x {T} frames")
         B = BVT // (V * T)
         y = self.norm(x).reshape(B, V, T * N, C)  # [B, V, T*N, C]
         y = y.permute(0, 2, 1, 3).reshape(B * T * N, V, C)  # [B*T*N, V, C]: one sequence of V views per pixel
@@ -151,13 +154,11 @@ class HVGUNet(UNetSpatioTemporalConditionModel):
         n, T = sample.shape[:2]
         if num_views < 1 or n % num_views:
             raise ValueError(f"the batch of {n} is not a multiple of num_views={num_views}")
+        # the layout stays set after the call on purpose: with gradient checkpointing the blocks run again
+        # during backward, after this method returned (tests/test_views.py checks the gradients)
         for m in self._view_modules:
             m.views, m.frames = num_views, T
-        try:
-            return super().forward(sample, timestep, encoder_hidden_states, added_time_ids, return_dict=return_dict)
-        finally:
-            for m in self._view_modules:
-                m.views, m.frames = 1, 1
+        return super().forward(sample, timestep, encoder_hidden_states, added_time_ids, return_dict=return_dict)
 
 
 # ---------------------------------------------------------------------------------------------
