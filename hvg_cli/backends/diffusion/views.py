@@ -48,13 +48,43 @@ from pathlib import Path
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from diffusers.models.attention import BasicTransformerBlock
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention import TemporalBasicTransformerBlock
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the
 # base class of a custom component (model_index.json: ["hvg_cli.backends.diffusion.views", "HVGUNet"]) up here
 from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
 from torch import nn
 
 VIEW_KEY = "view_attn"  # every view-attention parameter name contains this
+MAX_ATTENTION_BATCH = 32768  # sequences per fused-attention launch (CUDA grids take at most 65535 there)
+
+
+class BatchChunkedAttnProcessor:
+    """diffusers' AttnProcessor2_0 (SDPA) over slices of at most `max_batch` sequences of the batch axis.
+
+    Folding views into the batch multiplies the batch of SVD's temporal attention by the tile's views
+    (2 · V · h · w sequences at the first level: 73,728 for 4 views at 576×1024), and the view attention
+    runs 2 · T · h · w sequences of V tokens; CUDA's memory-efficient and flash kernels put the batch on a
+    grid axis limited to 65,535 in the PyTorch releases that have it (pytorch/pytorch#146704). Every
+    sequence is independent, so the slices give the same numbers as one launch.
+    """
+
+    def __init__(self, max_batch: int = MAX_ATTENTION_BATCH):
+        self.inner = AttnProcessor2_0()
+        self.max_batch = max_batch
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args, **kwargs):
+        n = hidden_states.shape[0]
+        if n <= self.max_batch:
+            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        outs = []
+        for start in range(0, n, self.max_batch):
+            sl = slice(start, start + self.max_batch)
+            ctx = encoder_hidden_states[sl] if encoder_hidden_states is not None else None
+            mask = attention_mask[sl] if attention_mask is not None and attention_mask.shape[0] == n else attention_mask
+            outs.append(self.inner(attn, hidden_states[sl], ctx, mask, temb, *args, **kwargs))
+        return torch.cat(outs)
 
 
 class ViewAttention(nn.Module):
@@ -68,7 +98,8 @@ class ViewAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim_head, out_bias=True)
+        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim_head, out_bias=True,
+                              processor=BatchChunkedAttnProcessor())
         nn.init.zeros_(self.attn.to_out[0].weight)  # a fresh model adds exactly 0: SVD per view
         nn.init.zeros_(self.attn.to_out[0].bias)
         self.views = 1
@@ -115,6 +146,15 @@ class ViewTransformerBlock(BasicTransformerBlock):
         return self.view_attn(hidden_states)
 
 
+def chunk_temporal_attention(unet: nn.Module, max_batch: int = MAX_ATTENTION_BATCH) -> None:
+    """Give the temporal blocks' attention (batch 2·V·h·w once views are folded in) the batch-chunked processor."""
+    for block in unet.modules():
+        if isinstance(block, TemporalBasicTransformerBlock):
+            for attn in (block.attn1, block.attn2):
+                if attn is not None:
+                    attn.set_processor(BatchChunkedAttnProcessor(max_batch))
+
+
 def _add_view_attention(unet: nn.Module) -> None:
     """Turn every spatial block of every spatio-temporal transformer into a ViewTransformerBlock, in place.
 
@@ -148,6 +188,7 @@ class HVGUNet(UNetSpatioTemporalConditionModel):
         super().__init__(*args, **kwargs)
         _add_view_attention(self)
         self._view_modules = [m for m in self.modules() if isinstance(m, ViewAttention)]
+        chunk_temporal_attention(self)
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
                 added_time_ids: torch.Tensor, return_dict: bool = True, num_views: int = 1):
@@ -247,6 +288,7 @@ def as_view_unet(unet: UNetSpatioTemporalConditionModel) -> HVGUNet:
     unet.__class__ = HVGUNet
     _add_view_attention(unet)
     unet._view_modules = [m for m in unet.modules() if isinstance(m, ViewAttention)]
+    chunk_temporal_attention(unet)
     init_view_attention(unet, seed=0)
     for m in unet._view_modules:
         m.to(device=param.device, dtype=param.dtype)
