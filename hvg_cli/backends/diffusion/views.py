@@ -35,7 +35,14 @@ Training code selects them with `view_attention_parameters(unet)`.
 Built from diffusers parts: the UNet is a subclass of `UNetSpatioTemporalConditionModel` with the same
 config (so `from_config` / `from_pretrained` work on any SVD unet folder), the spatial blocks become a
 subclass of `BasicTransformerBlock` that calls the original forward and then the view attention, and
-the view attention is diffusers' `Attention` with its default (SDPA) processor. diffusers is not edited.
+the view attention is diffusers' `Attention`. Temporal and view attention run through
+`BatchChunkedAttnProcessor` (diffusers' SDPA processor over slices of the batch), because folding views
+into the batch can pass the batch limit of CUDA's fused attention kernels. diffusers is not edited.
+
+Contract for training code: `view_attention_parameters(unet)` lists the new parameters;
+`view_unet_from_config(config_or_folder)` builds an HVGUNet, `load_view_unet(folder)` loads one (from an
+SVD or HVG unet folder), `as_view_unet(unet)` upgrades a plain SVD UNet in place, `base_unet(unet)`
+gives back a plain diffusers UNet with the base weights; call the UNet with `num_views=V`.
 """
 
 from __future__ import annotations
@@ -47,8 +54,7 @@ from pathlib import Path
 
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
-from diffusers.models.attention import BasicTransformerBlock
-from diffusers.models.attention import TemporalBasicTransformerBlock
+from diffusers.models.attention import BasicTransformerBlock, TemporalBasicTransformerBlock
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the
 # base class of a custom component (model_index.json: ["hvg_cli.backends.diffusion.views", "HVGUNet"]) up here
