@@ -3,7 +3,8 @@
 Components (a diffusers pipeline folder, see weights/README.md):
   vae              AutoencoderKLTemporalDecoder
   image_encoder    transformers CLIPVisionModelWithProjection (+ feature_extractor CLIPImageProcessor)
-  unet             UNetSpatioTemporalConditionModel (8 input channels: noisy latent ‖ photo latent)
+  unet             HVGUNet (views.py): SVD's UNetSpatioTemporalConditionModel (8 input channels: noisy
+                   latent ‖ photo latent) plus zero-initialised view attention
   scheduler        EulerDiscreteScheduler
   pose_encoder     PoseEncoder (this package), zero-initialised output added after unet.conv_in
 
@@ -28,6 +29,7 @@ from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 from hvg_cli.backends.diffusion.plan import SamplingPlan, make_plan
 from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder, conditioning_torch, conv_in_residual
 from hvg_cli.backends.diffusion.settings import DiffusionSettings
+from hvg_cli.backends.diffusion.views import HVGUNet, as_view_unet
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import BoneMaps, CameraGrid
 
@@ -49,9 +51,11 @@ class HVGPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->pose_encoder->unet->vae"
 
     def __init__(self, vae: AutoencoderKLTemporalDecoder, image_encoder: CLIPVisionModelWithProjection,
-                 unet: UNetSpatioTemporalConditionModel, scheduler: EulerDiscreteScheduler,
+                 unet: HVGUNet | UNetSpatioTemporalConditionModel, scheduler: EulerDiscreteScheduler,
                  feature_extractor: CLIPImageProcessor, pose_encoder: PoseEncoder):
         super().__init__()
+        # a plain SVD UNet (e.g. diffusers loading an older folder) gains zero view attention in place
+        unet = as_view_unet(unet)
         self.register_modules(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
                               feature_extractor=feature_extractor, pose_encoder=pose_encoder)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -95,30 +99,37 @@ class HVGPipeline(DiffusionPipeline):
         return Reference(emb, lat, time_ids)
 
     # -----------------------------------------------------------------------------------------
-    # Step 4 of __call__ (sampler.sample calls it per tile). One tile: views × frames along the UNet's
-    # frame axis (view-major)
+    # Step 4 of __call__ (sampler.sample calls it per tile). One tile: views × frames, view-major; the
+    # views are folded into the UNet's batch, so its temporal layers see one view's frames at a time
+    # and views meet only through the view attention (views.py)
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict_tile(self, ref: Reference, scaled: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
-                     guidance: torch.Tensor) -> torch.Tensor:
+                     guidance: torch.Tensor, views: int) -> torch.Tensor:
         """The guided prediction of one tile.
 
         scaled:   [F, 4, h, w] scheduler-scaled noisy latents, F = views × frames, view-major
         cond:     [F, 14, H, W] pose-encoder input of the same frames
         guidance: [F] CFG scale of each frame (SVD's linear ramp over time)
+        views:    the tile's number of views V (F = V × T)
         returns:  [F, 4, h, w]
         """
         B = ref.embeddings.shape[0]
         F = scaled.shape[0]
-        x = scaled[None].expand(B, *scaled.shape)  # [B, F, 4, h, w]
-        img = ref.latents[:, None].expand(B, F, *ref.latents.shape[1:])  # [B, F, 4, h, w]
-        model_in = torch.cat([x, img], dim=2)  # [B, F, 8, h, w]
+        V, T = views, F // views
+        x = scaled.reshape(V, T, *scaled.shape[1:])[None].expand(B, V, T, *scaled.shape[1:])  # [B, V, T, 4, h, w]
+        img = ref.latents[:, None, None].expand(B, V, T, *ref.latents.shape[1:])  # [B, V, T, 4, h, w]
+        model_in = torch.cat([x, img], dim=3).reshape(B * V, T, -1, *scaled.shape[2:])  # [B*V, T, 8, h, w]
+        emb = ref.embeddings.repeat_interleave(V, dim=0)  # [B*V, 1, D], batch-major like model_in
+        time_ids = ref.time_ids.repeat_interleave(V, dim=0)  # [B*V, 3]
         pe_dtype = next(self.pose_encoder.parameters()).dtype
-        residual = self.pose_encoder(cond.to(device=scaled.device, dtype=pe_dtype))  # [F, C0, h, w]
-        residual = residual.repeat(B, 1, 1, 1)  # [B*F, C0, h, w], batch-major as the UNet flattens
+        residual = self.pose_encoder(cond.to(device=scaled.device, dtype=pe_dtype))  # [V*T, C0, h, w], view-major
+        # the UNet flattens [B*V, T] to index (b·V + v)·T + t: the view-major residual repeated B times
+        residual = residual.repeat(B, 1, 1, 1)  # [B*V*T, C0, h, w]
         with conv_in_residual(self.unet, residual):
-            pred = self.unet(model_in, t, encoder_hidden_states=ref.embeddings, added_time_ids=ref.time_ids,
-                             return_dict=False)[0]  # [B, F, 4, h, w]
+            pred = self.unet(model_in, t, encoder_hidden_states=emb, added_time_ids=time_ids, num_views=V,
+                             return_dict=False)[0]  # [B*V, T, 4, h, w]
+        pred = pred.reshape(B, F, *pred.shape[2:])  # [B, F, 4, h, w], view-major
         if ref.cfg:
             uncond, cond_pred = pred.chunk(2)  # [1, F, 4, h, w] each
             g = guidance.to(pred.device, pred.dtype)[None, :, None, None, None]  # [1, F, 1, 1, 1]

@@ -125,7 +125,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
                     frames = tuple(times[c] for c in tile.cols)
                     g = guidance[list(frames)].repeat(v)  # [v*t], view-major
                     x = x.reshape(v * n, *x.shape[2:])  # [v*t, 4, h, w], view-major
-                    pred = pipe.predict_tile(ref, x, t, cond_fn(tile.views, frames), g)  # [v*t, 4, h, w]
+                    pred = pipe.predict_tile(ref, x, t, cond_fn(tile.views, frames), g, views=v)  # [v*t, 4, h, w]
                     blend.add(tile, pred.reshape(v, n, *pred.shape[1:]))  # [v, t, 4, h, w]
                     task.advance(1)
                 fused = blend.result()  # [V, n, 4, h, w]

@@ -4,7 +4,15 @@ Layout (weights/README.md): a diffusers pipeline folder
   model_index.json                       _class_name HVGPipeline, one entry per component
   unet/ vae/ image_encoder/ pose_encoder/   config.json + *.safetensors
   scheduler/scheduler_config.json, feature_extractor/preprocessor_config.json
-  hvg.json                               {"format": "hvg-diffusion", "version": 1, "untrained": bool, ...}
+  hvg.json                               {"format": "hvg-diffusion", "version": 2, "untrained": bool,
+                                          "pose_control_trained": bool, "view_attention_trained": bool, ...}
+
+The UNet is views.HVGUNet: SVD's UNet with view attention (every new tensor's name contains `view_attn`).
+`init_from_base` keeps the SVD UNet file linked and writes the view attention beside it
+(unet/view_attention.safetensors) with a safetensors index naming both files, so nothing is copied.
+A folder without any view attention (SVD's own unet, or an HVG folder from before view attention) loads
+with view attention initialised as `init` writes it (output projections zero: views independent) and
+`check` says so; a folder with only part of it is refused.
 """
 
 from __future__ import annotations
@@ -54,7 +62,9 @@ def _quiet() -> None:
 def tiny_components(seed: int = 0) -> dict:
     """Tiny random SVD components + pose encoder (channels (32, 64), CLIP at 224 px, VAE factor 2).
 
-    torch.manual_seed(seed) before each component, as diffusers' own fast tests do.
+    torch.manual_seed(seed) before each component, as diffusers' own fast tests do. The UNet is diffusers'
+    plain UNetSpatioTemporalConditionModel (so these components also build diffusers' own SVD pipeline);
+    HVGPipeline turns it into views.HVGUNet (zero view attention, same base weights) when it is built.
     """
     import torch
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
@@ -99,8 +109,14 @@ def pose_encoder_for(unet, vae, block_out_channels=(16, 32, 64, 128)):
                        downscale=2 ** (len(vae.config.block_out_channels) - 1))
 
 
-def write_meta(out: Path, untrained: bool, base: str | None, note: str) -> None:
-    meta = {"format": "hvg-diffusion", "version": 1, "untrained": untrained, "base": base, "note": note}
+META_VERSION = 2  # 2: view attention in the UNet; pose_control_trained / view_attention_trained
+
+
+def write_meta(out: Path, untrained: bool, base: str | None, note: str, pose_control_trained: bool = False,
+               view_attention_trained: bool = False) -> None:
+    """hvg.json: where the folder came from and which HVG parts were ever trained (training sets them true)."""
+    meta = {"format": "hvg-diffusion", "version": META_VERSION, "untrained": untrained, "base": base, "note": note,
+            "pose_control_trained": pose_control_trained, "view_attention_trained": view_attention_trained}
     (out / "hvg.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -121,14 +137,19 @@ def init_tiny(out: str | os.PathLike, seed: int = 0) -> WeightsReport:
 
 
 def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool = True) -> WeightsReport:
-    """An HVG folder from a local Stable Video Diffusion folder plus a fresh zero-initialised pose encoder.
+    """An HVG folder from a local Stable Video Diffusion folder plus fresh zero-initialised HVG parts.
 
     The SVD components are symlinked (link=True) or copied; `*.fp16.safetensors` variants are used
     under the plain name when no plain file exists. Pickle files in the base are left behind (the
-    check of the new folder fails if a component then has no safetensors).
+    check of the new folder fails if a component then has no safetensors). New: the pose encoder
+    (pose_encoder/) and the UNet's view attention (unet/view_attention.safetensors, in the base UNet's
+    dtype, listed with the base file in unet/diffusion_pytorch_model.safetensors.index.json), both with
+    zero output layers, so the folder generates exactly like SVD run on each view alone.
     """
     import torch
-    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from hvg_cli.backends.diffusion.views import HVGUNet
 
     base = Path(base).expanduser()
     if not (base / "model_index.json").exists():
@@ -142,8 +163,10 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
             raise MissingWeights(f"{src} is missing", "use a complete Stable Video Diffusion folder")
         dst = out / comp
         dst.mkdir()
-        # pickle files (.bin, .pt ...) are never linked or copied: only configs and safetensors
-        files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() not in PICKLE_SUFFIXES)
+        # pickle files (.bin, .pt ...) are never linked or copied: only configs and safetensors; the
+        # unet's shard index (if any) is rewritten below from the files actually placed
+        files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() not in PICKLE_SUFFIXES
+                       and not (comp == "unet" and p.name.endswith(".index.json")))
         plain = {p.name for p in files if p.suffix == ".safetensors" and ".fp16." not in p.name}
         for p in files:
             name = p.name
@@ -156,15 +179,68 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
         if (base / comp).is_dir():
             shutil.copytree(base / comp, out / comp)
     with torch.device("meta"):
-        unet = UNetSpatioTemporalConditionModel.from_config(UNetSpatioTemporalConditionModel.load_config(out / "unet"))
+        unet = HVGUNet.from_config(HVGUNet.load_config(out / "unet"))
         vae = AutoencoderKLTemporalDecoder.from_config(AutoencoderKLTemporalDecoder.load_config(out / "vae"))
     pe = pose_encoder_for(unet, vae)  # real tensors (outside the meta context)
     pe.save_pretrained(out / "pose_encoder", safe_serialization=True)
+    write_view_attention(out / "unet", unet)
     index["_class_name"] = "HVGPipeline"
+    index["unet"] = ["hvg_cli.backends.diffusion.views", "HVGUNet"]
     index["pose_encoder"] = ["hvg_cli.backends.diffusion.pose_encoder", "PoseEncoder"]
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    write_meta(out, False, str(base), "SVD base with a fresh zero-initialised pose encoder (pose control untrained)")
+    write_meta(out, False, str(base), "SVD base with a fresh zero-initialised pose encoder and view attention "
+               "(pose control and view attention untrained)")
     return check_weights(out)
+
+
+VIEW_FILE = "view_attention.safetensors"
+UNET_INDEX = "diffusion_pytorch_model.safetensors.index.json"
+_ST_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+
+
+def _headers(files: list[Path]) -> dict[str, tuple[Path, str, tuple[int, ...]]]:
+    """key -> (file, safetensors dtype, shape), from the files' headers only."""
+    from safetensors import safe_open
+
+    out = {}
+    for f in files:
+        try:
+            with safe_open(str(f), framework="pt") as sf:
+                for k in sf.keys():
+                    sl = sf.get_slice(k)
+                    out[k] = (f, sl.get_dtype(), tuple(sl.get_shape()))
+        except Exception as e:
+            raise BadInput(f"{f} is not a readable safetensors file ({type(e).__name__})",
+                           "re-download or rebuild the weights") from None
+    return out
+
+
+def write_view_attention(unet_dir: Path, unet) -> None:
+    """Write `unet`'s view attention (fresh, seed 0, output zero) into unet_dir/view_attention.safetensors,
+    in the dtype of the UNet files already there, and a shard index naming every safetensors file.
+
+    `unet` may be on the meta device (only its view attention is materialised).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from hvg_cli.backends.diffusion.views import init_view_attention, view_attention_state_dict
+
+    base_files = sorted(p for p in unet_dir.glob("*.safetensors") if p.name != VIEW_FILE)
+    heads = _headers(base_files)
+    dtypes = {d for _, d, _ in heads.values()}
+    dtype = getattr(torch, _ST_DTYPES.get(dtypes.pop(), "float32")) if len(dtypes) == 1 else torch.float32
+    init_view_attention(unet, seed=0)
+    view = {k: v.to(dtype).contiguous() for k, v in view_attention_state_dict(unet).items()}
+    save_file(view, str(unet_dir / VIEW_FILE), metadata={"format": "pt"})
+    heads.update(_headers([unet_dir / VIEW_FILE]))
+    itemsize = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+    total = sum(math.prod(shape) * itemsize.get(d, 4) for _, d, shape in heads.values())
+    index = {"metadata": {"total_size": total}, "weight_map": {k: f.name for k, (f, _, _) in sorted(heads.items())}}
+    target = unet_dir / UNET_INDEX
+    if target.is_symlink():  # never write through a link into the base folder
+        target.unlink()
+    target.write_text(json.dumps(index, indent=2) + "\n")
 
 
 def _place(src: Path, dst: Path, link: bool) -> None:
@@ -221,22 +297,28 @@ def check_weights(path: str | os.PathLike) -> WeightsReport:
             raise MissingWeights(f"{folder / comp / cfg} is missing", HINT_INIT)
 
     params: dict[str, int] = {}
+    notes = []
     for comp in MODEL_COMPONENTS:
-        params[comp] = _check_component(folder / comp, comp)
+        params[comp], comp_notes = _check_component(folder / comp, comp)
+        notes += comp_notes
     meta = {}
     if (folder / "hvg.json").exists():
-        meta = json.loads((folder / "hvg.json").read_text())
-    notes = []
+        try:
+            meta = json.loads((folder / "hvg.json").read_text())
+        except json.JSONDecodeError as e:
+            raise BadInput(f"{folder / 'hvg.json'} is not valid JSON: {e}") from None
     if meta.get("untrained"):
-        notes.append("UNTRAINED weights: the video will be meaningless")
+        notes.insert(0, "UNTRAINED weights: the video will be meaningless")
     if not meta:
         notes.append("no hvg.json: origin unknown")
+    elif meta.get("pose_control_trained") is False:
+        notes.append("pose control never trained: the pose encoder adds nothing, pose and camera are ignored")
     return WeightsReport(str(folder), params, bool(meta.get("untrained", False)), tuple(notes), meta)
 
 
 def _model_class(comp: str):
     if comp == "unet":
-        from diffusers import UNetSpatioTemporalConditionModel as C
+        from hvg_cli.backends.diffusion.views import HVGUNet as C
     elif comp == "vae":
         from diffusers import AutoencoderKLTemporalDecoder as C
     elif comp == "image_encoder":
@@ -246,9 +328,11 @@ def _model_class(comp: str):
     return C
 
 
-def _check_component(d: Path, comp: str) -> int:
+def _check_component(d: Path, comp: str) -> tuple[int, list[str]]:
+    """Parameter count of one component folder and notes on it; raises on any mismatch."""
     import torch
-    from safetensors import safe_open
+
+    from hvg_cli.backends.diffusion.views import is_view_key
 
     cfg_path = d / "config.json"
     if not cfg_path.exists():
@@ -256,17 +340,9 @@ def _check_component(d: Path, comp: str) -> int:
     files = sorted(d.glob("*.safetensors"))
     if not files:
         raise MissingWeights(f"{d} holds no .safetensors file", HINT_INIT)
-    shapes: dict[str, tuple[int, ...]] = {}
-    where: dict[str, Path] = {}
-    for f in files:
-        try:
-            with safe_open(str(f), framework="pt") as sf:
-                for k in sf.keys():
-                    shapes[k] = tuple(sf.get_slice(k).get_shape())
-                    where[k] = f
-        except Exception as e:
-            raise BadInput(f"{f} is not a readable safetensors file ({type(e).__name__})",
-                           "re-download or rebuild the weights") from None
+    heads = _headers(files)
+    _check_index(d, heads)
+    shapes = {k: shape for k, (_, _, shape) in heads.items()}
     C = _model_class(comp)
     try:
         with torch.device("meta"):
@@ -282,13 +358,64 @@ def _check_component(d: Path, comp: str) -> int:
     missing = [k for k in expected if k not in shapes]
     # transformers may keep non-persistent buffers (e.g. position_ids) out of the files
     missing = [k for k in missing if not k.endswith("position_ids")]
+    notes: list[str] = []
+    if comp == "unet":
+        view_keys = [k for k in expected if is_view_key(k)]
+        view_missing = [k for k in missing if is_view_key(k)]
+        missing = [k for k in missing if not is_view_key(k)]
+        if view_missing and len(view_missing) < len(view_keys):
+            raise BadInput(f"{d} holds only part of the view attention ({len(view_missing)} of {len(view_keys)} "
+                           f"tensors missing, first: {view_missing[0]})", HINT_INIT)
+        if view_missing:
+            notes.append(f"{d} has no view attention (a folder from before it): it loads with view attention "
+                         "zero, every view generated alone; `hvg weights init` writes it")
+        elif _view_output_is_zero(heads):
+            notes.append("view attention untrained (zero output projections): every view is generated alone")
     if missing:
         raise BadInput(f"{d} lacks {len(missing)} tensors (first: {missing[0]})", "re-download or rebuild the weights")
     for k, shape in expected.items():
         if k in shapes and shapes[k] != shape:
-            raise BadInput(f"{where[k]}: tensor {k} has shape {list(shapes[k])}, the config says {list(shape)}",
+            raise BadInput(f"{heads[k][0]}: tensor {k} has shape {list(shapes[k])}, the config says {list(shape)}",
                            "the weights do not match config.json: rebuild the folder")
-    return int(sum(math.prod(s) for k, s in shapes.items() if k in expected))
+    return int(sum(math.prod(s) for k, s in shapes.items() if k in expected)), notes
+
+
+def _check_index(d: Path, heads: dict) -> None:
+    """With a shard index (diffusers then reads only the files it names): it must name every safetensors
+    file in the folder and map every tensor to the file that holds it."""
+    idx_path = d / UNET_INDEX
+    if not idx_path.exists():
+        return
+    try:
+        weight_map = json.loads(idx_path.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise BadInput(f"{idx_path} is not a valid shard index", "rebuild the folder with `hvg weights init`") from None
+    named = set(weight_map.values())
+    for f in sorted({f for f, _, _ in heads.values()}):
+        if f.name not in named:
+            raise BadInput(f"{f} is not listed in {idx_path.name}, so it would never be loaded",
+                           "remove the file or rebuild the folder with `hvg weights init`")
+    for k, name in weight_map.items():
+        if k not in heads or heads[k][0].name != name:
+            raise BadInput(f"{idx_path.name} maps {k} to {name}, which does not hold it",
+                           "rebuild the folder with `hvg weights init`")
+
+
+def _view_output_is_zero(heads: dict) -> bool:
+    """Whether every view-attention output projection in the files is exactly zero (reads only those)."""
+    from safetensors import safe_open
+
+    from hvg_cli.backends.diffusion.views import is_view_key
+
+    keys = [k for k in heads if is_view_key(k) and ".to_out." in k]
+    by_file: dict[Path, list[str]] = {}
+    for k in keys:
+        by_file.setdefault(heads[k][0], []).append(k)
+    for f, ks in by_file.items():
+        with safe_open(str(f), framework="pt") as sf:
+            if any(bool(sf.get_tensor(k).any()) for k in ks):
+                return False
+    return bool(keys)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,12 +449,16 @@ def load_pipeline(path: str | os.PathLike, device: str = "auto", dtype: str = "a
     import torch
 
     from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
+    from hvg_cli.backends.diffusion.views import load_view_unet
 
     check_weights(path)
     _quiet()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
-    pipe = HVGPipeline.from_pretrained(str(Path(path).expanduser()), local_files_only=True, use_safetensors=True,
+    folder = Path(path).expanduser()
+    # the UNet is loaded here as HVGUNet whatever model_index.json names (older folders name diffusers' UNet)
+    unet = load_view_unet(folder / "unet", torch_dtype=torch_dtype)
+    pipe = HVGPipeline.from_pretrained(str(folder), unet=unet, local_files_only=True, use_safetensors=True,
                                        dtype=torch_dtype)
     if torch_dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
         pipe.vae.to(dtype=torch.float32)
