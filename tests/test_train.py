@@ -1,0 +1,189 @@
+"""Training room, fast parts: the EDM objective against diffusers' scheduler, per-sample randomness,
+the dataset format (writer, reader, version check)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hvg_cli.core.errors import BadInput
+from hvg_cli.train.dataset import FORMAT_VERSION, DatasetWriter, TrainDataset, random_clip
+from hvg_cli.train.objective import ConditioningDropout, NoiseLevels, Preconditioning, edm_loss
+from hvg_cli.train.randomness import data_index, draw_sample, global_indices, sample_seed
+
+# Stable Video Diffusion's scheduler_config.json (img2vid and img2vid-xt ship these values)
+SVD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
+                     num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+                     steps_offset=1, timestep_spacing="leading", timestep_type="continuous", trained_betas=None,
+                     use_karras_sigmas=True)
+
+
+def svd_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(**SVD_SCHEDULER)
+
+
+# ---------------------------------------------------------------------------------------------
+# objective
+# ---------------------------------------------------------------------------------------------
+def test_denoised_estimate_equals_the_samplers():
+    """For every σ of a 25-step schedule, the training-side D(x; σ) = c_skip·x + c_out·F equals
+    EulerDiscreteScheduler.step's pred_original_sample for the same model output F and sample x, c_in·x equals
+    scale_model_input(x), and c_noise(σ) equals the timestep the sampler hands the UNet."""
+    sched = svd_scheduler()
+    pre = Preconditioning.from_scheduler_config(sched.config)
+    assert pre.sigma_data == 1.0
+    sched.set_timesteps(25)
+    gen = torch.Generator().manual_seed(0)
+    checked = 0
+    for i, t in enumerate(sched.timesteps):
+        sigma = sched.sigmas[i]
+        x = torch.randn(2, 3, 4, 4, 4, generator=gen) * float(sigma)  # noisy latents at this σ, [B, F, C, h, w]
+        F = torch.randn(2, 3, 4, 4, 4, generator=gen)
+        scaled = sched.scale_model_input(x, t)
+        torch.testing.assert_close(pre.c_in(sigma.expand(2)).reshape(2, 1, 1, 1, 1) * x, scaled, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(pre.c_noise(sigma.double()).float(), t.float(), rtol=1e-6, atol=1e-6)
+        out = sched.step(F, t, x)
+        mine = pre.denoised(F, x, sigma.expand(2))
+        torch.testing.assert_close(mine, out.pred_original_sample, rtol=1e-5, atol=1e-5)
+        checked += 1
+    assert checked == 25
+
+
+def test_target_inverts_the_denoiser_and_weights_are_unit_in_F_space():
+    pre = Preconditioning()
+    sigma = torch.tensor([0.01, 0.5, 1.0, 3.0, 80.0], dtype=torch.float64)
+    x0 = torch.randn(5, 2, 4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    n = torch.randn(5, 2, 4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    noisy = x0 + sigma.reshape(5, 1, 1, 1, 1) * n
+    F = pre.target(x0, noisy, sigma)
+    torch.testing.assert_close(pre.denoised(F, noisy, sigma), x0)
+    # v-prediction (σ_data = 1): the target is the velocity v = (n − σ·x0)/√(σ² + 1) in SVD's sign convention
+    v = (n - sigma.reshape(5, 1, 1, 1, 1) * x0) / (sigma**2 + 1).sqrt().reshape(5, 1, 1, 1, 1)
+    torch.testing.assert_close(F, v)
+    torch.testing.assert_close(pre.loss_weight(sigma) * pre.c_out(sigma) ** 2, torch.ones(5, dtype=torch.float64))
+    # so the EDM loss equals the plain MSE in F's space
+    G = F + 0.1 * torch.randn_like(F)
+    loss = edm_loss(pre, G, noisy, x0, sigma)
+    torch.testing.assert_close(loss, (G - F).pow(2).flatten(1).mean(1))
+    assert loss.shape == (5,)
+
+
+def test_only_svd_scheduler_settings_are_accepted():
+    with pytest.raises(BadInput, match="v_prediction"):
+        Preconditioning.from_scheduler_config({**SVD_SCHEDULER, "prediction_type": "epsilon"})
+    with pytest.raises(BadInput, match="continuous"):
+        Preconditioning.from_scheduler_config({**SVD_SCHEDULER, "timestep_type": "discrete"})
+
+
+def test_noise_levels_and_dropout_rates():
+    levels = NoiseLevels(p_mean=0.7, p_std=1.6)
+    drop = ConditioningDropout(reference=0.1, embedding=0.05, latent=0.2, pose=0.3)
+    n = 4000
+    draws = [draw_sample(7, 3, i, (1,), levels, drop) for i in range(n)]
+    logs = np.log([d.sigma for d in draws])
+    se = 1.6 / math.sqrt(n)
+    assert abs(logs.mean() - 0.7) < 4 * se
+    assert abs(logs.std() - 1.6) < 0.05
+    emb = np.mean([not d.keep_embedding for d in draws])
+    lat = np.mean([not d.keep_latent for d in draws])
+    pose = np.mean([not d.keep_pose for d in draws])
+    both = np.mean([not d.keep_embedding and not d.keep_latent for d in draws])
+
+    def near(x, p):  # within 4 binomial standard errors
+        return abs(x - p) < 4 * math.sqrt(p * (1 - p) / n)
+
+    assert near(emb, 1 - 0.9 * 0.95)
+    assert near(lat, 1 - 0.9 * 0.8)
+    assert near(pose, 0.3)
+    assert near(both, 0.1 + 0.9 * 0.05 * 0.2)
+    with pytest.raises(BadInput):
+        ConditioningDropout(pose=1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-sample randomness
+# ---------------------------------------------------------------------------------------------
+def test_draws_depend_only_on_seed_step_and_global_index():
+    levels, drop = NoiseLevels(), ConditioningDropout()
+    a = draw_sample(0, 5, 3, (2, 4, 4), levels, drop)
+    b = draw_sample(0, 5, 3, (2, 4, 4), levels, drop)
+    assert a.sigma == b.sigma and torch.equal(a.noise, b.noise)
+    for other in (draw_sample(1, 5, 3, (2, 4, 4), levels, drop), draw_sample(0, 6, 3, (2, 4, 4), levels, drop),
+                  draw_sample(0, 5, 4, (2, 4, 4), levels, drop)):
+        assert other.sigma != a.sigma and not torch.equal(other.noise, a.noise)
+    assert len({sample_seed(0, s, i) for s in range(20) for i in range(20)}) == 400
+
+
+def test_global_indices_cover_the_batch_whatever_the_split():
+    """1 process × batch 4, 2 processes × batch 2, 1 process × batch 2 × 2 micro-batches: the same 4 samples."""
+    one = global_indices(4, 1, 0, 0, 4)
+    two = sorted(global_indices(4, 2, 0, 0, 2) + global_indices(4, 2, 1, 0, 2))
+    accum = sorted(global_indices(4, 1, 0, 0, 2) + global_indices(4, 1, 0, 1, 2))
+    assert one == two == accum == [0, 1, 2, 3]
+    with pytest.raises(ValueError):
+        global_indices(4, 2, 1, 1, 2)
+
+
+def test_data_order_is_a_permutation_per_epoch():
+    order = [data_index(3, g, 5) for g in range(15)]
+    for e in range(3):
+        assert sorted(order[5 * e : 5 * e + 5]) == [0, 1, 2, 3, 4]
+    assert order[:5] != order[5:10] or order[5:10] != order[10:15]  # epochs reshuffle
+    assert order == [data_index(3, g, 5) for g in range(15)]
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset
+# ---------------------------------------------------------------------------------------------
+def test_dataset_round_trip_and_resume(tmp_path):
+    clips = [random_clip(f"c{i}", views=2, frames=3, seed=i) for i in range(5)]
+    with DatasetWriter(tmp_path / "ds", clips_per_shard=2) as w:
+        for c in clips[:3]:
+            w.add(c)
+    # a second writer appends (a re-run of prepare skips what is listed)
+    w = DatasetWriter(tmp_path / "ds", clips_per_shard=2)
+    assert w.has("c0") and w.has("c2") and not w.has("c3")
+    for c in clips[3:]:
+        w.add(c)
+    w.close()
+    ds = TrainDataset(tmp_path / "ds")
+    ds.verify()
+    assert len(ds) == 5
+    assert ds.sizes == {"views": 2, "frames": 3, "latent_channels": 4, "latent_height": 16, "latent_width": 16,
+                        "height": 32, "width": 32, "embedding_dim": 32}
+    assert len(ds.manifest["shards"]) == 3  # 2 + 1 (first writer), 2 (second)
+    for i, c in enumerate(clips):
+        got = ds[i]
+        assert got.id == c.id and got.synthetic and got.licence == "CC0-1.0"
+        for f in ("latents", "ref_latent", "ref_embedding", "semantic", "normal", "depth", "mask", "K", "world_to_cam"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(c, f))
+        assert got.mask.dtype == np.bool_ and got.normal.dtype == np.float16
+    h1 = ds.manifest_sha256
+    assert len(h1) == 64
+
+
+def test_dataset_refuses_old_versions_and_mixed_sizes(tmp_path):
+    with DatasetWriter(tmp_path / "ds") as w:
+        w.add(random_clip("a"))
+        with pytest.raises(BadInput, match="sizes"):
+            w.add(random_clip("b", frames=3))
+        with pytest.raises(BadInput, match="already"):
+            w.add(random_clip("a"))
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    m["version"] = FORMAT_VERSION - 1
+    (tmp_path / "ds" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BadInput, match="older hvg") as e:
+        TrainDataset(tmp_path / "ds")
+    assert "hvg prepare" in e.value.hint
+    with pytest.raises(BadInput, match="no manifest.json"):
+        TrainDataset(tmp_path)
+    with pytest.raises(BadInput, match="expected"):
+        bad = random_clip("x")
+        DatasetWriter(tmp_path / "ds2").add(
+            type(bad)(**{**bad.__dict__, "ref_latent": np.zeros((4, 8, 8), np.float32)}))
