@@ -212,3 +212,57 @@ def test_bad_input_writes_nothing(tiny, tmp_path):
         settings(tiny, "x", unet="half")
     assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
     assert not (tmp_path / "out1.train").exists() and not (tmp_path / "out2.train").exists()
+
+
+def test_parameter_selection_by_name():
+    """Pose encoder and anything named view_attn always train; the UNet per mode."""
+    from torch import nn
+
+    from hvg_cli.backends.diffusion.weights import tiny_components
+    from hvg_cli.train.model import HVGDenoiser, is_temporal, select_trainable
+
+    c = tiny_components()
+    c["unet"].down_blocks[0].view_attn = nn.Linear(4, 4)  # stands in for the view attention's new layers
+    model = HVGDenoiser(c["unet"], c["pose_encoder"])
+    every = dict(model.named_parameters())
+    pe = {n for n in every if n.startswith("pose_encoder.")}
+    va = {"unet.down_blocks.0.view_attn.weight", "unet.down_blocks.0.view_attn.bias"}
+    temporal = {n for n in every if n.startswith("unet.") and is_temporal(n) and n not in va}
+    assert len(pe) == 8 and len(temporal) > 50
+    assert not any("spatial_res_block" in n or ".transformer_blocks." in n for n in temporal)
+    for mode, unet_part in (("frozen", set()), ("temporal", temporal), ("all", set(every) - pe - va)):
+        names = select_trainable(model, mode)
+        assert set(names["new"]) == pe | va
+        assert set(names["unet"]) == unet_part
+        assert {n for n, p in model.named_parameters() if p.requires_grad} == pe | va | unet_part
+
+
+def test_gradient_checkpointing_and_frozen_mode(tiny):
+    """Gradient checkpointing recomputes, it does not change the maths; --unet frozen leaves every UNet
+    tensor as the base had it while the pose encoder learns."""
+    a = train(settings(tiny, "gc-off", steps=2, batch_size=2))
+    b = train(settings(tiny, "gc-on", steps=2, batch_size=2, gradient_checkpointing=True))
+    assert_same_weights(Path(a.out), Path(b.out), atol=1e-6)
+    f = train(settings(tiny, "frozen", steps=2, batch_size=2, unet="frozen"))
+    base, got = trained_tensors(tiny / "weights"), trained_tensors(Path(f.out))
+    assert all(torch.equal(base[k], got[k]) for k in base if k.startswith("unet."))
+    assert float((got["pose_encoder.conv_out.weight"] - base["pose_encoder.conv_out.weight"]).abs().max()) > 1e-4
+    assert f.trained["unet"] == 0
+
+
+def test_mixed_precision_is_refused_on_the_cpu(tiny, tmp_path):
+    """bf16 autocast on the CPU gave NaN Conv3d weight gradients here (torch 2.13): refused before any write."""
+    for mp in ("bf16", "fp16"):
+        with pytest.raises(BadInput, match="not supported on the CPU"):
+            train(settings(tiny, str(tmp_path / mp), steps=1, mixed_precision=mp))
+        assert not (tmp_path / mp).exists() and not (tmp_path / f"{mp}.train").exists()
+
+
+def test_lora_merges_into_the_attention_projections(tiny):
+    pytest.importorskip("peft")  # optional: --unet lora needs it, nothing else does
+    r = train(settings(tiny, "lora", steps=2, batch_size=2, unet="lora", lora_rank=4))
+    base, got = trained_tensors(tiny / "weights"), trained_tensors(Path(r.out))
+    assert base.keys() == got.keys()  # merged: a plain UNet, no adapter tensors
+    changed = {k for k in base if k.startswith("unet.") and not torch.equal(base[k], got[k])}
+    assert changed and all(any(t in k for t in ("to_q", "to_k", "to_v", "to_out.0")) for k in changed)
+    assert r.trained["unet"] > 0

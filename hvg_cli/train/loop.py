@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hvg_cli.core.errors import BadInput, MissingDependency, OutputError
+from hvg_cli.core.errors import BadInput, HvgError, MissingDependency, OutputError
 from hvg_cli.core.progress import SILENT, Reporter
 
 STATE_FILE = "hvg_train_state.json"
@@ -459,8 +459,12 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
 
     # 1. Check everything that can be checked before a file is written
     report, data = _preflight(settings)
-    if settings.mixed_precision == "fp16" and (settings.cpu or not torch.cuda.is_available()):
-        raise BadInput("fp16 mixed precision needs a GPU", "use --mixed-precision bf16 or no on the CPU")
+    on_cpu = settings.cpu or not torch.cuda.is_available()
+    if settings.mixed_precision != "no" and on_cpu:
+        # fp16 needs a GPU's scaler; bf16 on the CPU was measured here (torch 2.13, oneDNN) to return NaN weight
+        # gradients from the UNet's temporal Conv3d backward while the same op in float32 is finite
+        raise BadInput(f"{settings.mixed_precision} mixed precision is not supported on the CPU",
+                       "use --mixed-precision no on the CPU (bf16/fp16 on a GPU)")
     levels = NoiseLevels(settings.p_mean, settings.p_std)
     dropout = ConditioningDropout(settings.drop_reference, settings.drop_embedding, settings.drop_latent,
                                   settings.drop_pose)
@@ -478,6 +482,12 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
             trackers.append("tensorboard")
     except ImportError:
         pass
+    # a process may call train() more than once (tests, notebooks) with other precision settings: forget the
+    # previous run's accelerator state, keep the process group (PartialState) of a distributed launch
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=settings.cpu, log_with=trackers,
                               project_config=ProjectConfiguration(project_dir=str(work),
                                                                   logging_dir=str(work / "logs")))
@@ -582,6 +592,10 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
             step_done = s + 1
             all_losses = accelerator.gather(torch.cat(local_losses))  # [G]
             loss_value = float(all_losses.mean())
+            skipped = settings.mixed_precision == "fp16" and accelerator.optimizer_step_was_skipped
+            if not skipped and not (math.isfinite(loss_value) and (grad_norm is None or math.isfinite(float(grad_norm)))):
+                raise HvgError(f"training diverged at step {step_done}: loss {loss_value}, gradient norm {grad_norm}",
+                               "lower --lr / --lr-new, or resume from the last checkpoint with other settings")
             if step_done % settings.log_every == 0 or step_done == settings.steps:
                 row = {"loss": loss_value, "lr_new": optimizer.param_groups[0]["lr"],
                        "lr_unet": optimizer.param_groups[-1]["lr"] if names["unet"] else 0.0,
@@ -611,8 +625,9 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
             ema.copy_to(trainable)
         export_unet = core.unet
         if settings.unet == "lora":
-            export_unet.fuse_lora()
-            export_unet.unload_lora()
+            from hvg_cli.train.model import merge_lora
+
+            merge_lora(export_unet)
         provenance = {
             "base": str(Path(settings.weights).expanduser()), "base_meta": report.meta,
             "data": str(Path(settings.data).expanduser()), "data_manifest_sha256": data.manifest_sha256,

@@ -94,13 +94,32 @@ def load_components(weights: str | Path):
 
 
 def add_lora(unet: nn.Module, rank: int) -> None:
-    """LoRA adapters (peft) on the UNet's attention projections; MissingDependency without peft."""
+    """LoRA adapters (peft) on the UNet's attention projections, in place; MissingDependency without peft.
+
+    diffusers' SVD UNet has no adapter mixin, so peft injects the layers directly (B starts at zero: the
+    model equals its base until the first step)."""
     try:
-        from peft import LoraConfig
+        from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
         raise MissingDependency("--unet lora needs the peft package", "pip install peft, or use --unet temporal") from None
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                target_modules=list(LORA_TARGETS)))
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                       target_modules=list(LORA_TARGETS)), unet)
+
+
+def merge_lora(unet: nn.Module) -> int:
+    """Fold every LoRA adapter into its base layer and put the base layer back: the UNet's parameter names
+    are SVD's again (a plain weights folder). Returns the number of merged layers."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = 0
+    for name, module in list(unet.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = unet.get_submodule(parent_name) if parent_name else unet
+            setattr(parent, child, module.get_base_layer())
+            merged += 1
+    return merged
 
 
 def select_trainable(model: HVGDenoiser, unet_mode: str) -> dict[str, list[str]]:
