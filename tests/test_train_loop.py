@@ -125,7 +125,7 @@ def test_two_processes_equal_one(tiny):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("global_batch=")]
-    assert len(lines) == 2 and all(ln.startswith("global_batch=2 ") for ln in lines)
+    assert len(lines) == 1 and lines[0].startswith("global_batch=2 ")
     assert abs(float(lines[0].split("loss=")[1]) - one.final_loss) < 1e-5
     assert json.loads((out2 / "hvg.json").read_text())["training"]["processes"] == 2
     assert_same_weights(Path(one.out), out2, atol=1e-6)

@@ -3,6 +3,7 @@
 usage: train_launch.py WEIGHTS DATA OUT KEY=VALUE...   (values: int, float, or text)
 """
 
+import os
 import sys
 
 import torch
@@ -24,4 +25,5 @@ def value(text: str):
 weights, data, out, *pairs = sys.argv[1:]
 extra = {k: value(v) for k, v in (p.split("=", 1) for p in pairs)}
 result = train(TrainSettings(weights=weights, data=data, out=out, **extra))
-print(f"global_batch={result.global_batch} loss={result.final_loss:.6f}")
+if os.environ.get("RANK", "0") == "0":  # one line, from the main process
+    print(f"global_batch={result.global_batch} loss={result.final_loss:.6f}", flush=True)
