@@ -118,7 +118,7 @@ def test_two_processes_equal_one(tiny):
     # accelerate 1.x: `--cpu --num_processes 2` runs ONE process (its simple launcher; several CPU processes
     # need mpirun there); `--multi_gpu` starts torch.distributed.run, and cpu=True makes it gloo on the CPU
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            str(REPO / "tests" / "scripts" / "train_launch.py"), str(tiny / "weights"), str(tiny / "data"), str(out2),
            "steps=3", "batch_size=1", "checkpoint_every=0", "lr=0.001", "lr_new=0.001", "cpu=True",
            f"adam_eps={EPS}"]
@@ -129,6 +129,14 @@ def test_two_processes_equal_one(tiny):
     assert abs(float(lines[0].split("loss=")[1]) - one.final_loss) < 1e-5
     assert json.loads((out2 / "hvg.json").read_text())["training"]["processes"] == 2
     assert_same_weights(Path(one.out), out2, atol=1e-6)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class _Kill(Exception):
@@ -266,3 +274,25 @@ def test_lora_merges_into_the_attention_projections(tiny):
     changed = {k for k in base if k.startswith("unet.") and not torch.equal(base[k], got[k])}
     assert changed and all(any(t in k for t in ("to_q", "to_k", "to_v", "to_out.0")) for k in changed)
     assert r.trained["unet"] > 0
+
+
+def test_validation_callback_sees_the_exported_weights(tiny):
+    """validate runs every 2 steps and after the last, with the EMA weights the export writes; its files
+    end up in OUT/validation."""
+    seen = []
+
+    def validate(step, unet, pose_encoder, folder):
+        assert not pose_encoder.training and not torch.is_grad_enabled()
+        seen.append((step, pose_encoder.conv_out.weight.detach().clone()))
+        (folder / "note.txt").write_text(f"step {step}\n")
+
+    r = train(settings(tiny, "val", steps=3, batch_size=2, ema_decay=0.9, validate_every=2), validate=validate)
+    assert [s for s, _ in seen] == [2, 3]
+    exported = trained_tensors(Path(r.out))["pose_encoder.conv_out.weight"]
+    torch.testing.assert_close(seen[-1][1], exported, rtol=0, atol=0)
+    assert (Path(r.out) / "validation" / "step-2" / "note.txt").read_text() == "step 2\n"
+    # a fresh run over a work folder with checkpoints is refused (continue it with resume="latest")
+    (tiny / "val2.train" / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    (tiny / "val2.train" / "checkpoints" / "checkpoint-1" / "hvg_train_state.json").write_text("{}")
+    with pytest.raises(BadInput, match="earlier run"):
+        train(settings(tiny, "val2", steps=1))

@@ -22,6 +22,7 @@ Files:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -56,6 +57,7 @@ class TrainSettings:
     drop_*: conditioning dropout probabilities (objective.ConditioningDropout)
     ema_decay: 0 = no EMA; else the exported weights are the EMA of the trained parameters
     checkpoint_every: steps between checkpoints (0 = none); checkpoints_total_limit: keep the newest N (0 = all)
+    validate_every: steps between calls of train()'s `validate` callback (0 = never; the last step always)
     resume: None, "latest" (the newest checkpoint in work_dir; none yet = start fresh) or a checkpoint folder
     mixed_precision: no | fp16 | bf16 (accelerate's autocast; trained parameters stay float32)
     optimizer: adamw | adamw8bit (bitsandbytes, only if installed)
@@ -92,6 +94,7 @@ class TrainSettings:
     optimizer: str = "adamw"
     checkpoint_every: int = 500
     checkpoints_total_limit: int = 3
+    validate_every: int = 0
     resume: str | None = None
     log_every: int = 1
     seed: int = 0
@@ -111,7 +114,7 @@ class TrainSettings:
         for name in ("steps", "batch_size", "grad_accum", "log_every"):
             if getattr(self, name) < 1:
                 raise BadInput(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "checkpoints_total_limit"):
+        for name in ("warmup_steps", "checkpoint_every", "checkpoints_total_limit", "validate_every"):
             if getattr(self, name) < 0:
                 raise BadInput(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -129,7 +132,7 @@ class TrainSettings:
         nor do the step count, checkpointing, logging, paths or the device.
         """
         skip = {"weights", "data", "out", "work_dir", "steps", "batch_size", "grad_accum", "checkpoint_every",
-                "checkpoints_total_limit", "resume", "log_every", "cpu", "lr_schedule", "warmup_steps"}
+                "checkpoints_total_limit", "validate_every", "resume", "log_every", "cpu", "lr_schedule", "warmup_steps"}
         key = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         key["global_batch"] = global_batch
         key["lr_schedule"] = [self.lr_schedule, self.warmup_steps] + ([self.steps] if self.lr_schedule == "cosine" else [])
@@ -294,8 +297,8 @@ def _make_batch(clips, draws, precond, device):
         ids.append(torch.tensor([clip.fps - 1, clip.motion_bucket_id, clip.noise_aug_strength], dtype=torch.float32))
         conds.append(conditioning_torch(
             clip.semantic.reshape(n, H, W, 3), clip.normal.reshape(n, H, W, 3), clip.depth.reshape(n, H, W),
-            clip.mask.reshape(n, H, W), clip.K.reshape(n, 3, 3), clip.world_to_cam.reshape(n, 4, 4), device="cpu",
-        ))  # [V*T, 14, H, W]
+            clip.mask.reshape(n, H, W), clip.K.reshape(n, 3, 3), clip.world_to_cam.reshape(n, 4, 4), device=device,
+        ))  # [V*T, 14, H, W], built on the training device
         keep_pose.append(float(d.keep_pose))
         sigmas.append(d.sigma)
     sigma = torch.tensor(sigmas, dtype=torch.float32)  # [B]
@@ -402,7 +405,7 @@ def _link_or_copy_tree(src: Path, dst: Path) -> None:
 def _export(settings: TrainSettings, unet, pose_encoder, provenance: dict, extra: dict | None = None) -> Path:
     """Assemble the weights folder beside OUT, check it, rename it to OUT. Returns OUT.
 
-    extra: {name in OUT: existing file to copy} (e.g. the metrics)."""
+    extra: {name in OUT: existing file or folder to copy} (the metrics, the validation renders)."""
     from hvg_cli.backends.diffusion.weights import check_weights
 
     base = Path(settings.weights).expanduser()
@@ -426,7 +429,9 @@ def _export(settings: TrainSettings, unet, pose_encoder, provenance: dict, extra
             "is in hvg.json under \"training\".\n" + ("\nThe base was UNTRAINED random weights: so is the video "
                                                        "this folder makes.\n" if meta["untrained"] else ""))
         for name, src in (extra or {}).items():
-            if Path(src).exists():
+            if Path(src).is_dir():
+                shutil.copytree(src, tmp / name)
+            elif Path(src).exists():
                 shutil.copy2(src, tmp / name)
         check_weights(tmp)
         if out.exists():
@@ -443,11 +448,16 @@ def _export(settings: TrainSettings, unet, pose_encoder, provenance: dict, extra
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
-def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
+def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -> TrainResult:
     """Train pose encoder + view attention (+ the UNet per settings.unet) on a dataset; write OUT.
 
     Works in a plain process and under `accelerate launch` (every process calls it with the same settings).
     Raises BadInput / MissingWeights / MissingDependency before writing anything when the inputs do not fit.
+    validate: optional callable(step, unet, pose_encoder, folder) run on the main process every
+              settings.validate_every steps and after the last, with the weights that would be exported
+              (EMA swapped in), modules in eval mode, under no_grad; `folder` (WORK/validation/step-N) is
+              where it writes (e.g. a fixed photo + motion + 4-view orbit rendered through HVGPipeline). The
+              validation folder is copied into OUT/validation at the end.
     """
     import torch
     from accelerate import Accelerator
@@ -472,6 +482,9 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
     precond = Preconditioning.from_scheduler_config(sched_cfg)
     resume_dir = _resolve_resume(settings)
     work = settings.work
+    if settings.resume is None and _checkpoints(work):
+        raise BadInput(f"{work / 'checkpoints'} holds checkpoints of an earlier run",
+                       "continue it with --resume latest, or delete that folder to start afresh")
 
     # 2. accelerate: processes, device, mixed precision, trackers
     trackers = [_csv_tracker_class()(work / "metrics.csv", _checkpoint_step(resume_dir))]
@@ -576,7 +589,7 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
                 draws = [draw_sample(settings.seed, s, j, latent_shape, levels, dropout) for j in idx]
                 inputs, noisy, x0, sigma = _make_batch(clips, draws, precond, accelerator.device)
                 sync = a == settings.grad_accum - 1
-                with (accelerator.no_sync(model) if not sync else _nullcontext()):
+                with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
                     out = model(**inputs)  # [b, F, C, h, w]
                     losses = edm_loss(precond, out, noisy, x0, sigma)  # [b]
                     accelerator.backward(losses.mean() / settings.grad_accum)
@@ -602,6 +615,9 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
                        "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                        "seconds": round(time.perf_counter() - t0, 3)}
                 accelerator.log(row, step=step_done)
+            if validate is not None and settings.validate_every and (
+                    step_done % settings.validate_every == 0 or step_done == settings.steps):
+                _run_validation(accelerator, validate, step_done, core, ema, trainable, work)
             if settings.checkpoint_every and step_done % settings.checkpoint_every == 0 and step_done < settings.steps:
                 _save_checkpoint(accelerator, work, step_done, key_hash, settings.checkpoints_total_limit)
             if task is not None:
@@ -639,19 +655,32 @@ def train(settings: TrainSettings, progress: Reporter = SILENT) -> TrainResult:
         }
         core.float()
         _export(settings, export_unet, core.pose_encoder, provenance,
-                extra={"training_metrics.csv": work / "metrics.csv"})
+                extra={"training_metrics.csv": work / "metrics.csv", "validation": work / "validation"})
     accelerator.wait_for_everyone()
     return TrainResult(out=str(out), steps=settings.steps, resumed_from=start, final_loss=loss_value,
                        global_batch=G, trained=trained, metrics=str(work / "metrics.csv"),
                        data_manifest_sha256=data.manifest_sha256)
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
+def _run_validation(accelerator, validate, step: int, core, ema, trainable, work: Path) -> None:
+    """Call `validate` on the main process with the exported weights (EMA swapped in, then swapped back)."""
+    import torch
 
-    def __exit__(self, *exc):
-        return False
+    if accelerator.is_main_process:
+        folder = work / "validation" / f"step-{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if ema is not None:
+            ema.store(trainable)
+            ema.copy_to(trainable)
+        core.eval()
+        try:
+            with torch.no_grad():
+                validate(step, core.unet, core.pose_encoder, folder)
+        finally:
+            core.train()
+            if ema is not None:
+                ema.restore(trainable)
+    accelerator.wait_for_everyone()
 
 
 def _checkpoint_step(resume_dir: Path | None) -> int | None:
