@@ -187,3 +187,45 @@ def test_dataset_refuses_old_versions_and_mixed_sizes(tmp_path):
         bad = random_clip("x")
         DatasetWriter(tmp_path / "ds2").add(
             type(bad)(**{**bad.__dict__, "ref_latent": np.zeros((4, 8, 8), np.float32)}))
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding a clip (what `hvg prepare` stores)
+# ---------------------------------------------------------------------------------------------
+def test_encode_clip_stores_what_the_sampler_feeds_the_unet(tmp_path):
+    """The stored reference embedding and latent are encode_reference's for the clip's own augmentation
+    noise; target latents are the VAE posterior's mode × scaling_factor of each frame, view-major."""
+    from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
+    from hvg_cli.backends.diffusion.settings import DiffusionSettings
+    from hvg_cli.backends.diffusion.weights import tiny_components
+    from hvg_cli.core.types import BoneMaps, CameraGrid
+    from hvg_cli.train.encode import encode_clip, reference_noise
+
+    torch.set_num_threads(1)
+    pipe = HVGPipeline(**tiny_components())
+    V, T, H, W = 2, 2, 32, 32
+    rc = random_clip("x", views=V, frames=T)
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (V, T, H, W, 3), dtype=np.uint8)
+    photo = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    maps = BoneMaps(rc.semantic, rc.normal, rc.depth, rc.mask, np.where(rc.mask, 1, -1).astype(np.int8))
+    grid = CameraGrid(rc.K, rc.world_to_cam, W, H, "views")
+    clip = encode_clip(pipe, "walk-0", photo, frames, maps, grid, fps=8, noise_aug_strength=0.05, seed=3)
+    assert clip.latents.shape == (V, T, 4, 16, 16) and clip.ref_latent.shape == (4, 16, 16)
+    ref = pipe.encode_reference(photo, reference_noise(3, "walk-0", H, W),
+                                DiffusionSettings(guidance_max=1.0, fps=8, noise_aug_strength=0.05))
+    np.testing.assert_array_equal(clip.ref_embedding, ref.embeddings[0, 0].numpy())
+    np.testing.assert_array_equal(clip.ref_latent, ref.latents[0].numpy())
+    # another clip id draws other augmentation noise
+    assert not torch.equal(reference_noise(3, "walk-1", H, W), reference_noise(3, "walk-0", H, W))
+    # frame (v=1, t=0) encoded alone
+    x = torch.from_numpy(frames[1, 0].astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        z = pipe.vae.encode(x).latent_dist.mode()[0] * pipe.vae.config.scaling_factor
+    torch.testing.assert_close(torch.from_numpy(clip.latents[1, 0]), z, rtol=1e-5, atol=1e-5)
+    # it survives the dataset round trip
+    with DatasetWriter(tmp_path / "ds") as w:
+        w.add(clip)
+    back = TrainDataset(tmp_path / "ds")[0]
+    np.testing.assert_array_equal(back.latents, clip.latents)
+    assert back.fps == 8 and back.noise_aug_strength == 0.05

@@ -294,7 +294,9 @@ def _make_batch(clips, draws, precond, device):
         noisy.append(x0 + d.sigma * d.noise)  # [V*T, C, h, w]
         embs.append(torch.from_numpy(clip.ref_embedding).float()[None] * float(d.keep_embedding))  # [1, D]
         refs.append(torch.from_numpy(clip.ref_latent).float() * float(d.keep_latent))  # [C, h, w]
-        ids.append(torch.tensor([clip.fps - 1, clip.motion_bucket_id, clip.noise_aug_strength], dtype=torch.float32))
+        # SVD's micro-conditioning, as the sampler builds it from its integer fps setting
+        ids.append(torch.tensor([round(clip.fps) - 1, clip.motion_bucket_id, clip.noise_aug_strength],
+                                dtype=torch.float32))  # [3]
         conds.append(conditioning_torch(
             clip.semantic.reshape(n, H, W, 3), clip.normal.reshape(n, H, W, 3), clip.depth.reshape(n, H, W),
             clip.mask.reshape(n, H, W), clip.K.reshape(n, 3, 3), clip.world_to_cam.reshape(n, 4, 4), device=device,
