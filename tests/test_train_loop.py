@@ -97,12 +97,16 @@ def test_loss_falls_on_a_fixed_batch(tiny):
 
 
 def test_accumulation_equals_a_bigger_batch(tiny):
-    """1 process × batch 2 and 1 process × batch 1 × 2 accumulation steps: same weights after 3 steps."""
+    """1 process × batch 2 and 1 process × batch 1 × 2 accumulation steps: same weights after 3 steps (and
+    with a loader worker, identical ones)."""
     a = train(settings(tiny, "acc-b2", steps=3, batch_size=2))
     b = train(settings(tiny, "acc-b1x2", steps=3, batch_size=1, grad_accum=2))
     assert a.global_batch == b.global_batch == 2
     assert abs(a.final_loss - b.final_loss) < 1e-5
     assert_same_weights(Path(a.out), Path(b.out), atol=1e-6)
+    # batches built ahead by a DataLoader worker: the same micro-batches, bit for bit
+    c = train(settings(tiny, "acc-b1x2-w", steps=3, batch_size=1, grad_accum=2, num_workers=1))
+    assert_same_weights(Path(b.out), Path(c.out), atol=0.0)
     # and the weights did move (the comparison is not between two copies of the base)
     moved = trained_tensors(Path(a.out))["pose_encoder.conv_out.weight"].abs().max()
     assert moved > 1e-4

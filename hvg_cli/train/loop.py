@@ -62,6 +62,7 @@ class TrainSettings:
     mixed_precision: no | fp16 | bf16 (accelerate's autocast; trained parameters stay float32)
     optimizer: adamw | adamw8bit (bitsandbytes, only if installed)
     cpu: force the CPU even where a GPU is present
+    num_workers: DataLoader worker processes that read clips and build batches ahead (0 = in the loop)
     """
 
     weights: str
@@ -99,6 +100,7 @@ class TrainSettings:
     log_every: int = 1
     seed: int = 0
     cpu: bool = False
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         from hvg_cli.train.model import UNET_MODES
@@ -114,7 +116,7 @@ class TrainSettings:
         for name in ("steps", "batch_size", "grad_accum", "log_every"):
             if getattr(self, name) < 1:
                 raise BadInput(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "checkpoints_total_limit", "validate_every"):
+        for name in ("warmup_steps", "checkpoint_every", "checkpoints_total_limit", "validate_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise BadInput(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -132,7 +134,7 @@ class TrainSettings:
         nor do the step count, checkpointing, logging, paths or the device.
         """
         skip = {"weights", "data", "out", "work_dir", "steps", "batch_size", "grad_accum", "checkpoint_every",
-                "checkpoints_total_limit", "validate_every", "resume", "log_every", "cpu", "lr_schedule", "warmup_steps"}
+                "checkpoints_total_limit", "validate_every", "resume", "log_every", "cpu", "num_workers", "lr_schedule", "warmup_steps"}
         key = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         key["global_batch"] = global_batch
         key["lr_schedule"] = [self.lr_schedule, self.warmup_steps] + ([self.steps] if self.lr_schedule == "cosine" else [])
@@ -279,7 +281,7 @@ def _weights_identity(folder: Path) -> str:
 # batches
 # ---------------------------------------------------------------------------------------------
 def _make_batch(clips, draws, precond, device):
-    """Stack the samples of one micro-batch into the model's inputs (shapes in HVGDenoiser.forward)."""
+    """Stack the samples of one micro-batch into the model's inputs (shapes in HVGDenoiser.forward), on `device`."""
     import torch
 
     from hvg_cli.backends.diffusion.pose_encoder import conditioning_torch
@@ -312,6 +314,31 @@ def _make_batch(clips, draws, precond, device):
                   pose_keep=torch.tensor(keep_pose))
     inputs = {k: v.to(device) for k, v in inputs.items()}
     return inputs, x.to(device), x0.to(device), sigma.to(device)
+
+
+def _step_batches(data, settings: TrainSettings, G: int, P: int, rank: int, start: int, latent_shape, levels,
+                  dropout, precond):
+    """A torch Dataset whose item k is micro-batch k % grad_accum of step start + k // grad_accum for this
+    process, built on the CPU: a pure function of (seed, step, micro-batch, rank), so DataLoader workers can
+    build batches ahead in any order and the run stays exact."""
+    import torch
+
+    from hvg_cli.train.randomness import data_index, draw_sample, global_indices
+
+    A, b = settings.grad_accum, settings.batch_size
+
+    class StepBatches(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return (settings.steps - start) * A
+
+        def __getitem__(self, k: int):
+            s, a = start + k // A, k % A
+            idx = global_indices(G, P, rank, a, b)
+            clips = [data[data_index(settings.seed, s * G + j, len(data))] for j in idx]
+            draws = [draw_sample(settings.seed, s, j, latent_shape, levels, dropout) for j in idx]
+            return _make_batch(clips, draws, precond, "cpu")
+
+    return StepBatches()
 
 
 def _lr_lambda(settings: TrainSettings):
@@ -467,8 +494,6 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
 
     from hvg_cli.train.model import HVGDenoiser, add_lora, load_components, select_trainable
     from hvg_cli.train.objective import ConditioningDropout, NoiseLevels, Preconditioning, edm_loss
-    from hvg_cli.train.randomness import data_index, draw_sample, global_indices
-
     # 1. Check everything that can be checked before a file is written
     report, data = _preflight(settings)
     on_cpu = settings.cpu or not torch.cuda.is_available()
@@ -583,13 +608,16 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
         if task is not None and start:
             task.advance(start)
         t0 = time.perf_counter()
+        batches = _step_batches(data, settings, G, P, rank, start, latent_shape, levels, dropout, precond)
+        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False,
+                                                  num_workers=settings.num_workers))
+        dev = accelerator.device
         for s in range(start, settings.steps):
             local_losses = []
             for a in range(settings.grad_accum):
-                idx = global_indices(G, P, rank, a, settings.batch_size)
-                clips = [data[data_index(settings.seed, s * G + j, len(data))] for j in idx]
-                draws = [draw_sample(settings.seed, s, j, latent_shape, levels, dropout) for j in idx]
-                inputs, noisy, x0, sigma = _make_batch(clips, draws, precond, accelerator.device)
+                inputs, noisy, x0, sigma = next(loader)  # micro-batch a of step s (see _step_batches)
+                inputs = {k: v.to(dev) for k, v in inputs.items()}
+                noisy, x0, sigma = noisy.to(dev), x0.to(dev), sigma.to(dev)
                 sync = a == settings.grad_accum - 1
                 with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
                     out = model(**inputs)  # [b, F, C, h, w]
