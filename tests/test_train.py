@@ -229,3 +229,30 @@ def test_encode_clip_stores_what_the_sampler_feeds_the_unet(tmp_path):
     back = TrainDataset(tmp_path / "ds")[0]
     np.testing.assert_array_equal(back.latents, clip.latents)
     assert back.fps == 8 and back.noise_aug_strength == 0.05
+
+
+def test_batches_lay_views_and_frames_view_major():
+    """Sample b's frame (v, t) sits at UNet frame v·T + t, and its pose input at row b·V·T + v·T + t, as in
+    the sampler; the noisy latent is x0 + σ·n with the sample's own draws; dropped conditions are zeros."""
+    from hvg_cli.backends.diffusion.pose_encoder import conditioning_torch
+    from hvg_cli.train.loop import _make_batch
+
+    V, T = 2, 3
+    clips = [random_clip(f"c{i}", views=V, frames=T, seed=i) for i in range(2)]
+    drop = ConditioningDropout(reference=0.0, embedding=0.0, latent=1.0, pose=0.0)
+    draws = [draw_sample(0, 0, i, (V * T, 4, 16, 16), NoiseLevels(), drop) for i in range(2)]
+    pre = Preconditioning()
+    inputs, noisy, x0, sigma = _make_batch(clips, draws, pre, "cpu")
+    assert inputs["scaled"].shape == (2, V * T, 4, 16, 16) and inputs["pose_cond"].shape == (2 * V * T, 14, 32, 32)
+    b, v, t = 1, 1, 2
+    c = clips[b]
+    np.testing.assert_array_equal(x0[b, v * T + t].numpy(), c.latents[v, t])
+    torch.testing.assert_close(noisy[b], x0[b] + draws[b].sigma * draws[b].noise)
+    torch.testing.assert_close(inputs["scaled"][b], noisy[b] / math.sqrt(draws[b].sigma ** 2 + 1))
+    one = conditioning_torch(c.semantic[v, t][None], c.normal[v, t][None], c.depth[v, t][None], c.mask[v, t][None],
+                             c.K[v, t][None], c.world_to_cam[v, t][None])[0]
+    torch.testing.assert_close(inputs["pose_cond"][b * V * T + v * T + t], one)
+    assert float(inputs["ref_latent"].abs().max()) == 0.0  # latent dropout 1.0
+    np.testing.assert_array_equal(inputs["embedding"][b, 0].numpy(), c.ref_embedding)
+    torch.testing.assert_close(inputs["time_ids"][b], torch.tensor([6.0, 127.0, 0.02]))
+    torch.testing.assert_close(inputs["c_noise"], 0.25 * sigma.log())
