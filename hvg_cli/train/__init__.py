@@ -6,6 +6,7 @@ Public API (torch is imported lazily, at first use):
   randomness.py sample_generator(seed, step, index), draw_sample, global_indices, data_index
   dataset.py    TrainClip, DatasetWriter, TrainDataset, read_manifest, FORMAT_VERSION, random_clip
   model.py      HVGDenoiser, select_trainable, load_components, add_lora / merge_lora
+  camera_solve.py solve_camera(points, pixels, weights, W, H) -> CameraSolve, max_error_px (prepare)
   encode.py     encode_clip(pipe, clip_id, photo, frames, maps, grid, fps, ...) -> TrainClip (what prepare stores)
   loop.py       TrainSettings, TrainResult, train(settings, progress, validate), evaluate_loss
 """
