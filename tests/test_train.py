@@ -318,3 +318,24 @@ def test_camera_solve_refuses_what_it_cannot_solve():
     flat[..., 0] = 0.1  # all points on one line-ish plane x = 0.1, z = 0: no depth to solve from
     with pytest.raises(BadInput, match="one plane"):
         solve_camera(flat, np.zeros((10, 14, 2)), np.ones((10, 14)), 640, 480)
+
+
+def test_windows_and_their_references():
+    from hvg_cli.train.windows import windows
+
+    ws = windows(40, length=4, stride=10, frame_step=2, gap=5)
+    assert [w.frames for w in ws] == [(0, 2, 4, 6), (10, 12, 14, 16), (20, 22, 24, 26), (30, 32, 34, 36)]
+    # the first window has nothing 5 frames before it: its reference lies 5 after its last frame
+    assert [w.reference for w in ws] == [11, 5, 15, 25]
+    for w in ws:
+        assert w.reference not in range(w.frames[0] - 4, w.frames[-1] + 5)
+    # frames where the person was lost: windows over them are dropped, references skip them
+    usable = [True] * 40
+    usable[12] = False
+    usable[25] = False
+    ws = windows(40, length=4, stride=10, frame_step=2, gap=5, usable=usable)
+    assert [w.frames[0] for w in ws] == [0, 20, 30]
+    assert [w.reference for w in ws] == [11, 15, 24]
+    assert windows(5, length=4, stride=1, frame_step=2) == []  # too short for one window
+    with pytest.raises(BadInput):
+        windows(10, length=0, stride=1)

@@ -7,6 +7,7 @@ Public API (torch is imported lazily, at first use):
   dataset.py    TrainClip, DatasetWriter, TrainDataset, read_manifest, FORMAT_VERSION, random_clip
   model.py      HVGDenoiser, select_trainable, load_components, add_lora / merge_lora
   camera_solve.py solve_camera(points, pixels, weights, W, H) -> CameraSolve, max_error_px (prepare)
+  windows.py    windows(num_frames, length, stride, frame_step, gap, usable) -> [Window(frames, reference)]
   encode.py     encode_clip(pipe, clip_id, photo, frames, maps, grid, fps, ...) -> TrainClip (what prepare stores)
   loop.py       TrainSettings, TrainResult, train(settings, progress, validate), evaluate_loss
 """
