@@ -302,7 +302,7 @@ def _make_batch(clips, draws, precond, device):
         conds.append(conditioning_torch(
             clip.semantic.reshape(n, H, W, 3), clip.normal.reshape(n, H, W, 3), clip.depth.reshape(n, H, W),
             clip.mask.reshape(n, H, W), clip.K.reshape(n, 3, 3), clip.world_to_cam.reshape(n, 4, 4), device=device,
-        ))  # [V*T, 14, H, W], built on the training device
+        ))  # [V*T, 14, H, W]
         keep_pose.append(float(d.keep_pose))
         sigmas.append(d.sigma)
     sigma = torch.tensor(sigmas, dtype=torch.float32)  # [B]
@@ -316,29 +316,28 @@ def _make_batch(clips, draws, precond, device):
     return inputs, x.to(device), x0.to(device), sigma.to(device)
 
 
-def _step_batches(data, settings: TrainSettings, G: int, P: int, rank: int, start: int, latent_shape, levels,
-                  dropout, precond):
-    """A torch Dataset whose item k is micro-batch k % grad_accum of step start + k // grad_accum for this
+class _StepBatches:
+    """A map-style dataset whose item k is micro-batch k % grad_accum of step start + k // grad_accum for this
     process, built on the CPU: a pure function of (seed, step, micro-batch, rank), so DataLoader workers can
-    build batches ahead in any order and the run stays exact."""
-    import torch
+    build batches ahead in any order and the run stays exact. Module-level, so workers can unpickle it."""
 
-    from hvg_cli.train.randomness import data_index, draw_sample, global_indices
+    def __init__(self, data, settings: TrainSettings, G: int, P: int, rank: int, start: int, latent_shape,
+                 levels, dropout, precond):
+        self.data, self.settings, self.G, self.P, self.rank, self.start = data, settings, G, P, rank, start
+        self.latent_shape, self.levels, self.dropout, self.precond = latent_shape, levels, dropout, precond
 
-    A, b = settings.grad_accum, settings.batch_size
+    def __len__(self) -> int:
+        return (self.settings.steps - self.start) * self.settings.grad_accum
 
-    class StepBatches(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return (settings.steps - start) * A
+    def __getitem__(self, k: int):
+        from hvg_cli.train.randomness import data_index, draw_sample, global_indices
 
-        def __getitem__(self, k: int):
-            s, a = start + k // A, k % A
-            idx = global_indices(G, P, rank, a, b)
-            clips = [data[data_index(settings.seed, s * G + j, len(data))] for j in idx]
-            draws = [draw_sample(settings.seed, s, j, latent_shape, levels, dropout) for j in idx]
-            return _make_batch(clips, draws, precond, "cpu")
-
-    return StepBatches()
+        st = self.settings
+        s, a = self.start + k // st.grad_accum, k % st.grad_accum
+        idx = global_indices(self.G, self.P, self.rank, a, st.batch_size)
+        clips = [self.data[data_index(st.seed, s * self.G + j, len(self.data))] for j in idx]
+        draws = [draw_sample(st.seed, s, j, self.latent_shape, self.levels, self.dropout) for j in idx]
+        return _make_batch(clips, draws, self.precond, "cpu")
 
 
 def _lr_lambda(settings: TrainSettings):
@@ -608,14 +607,14 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
         if task is not None and start:
             task.advance(start)
         t0 = time.perf_counter()
-        batches = _step_batches(data, settings, G, P, rank, start, latent_shape, levels, dropout, precond)
+        batches = _StepBatches(data, settings, G, P, rank, start, latent_shape, levels, dropout, precond)
         loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False,
                                                   num_workers=settings.num_workers))
         dev = accelerator.device
         for s in range(start, settings.steps):
             local_losses = []
             for a in range(settings.grad_accum):
-                inputs, noisy, x0, sigma = next(loader)  # micro-batch a of step s (see _step_batches)
+                inputs, noisy, x0, sigma = next(loader)  # micro-batch a of step s (see _StepBatches)
                 inputs = {k: v.to(dev) for k, v in inputs.items()}
                 noisy, x0, sigma = noisy.to(dev), x0.to(dev), sigma.to(dev)
                 sync = a == settings.grad_accum - 1
