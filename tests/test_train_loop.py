@@ -282,7 +282,7 @@ def test_lora_merges_into_the_attention_projections(tiny):
 
 def test_validation_callback_sees_the_exported_weights(tiny):
     """validate runs every 2 steps and after the last, with the EMA weights the export writes; its files
-    end up in OUT/validation."""
+    end up in OUT/validation; checkpoints_total_limit prunes old checkpoints."""
     seen = []
 
     def validate(step, unet, pose_encoder, folder):
@@ -290,8 +290,11 @@ def test_validation_callback_sees_the_exported_weights(tiny):
         seen.append((step, pose_encoder.conv_out.weight.detach().clone()))
         (folder / "note.txt").write_text(f"step {step}\n")
 
-    r = train(settings(tiny, "val", steps=3, batch_size=2, ema_decay=0.9, validate_every=2), validate=validate)
+    r = train(settings(tiny, "val", steps=3, batch_size=2, ema_decay=0.9, validate_every=2, checkpoint_every=1,
+                       checkpoints_total_limit=1), validate=validate)
     assert [s for s, _ in seen] == [2, 3]
+    # checkpoints after steps 1 and 2 (none after the last: OUT holds it); the limit keeps the newest
+    assert sorted(p.name for p in (tiny / "val.train" / "checkpoints").iterdir()) == ["checkpoint-2"]
     exported = trained_tensors(Path(r.out))["pose_encoder.conv_out.weight"]
     torch.testing.assert_close(seen[-1][1], exported, rtol=0, atol=0)
     assert (Path(r.out) / "validation" / "step-2" / "note.txt").read_text() == "step 2\n"
