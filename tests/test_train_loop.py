@@ -94,6 +94,13 @@ def test_loss_falls_on_a_fixed_batch(tiny):
     assert t["steps"] == 20 and t["global_batch"] == 2 and t["trained"]["unet_mode"] == "all"
     assert t["data_manifest_sha256"] == result.data_manifest_sha256 and len(t["data_manifest_sha256"]) == 64
     assert t["trained"]["unet"] > 600_000 and t["trained"]["pose_encoder"] > 0
+    # OUT is a weights folder the sampler loads (what `hvg animate --weights OUT` does)
+    from hvg_cli.backends.diffusion.weights import load_pipeline
+
+    pipe = load_pipeline(result.out, device="cpu", dtype="fp32")
+    torch.testing.assert_close(pipe.pose_encoder.conv_out.weight.detach(),
+                               trained_tensors(Path(result.out))["pose_encoder.conv_out.weight"], rtol=0, atol=0)
+    assert float(pipe.pose_encoder.conv_out.weight.abs().max()) > 0  # trained away from its zero start
 
 
 def test_accumulation_equals_a_bigger_batch(tiny):
