@@ -339,3 +339,45 @@ def test_windows_and_their_references():
     assert windows(5, length=4, stride=1, frame_step=2) == []  # too short for one window
     with pytest.raises(BadInput):
         windows(10, length=0, stride=1)
+
+
+def test_prepare_clips_skips_bad_and_finished_clips(tmp_path):
+    """3 sources, one without a person: 2 written, 1 skipped with its reason; a re-run loads nothing again."""
+    from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
+    from hvg_cli.backends.diffusion.weights import tiny_components
+    from hvg_cli.core.errors import NoPerson
+    from hvg_cli.core.progress import SilentReporter
+    from hvg_cli.core.types import BoneMaps, CameraGrid
+    from hvg_cli.train.prepare import ClipInputs, ClipSource, prepare_clips
+
+    torch.set_num_threads(1)
+    pipe = HVGPipeline(**tiny_components())
+    loads = []
+
+    def loader(i):
+        def load():
+            loads.append(i)
+            if i == 1:
+                raise NoPerson("no person in frames 10-20 of dance.mp4")
+            rc = random_clip(f"s{i}", seed=i)
+            rng = np.random.default_rng(i)
+            return ClipInputs(photo=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+                              frames=rng.integers(0, 256, (1, 2, 32, 32, 3), dtype=np.uint8),
+                              maps=BoneMaps(rc.semantic, rc.normal, rc.depth, rc.mask,
+                                            np.where(rc.mask, 1, -1).astype(np.int8)),
+                              grid=CameraGrid(rc.K, rc.world_to_cam, 32, 32, "views"), fps=12, source="dance.mp4",
+                              licence="CC-BY-4.0", reference=f"frame {i}")
+        return load
+
+    sources = [ClipSource(f"dance-{i}", loader(i)) for i in range(3)]
+    notes = SilentReporter()
+    s = prepare_clips(pipe, sources, tmp_path / "ds", total=3, progress=notes)
+    assert (s.written, s.existing, [c for c, _ in s.skipped]) == (2, 0, ["dance-1"])
+    assert "no person" in s.skipped[0][1] and notes.notes == [f"skipped clip dance-1: {s.skipped[0][1]}"]
+    ds = TrainDataset(tmp_path / "ds")
+    assert [c["id"] for c in ds.clips] == ["dance-0", "dance-2"]
+    assert ds[1].licence == "CC-BY-4.0" and ds[1].fps == 12 and ds[1].reference == "frame 2"
+    assert ds.manifest["vae_scaling_factor"] == pytest.approx(pipe.vae.config.scaling_factor)
+    loads.clear()
+    s2 = prepare_clips(pipe, sources, tmp_path / "ds", total=3)
+    assert (s2.written, s2.existing, len(s2.skipped)) == (0, 2, 1) and loads == [1]  # only the bad one again

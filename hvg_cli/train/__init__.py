@@ -9,6 +9,7 @@ Public API (torch is imported lazily, at first use):
   camera_solve.py solve_camera(points, pixels, weights, W, H) -> CameraSolve, max_error_px (prepare)
   windows.py    windows(num_frames, length, stride, frame_step, gap, usable) -> [Window(frames, reference)]
   encode.py     encode_clip(pipe, clip_id, photo, frames, maps, grid, fps, ...) -> TrainClip (what prepare stores)
+  prepare.py    prepare_clips(pipe, sources: [ClipSource(id, load)], out, ...) -> PrepareSummary (resumable)
   loop.py       TrainSettings, TrainResult, train(settings, progress, validate), evaluate_loss
 """
 
