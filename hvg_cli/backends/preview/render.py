@@ -2,9 +2,14 @@
 
 Steps (`render_preview`):
 1. Build (or take) the preview model of the subject: photo mesh, skinning, texture, filled background.
-2. Per frame: joint transforms photo pose -> target pose, linear blend skinning of the mesh.
-3. Per view: world -> camera, rasterise with 2x supersampling, sample the photo bilinearly.
-4. Composite over the background (the filled photo seen through the camera, a colour, or nothing).
+2. Per frame: joint transforms photo pose -> target pose, linear blend skinning of the mesh straight into
+   the frame's camera space.
+3. Rasterise with 2x2 supersampling (z-buffer), sample the texture bilinearly, average the samples.
+4. Composite over the background (the filled photo seen through the camera, a colour, or nothing), 8 bits.
+
+Two engines: "fast" (default) runs steps 2-4 in compiled kernels (kernels.py, numba), one frame per task on
+a few worker threads; "legacy" is the torch renderer it replaced, kept as the plain twin that the tests hold
+the fast one to and as the benchmark's baseline (benchmarks/animate_speed.py).
 """
 
 from __future__ import annotations
