@@ -194,3 +194,20 @@ def test_render_preview_fast_is_the_same_on_any_number_of_threads(synth, monkeyp
     three = render_preview(s, poses, trans, grid, model=model)
     assert not np.array_equal(one[0, 0], one[0, 2])  # the frames differ (the person moves)
     np.testing.assert_array_equal(one, three)
+
+
+def test_fast_path_refuses_bad_indices_and_skips_non_finite_vertices():
+    from hvg_cli.backends.preview.raster import rasterise, rasterise_fast, render_textured_fast
+
+    v, faces, K, uv, tex, W, H = _scene(0)
+    with pytest.raises(ValueError):
+        rasterise_fast(v, torch.cat([faces, torch.tensor([[0, 1, 40]])]), K, W, H)  # vertex 40 of 40
+    with pytest.raises(ValueError):
+        render_textured_fast(v, faces, uv[:-1], tex, K, W, H)
+    bad = v.clone()
+    bad[0, faces[0, 0]] = float("nan")  # the faces on this vertex are skipped, the rest drawn as before
+    fast = rasterise_fast(bad, faces, K, W, H)
+    keep = ~(faces == faces[0, 0]).any(1)
+    twin = rasterise(v, faces[keep], K, W, H)
+    ids = torch.nonzero(keep)[:, 0]
+    torch.testing.assert_close(fast.face[0], torch.where(twin.face[0] >= 0, ids[twin.face[0].clamp_min(0)], -1))

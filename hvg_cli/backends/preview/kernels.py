@@ -95,7 +95,7 @@ def _zbuffer(uv, z, faces, width, height, near, best, face_out):
         loy = min(max(np.ceil(min(y0, y1, y2) - 0.5 - 1e-9), 0.0), height - 1.0)
         hix = min(np.floor(max(x0, x1, x2) - 0.5 + 1e-9), width - 1.0)
         hiy = min(np.floor(max(y0, y1, y2) - 0.5 + 1e-9), height - 1.0)
-        if hix < lox or hiy < loy:
+        if not (lox <= hix and loy <= hiy):  # empty box, or a non-finite corner (NaN compares false)
             continue
         ar = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
         if not abs(ar) > 1e-12:

@@ -351,6 +351,16 @@ def _np(x, dtype):
     return np.ascontiguousarray(x, dtype=dtype)  # dtype None: keep the array's own
 
 
+def _check_mesh(verts: np.ndarray, faces: np.ndarray, uv: np.ndarray | None = None) -> None:
+    """The compiled kernels do not check indices: a face outside the vertex list would read stray memory."""
+    if verts.ndim != 3 or verts.shape[2] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"verts must be [B, N, 3] and faces [F, 3], got {verts.shape} and {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= verts.shape[1]):
+        raise ValueError(f"faces index vertices outside 0..{verts.shape[1] - 1}")
+    if uv is not None and uv.shape != (verts.shape[1], 2):
+        raise ValueError(f"uv must be [N, 2] = [{verts.shape[1]}, 2], got {uv.shape}")
+
+
 def rasterise_fast(verts, faces, K, width: int, height: int, near: float = 0.01) -> Fragments:
     """`rasterise` compiled: the same Fragments (face ids identical, barycentrics and depth in float64).
 
@@ -363,6 +373,7 @@ def rasterise_fast(verts, faces, K, width: int, height: int, near: float = 0.01)
     v = _np(verts, np.float64)
     Kn = _np(K, np.float64)
     f = _np(faces, np.int64)
+    _check_mesh(v, f)
     face = rasterise_faces(v, f, Kn, int(width), int(height), float(near))  # [B, H*W] int32
     vt = torch.from_numpy(v)
     ft = torch.from_numpy(f)
@@ -383,9 +394,13 @@ def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, 
 
     from .kernels import render_textured_batch
 
-    colour, cover, depth = render_textured_batch(_np(verts, np.float64), _np(faces, np.int64), _np(uv, np.float64),
-                                                 _np(texture, np.float32), _np(K, np.float64), int(width), int(height),
-                                                 int(ssaa), float(near))
+    v, f, t = _np(verts, np.float64), _np(faces, np.int64), _np(uv, np.float64)
+    tex = _np(texture, np.float32)
+    _check_mesh(v, f, t)
+    if tex.ndim != 3 or 0 in tex.shape or int(ssaa) < 1:
+        raise ValueError(f"texture must be [Ht, Wt, C] and non-empty (got {tex.shape}), ssaa >= 1 (got {ssaa})")
+    colour, cover, depth = render_textured_batch(v, f, t, tex, _np(K, np.float64), int(width), int(height), int(ssaa),
+                                                 float(near))
     return torch.from_numpy(colour), torch.from_numpy(cover), torch.from_numpy(depth)
 
 
@@ -401,8 +416,11 @@ def skin_to_camera(mesh, transforms, world_to_cam):
 
     A = _np(transforms, np.float64)  # [B, 24, 3, 4]
     w2c = _np(world_to_cam, np.float64)  # [B, 4, 4]
+    ji = _np(mesh.joint_index, np.int64)
+    if ji.size and (ji.min() < 0 or ji.max() >= A.shape[1]):
+        raise ValueError(f"joint_index outside 0..{A.shape[1] - 1}")
     # compose: x_cam = Rc (R_j x + t_j) + tc = (Rc R_j) x + (Rc t_j + tc)
     R = np.einsum("bik,bjkl->bjil", w2c[:, :3, :3], A[..., :3])  # [B, 24, 3, 3]
     t = np.einsum("bik,bjk->bji", w2c[:, :3, :3], A[..., 3]) + w2c[:, None, :3, 3]  # [B, 24, 3]
-    return _skin(_np(mesh.verts, np.float64), _np(mesh.joint_index, np.int64), _np(mesh.joint_weight, np.float64),
-                 np.ascontiguousarray(R), np.ascontiguousarray(t))
+    return _skin(_np(mesh.verts, np.float64), ji, _np(mesh.joint_weight, np.float64), np.ascontiguousarray(R),
+                 np.ascontiguousarray(t))
