@@ -211,3 +211,19 @@ def test_fast_path_refuses_bad_indices_and_skips_non_finite_vertices():
     twin = rasterise(v, faces[keep], K, W, H)
     ids = torch.nonzero(keep)[:, 0]
     torch.testing.assert_close(fast.face[0], torch.where(twin.face[0] >= 0, ids[twin.face[0].clamp_min(0)], -1))
+
+
+def test_render_preview_fast_takes_models_in_other_dtypes(synth):
+    """A model saved with a float64 texture or int32 faces renders the same (converted once, not per frame)."""
+    import dataclasses
+
+    from hvg_cli.backends.preview.render import _kernel_ready, render_preview
+
+    s, model = synth
+    assert _kernel_ready(model) is model  # nothing to convert: the model itself
+    other = dataclasses.replace(model, texture=model.texture.astype(np.float64),
+                                mesh=dataclasses.replace(model.mesh, faces=model.mesh.faces.astype(np.int32)))
+    grid = _orbit_grid(48, 64, views=2, frames=1)
+    pose, trans = s.photo_pose[None], np.asarray(s.photo_trans)[None]
+    np.testing.assert_array_equal(render_preview(s, pose, trans, grid, model=other),
+                                  render_preview(s, pose, trans, grid, model=model))

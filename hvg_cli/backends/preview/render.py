@@ -276,6 +276,23 @@ class _Backdrop:
         return back
 
 
+def _kernel_ready(model: PreviewModel) -> PreviewModel:
+    """The model with the arrays the kernels read in their dtypes, C-contiguous (a copy only where one differs),
+    so no frame converts the texture again."""
+    want = {"verts": np.float64, "faces": np.int64, "uv": np.float64, "joint_index": np.int64, "joint_weight": np.float64}
+    mesh = model.mesh
+    fix = {k: np.ascontiguousarray(getattr(mesh, k), dtype=d) for k, d in want.items()
+           if getattr(mesh, k).dtype != d or not getattr(mesh, k).flags.c_contiguous}
+    if fix:
+        mesh = dataclasses.replace(mesh, **fix)
+    tex = model.texture
+    if tex.dtype != np.float32 or not tex.flags.c_contiguous:
+        tex = np.ascontiguousarray(tex, dtype=np.float32)
+    if mesh is model.mesh and tex is model.texture:
+        return model
+    return dataclasses.replace(model, mesh=mesh, texture=tex)
+
+
 def _render(model, subject, poses, trans, grid, bg, progress, engine="fast", workers: int | None = None):
     """Every (view, frame) into one uint8 [V, T, H, W, 4] array; the fast engine renders one frame per task on
     `workers` threads (the compiled kernels release the GIL), each writing only its own frame."""
@@ -290,6 +307,7 @@ def _render(model, subject, poses, trans, grid, bg, progress, engine="fast", wor
     V, T = grid.shape
     W, H = grid.width, grid.height
     out = np.empty((V, T, H, W, 4), np.uint8)
+    model = _kernel_ready(model)
     transparent = isinstance(bg, str) and bg == "transparent"
     backdrop = _Backdrop(model, subject, grid, bg, W, H)
 
