@@ -12,11 +12,17 @@ triangle when its centre lies inside it or on its edges (a small tolerance close
 depth go to the lower face index. Barycentrics are perspective-correct.
 
 `rasterise_reference` is the plain twin: loops over faces and pixels, same rules.
+
+The renderer's fast path is compiled (numba, `kernels.py`): `rasterise_fast`, `render_textured_fast` and
+`skin_to_camera` follow the same rules, face ids bit for bit, and have the torch functions here
+(`rasterise`, `render_textured`) and `skin.pose_vertices` as their plain twins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 EDGE_EPS = 1e-5  # barycentric tolerance: pixels on a shared edge belong to both triangles (float32 work)
 _FACE_BITS = 31
@@ -253,7 +259,25 @@ def rasterise_reference(verts, faces, K, width: int, height: int, near: float = 
 
 
 def sample_bilinear(texture, u, v):
-    """Bilinear texture lookup with clamped borders (torch's grid_sample).
+    """Bilinear texture lookup with clamped borders (compiled for float32 textures on the CPU, else torch's grid_sample).
+
+    texture: [Ht, Wt, C] float tensor
+    u, v:    [...] image coordinates, texel (row i, column j) centred at (j + 0.5, i + 0.5)
+    returns: [..., C] tensor of the texture's dtype (coordinates are used in float64 on the compiled path)
+    """
+    import torch
+
+    if texture.dtype != torch.float32 or texture.device.type != "cpu" or texture.requires_grad or u.requires_grad:
+        return sample_bilinear_torch(texture, u, v)
+    from .kernels import sample_bilinear as _sample
+
+    shape = u.shape
+    out = _sample(_np(texture, np.float32), _np(u.reshape(-1), None), _np(v.reshape(-1), None))  # [n, C]
+    return torch.from_numpy(out).reshape(tuple(shape) + (texture.shape[-1],))
+
+
+def sample_bilinear_torch(texture, u, v):
+    """Bilinear texture lookup with clamped borders (torch's grid_sample): the twin of `sample_bilinear`.
 
     texture: [Ht, Wt, C] float tensor
     u, v:    [...] image coordinates, texel (row i, column j) centred at (j + 0.5, i + 0.5)
@@ -305,7 +329,7 @@ def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa:
     f = frags.face[b, y, x]
     tuv = uv[faces[f]]  # [n, 3, 2]
     puv = (frags.bary[..., None] * tuv).sum(1)  # [n, 2]
-    col = sample_bilinear(texture, puv[:, 0], puv[:, 1])  # [n, C]
+    col = sample_bilinear_torch(texture, puv[:, 0], puv[:, 1])  # [n, C]
     # accumulate the ssaa x ssaa samples of each output pixel
     dst = (b * height + torch.div(y, ssaa, rounding_mode="floor")) * width + torch.div(x, ssaa, rounding_mode="floor")  # [n]
     n_px = B * height * width
@@ -313,3 +337,90 @@ def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa:
     count = torch.bincount(dst, minlength=n_px).to(texture.dtype)
     depth = torch.zeros(n_px, dtype=torch.float64).index_add_(0, dst, frags.depth) / count.clamp_min(1).to(torch.float64)
     return colour.view(B, height, width, C), (count / (ssaa * ssaa)).view(B, height, width), depth.view(B, height, width)
+
+
+# ----------------------------------------------------------------------------------------------
+# the compiled fast path (numba; see kernels.py), same rules as the torch functions above
+# ----------------------------------------------------------------------------------------------
+def _np(x, dtype):
+    """A C-contiguous numpy array of `dtype` from a tensor or array (no copy when it already is one)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=dtype)  # dtype None: keep the array's own
+
+
+def _check_mesh(verts: np.ndarray, faces: np.ndarray, uv: np.ndarray | None = None) -> None:
+    """The compiled kernels do not check indices: a face outside the vertex list would read stray memory."""
+    if verts.ndim != 3 or verts.shape[2] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"verts must be [B, N, 3] and faces [F, 3], got {verts.shape} and {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= verts.shape[1]):
+        raise ValueError(f"faces index vertices outside 0..{verts.shape[1] - 1}")
+    if uv is not None and uv.shape != (verts.shape[1], 2):
+        raise ValueError(f"uv must be [N, 2] = [{verts.shape[1]}, 2], got {uv.shape}")
+
+
+def rasterise_fast(verts, faces, K, width: int, height: int, near: float = 0.01) -> Fragments:
+    """`rasterise` compiled: the same Fragments (face ids identical, barycentrics and depth in float64).
+
+    verts: [B, N, 3] camera metres; faces: [F, 3]; K: [B, 3, 3] px
+    """
+    import torch
+
+    from .kernels import rasterise_faces
+
+    v = _np(verts, np.float64)
+    Kn = _np(K, np.float64)
+    f = _np(faces, np.int64)
+    _check_mesh(v, f)
+    face = rasterise_faces(v, f, Kn, int(width), int(height), float(near))  # [B, H*W] int32
+    vt = torch.from_numpy(v)
+    ft = torch.from_numpy(f)
+    uv = project(vt, torch.from_numpy(Kn))  # [B, N, 2]
+    face = torch.from_numpy(face).to(torch.int64).view(v.shape[0], height, width)
+    return _fragments_from_faces(face, uv[:, ft], vt[:, ft, 2])
+
+
+def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, near: float = 0.01):
+    """`render_textured` compiled, fused (z-buffer, then one resolve pass per output pixel; no fragment lists).
+
+    verts:   [B, N, 3] camera space, metres; faces: [F, 3]; uv: [N, 2] texture px; K: [B, 3, 3] px
+    texture: [Ht, Wt, C] float32 (numpy or torch)
+    returns: torch (colour [B, H, W, C] float32 premultiplied by coverage, coverage [B, H, W] float32 in [0, 1],
+              depth [B, H, W] float64 metres, mean over covered samples, 0 where empty), as `render_textured`
+    """
+    import torch
+
+    from .kernels import render_textured_batch
+
+    v, f, t = _np(verts, np.float64), _np(faces, np.int64), _np(uv, np.float64)
+    tex = _np(texture, np.float32)
+    _check_mesh(v, f, t)
+    if tex.ndim != 3 or 0 in tex.shape or int(ssaa) < 1:
+        raise ValueError(f"texture must be [Ht, Wt, C] and non-empty (got {tex.shape}), ssaa >= 1 (got {ssaa})")
+    colour, cover, depth = render_textured_batch(v, f, t, tex, _np(K, np.float64), int(width), int(height), int(ssaa),
+                                                 float(near))
+    return torch.from_numpy(colour), torch.from_numpy(cover), torch.from_numpy(depth)
+
+
+def skin_to_camera(mesh, transforms, world_to_cam):
+    """Linear blend skinning straight into camera space (compiled; twin: `skin.pose_vertices` + world->camera).
+
+    mesh:         skin.SkinnedMesh (verts [N, 3], joint_index / joint_weight [N, K])
+    transforms:   [B, 24, 3, 4] per-joint world transforms from `skin.joint_transforms`
+    world_to_cam: [B, 4, 4]
+    returns:      numpy [B, N, 3] float64 camera-space metres
+    """
+    from .kernels import skin_to_camera as _skin
+
+    A = _np(transforms, np.float64)  # [B, 24, 3, 4]
+    w2c = _np(world_to_cam, np.float64)  # [B, 4, 4]
+    ji = _np(mesh.joint_index, np.int64)
+    if ji.size and (ji.min() < 0 or ji.max() >= A.shape[1]):
+        raise ValueError(f"joint_index outside 0..{A.shape[1] - 1}")
+    # compose: x_cam = Rc (R_j x + t_j) + tc = (Rc R_j) x + (Rc t_j + tc)
+    R = np.einsum("bik,bjkl->bjil", w2c[:, :3, :3], A[..., :3])  # [B, 24, 3, 3]
+    t = np.einsum("bik,bjk->bji", w2c[:, :3, :3], A[..., 3]) + w2c[:, None, :3, 3]  # [B, 24, 3]
+    return _skin(_np(mesh.verts, np.float64), ji, _np(mesh.joint_weight, np.float64), np.ascontiguousarray(R),
+                 np.ascontiguousarray(t))

@@ -2,9 +2,14 @@
 
 Steps (`render_preview`):
 1. Build (or take) the preview model of the subject: photo mesh, skinning, texture, filled background.
-2. Per frame: joint transforms photo pose -> target pose, linear blend skinning of the mesh.
-3. Per view: world -> camera, rasterise with 2x supersampling, sample the photo bilinearly.
-4. Composite over the background (the filled photo seen through the camera, a colour, or nothing).
+2. Per frame: joint transforms photo pose -> target pose, linear blend skinning of the mesh straight into
+   the frame's camera space.
+3. Rasterise with 2x2 supersampling (z-buffer), sample the texture bilinearly, average the samples.
+4. Composite over the background (the filled photo seen through the camera, a colour, or nothing), 8 bits.
+
+Two engines: "fast" (default) runs steps 2-4 in compiled kernels (kernels.py, numba), one frame per task on
+a few worker threads; "legacy" is the torch renderer it replaced, kept as the plain twin that the tests hold
+the fast one to and as the benchmark's baseline (benchmarks/animate_speed.py).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from hvg_cli.core.errors import BadInput
 from hvg_cli.core.progress import SILENT
 
 SSAA = 2  # supersampling factor per axis (anti-aliased edges)
-FRAME_BATCH = 2  # frames rasterised together
+FRAME_BATCH = 2  # frames rasterised together (legacy engine)
+MAX_WORKERS = 8  # at most this many frames rendered side by side (fast engine)
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,19 +156,29 @@ def _background_value(background):
     return rgb / 255.0
 
 
-def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, width: int, height: int, ssaa: int = SSAA):
+def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, width: int, height: int, ssaa: int = SSAA,
+                  engine: str = "fast"):
     """Render the posed person for a batch of (pose, camera) pairs.
 
     poses: [B, 24, 3]; trans: [B, 3]; K: [B, 3, 3]; world_to_cam: [B, 4, 4]
-    returns: (colour [B, H, W, 3] torch float32 premultiplied, coverage [B, H, W], depth [B, H, W] metres)
+    engine: "fast" (compiled kernels, frames spread over the cores) or "legacy" (the torch renderer, its twin)
+    returns: (colour [B, H, W, 3] torch float32 premultiplied, coverage [B, H, W] float32, depth [B, H, W] metres)
     """
     import torch
 
-    from .raster import render_textured
+    from .raster import render_textured, render_textured_fast, skin_to_camera
     from .skin import joint_transforms, pose_vertices
 
+    # 1. Joint transforms photo pose -> target pose: [B, 24, 3, 4] world
     A = joint_transforms(np.asarray(poses, np.float64), np.asarray(trans, np.float64), subject.skeleton,
                          np.asarray(subject.photo_pose, np.float64), np.asarray(subject.photo_trans, np.float64))
+    if engine == "fast":
+        # 2. Skin straight into camera space [B, N, 3], then z-buffer and shade at ssaa x ssaa samples per pixel
+        vc = skin_to_camera(model.mesh, A, world_to_cam)
+        return render_textured_fast(vc, model.mesh.faces, model.mesh.uv, model.texture, np.asarray(K, np.float64),
+                                    width, height, ssaa=ssaa)
+    if engine != "legacy":
+        raise ValueError(f"unknown preview engine {engine!r} (fast | legacy)")
     v = pose_vertices(model.mesh, A)  # [B, N, 3] world
     w2c = torch.as_tensor(np.asarray(world_to_cam), dtype=torch.float64)
     vc = torch.einsum("bij,bnj->bni", w2c[:, :3, :3], v) + w2c[:, None, :3, 3]  # [B, N, 3] camera
@@ -172,7 +188,8 @@ def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, w
     return colour, cov.to(torch.float32), depth
 
 
-def render_preview(subject, poses, trans, grid, background="photo", progress=SILENT, model: PreviewModel | None = None):
+def render_preview(subject, poses, trans, grid, background="photo", progress=SILENT, model: PreviewModel | None = None,
+                   engine: str = "fast"):
     """Render the subject performing `poses` through every camera of `grid`.
 
     subject:    core Subject (photo, mask, skeleton, photo pose and camera)
@@ -180,6 +197,7 @@ def render_preview(subject, poses, trans, grid, background="photo", progress=SIL
     grid:       CameraGrid [V, T] whose intrinsics are the final (aligned) ones
     background: "photo" (the photo with the person removed, seen through each camera), "transparent",
                 or an (r, g, b) colour 0-255
+    engine:     "fast" (compiled kernels) or "legacy" (the torch renderer, kept as the twin and the benchmark's baseline)
     returns:    [V, T, H, W, 4] uint8 RGBA; A is 255 over a photo/colour background, the person's
                 coverage for "transparent" (RGB then the person's straight colour, black where empty)
     """
@@ -192,7 +210,7 @@ def render_preview(subject, poses, trans, grid, background="photo", progress=SIL
                        hint="schedule the cameras for the motion's frame count")
     with _single_thread():
         model = model or build_preview_model(subject)
-        return _render(model, subject, poses, trans, grid, bg, progress)
+        return _render(model, subject, poses, trans, grid, bg, progress, engine)
 
 
 @contextmanager
@@ -209,7 +227,124 @@ def _single_thread():
         torch.set_num_threads(n)
 
 
-def _render(model, subject, poses, trans, grid, bg, progress):
+def render_workers() -> int:
+    """Threads that render frames side by side: the cores this process may use (HVG_PREVIEW_WORKERS overrides)."""
+    import os
+
+    env = os.environ.get("HVG_PREVIEW_WORKERS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_WORKERS))
+
+
+class _Backdrop:
+    """The background of each (view, frame) as a float32 [1, H, W, 3] array: the filled photo seen through the
+    frame's camera (a few recent cameras kept, so a still camera computes it once) or a solid colour."""
+
+    def __init__(self, model, subject, grid, bg, width: int, height: int):
+        import threading
+
+        self.model, self.subject, self.grid, self.bg = model, subject, grid, bg
+        self.width, self.height = width, height
+        self.K_photo = subject.camera.resized(*model.background.shape[1::-1]).K  # at the background's size
+        self.cache: dict[bytes, np.ndarray] = {}
+        self.lock = threading.Lock()
+        if not isinstance(bg, str):
+            self.solid = np.broadcast_to(np.asarray(bg, np.float32), (1, height, width, 3))
+
+    def __call__(self, v: int, t: int) -> np.ndarray:
+        from .background import render_background
+
+        if not isinstance(self.bg, str):
+            return self.solid
+        g = self.grid
+        key = g.K[v, t].tobytes() + g.world_to_cam[v, t].tobytes()
+        with self.lock:
+            hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        back = render_background(self.model.background, g.K[v, t][None], g.world_to_cam[v, t][None], self.K_photo,
+                                 self.subject.camera.world_to_cam, self.width, self.height).numpy()  # [1, H, W, 3]
+        with self.lock:
+            if len(self.cache) >= 8:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = back
+        return back
+
+
+def _kernel_ready(model: PreviewModel) -> PreviewModel:
+    """The model with the arrays the kernels read in their dtypes, C-contiguous (a copy only where one differs),
+    so no frame converts the texture again."""
+    want = {"verts": np.float64, "faces": np.int64, "uv": np.float64, "joint_index": np.int64, "joint_weight": np.float64}
+    mesh = model.mesh
+    fix = {k: np.ascontiguousarray(getattr(mesh, k), dtype=d) for k, d in want.items()
+           if getattr(mesh, k).dtype != d or not getattr(mesh, k).flags.c_contiguous}
+    if fix:
+        mesh = dataclasses.replace(mesh, **fix)
+    tex = model.texture
+    if tex.dtype != np.float32 or not tex.flags.c_contiguous:
+        tex = np.ascontiguousarray(tex, dtype=np.float32)
+    if mesh is model.mesh and tex is model.texture:
+        return model
+    return dataclasses.replace(model, mesh=mesh, texture=tex)
+
+
+def _render(model, subject, poses, trans, grid, bg, progress, engine="fast", workers: int | None = None):
+    """Every (view, frame) into one uint8 [V, T, H, W, 4] array; the fast engine renders one frame per task on
+    `workers` threads (the compiled kernels release the GIL), each writing only its own frame."""
+    if engine == "legacy":
+        return _render_legacy(model, subject, poses, trans, grid, bg, progress)
+    if engine != "fast":
+        raise ValueError(f"unknown preview engine {engine!r} (fast | legacy)")
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from .kernels import composite_over, straight_alpha
+
+    V, T = grid.shape
+    W, H = grid.width, grid.height
+    out = np.empty((V, T, H, W, 4), np.uint8)
+    model = _kernel_ready(model)
+    transparent = isinstance(bg, str) and bg == "transparent"
+    backdrop = _Backdrop(model, subject, grid, bg, W, H)
+
+    def frame(v: int, t: int) -> int:
+        # 1. The person: premultiplied colour [1, H, W, 3] and coverage [1, H, W]
+        colour, cov, _ = render_layers(model, subject, poses[t : t + 1], trans[t : t + 1], grid.K[v, t : t + 1],
+                                       grid.world_to_cam[v, t : t + 1], W, H, engine="fast")
+        # 2. Composite over the background (or keep the coverage as alpha) straight into the output, 8 bits
+        if transparent:
+            straight_alpha(colour.numpy(), cov.numpy(), out[v, t : t + 1])
+        else:
+            composite_over(colour.numpy(), cov.numpy(), backdrop(v, t), out[v, t : t + 1])
+        return 1
+
+    jobs = [(v, t) for v in range(V) for t in range(T)]
+    n = max(1, workers or render_workers())
+    with progress.task("preview render", total=V * T) as task:
+        if n == 1:
+            for v, t in jobs:
+                task.advance(frame(v, t))
+            return out
+        with ThreadPoolExecutor(n, thread_name_prefix="hvg-preview") as pool:
+            pending: set = set()
+            for v, t in jobs:
+                pending.add(pool.submit(frame, v, t))
+                if len(pending) >= 2 * n:  # a few frames in flight: memory stays flat
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        task.advance(f.result())
+            for f in pending:
+                task.advance(f.result())
+    return out
+
+
+def _render_legacy(model, subject, poses, trans, grid, bg, progress):
+    """The torch renderer as it was before the compiled kernels (2 frames at a time, torch compositing): the
+    benchmark's baseline and the fast path's twin."""
     import torch
 
     from .background import render_background
@@ -223,7 +358,8 @@ def _render(model, subject, poses, trans, grid, bg, progress):
         for v in range(V):
             for t0 in range(0, T, FRAME_BATCH):
                 ts = np.arange(t0, min(T, t0 + FRAME_BATCH))
-                colour, cov, _ = render_layers(model, subject, poses[ts], trans[ts], grid.K[v, ts], grid.world_to_cam[v, ts], W, H)
+                colour, cov, _ = render_layers(model, subject, poses[ts], trans[ts], grid.K[v, ts], grid.world_to_cam[v, ts], W, H,
+                                               engine="legacy")
                 if isinstance(bg, str) and bg == "transparent":
                     straight = colour / cov.clamp_min(1e-6)[..., None]
                     rgba = torch.cat([straight, cov[..., None]], -1)
