@@ -30,10 +30,9 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def _settings(args):
-    from hvg_cli.core.jobs import AnimateSettings, CameraSpec, RenderSpec
+    from hvg_cli.core.settings import animate_from_flags
 
-    return AnimateSettings(camera=CameraSpec(orbit=args.orbit, width=args.size, height=args.size),
-                           render=RenderSpec(max_frames=args.frames), backend="preview")
+    return animate_from_flags(orbit=args.orbit, resolution=args.size, frames=args.frames, backend="preview")
 
 
 def _status_mb(field: str) -> float:
@@ -110,10 +109,10 @@ def main() -> int:
         if not args.skip_job:
             out = Path(tmp) / "out.mp4"
             t = time.perf_counter()
-            first = pipeline.animate(Path(args.photo), args.motion, settings, out, cache=cache)
+            first = pipeline.animate_job(Path(args.photo), args.motion, settings, out, cache=cache)
             first_s = time.perf_counter() - t
             t = time.perf_counter()
-            again = pipeline.animate(Path(args.photo), args.motion, settings, out, cache=cache)
+            again = pipeline.animate_job(Path(args.photo), args.motion, settings, out, cache=cache)
             again_s = time.perf_counter() - t
             ok = again.cached
             print(f"job: {Path(args.photo).name} + {Path(args.motion).name}, orbit {args.orbit:g}°, "

@@ -27,7 +27,7 @@ VERSIONS: dict[str, int] = {
     "preview_model": 2,  # the preview's photo mesh; 2: the back sheet shows hair, not a second face
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 1,  # the diffusion sampler's resumable state (scratch, removed when the render is stored)
-    "render": 2,  # `hvg animate`'s finished video(s)
+    "render": 3,  # `hvg animate`'s finished video(s); 3: the fast preview renderer (within one 8-bit level)
     "batch": 1,  # `hvg batch`'s record of a finished job (its outputs' sizes)
 }
 STAGE_NAMES = tuple(VERSIONS)
