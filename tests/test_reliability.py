@@ -97,7 +97,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     nan_yaml = d / "nan.yaml"
     nan_yaml.write_text("description: an orbit with a broken elevation\ngenerator: orbit\n"
                         "args: {views: 8, elevation: .nan}\n")
-    return {"dir": d, "photo": photo, "dance": dance, "truncated": truncated, "leaves": leaves, "text": text,
+    nan_motion = d / "nan-fps.npz"
+    np.savez(nan_motion, poses=np.zeros((4, 72)), trans=np.zeros((4, 3)), mocap_framerate=np.array(np.nan))
+    inf_json = d / "inf-size.json"
+    inf_json.write_text(json.dumps({"render_height": float("inf"), "render_width": 64, "camera_path": [
+        {"camera_to_world": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 0, 0, 0, 1], "fov": 40}]}).replace("Infinity", "1e999"))
+    return {"dir": d, "photo": photo, "nan_motion": nan_motion, "inf_json": inf_json, "dance": dance, "truncated": truncated, "leaves": leaves, "text": text,
             "empty": empty, "folder": folder, "nobody": nobody, "two": two, "knees": knees, "huge": huge,
             "grey16": grey16, "bad_yaml": bad_yaml, "nan_yaml": nan_yaml}
 
@@ -116,6 +121,8 @@ FAILURES = [
     ("unknown camera preset", "animate {photo} --motion wave --camera tumble", 3, "tumble"),
     ("malformed camera YAML", "animate {photo} --motion wave --camera {bad_yaml}", 3, "bad.yaml"),
     ("non-finite camera YAML", "animate {photo} --motion wave --camera {nan_yaml}", 3, "finite"),
+    ("motion file with a NaN frame rate", "animate {photo} --motion {nan_motion}", 3, "nan"),
+    ("camera JSON with an infinite size", "animate {photo} --motion wave --camera {inf_json}", 3, "render_height"),
     ("--orbit nan", "animate {photo} --motion wave --orbit nan", 2, "--orbit"),
     ("--orbit inf", "animate {photo} --motion wave --orbit inf", 2, "--orbit"),
     ("--orbit 1e308", "animate {photo} --motion wave --orbit 1e308", 2, "--orbit"),

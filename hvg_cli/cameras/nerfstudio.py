@@ -117,12 +117,12 @@ def from_nerfstudio(doc: dict[str, Any], source: str = "camera_path json") -> Ca
 
 def _size(doc: dict[str, Any], source: str) -> tuple[int, int]:
     w, h = doc.get("render_width"), doc.get("render_height")
-    if h is None or isinstance(h, bool) or not isinstance(h, (int, float)) or h < 1:
+    if h is None or isinstance(h, bool) or not isinstance(h, (int, float)) or not 1 <= h <= 65536:
         raise BadInput(f"{source}: 'render_height' must be a positive number of pixels, got {h!r}")
     if w is None:  # older files: width from the first camera's aspect
         aspect = doc["camera_path"][0].get("aspect", 1.0) if isinstance(doc["camera_path"][0], dict) else 1.0
         w = round(h * float(aspect))
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 1:
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 1 <= w <= 65536:
         raise BadInput(f"{source}: 'render_width' must be a positive number of pixels, got {w!r}")
     return int(round(w)), int(round(h))
 

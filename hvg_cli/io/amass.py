@@ -134,7 +134,10 @@ def _scalar(data, key: str, path: Path, found: list[str]) -> float:
     arr = _float_array(data, key, path, found)
     if arr.size < 1:
         raise _bad(path, found, f"'{key}' is empty")
-    return float(arr.reshape(-1)[0])
+    value = float(arr.reshape(-1)[0])
+    if not np.isfinite(value):
+        raise _bad(path, found, f"'{key}' is {value}")
+    return value
 
 
 def _string(data, key: str) -> str | None:
@@ -193,7 +196,10 @@ def read_motion_npz(path: str | os.PathLike) -> MocapArrays:
         if trans.shape != (T, 3):
             raise _bad(path, found, f"trans has shape {trans.shape}, expected [{T}, 3]")
         if "hvg_fps_num" in keys and "hvg_fps_den" in keys:
-            fps = Fraction(int(_scalar(data, "hvg_fps_num", path, found)), int(_scalar(data, "hvg_fps_den", path, found)))
+            num, den = int(_scalar(data, "hvg_fps_num", path, found)), int(_scalar(data, "hvg_fps_den", path, found))
+            if num <= 0 or den <= 0:
+                raise _bad(path, found, f"invalid frame rate {num}/{den}")
+            fps = Fraction(num, den)
         elif rate_key in keys:
             try:
                 fps = fps_from_float(_scalar(data, rate_key, path, found))
