@@ -270,8 +270,11 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
     V, T = job.grid.shape
     motion = job.motion
     suffix = Path(out).suffix.lower()
+    # every setting that changes the pictures: a diffusion render also holds the whole sampling (mode, tiles,
+    # anchors, dtype, ...), so `--sampling onepass` after a progressive run renders anew
+    sampling = diffusion_settings(settings).sampling_key() if backend == "diffusion" else None
     identity = (backend, _weights_key(weights_dir), background, settings.grid, settings.per_view, suffix,
-                settings.audio, settings.seed, settings.steps, settings.guidance)
+                settings.audio, settings.seed, settings.steps, settings.guidance, sampling)
     key = stages.stage_key("render", *job.key_parts, job.subject.radii, *identity)
     names = [f"out{v:02d}{suffix}" for v in range(V if settings.per_view else 1)]
 

@@ -1,0 +1,33 @@
+"""The render cache's key holds every setting that changes the pictures (issue 10: `--sampling onepass` after a
+progressive run returned the progressive video from the cache)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from hvg_cli.backends.diffusion.weights import init_tiny
+from hvg_cli.cli.main import app
+
+
+def _animate(data_dir: Path, weights: Path, out: Path, cache: Path, *extra: str) -> dict:
+    r = CliRunner().invoke(app, [
+        "animate", str(data_dir / "photo_woman_studio.jpg"), "--motion", "wave", "--orbit", "90", "--views", "2",
+        "--grid", "--backend", "diffusion", "--weights", str(weights), "--steps", "1", "-r", "32", "--frames", "3",
+        "-o", str(out), "--cache-dir", str(cache), "--json", "--quiet", *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_every_sampling_setting_is_in_the_render_key(data_dir: Path, tmp_path: Path) -> None:
+    init_tiny(tmp_path / "w")
+    cache = tmp_path / "cache"
+    first = _animate(data_dir, tmp_path / "w", tmp_path / "a.mp4", cache)
+    assert not first["cached"]
+    assert _animate(data_dir, tmp_path / "w", tmp_path / "b.mp4", cache)["cached"]  # the same job: from the cache
+    # the key holds DiffusionSettings.sampling_key() whole; three of its fields stand for the rest
+    for extra in (["--sampling", "onepass"], ["--tile-frames", "2"], ["--anchor-stride", "2"]):
+        again = _animate(data_dir, tmp_path / "w", tmp_path / "c.mp4", cache, *extra)
+        assert not again["cached"], f"{extra} came from the cache"
