@@ -27,6 +27,8 @@ import numpy as np
 
 INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
 INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
+RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
+RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch at the rim it gives (3.16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,7 +263,10 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     fx = K[0, 0]
     inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
-    h = np.maximum(h, 0.0)
+    # the rim: front and back meet on the outline, and the half thickness grows at most RIM_SLOPE metres
+    # per metre inwards (metres across the image plane at the vertex's depth), so a photo pixel near the
+    # outline covers at most sqrt(1 + RIM_SLOPE^2) times its own width of surface seen from the side
+    h = np.clip(h, 0.0, RIM_SLOPE * outline_distance(lat, outline, mask) * c / fx)
     z_front, z_back = c - h, c + h
 
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
@@ -316,6 +321,19 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
         covered=np.concatenate([covered, covered, np.asarray(new_cov, bool)]),
         back=np.concatenate([np.zeros(n, bool), np.ones(n, bool), np.zeros(n_new, bool)]),
     )
+
+
+def outline_distance(lat: LatticeMesh, outline: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[N] pixels from each lattice vertex to the mask's 0.5 contour (0 on the outline vertices).
+
+    The distance transform of the mask's inside, sampled bilinearly, less half a pixel (its pixel centres
+    lie half a pixel inside the contour).
+    """
+    from scipy import ndimage
+
+    dist = ndimage.distance_transform_edt(mask > 0.5).astype(np.float32)  # [H, W] px to the nearest outside pixel
+    d = ndimage.map_coordinates(dist, [lat.uv[:, 1] - 0.5, lat.uv[:, 0] - 0.5], order=1, mode="nearest") - 0.5
+    return np.where(outline, 0.0, np.maximum(d, 0.0))
 
 
 def occluded_pixels(maps: dict) -> np.ndarray:
