@@ -278,8 +278,123 @@ def world_rays(K_out, world_to_cam_out, width: int, height: int):
     return o.to(torch.float32), pix @ A.transpose(1, 2)
 
 
+SOFT_FACTOR = 4  # the soft canvas layer is computed at 1/4 of the output size per axis and upsampled
+
+
 def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int):
     """The photo's world seen through each output camera.
+
+    Fast path: the soft canvas (smooth by construction) at 1/SOFT_FACTOR of the size, upsampled; the photo
+    itself through one homography per plane (output pixel -> photo pixel, a few multiply-adds per pixel),
+    sampled only where it shows. `render_background_reference` is the plain twin.
+    K_out: [B, 3, 3]; world_to_cam_out: [B, 4, 4]
+    returns: [B, H, W, 3] float32 torch tensor in [0, 1]
+    """
+    import torch
+    import torch.nn.functional as F
+
+    K = np.asarray(K_out, np.float64).reshape(-1, 3, 3)
+    M = np.asarray(world_to_cam_out, np.float64).reshape(-1, 4, 4)
+    B = len(K)
+    # 1. The soft layer: [B, h, w, 3] at low resolution (image coordinates scale exactly), then bilinear up
+    ws, hs = max(1, math.ceil(width / SOFT_FACTOR)), max(1, math.ceil(height / SOFT_FACTOR))
+    Ks = K.copy()
+    Ks[:, 0] *= ws / width
+    Ks[:, 1] *= hs / height
+    soft = render_background_reference(backdrop, Ks, M, ws, hs, sharp=False)
+    out = F.interpolate(soft.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
+    out = out.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 3]
+    # 2. The photo on the planes: per camera, the weight and the photo coordinates of every pixel
+    image = torch.from_numpy(backdrop.image)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
+                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")  # [H, W] pixel centres
+    for b in range(B):
+        fade = _backdrop_fade(backdrop, M[b])
+        w, u, v = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=fade > 0)
+        if 0 < fade < 1:  # a camera passing the backdrop's plane: blend towards the world without it
+            w0, u0, v0 = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=False)
+            out[b] = fade * _mix(image, w, u, v, out[b]) + (1 - fade) * _mix(image, w0, u0, v0, out[b])
+        else:
+            out[b] = _mix(image, w, u, v, out[b])
+    return out
+
+
+def _mix(image, w, u, v, soft):
+    """soft [H, W, 3] with the photo sampled at (u, v) blended in by w [H, W] (sampled only where w > 0)."""
+    import torch
+
+    from .raster import sample_bilinear
+
+    show = w > 0
+    n = int(show.sum())
+    if n == 0:
+        return soft
+    if n > show.numel() // 3:  # most of the view shows the photo: one dense lookup beats gather/scatter
+        return soft + w[..., None] * (sample_bilinear(image, u, v) - soft)
+    out = soft.clone()
+    idx = torch.nonzero(show, as_tuple=True)
+    ww = w[idx][:, None]
+    out[idx] = soft[idx] + ww * (sample_bilinear(image, u[idx], v[idx]) - soft[idx])
+    return out
+
+
+def _backdrop_fade(backdrop: Backdrop, world_to_cam: np.ndarray) -> float:
+    """How much of the backdrop a camera sees: 1 in front of it, 0 behind, a ramp over CAMERA_FADE metres."""
+    o = -world_to_cam[:3, :3].T @ world_to_cam[:3, 3]
+    return float(np.clip((backdrop.plane[:3] @ o - backdrop.plane[3]) / CAMERA_FADE, 0.0, 1.0))
+
+
+def _photo_on_planes(backdrop: Backdrop, K: np.ndarray, world_to_cam: np.ndarray, xs, ys, with_backdrop: bool):
+    """(weight, u, v) [H, W] of the photo at every output pixel, by one homography per plane.
+
+    A pixel p = (x, y, 1) has the world ray d = A p (A = R^T K^-1) from the camera centre o. On the plane
+    n . X = c it hits X = o + t d with t = -side / (n . d), side = n . o - c, and the photo camera sees
+    q = q0 + t R_ph d with q0 = R_ph o + t_ph; so q (n . d) = (q0 (n A) - side R_ph A) p: a homography.
+    The nearer plane with t > 0 wins; weight 1 inside the photo, a ramp over EDGE_BAND outside, 0 where
+    the hit is behind the photo camera or no plane is hit.
+    """
+    import torch
+
+    R, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
+    o = -R.T @ t
+    A = R.T @ np.linalg.inv(K)  # [3, 3] pixel -> world direction
+    Rp, tp, Kp = backdrop.world_to_cam[:3, :3], backdrop.world_to_cam[:3, 3], backdrop.K
+    q0 = Rp @ o + tp
+    planes = [(np.array([0.0, 1.0, 0.0]), 0.0)]  # the ground, y = 0
+    if with_backdrop:
+        planes.append((backdrop.plane[:3], float(backdrop.plane[3])))
+    best_t = torch.full_like(xs, math.inf)
+    U = torch.zeros_like(xs)
+    V = torch.zeros_like(xs)
+    Z = torch.zeros_like(xs)  # projective photo coordinates of the chosen hit, with the sign of q_z
+    for n, c in planes:
+        side = float(n @ o - c)
+        if side <= 0:  # the camera is behind (or on) this plane: it sees its back, which is not drawn
+            continue
+        nA = n @ A  # [3]: n . d as a linear form in (x, y, 1)
+        s = float(nA[0]) * xs + float(nA[1]) * ys + float(nA[2])  # [H, W]
+        tt = torch.where(s < -1e-12, side / (-s).clamp_min(1e-12), torch.full_like(xs, math.inf))
+        G = Kp @ (np.outer(q0, nA) - side * (Rp @ A))  # [3, 3] homography to the photo, up to the factor s
+        take = tt < best_t
+        best_t = torch.where(take, tt, best_t)
+        sg = torch.sign(s)  # q = G p / s: keep the sign so that Z > 0 means in front of the photo camera
+        for k, dst in enumerate((U, V, Z)):
+            val = (float(G[k, 0]) * xs + float(G[k, 1]) * ys + float(G[k, 2])) * sg
+            dst.copy_(torch.where(take, val, dst))
+    hit = (best_t < math.inf) & (Z > 1e-9)
+    Zs = torch.where(hit, Z, torch.ones_like(Z))
+    u, v = U / Zs, V / Zs
+    Hp, Wp = backdrop.image.shape[:2]
+    band = max(1.0, EDGE_BAND * Wp)
+    outside = torch.maximum(torch.maximum(-u, u - Wp), torch.maximum(-v, v - Hp)).clamp_min(0)
+    w = (1 - outside / band).clamp(0, 1) * hit
+    return w, u, v
+
+
+def render_background_reference(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int, sharp: bool = True):
+    """The plain twin of `render_background`: every pixel's ray cut with the planes, projected, sampled.
+
+    sharp: False leaves out the photo itself (the soft canvas only).
 
     K_out: [B, 3, 3]; world_to_cam_out: [B, 4, 4]
     returns: [B, H, W, 3] float32 torch tensor in [0, 1]
@@ -299,16 +414,16 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     tb = torch.where(dn < -1e-9, side[:, None] / (-torch.where(dn < -1e-9, dn, -1.0)), torch.full_like(dn, math.inf))
     tb = torch.where(side[:, None] > 0, tb, torch.full_like(tb, math.inf))
     fade = (side / CAMERA_FADE).clamp(0, 1)  # [B] how much of the backdrop a camera near its plane sees
-    out = _shade(backdrop, o, d, torch.minimum(tg, tb))
+    out = _shade(backdrop, o, d, torch.minimum(tg, tb), sharp)
     part = (fade > 0) & (fade < 1)
     if part.any():  # a camera passing the backdrop's plane: blend towards the world without it
-        without = _shade(backdrop, o[part], d[part], tg[part])
+        without = _shade(backdrop, o[part], d[part], tg[part], sharp)
         f = fade[part][:, None, None]
         out[part] = f * out[part] + (1 - f) * without
     return out.reshape(-1, height, width, 3)
 
 
-def _shade(backdrop: Backdrop, o, d, t):
+def _shade(backdrop: Backdrop, o, d, t, sharp: bool = True):
     """Colours [B, HW, 3] of rays o + t d (t = inf: the direction d itself) from the photo and canvas."""
     import torch
 
@@ -328,5 +443,7 @@ def _shade(backdrop: Backdrop, o, d, t):
     u0, v0, u1, v1 = (float(x) for x in backdrop.canvas_box)
     ch, cw = backdrop.canvas.shape[:2]
     soft = sample_bilinear(torch.from_numpy(backdrop.canvas), (u - u0) * (cw / (u1 - u0)), (v - v0) * (ch / (v1 - v0)))
-    sharp = sample_bilinear(torch.from_numpy(backdrop.image), u, v)
-    return w * sharp + (1 - w) * soft
+    if not sharp:
+        return soft
+    photo = sample_bilinear(torch.from_numpy(backdrop.image), u, v)
+    return w * photo + (1 - w) * soft

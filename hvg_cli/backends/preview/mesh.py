@@ -28,7 +28,8 @@ import numpy as np
 INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
 INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
 RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
-RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch at the rim it gives (3.16)
+HEAD_SEAM_FORWARD = 0.8  # fraction of the thickness removed at the head's rim by which its seam moves forward
+RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch the rim's closing gives (3.16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,14 +264,22 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     fx = K[0, 0]
     inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
-    # the rim: front and back meet on the outline, and the half thickness grows at most RIM_SLOPE metres
-    # per metre inwards (metres across the image plane at the vertex's depth), so a photo pixel near the
-    # outline covers at most sqrt(1 + RIM_SLOPE^2) times its own width of surface seen from the side
-    h = np.clip(h, 0.0, RIM_SLOPE * outline_distance(lat, outline, mask) * c / fx)
-    z_front, z_back = c - h, c + h
+    # the rim: front and back meet on the outline (h = 0 there), and the half thickness changes by at most
+    # RIM_SLOPE metres per metre across the image plane along every mesh edge, so closing the rim stretches
+    # the photo's texture by at most sqrt(1 + RIM_SLOPE^2) (the body's own tilt comes on top)
+    h_body = np.where(outline, 0.0, np.maximum(h, 0.0))
+    h = lipschitz_minorant(lat.faces, h_body, lat.uv, c / fx, RIM_SLOPE)
 
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+    # the head's seam sits forward: its rim moves towards the camera by HEAD_SEAM_FORWARD of the thickness the
+    # rim took away, so the back sheet (hair) wraps round the sides and the photo's face, ears and earrings
+    # face forward (seen from behind at 135-225 degrees they stay hidden)
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    head = lab_n == PART_INDEX["head"]
+    c = np.where(head, c - HEAD_SEAM_FORWARD * (h_body - h), c)
+    z_front, z_back = c - h, c + h
 
     rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3] camera, z = 1
 
@@ -323,17 +332,28 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     )
 
 
-def outline_distance(lat: LatticeMesh, outline: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[N] pixels from each lattice vertex to the mask's 0.5 contour (0 on the outline vertices).
+def lipschitz_minorant(faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float) -> np.ndarray:
+    """The largest function below `values` that changes by at most `slope` per unit length along mesh edges.
 
-    The distance transform of the mask's inside, sampled bilinearly, less half a pixel (its pixel centres
-    lie half a pixel inside the contour).
+    out(v) = min over u of values(u) + slope * (shortest path from u to v), by one Dijkstra run from a
+    virtual source joined to every vertex u with the weight values(u).
+    faces: [F, 3]; values: [N] >= 0; uv: [N, 2] pixels; scale: [N] metres per pixel at each vertex (an
+    edge's length is |d uv| times its two ends' mean scale); returns [N]
     """
-    from scipy import ndimage
+    from scipy import sparse
+    from scipy.sparse.csgraph import dijkstra
 
-    dist = ndimage.distance_transform_edt(mask > 0.5).astype(np.float32)  # [H, W] px to the nearest outside pixel
-    d = ndimage.map_coordinates(dist, [lat.uv[:, 1] - 0.5, lat.uv[:, 0] - 0.5], order=1, mode="nearest") - 0.5
-    return np.where(outline, 0.0, np.maximum(d, 0.0))
+    n = len(values)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)  # [3F, 2]
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    length = np.linalg.norm(uv[e[:, 0]] - uv[e[:, 1]], axis=1) * 0.5 * (scale[e[:, 0]] + scale[e[:, 1]])  # [E] metres
+    w = slope * length + 1e-15  # (0 would drop the edge)
+    src = np.full(n, n)
+    rows = np.concatenate([e[:, 0], e[:, 1], src])
+    cols = np.concatenate([e[:, 1], e[:, 0], np.arange(n)])
+    vals = np.concatenate([w, w, np.asarray(values, np.float64) + 1e-15])
+    G = sparse.coo_matrix((vals, (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+    return np.minimum(dijkstra(G, directed=True, indices=n)[:n], values)
 
 
 def occluded_pixels(maps: dict) -> np.ndarray:
