@@ -428,12 +428,12 @@ def real(data_dir):
 
 @pytest.mark.parametrize("name,down", [("photo_woman_street.jpg", 2), ("photo_woman_studio.jpg", 1)])
 def test_rest_pose_reproduces_the_photo(real, name, down):
-    """Issue 4: mask IoU >= 0.95 and PSNR >= 25 dB inside the mask (street: at half size to keep the run short;
-    at full size it measured IoU 0.997, 35.7 dB)."""
+    """Issues 4 and 12: mask IoU >= 0.98 and PSNR >= 30 dB inside the mask (street: at half size to keep the run
+    short; measured here: street 0.996 / 49.8 dB at half size, studio 0.995 / 34.1 dB at full size)."""
     s, model = real[name]
     assert model.mesh.verts.shape[0] > 20000  # a fine mesh, not a few big triangles
     iou, psnr = rest_fidelity(s, model, down=down)
-    assert iou >= 0.95 and psnr >= 25.0, (iou, psnr)
+    assert iou >= 0.98 and psnr >= 30.0, (iou, psnr)
 
 
 def test_orbit_has_no_holes_street(real):
