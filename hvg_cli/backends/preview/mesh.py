@@ -28,7 +28,7 @@ import numpy as np
 INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
 INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
 RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
-HEAD_SEAM_FORWARD = 0.8  # fraction of the thickness removed at the head's rim by which its seam moves forward
+HEAD_SEAM_FORWARD = 1.0  # fraction of the thickness removed at the head's rim by which its seam moves forward
 RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch the rim's closing gives (3.16)
 
 
@@ -188,8 +188,13 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         key = "far" if far else "near"
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
-    out["label_near"] = trim_hands(out["label_near"], out["label_far"], np.asarray(subject.landmarks) * scale,
+    before = out["label_near"]
+    out["label_near"] = trim_hands(before, out["label_far"], np.asarray(subject.landmarks) * scale,
                                    np.asarray(subject.visibility))
+    # pixels a hand gave up keep no depth: the hand's ellipsoid is in front of what they show (clothes, the
+    # hip), so their depth is filled from the body around them (else they stand out as a plate from the side)
+    dropped = out["label_near"] != before
+    out["near"] = np.where(dropped, 0.0, out["near"])
     return out
 
 
@@ -280,6 +285,7 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     head = lab_n == PART_INDEX["head"]
     c = np.where(head, c - HEAD_SEAM_FORWARD * (h_body - h), c)
     z_front, z_back = c - h, c + h
+    z_front, z_back = rest_hands_on_body(A, z_front, z_back, lab_n, lab_f, body_depth)
 
     rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3] camera, z = 1
 
@@ -330,6 +336,36 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
         covered=np.concatenate([covered, covered, np.asarray(new_cov, bool)]),
         back=np.concatenate([np.zeros(n, bool), np.ones(n, bool), np.zeros(n_new, bool)]),
     )
+
+
+HAND_REST = 0.04  # metres: the most a hand (or forearm) over the body stands in front of it
+
+
+def rest_hands_on_body(A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray,
+                       body_depth: float):
+    """Move hands and forearms that lie over the body back onto it, along their photo rays.
+
+    The body fit places a hand on the hip or in a pocket where its landmarks say, often a hand's length in
+    front of the body; lifted there, the hand and the clothes its ellipsoid covers stand out as a flat plate
+    when seen from the side. Where a hand or forearm part hides an unrelated part (the body behind it), the
+    front is moved back to at most HAND_REST in front of that hidden surface (continued under the hand by a
+    Laplace fill); the shift fades along the rest of the hand and forearm (Laplace fill, 0 on other parts).
+    Vertices move along their rays, so the photo view is unchanged.
+    A: [n, n] mesh adjacency; z_*: [n] photo-camera depths; lab_n, lab_f: [n] near and far parts.
+    returns: (z_front, z_back) shifted
+    """
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    from .skin import part_adjacency
+
+    limb = np.isin(lab_n, [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in ("palm", "fingers", "forearm")])
+    over = limb & ~part_adjacency()[lab_n, lab_f]  # [n] a hand or forearm in front of the body
+    if not over.any():
+        return z_front, z_back
+    hidden = harmonic_fill(A, z_front, ~limb, default=body_depth)  # the body around, filled under the arm
+    shift = np.where(over, np.maximum(hidden - HAND_REST - z_front, 0.0), 0.0)
+    shift = harmonic_fill(A, shift, over | ~limb)  # fades along the rest of the limb, 0 off it
+    return z_front + shift, z_back + shift
 
 
 def lipschitz_minorant(faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float) -> np.ndarray:
