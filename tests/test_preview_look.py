@@ -6,8 +6,8 @@ face, a world that stays in place, checked on the shared photos along 360-degree
 - MediaPipe Pose must find the person in every frame of every 45-degree sector; MediaPipe face detection
   (full-range model) must find a face in the front frames (within 30 degrees of the photo's view) and in
   none of the frames seen from behind (135-225 degrees); the person's silhouette is one piece.
-- The world: the background at 180 degrees is not the mirror image of the one at 0 degrees, and the
-  background changes smoothly along a fine orbit (no seam that jumps).
+- The world: the background at 180 degrees is neither a copy nor the mirror image of the one at 0 degrees,
+  and the background changes smoothly along a fine orbit (no seam that jumps).
 """
 
 from __future__ import annotations
@@ -115,16 +115,32 @@ def test_orbit_person_everywhere_face_only_in_front(real, name):
 # ----------------------------------------------------------------------------------------------
 # the world
 # ----------------------------------------------------------------------------------------------
-def test_background_behind_is_not_the_mirrored_photo(real):
-    """At 180 degrees the camera looks the other way: what it sees must not be the photo flipped."""
+def _best_shift_ncc(a: np.ndarray, b: np.ndarray, max_shift: int) -> float:
+    """The highest ncc of a and b shifted horizontally against each other by up to max_shift pixels."""
+    W = a.shape[1]
+    best = -1.0
+    for d in range(-max_shift, max_shift + 1):
+        x, y = (a[:, d:], b[:, :W - d]) if d >= 0 else (a[:, :W + d], b[:, -d:])
+        best = max(best, _ncc(x, y))
+    return best
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_background_behind_is_no_copy_of_the_photo(real, name):
+    """At 180 degrees the camera looks away from the photo's scene: above the horizon (the ground near the
+    feet is the photo's own, legitimately) it must show neither the photo's view nor its mirror image, at
+    any horizontal offset. Measured on the old cylinder-and-mirrors background: 0.94 (street, a copy) and
+    0.84 (studio, a mirrored copy); here about 0.2-0.3."""
     from hvg_cli.backends.preview.background import render_background
 
-    s, model = real["photo_woman_street.jpg"]
+    s, model = real[name]
     grid, az = aligned_orbit(s, 8, 128)
     bg = render_background(model.backdrop, grid.K[[0, 4], 0], grid.world_to_cam[[0, 4], 0], 128, 128).numpy().mean(-1)
-    front, behind = bg[0], bg[1]
-    assert front.std() > 0.05  # the front view has structure (door, wall, floor) to be mirrored
-    assert _ncc(behind, front[:, ::-1]) < 0.5, _ncc(behind, front[:, ::-1])
+    front, behind = bg[0, :64], bg[1, :64]  # the upper halves
+    assert front.std() > 0.02  # the front view has structure to be copied
+    copy = _best_shift_ncc(behind, front, 48)
+    mirror = _best_shift_ncc(behind, front[:, ::-1], 48)
+    assert max(copy, mirror) < 0.5, (copy, mirror)
 
 
 def test_background_has_no_jumping_seam(real):
