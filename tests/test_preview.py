@@ -256,22 +256,54 @@ def test_remove_person_continues_the_background_across_the_hole():
     assert np.abs(out - bg).max() < 0.03
 
 
+def _backdrop_scene(W=40, H=60, distance=1.5):
+    """A smooth synthetic photo, its camera on an orbit (radius 3 m, looking at the origin), the backdrop."""
+    from hvg_cli.backends.preview.background import build_backdrop
+    from hvg_cli.cameras.generators import orbit
+
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    photo = np.stack([xx / W, yy / H, 0.5 + 0.5 * np.sin(xx / 5)], -1).astype(np.float32)
+    path = orbit(views=4, degrees=360, elevation=0, radius=3.0, fov=45, width=W, height=H)
+    bd = build_backdrop(photo, path.K[0], path.world_to_cam[0], np.array([0.0, 0.9, 0.0]), distance=distance)
+    return photo, path, bd
+
+
 def test_background_photo_camera_sees_the_photo():
     from hvg_cli.backends.preview.background import render_background
     from hvg_cli.cameras.generators import orbit
 
-    yy, xx = np.mgrid[0:60, 0:40] + 0.5
-    photo = np.stack([xx / 40, yy / 60, 0.5 + 0.5 * np.sin(xx / 5)], -1).astype(np.float32)
-    path = orbit(views=4, degrees=360, elevation=0, radius=3.0, fov=45, width=40, height=60)
-    same = render_background(photo, path.K[:1], path.world_to_cam[:1], path.K[0], path.world_to_cam[0], 40, 60)
+    photo, path, bd = _backdrop_scene()
+    same = render_background(bd, path.K[:1], path.world_to_cam[:1], 40, 60)
     np.testing.assert_allclose(same[0].numpy(), photo, atol=1e-4)
     # a full turn: every view is filled, and the background is continuous all the way round
     turn = orbit(views=180, degrees=360, elevation=0, radius=3.0, fov=45, width=40, height=60)
-    bg = render_background(photo, turn.K, turn.world_to_cam, path.K[0], path.world_to_cam[0], 40, 60).numpy()
+    bg = render_background(bd, turn.K, turn.world_to_cam, 40, 60).numpy()
+    assert np.isfinite(bg).all() and bg.min() >= 0 and bg.max() <= 1
     centre = bg[:, 30, 20]  # [180, 3] the centre pixel over the turn
     step = np.abs(np.diff(np.concatenate([centre, centre[:1]])[:, 0])).max()  # includes the wrap 358 -> 0 degrees
     assert step < 0.15
-    assert centre[:, 0].max() - centre[:, 0].min() > 0.8  # and it really changes with the view
+    assert centre[:, 0].max() - centre[:, 0].min() > 0.3  # and it really changes with the view
+
+
+def test_backdrop_and_ground_stay_in_place():
+    """A point of the backdrop and a point of the ground are drawn where another camera sees them in 3D
+    (the photo is on planes of the scene, not on a sphere around each camera)."""
+    from hvg_cli.align.similarity import project_points
+    from hvg_cli.backends.preview.background import render_background
+    from hvg_cli.cameras.generators import orbit
+
+    W, H = 80, 120
+    photo, path, bd = _backdrop_scene(W, H)
+    n, c = bd.plane[:3], bd.plane[3]
+    assert abs(n @ np.array([0.0, 0.9, 0.0]) - c - 1.5) < 1e-9  # 1.5 m behind the person, facing the camera
+    side = orbit(views=3, degrees=360, elevation=5, radius=3.0, fov=45, width=W, height=H, start=35.0)
+    out = render_background(bd, side.K, side.world_to_cam, W, H)[0].numpy()
+    for X in (np.array([0.2, 1.4, 0.0]) - 1.5 * n, np.array([0.3, 0.0, 0.6])):  # on the backdrop; on the ground
+        u, v = project_points(X[None], path.K[0], path.world_to_cam[0])[0]  # where the photo shows it
+        x, y = project_points(X[None], side.K[0], side.world_to_cam[0])[0]  # where the turned camera sees it
+        assert 0 <= x < W and 0 <= y < H
+        expect = photo[int(v), int(u)]
+        np.testing.assert_allclose(out[int(y), int(x)], expect, atol=0.06)
 
 
 def test_lbs_is_identity_at_rest_and_moves_the_arm(synth):
@@ -396,12 +428,12 @@ def real(data_dir):
 
 @pytest.mark.parametrize("name,down", [("photo_woman_street.jpg", 2), ("photo_woman_studio.jpg", 1)])
 def test_rest_pose_reproduces_the_photo(real, name, down):
-    """Issue 4: mask IoU >= 0.95 and PSNR >= 25 dB inside the mask (street: at half size to keep the run short;
-    at full size it measured IoU 0.997, 35.7 dB)."""
+    """Issues 4 and 12: mask IoU >= 0.98 and PSNR >= 30 dB inside the mask (street: at half size to keep the run
+    short; measured here: street 0.996 / 49.8 dB at half size, studio 0.995 / 34.1 dB at full size)."""
     s, model = real[name]
     assert model.mesh.verts.shape[0] > 20000  # a fine mesh, not a few big triangles
     iou, psnr = rest_fidelity(s, model, down=down)
-    assert iou >= 0.95 and psnr >= 25.0, (iou, psnr)
+    assert iou >= 0.98 and psnr >= 30.0, (iou, psnr)
 
 
 def test_orbit_has_no_holes_street(real):

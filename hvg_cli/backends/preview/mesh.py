@@ -27,6 +27,9 @@ import numpy as np
 
 INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
 INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
+RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
+HEAD_SEAM_FORWARD = 1.0  # fraction of the thickness removed at the head's rim by which its seam moves forward
+RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch the rim's closing gives (3.16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,8 +188,13 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         key = "far" if far else "near"
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
-    out["label_near"] = trim_hands(out["label_near"], out["label_far"], np.asarray(subject.landmarks) * scale,
+    before = out["label_near"]
+    out["label_near"] = trim_hands(before, out["label_far"], np.asarray(subject.landmarks) * scale,
                                    np.asarray(subject.visibility))
+    # pixels a hand gave up keep no depth: the hand's ellipsoid is in front of what they show (clothes, the
+    # hip), so their depth is filled from the body around them (else they stand out as a plate from the side)
+    dropped = out["label_near"] != before
+    out["near"] = np.where(dropped, 0.0, out["near"])
     return out
 
 
@@ -261,11 +269,23 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     fx = K[0, 0]
     inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
-    h = np.maximum(h, 0.0)
-    z_front, z_back = c - h, c + h
+    # the rim: front and back meet on the outline (h = 0 there), and the half thickness changes by at most
+    # RIM_SLOPE metres per metre across the image plane along every mesh edge, so closing the rim stretches
+    # the photo's texture by at most sqrt(1 + RIM_SLOPE^2) (the body's own tilt comes on top)
+    h_body = np.where(outline, 0.0, np.maximum(h, 0.0))
+    h = lipschitz_minorant(lat.faces, h_body, lat.uv, c / fx, RIM_SLOPE)
 
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+    # the head's seam sits forward: its rim moves towards the camera by HEAD_SEAM_FORWARD of the thickness the
+    # rim took away, so the back sheet (hair) wraps round the sides and the photo's face, ears and earrings
+    # face forward (seen from behind at 135-225 degrees they stay hidden)
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    head = lab_n == PART_INDEX["head"]
+    c = np.where(head, c - HEAD_SEAM_FORWARD * (h_body - h), c)
+    z_front, z_back = c - h, c + h
+    z_front, z_back = rest_hands_on_body(A, z_front, z_back, lab_n, lab_f, body_depth)
 
     rays = np.concatenate([(lat.uv - K[:2, 2]) / np.diag(K)[:2], np.ones((n, 1))], 1)  # [n, 3] camera, z = 1
 
@@ -316,6 +336,60 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
         covered=np.concatenate([covered, covered, np.asarray(new_cov, bool)]),
         back=np.concatenate([np.zeros(n, bool), np.ones(n, bool), np.zeros(n_new, bool)]),
     )
+
+
+HAND_REST = 0.04  # metres: the most a hand (or forearm) over the body stands in front of it
+
+
+def rest_hands_on_body(A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray,
+                       body_depth: float):
+    """Move hands and forearms that lie over the body back onto it, along their photo rays.
+
+    The body fit places a hand on the hip or in a pocket where its landmarks say, often a hand's length in
+    front of the body; lifted there, the hand and the clothes its ellipsoid covers stand out as a flat plate
+    when seen from the side. Where a hand or forearm part hides an unrelated part (the body behind it), the
+    front is moved back to at most HAND_REST in front of that hidden surface (continued under the hand by a
+    Laplace fill); the shift fades along the rest of the hand and forearm (Laplace fill, 0 on other parts).
+    Vertices move along their rays, so the photo view is unchanged.
+    A: [n, n] mesh adjacency; z_*: [n] photo-camera depths; lab_n, lab_f: [n] near and far parts.
+    returns: (z_front, z_back) shifted
+    """
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    from .skin import part_adjacency
+
+    limb = np.isin(lab_n, [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in ("palm", "fingers", "forearm")])
+    over = limb & ~part_adjacency()[lab_n, lab_f]  # [n] a hand or forearm in front of the body
+    if not over.any():
+        return z_front, z_back
+    hidden = harmonic_fill(A, z_front, ~limb, default=body_depth)  # the body around, filled under the arm
+    shift = np.where(over, np.maximum(hidden - HAND_REST - z_front, 0.0), 0.0)
+    shift = harmonic_fill(A, shift, over | ~limb)  # fades along the rest of the limb, 0 off it
+    return z_front + shift, z_back + shift
+
+
+def lipschitz_minorant(faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float) -> np.ndarray:
+    """The largest function below `values` that changes by at most `slope` per unit length along mesh edges.
+
+    out(v) = min over u of values(u) + slope * (shortest path from u to v), by one Dijkstra run from a
+    virtual source joined to every vertex u with the weight values(u).
+    faces: [F, 3]; values: [N] >= 0; uv: [N, 2] pixels; scale: [N] metres per pixel at each vertex (an
+    edge's length is |d uv| times its two ends' mean scale); returns [N]
+    """
+    from scipy import sparse
+    from scipy.sparse.csgraph import dijkstra
+
+    n = len(values)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 0)  # [3F, 2]
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    length = np.linalg.norm(uv[e[:, 0]] - uv[e[:, 1]], axis=1) * 0.5 * (scale[e[:, 0]] + scale[e[:, 1]])  # [E] metres
+    w = slope * length + 1e-15  # (0 would drop the edge)
+    src = np.full(n, n)
+    rows = np.concatenate([e[:, 0], e[:, 1], src])
+    cols = np.concatenate([e[:, 1], e[:, 0], np.arange(n)])
+    vals = np.concatenate([w, w, np.asarray(values, np.float64) + 1e-15])
+    G = sparse.coo_matrix((vals, (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+    return np.minimum(dijkstra(G, directed=True, indices=n)[:n], values)
 
 
 def occluded_pixels(maps: dict) -> np.ndarray:

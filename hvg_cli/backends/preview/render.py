@@ -26,6 +26,7 @@ from hvg_cli.core.progress import SILENT
 SSAA = 2  # supersampling factor per axis (anti-aliased edges)
 FRAME_BATCH = 2  # frames rasterised together (legacy engine)
 MAX_WORKERS = 8  # at most this many frames rendered side by side (fast engine)
+RIM_INSET = 0.004  # fraction of the photo height: the back sheet's colours start this far inside the mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,8 +37,13 @@ class PreviewModel:
     texture: np.ndarray  # [H, 3W, 3] float32 in [0, 1]: the photo (the person's colours extended past the
     #                      mask), the same with occluding parts inpainted (for the under-layer), and the
     #                      same with the face covered by hair colour (for the back sheet)
-    background: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo with the person removed
+    backdrop: object  # background.Backdrop: the photo with the person removed, on the ground and a backdrop
     spacing: float  # lattice spacing in photo pixels
+
+    @property
+    def background(self) -> np.ndarray:
+        """[H, W, 3] float32 in [0, 1]: the photo with the person removed."""
+        return self.backdrop.image
 
 
 def save_preview_model(model: PreviewModel, path) -> None:
@@ -45,18 +51,21 @@ def save_preview_model(model: PreviewModel, path) -> None:
     from dataclasses import fields
 
     arrays = {f"mesh_{f.name}": getattr(model.mesh, f.name) for f in fields(model.mesh)}
-    np.savez(path, texture=model.texture, background=model.background, spacing=np.array(model.spacing), **arrays)
+    arrays.update({f"backdrop_{f.name}": getattr(model.backdrop, f.name) for f in fields(model.backdrop)})
+    np.savez(path, texture=model.texture, spacing=np.array(model.spacing), **arrays)
 
 
 def load_preview_model(path) -> PreviewModel:
     """Read what `save_preview_model` wrote."""
     from dataclasses import fields
 
+    from .background import Backdrop
     from .skin import SkinnedMesh
 
     with np.load(path, allow_pickle=False) as z:
         mesh = SkinnedMesh(**{f.name: z[f"mesh_{f.name}"] for f in fields(SkinnedMesh)})
-        return PreviewModel(mesh=mesh, texture=z["texture"], background=z["background"], spacing=float(z["spacing"]))
+        backdrop = Backdrop(**{f.name: z[f"backdrop_{f.name}"] for f in fields(Backdrop)})
+        return PreviewModel(mesh=mesh, texture=z["texture"], backdrop=backdrop, spacing=float(z["spacing"]))
 
 
 def build_preview_model(subject, target_vertices: int = 25000) -> PreviewModel:
@@ -69,7 +78,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from scipy import ndimage
 
     from . import mesh as M
-    from .background import push_pull_fill, remove_person
+    from .background import build_backdrop, push_pull_fill, remove_person
     from .skin import skin_photo_mesh
 
     mask = np.asarray(subject.mask, dtype=np.float32)
@@ -89,8 +98,8 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
     img = subject.image.astype(np.float32) / 255.0
-    core = ndimage.binary_erosion(mask > 0.5, iterations=1)
-    texture = push_pull_fill(img, core if core.any() else mask > 0.5)
+    core = mask > 0.5
+    texture = push_pull_fill(img, core)
     # the atlas' second half: the person with occluding parts (an arm over the torso) inpainted from
     # the rest of the person, for the under-layer that shows when the arm moves away
     occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H)))
@@ -98,12 +107,20 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     inpainted = push_pull_fill(img, known) if known.any() else texture
     # the atlas' third panel, for the back sheet: the front's colours (the mirrored-front trick) with the
     # face covered by the hair's colour, so the back of the head shows hair, not a second face
-    back = back_of_head(texture, subject.landmarks, subject.visibility, maps["label_near"], mask)
+    # its rim colours come from a little further inside than the front's: the mask's soft edge often holds
+    # a few pixels of the photo's background, which the front must keep (the photo at rest) but the back
+    # need not (a side view sees the back sheet's rim beside the front's)
+    deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
+    clean = push_pull_fill(img, deep) if deep.any() else texture
+    back = back_of_head(clean, subject.landmarks, subject.visibility, maps["label_near"], mask)
     texture = np.concatenate([texture, inpainted, back], axis=1)  # [H, 3W, 3]
     uv = skinned.uv.copy()
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
     skinned = dataclasses.replace(skinned, uv=uv)
-    return PreviewModel(mesh=skinned, texture=texture, background=remove_person(subject.image, mask), spacing=spacing)
+    # the world: the filled photo on the ground and on a backdrop behind the person, softly continued
+    backdrop = build_backdrop(remove_person(subject.image, mask), photo_cam.K, cam.world_to_cam,
+                              np.asarray(subject.photo_trans, np.float64), mask=mask)
+    return PreviewModel(mesh=skinned, texture=texture, backdrop=backdrop, spacing=spacing)
 
 
 def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray,
@@ -139,9 +156,36 @@ def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndar
         hair = head & (r2 > 1.2)
     if hair.sum() < 16:
         return texture.copy()
+    # the face ellipse (grown a little) is filled from the hair around it (push-pull: the hair's own
+    # colours continue across it, no oval with an edge that reads as a face), then blended in softly
+    from .background import push_pull_fill
+
+    # the back of the neck too, down to the shoulders: hair falling on the back reads as a back, an oval
+    # of hair above a bare neck still reads as a face to a detector (measured: 2 of 7 back views)
+    lm = np.asarray(landmarks, np.float64)
+    shoulders_y = float((lm[11, 1] + lm[12, 1]) / 2.0) if np.asarray(visibility)[[11, 12]].min() >= 0.5 else centre[1] + 2 * half_h
+    neck = (np.abs(xs - centre[0]) <= 0.85 * half_w) & (ys >= centre[1]) & (ys <= max(shoulders_y, centre[1] + half_h))
+    region = ((r2 <= 1.3) | neck) & (mask > 0.5)
+    known = hair & ~region
+    if known.sum() < 16:
+        return texture.copy()
+    filled = push_pull_fill(np.where(known[..., None], texture, 0.0), known)
+    inner = ((r2 <= 1.15) | (neck & (np.abs(xs - centre[0]) <= 0.75 * half_w))) & (mask > 0.5)
+    weight = ndimage.gaussian_filter(inner.astype(np.float32), sigma=max(1.0, 0.12 * half_w))[..., None]
+    out = texture * (1.0 - weight) + filled * weight
+    # the hair around the head, softened (a mask-normalised blur): from behind, strands that framed the
+    # face in the photo still form face-like patterns for a detector (measured: 2 of 7 back views)
+    # and so do long hair's curls falling past the shoulders: pixels of the hair's colour near the head
     colour = np.median(texture[hair], axis=0)  # [3]
-    weight = ndimage.gaussian_filter((r2 <= 1.0).astype(np.float32), sigma=max(1.0, 0.15 * half_w))[..., None]
-    return (texture * (1.0 - weight) + colour * weight).astype(np.float32)
+    near_hair = (np.linalg.norm(texture - colour, axis=-1) < 0.25) & (np.abs(xs - centre[0]) < 3.0 * half_w) \
+        & (ys < centre[1] + 6.0 * half_h)
+    zone = (((r2 <= 3.0) & (ys <= max(shoulders_y, centre[1] + half_h))) | near_hair) & (mask > 0.5)
+    sig = max(1.0, 0.3 * half_w)
+    m = (mask > 0.5).astype(np.float32)
+    num = np.stack([ndimage.gaussian_filter(out[..., k] * m, sig) for k in range(3)], -1)
+    soft = num / np.maximum(ndimage.gaussian_filter(m, sig), 1e-6)[..., None]
+    wz = ndimage.gaussian_filter(zone.astype(np.float32), sig)[..., None] * m[..., None]
+    return (out * (1.0 - wz) + soft * wz).astype(np.float32)
 
 
 def _background_value(background):
@@ -250,7 +294,6 @@ class _Backdrop:
 
         self.model, self.subject, self.grid, self.bg = model, subject, grid, bg
         self.width, self.height = width, height
-        self.K_photo = subject.camera.resized(*model.background.shape[1::-1]).K  # at the background's size
         self.cache: dict[bytes, np.ndarray] = {}
         self.lock = threading.Lock()
         if not isinstance(bg, str):
@@ -267,8 +310,8 @@ class _Backdrop:
             hit = self.cache.get(key)
         if hit is not None:
             return hit
-        back = render_background(self.model.background, g.K[v, t][None], g.world_to_cam[v, t][None], self.K_photo,
-                                 self.subject.camera.world_to_cam, self.width, self.height).numpy()  # [1, H, W, 3]
+        back = render_background(self.model.backdrop, g.K[v, t][None], g.world_to_cam[v, t][None], self.width,
+                                 self.height).numpy()  # [1, H, W, 3]
         with self.lock:
             if len(self.cache) >= 8:
                 self.cache.pop(next(iter(self.cache)))
@@ -352,7 +395,6 @@ def _render_legacy(model, subject, poses, trans, grid, bg, progress):
     V, T = grid.shape
     W, H = grid.width, grid.height
     out = np.empty((V, T, H, W, 4), np.uint8)
-    K_photo = subject.camera.resized(*model.background.shape[1::-1]).K  # at the background's size
     bg_cache: dict[bytes, np.ndarray] = {}
     with progress.task("preview render", total=V * T) as task:
         for v in range(V):
@@ -370,8 +412,7 @@ def _render_legacy(model, subject, poses, trans, grid, bg, progress):
                             key = grid.K[v, t].tobytes() + grid.world_to_cam[v, t].tobytes()
                             if key not in bg_cache:
                                 bg_cache.clear()
-                                bg_cache[key] = render_background(model.background, grid.K[v, t][None], grid.world_to_cam[v, t][None],
-                                                                  K_photo, subject.camera.world_to_cam, W, H)[0].numpy()
+                                bg_cache[key] = render_background(model.backdrop, grid.K[v, t][None], grid.world_to_cam[v, t][None], W, H)[0].numpy()
                             back.append(bg_cache[key])
                         back = torch.from_numpy(np.stack(back))
                     else:
