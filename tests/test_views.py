@@ -11,13 +11,11 @@ import json
 
 import numpy as np
 import pytest
+import torch  # a hard dependency: missing, these tests fail rather than skip
+from test_diffusion import FAST, H, W, synthetic_job, tiny_pipe
 
-torch = pytest.importorskip("torch")  # noqa: E402  (torch is a hard dependency; this only names it)
-
-from test_diffusion import FAST, H, W, synthetic_job, tiny_pipe  # noqa: E402
-
-from hvg_cli.backends.diffusion import DiffusionSettings  # noqa: E402
-from hvg_cli.core.errors import BadInput  # noqa: E402
+from hvg_cli.backends.diffusion import DiffusionSettings
+from hvg_cli.core.errors import BadInput
 
 B, T, h, w = 2, 3, 8, 8  # CFG batch, frames, latent size of the UNet-level tests
 
