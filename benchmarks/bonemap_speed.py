@@ -20,7 +20,7 @@ import numpy as np
 
 
 def look_at_orbit(views: int, width: int, height: int, radius: float = 2.5, elevation: float = 10.0,
-                  fov: float = 40.0, target=(0.0, 0.9, 0.0)):
+                  fov: float = 40.0, target: tuple[float, float, float] = (0.0, 0.9, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """[V, 3, 3] K and [V, 4, 4] OpenCV world_to_cam of an orbit around target (azimuth 0 on +z)."""
     f = 0.5 * height / math.tan(math.radians(fov) / 2)
     K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])

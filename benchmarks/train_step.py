@@ -17,7 +17,7 @@ import time
 import torch
 
 
-def build(full: bool):
+def build(full: bool) -> tuple[torch.nn.Module, torch.nn.Module, int, int]:
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
     from hvg_cli.backends.diffusion.weights import tiny_components
 

@@ -51,10 +51,10 @@ def main() -> None:
         x2 = x.clone()
         x2[:, 1] = torch.randn(2, T, 8, s, s, generator=g)
 
-        def flat(inp):  # [B, V*T, ...] on the frame axis
+        def flat(inp, V=V, emb=emb, ids=ids):  # [B, V*T, ...] on the frame axis; this iteration's V, emb, ids bound
             return plain(inp.reshape(2, V * T, 8, s, s), t, emb, ids, return_dict=False)[0].reshape(2, V, T, 4, s, s)
 
-        def folded(inp):  # [B*V, T, ...], views in the batch
+        def folded(inp, V=V, emb=emb, ids=ids):  # [B*V, T, ...], views in the batch
             out = unet(inp.reshape(2 * V, T, 8, s, s), t, emb.repeat_interleave(V, 0), ids.repeat_interleave(V, 0),
                        num_views=V, return_dict=False)[0]
             return out.reshape(2, V, T, 4, s, s)

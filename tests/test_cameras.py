@@ -484,7 +484,7 @@ def test_cli_unknown_preset_is_one_line_exit_3(runner):
 
     r = runner.invoke(app, ["cameras", "show", "nope"])
     assert r.exit_code == 3
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nope" in lines[0] and "orbit-360" in lines[0]
     assert r.stdout == ""
 

@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-
 import torch  # a hard dependency: a missing torch fails here, it never skips
 
 from hvg_cli.backends.diffusion import DiffusionSettings, dry_run  # noqa: E402
@@ -71,7 +70,7 @@ def tiny_pipe():
     return pipe
 
 
-def svd_frames(photo: np.ndarray, frames: int) -> "torch.Tensor":
+def svd_frames(photo: np.ndarray, frames: int) -> torch.Tensor:
     """diffusers' own StableVideoDiffusionPipeline on the same tiny components and FAST settings: [1, T, 3, H, W]
     in [0, 1]."""
     import PIL.Image

@@ -18,7 +18,7 @@ from hvg_cli.io.video import probe_video, read_frames
 runner = CliRunner()
 
 
-def _hvg(*args: str, cache: Path) -> "object":
+def _hvg(*args: str, cache: Path) -> object:
     return runner.invoke(app, [*map(str, args), "--cache-dir", str(cache)], catch_exceptions=False)
 
 

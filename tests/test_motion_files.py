@@ -241,7 +241,6 @@ def _write_bvh(path: Path, skel, order: str, frames: np.ndarray, root_pos: np.nd
 
 def _reference_fk(skel, order: str, frames: np.ndarray, root_pos: np.ndarray, rotations: bool = False):
     """Independent BVH FK: world position [T, 3] of every joint, in file units (+ global rotations)."""
-    T = frames.shape[0]
     G: dict[str, np.ndarray] = {}
     P: dict[str, np.ndarray] = {}
     for j, (n, parent, off) in enumerate(skel):
@@ -433,7 +432,7 @@ def test_preset_list() -> None:
 
     listed = {name: (desc, frames, fps) for name, desc, frames, fps in list_motion_presets()}
     assert set(PRESETS) <= set(listed)
-    for name, (desc, frames, fps) in listed.items():
+    for desc, frames, fps in listed.values():
         assert len(desc) > 20 and fps in (24, 30) and frames / fps > 1.0
 
 

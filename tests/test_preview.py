@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
 from hvg_cli.align.similarity import project_points
+from hvg_cli.body.kinematics import axis_angle_to_matrix, forward_kinematics
 from hvg_cli.body.skeleton import DEFAULT_PELVIS_HEIGHT, JOINT_INDEX, default_skeleton
 from hvg_cli.core.types import Camera, CameraGrid, Subject
 
@@ -108,10 +108,11 @@ def rest_fidelity(subject, model=None, down: int = 1):
 
 def orbit_empty_pixels(subject, model, views=8, size=(144, 192)):
     """Per view: (pixels inside the body's silhouette, of which empty in the render)."""
+    from scipy import ndimage
+
     from hvg_cli.backends.preview.render import render_preview
     from hvg_cli.cameras.generators import orbit
     from hvg_cli.cameras.schedule import camera_grid
-    from scipy import ndimage
 
     W, H = size
     path = orbit(views=views, degrees=360, elevation=10, radius=3.0, fov=45, width=W, height=H)
@@ -196,8 +197,9 @@ def test_render_textured_supersampling_gives_partial_coverage():
 # mesh, background, skinning
 # ----------------------------------------------------------------------------------------------
 def test_lattice_mesh_outline_follows_mask():
-    from hvg_cli.backends.preview.mesh import boundary_edges, lattice_mesh
     from scipy import ndimage
+
+    from hvg_cli.backends.preview.mesh import boundary_edges, lattice_mesh
 
     H, W = 90, 70
     yy, xx = np.mgrid[0:H, 0:W] + 0.5

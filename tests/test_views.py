@@ -11,12 +11,11 @@ import json
 
 import numpy as np
 import pytest
+import torch  # a hard dependency: missing, these tests fail rather than skip
+from test_diffusion import FAST, H, W, synthetic_job, tiny_pipe
 
-torch = pytest.importorskip("torch")  # noqa: E402  (torch is a hard dependency; this only names it)
-
-from hvg_cli.backends.diffusion import DiffusionSettings  # noqa: E402
-from hvg_cli.core.errors import BadInput  # noqa: E402
-from test_diffusion import FAST, H, W, synthetic_job, tiny_pipe  # noqa: E402
+from hvg_cli.backends.diffusion import DiffusionSettings
+from hvg_cli.core.errors import BadInput
 
 B, T, h, w = 2, 3, 8, 8  # CFG batch, frames, latent size of the UNet-level tests
 
@@ -280,8 +279,13 @@ def test_init_from_base_links_svd_and_writes_view_attention_beside_it(tmp_path):
     from safetensors.torch import save_file
 
     from hvg_cli.backends.diffusion.views import view_attention_state_dict
-    from hvg_cli.backends.diffusion.weights import (check_weights, init_from_base, init_tiny, load_pipeline,
-                                                    tiny_components)
+    from hvg_cli.backends.diffusion.weights import (
+        check_weights,
+        init_from_base,
+        init_tiny,
+        load_pipeline,
+        tiny_components,
+    )
 
     comps = tiny_components(0)
     comps.pop("pose_encoder")

@@ -378,7 +378,7 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
     G[:, J["spine3"]] = obs.thorax
 
     # 2. Legs: hip and knee turn about the leg's plane (knee bend, or the foot's direction when straight)
-    for side, (hip, knee, ankle, heel, toe) in enumerate(_LEGS):
+    for side, (hip, knee, ankle, _heel, _toe) in enumerate(_LEGS):
         foot = J["left_foot"] if side == 0 else J["right_foot"]
         thigh, shin = X[:, knee] - X[:, hip], X[:, ankle] - X[:, knee]
         G_swing = swing(hip, knee)  # [T, 3, 3]

@@ -6,7 +6,7 @@ frame; global rotation G_j = G_parent · R_j; position p_j = p_parent + G_parent
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

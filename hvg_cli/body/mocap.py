@@ -527,8 +527,8 @@ def bvh_from_motion(motion: Motion) -> BvhData:
     def emit(j: int, parent: int) -> None:
         nonlocal n_channels
         idx = len(joints)
-        channels = ("xposition", "yposition", "zposition") if j == 0 else ()
-        channels += ("zrotation", "xrotation", "yrotation")
+        position: tuple[str, ...] = ("xposition", "yposition", "zposition") if j == 0 else ()
+        channels = position + ("zrotation", "xrotation", "yrotation")
         joints.append(BvhJoint(name=SMPL_JOINT_NAMES[j], parent=parent, offset=np.zeros(3) if j == 0 else offsets[j],
                                channels=channels, channel_start=n_channels))
         n_channels += len(channels)

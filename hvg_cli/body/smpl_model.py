@@ -52,7 +52,7 @@ class BodyModel:
         """[V] int: the joint each vertex follows most (argmax of its skinning weights)."""
         return np.argmax(self.weights, axis=1)
 
-    def scaled(self, factor: float) -> "BodyModel":
+    def scaled(self, factor: float) -> BodyModel:
         """The same body uniformly scaled about the pelvis (e.g. to the photo's height)."""
         return BodyModel(self.kind, self.vertices * factor, self.faces, self.joints * factor, self.weights)
 

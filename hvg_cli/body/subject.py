@@ -144,9 +144,9 @@ def standing_legs(world: np.ndarray, skeleton: Skeleton | None = None) -> np.nda
     skel = skeleton or default_skeleton()
     out = np.array(world, dtype=np.float64, copy=True)
     rest = skel.rest_joints
-    ref_torso = np.linalg.norm(0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])
-                               - 0.5 * (rest[_J["left_hip"]] + rest[_J["right_hip"]]))
-    torso = np.linalg.norm(0.5 * (world[11] + world[12]) - 0.5 * (world[23] + world[24]))
+    ref_torso = float(np.linalg.norm(0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])
+                               - 0.5 * (rest[_J["left_hip"]] + rest[_J["right_hip"]])))
+    torso = float(np.linalg.norm(0.5 * (world[11] + world[12]) - 0.5 * (world[23] + world[24])))
     s = torso / max(ref_torso, 1e-9) if torso > 1e-3 else 1.0
     L = skel.bone_lengths * s
     across = world[23] - world[24]  # right hip -> left hip
@@ -178,12 +178,12 @@ def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K
 
     f = K[0, 0]
     sel = weights > 1e-3
-    P, O, w = points[sel], observed[sel], np.sqrt(weights[sel])
+    P, Q, w = points[sel], observed[sel], np.sqrt(weights[sel])  # P: [M, 3] world, Q: [M, 2] observed px
     # initial guess, weak perspective: depth from the vertical extents, centre from the mean offset
     ext3 = max(np.ptp(P[:, 1]), 1e-3)
-    ext2 = max(np.ptp(O[:, 1]), 1.0)
+    ext2 = max(np.ptp(Q[:, 1]), 1.0)
     depth = f * ext3 / ext2
-    mean3, mean2 = P.mean(axis=0), O.mean(axis=0)
+    mean3, mean2 = P.mean(axis=0), Q.mean(axis=0)
     cx = mean3[0] - (mean2[0] - K[0, 2]) * depth / f
     cy = mean3[1] + (mean2[1] - K[1, 2]) * depth / f
     x0 = np.array([cx, cy, mean3[2] + depth, 0.0, 0.0])
@@ -194,13 +194,13 @@ def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K
         cam = (P - x[:3]) @ R.T  # [M, 3]
         z = np.maximum(cam[:, 2], 1e-3)
         uv = cam[:, :2] / z[:, None] * f + K[:2, 2]
-        return np.concatenate([((uv - O) * w[:, None]).ravel(), [prior * x[3], prior * x[4]]])
+        return np.concatenate([((uv - Q) * w[:, None]).ravel(), [prior * x[3], prior * x[4]]])
 
     res = least_squares(residual, x0, loss="soft_l1", f_scale=scale_px, x_scale=np.array([0.1, 0.1, 0.5, 0.05, 0.05]))
     x = res.x
     R = camera_rotation(x[3], x[4])
     uv = project(P, K, world_to_cam_matrix(R, x[:3]))
-    err = float(np.sum(np.linalg.norm(uv - O, axis=-1) * weights[sel]) / max(np.sum(weights[sel]), 1e-9))
+    err = float(np.sum(np.linalg.norm(uv - Q, axis=-1) * weights[sel]) / max(np.sum(weights[sel]), 1e-9))
     return x[:3], float(x[3]), float(x[4]), err
 
 

@@ -151,7 +151,7 @@ def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarra
     # 2. The seen radius (across the view ray) takes the ratio; the one along the ray its square root
     out = base.copy()
     cam_pos = camera.position
-    for pi in np.nonzero(np.isfinite(ratios))[0]:
+    for pi in np.nonzero(np.isfinite(ratios))[0].tolist():
         long, width, depth = axes[0, pi, :, 0], axes[0, pi, :, 1], axes[0, pi, :, 2]
         ray = centers[0, pi] - cam_pos
         e = np.cross(long, ray)

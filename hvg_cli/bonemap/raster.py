@@ -387,6 +387,7 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     out.normal.view(-1, 3).index_copy_(0, flat, normal.to(out.normal.dtype))
     out.label.view(-1).index_copy_(0, flat, lab.to(out.label.dtype))
     if colors is not None:
+        assert out.color is not None  # allocated above whenever colours are given
         out.color.view(-1, colors.shape[-1]).index_copy_(0, flat, colors.index_select(0, lab).to(out.color.dtype))
     return out
 

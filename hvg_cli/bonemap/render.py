@@ -6,7 +6,7 @@ Also the pictures a user looks at: channels side by side (`to_images`) and views
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

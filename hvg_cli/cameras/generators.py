@@ -18,7 +18,7 @@ the end; an *open* sweep places them at u = i / (V - 1), both ends included.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def vertical_fov(K: np.ndarray, height: int) -> float:
 
 
 def spherical_positions(azimuth: np.ndarray, elevation: np.ndarray, radius: np.ndarray,
-                        target: Sequence[float] = DEFAULT_TARGET) -> np.ndarray:
+                        target: Sequence[float] | np.ndarray = DEFAULT_TARGET) -> np.ndarray:
     """Camera centres on a sphere around the target.
 
     azimuth, elevation: [N] degrees;  radius: [N] metres;  target: [3] metres
@@ -88,7 +88,7 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = WORLD_UP)
     return w2c
 
 
-def spherical_coordinates(position: np.ndarray, target: Sequence[float] = DEFAULT_TARGET) -> np.ndarray:
+def spherical_coordinates(position: np.ndarray, target: Sequence[float] | np.ndarray = DEFAULT_TARGET) -> np.ndarray:
     """Inverse of `spherical_positions`.
 
     position: [N, 3] metres
@@ -111,8 +111,8 @@ def sweep(views: int, closed: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Validation of user values (generators are called with preset and flag values)
 # ---------------------------------------------------------------------------------------------
-def _check_common(views: int, radius: float | np.ndarray, fov: float, width: int, height: int,
-                  elevation: float | np.ndarray, min_views: int = 1) -> None:
+def _check_common(views: int, radius: float | Sequence[float] | np.ndarray, fov: float, width: int, height: int,
+                  elevation: float | Sequence[float] | np.ndarray, min_views: int = 1) -> None:
     if isinstance(views, bool) or int(views) != views or views < min_views:
         raise BadInput(f"views must be a whole number >= {min_views}, got {views}")
     if views > 10000:
@@ -132,11 +132,11 @@ def _path(azimuth: np.ndarray, elevation: np.ndarray, radius: np.ndarray, fov: f
           target: Sequence[float], closed: bool, name: str) -> CameraPath:
     """Assemble a CameraPath of V look-at cameras from [V] azimuth/elevation (deg) and radius (m)."""
     V = len(azimuth)
-    target = np.asarray(target, dtype=np.float64)
-    if target.shape != (3,) or not np.all(np.isfinite(target)):
-        raise BadInput(f"target must be three numbers (x, y, z metres), got {target.tolist()}")
-    pos = spherical_positions(azimuth, np.broadcast_to(elevation, (V,)), np.broadcast_to(radius, (V,)), target)
-    w2c = look_at(pos, target)  # [V, 4, 4]
+    aim = np.asarray(target, dtype=np.float64)  # [3] metres
+    if aim.shape != (3,) or not np.all(np.isfinite(aim)):
+        raise BadInput(f"target must be three numbers (x, y, z metres), got {aim.tolist()}")
+    pos = spherical_positions(azimuth, np.broadcast_to(elevation, (V,)), np.broadcast_to(radius, (V,)), aim)
+    w2c = look_at(pos, aim)  # [V, 4, 4]
     K = np.broadcast_to(intrinsics(fov, int(width), int(height)), (V, 3, 3)).copy()  # [V, 3, 3]
     return CameraPath(K=K, world_to_cam=w2c, width=int(width), height=int(height), closed=closed, name=name)
 
@@ -239,4 +239,4 @@ def view_set(azimuths: Sequence[float], elevations: float | Sequence[float] = 0.
     return _path(az, el, np.full(az.shape, float(radius)), fov, width, height, target, closed=closed, name="view_set")
 
 
-GENERATORS = {"static": static, "orbit": orbit, "arc": arc, "dolly": dolly, "spiral": spiral, "view_set": view_set}
+GENERATORS: dict[str, Callable[..., CameraPath]] = {"static": static, "orbit": orbit, "arc": arc, "dolly": dolly, "spiral": spiral, "view_set": view_set}

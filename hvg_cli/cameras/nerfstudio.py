@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from hvg_cli.cameras.generators import intrinsics, vertical_fov
+from hvg_cli.core.atomic import atomic_file
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import CameraPath
-from hvg_cli.core.atomic import atomic_file
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV <-> OpenGL camera axes (its own inverse)
 
@@ -110,7 +110,8 @@ def from_nerfstudio(doc: dict[str, Any], source: str = "camera_path json") -> Ca
         closed = False  # the file already repeats the first pose at the end
     if closed and len(K) < 3:
         closed = False
-    name = doc.get("hvg_name") if isinstance(doc.get("hvg_name"), str) else Path(str(source)).stem
+    hvg_name = doc.get("hvg_name")
+    name = hvg_name if isinstance(hvg_name, str) else Path(str(source)).stem
     return CameraPath(K=np.stack(K), world_to_cam=np.stack(w2c), width=width, height=height, closed=closed,
                       name=name, times=times_arr)
 

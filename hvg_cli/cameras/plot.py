@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.core.types import CameraPath
 from hvg_cli.core.atomic import atomic_file
+from hvg_cli.core.types import CameraPath
 
 PANEL = 520  # pixels per panel side
 MARGIN = 46
@@ -145,4 +145,5 @@ def _colour(i: int, n: int) -> tuple[int, int, int]:
     """Blue for the first camera to orange for the last."""
     a = i / max(1, n - 1)
     c0, c1 = np.array([30, 100, 220]), np.array([240, 130, 20])
-    return tuple(int(v) for v in (c0 + a * (c1 - c0)))
+    r, g, b = (int(v) for v in (c0 + a * (c1 - c0)))
+    return r, g, b

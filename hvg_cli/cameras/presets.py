@@ -12,7 +12,6 @@ The presets folder is $HVG_PRESETS_DIR/cameras if set, else <repo>/presets/camer
 from __future__ import annotations
 
 import math
-
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path

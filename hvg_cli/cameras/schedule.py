@@ -218,13 +218,20 @@ def _slerp_keyframes(t: np.ndarray, R: np.ndarray, s: np.ndarray) -> np.ndarray:
     return Slerp(t, Rotation.from_matrix(R))(s).as_matrix()
 
 
-def orbit_flags(orbit_deg: float, views: int | None = None, elevation: float = 10.0, radius: float = 3.0,
-                fov: float = 40.0, width: int = 512, height: int = 512) -> CameraPath:
+def orbit_flags(orbit_deg: float, views: int | None = None, elevation: float | None = None,
+                radius: float | None = None, fov: float | None = None, width: int | None = None,
+                height: int | None = None) -> CameraPath:
     """The path of the `--orbit DEG` shorthand: an orbit through DEG degrees starting at the front.
 
     orbit_deg: 0 -> a static front camera; ±360 -> a closed full turn; otherwise a partial arc.
     views:     keyframes (default: one per ~17°, 21 for a full turn, as SV3D).
+    The others, None = the shorthand's default: elevation 10°, radius 3 m, fov 40°, 512x512 px.
     """
+    elevation = 10.0 if elevation is None else elevation
+    radius = 3.0 if radius is None else radius
+    fov = 40.0 if fov is None else fov
+    width = 512 if width is None else width
+    height = 512 if height is None else height
     if orbit_deg == 0:
         return static(views=views or 1, elevation=elevation, radius=radius, fov=fov, width=width, height=height)
     if views is None:

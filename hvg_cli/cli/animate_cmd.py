@@ -9,7 +9,16 @@ import typer
 
 from hvg_cli import pipeline
 from hvg_cli.cli import job_options as jo
-from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
+from hvg_cli.cli.common import (
+    CacheDirOpt,
+    JsonOpt,
+    NoCacheOpt,
+    QuietOpt,
+    RichReporter,
+    emit_json,
+    err_console,
+    maps_errors,
+)
 from hvg_cli.core.cache import StageCache
 from hvg_cli.core.settings import Backend, Dtype, Sampling, animate_from_flags
 

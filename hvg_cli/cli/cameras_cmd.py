@@ -10,8 +10,8 @@ import typer
 
 from hvg_cli import pipeline
 from hvg_cli.cli.common import JsonOpt, emit_json, err_console, maps_errors
-from hvg_cli.core.settings import CameraSpec, ExportFormat, camera_from_flags
 from hvg_cli.cli.job_options import ElevationOpt, FovOpt, RadiusOpt, ViewsOpt
+from hvg_cli.core.settings import CameraSpec, ExportFormat, camera_from_flags
 
 app = typer.Typer(
     help="Camera paths: list the presets, show one as a table or a picture, export it for nerfstudio.",
@@ -44,9 +44,11 @@ def list_(as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     table = Table(title="camera presets (use with --camera NAME)")
-    for col, kw in (("name", {}), ("generator", {}), ("views", {"justify": "right"}), ("closed", {}),
-                    ("description", {})):
-        table.add_column(col, **kw)
+    table.add_column("name")
+    table.add_column("generator")
+    table.add_column("views", justify="right")
+    table.add_column("closed")
+    table.add_column("description")
     for p in presets:
         table.add_row(p.name, p.generator, str(p.views), "yes" if p.closed else "", p.description)
     Console().print(table)

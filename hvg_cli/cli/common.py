@@ -7,14 +7,23 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperGroup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from hvg_cli.core.errors import HvgError, Interrupted
 
@@ -85,16 +94,18 @@ class OneLineUsageErrors(TyperGroup):
     """The app's group: a usage error (unknown flag, bad value) is one line on stderr and exit 2, like every
     other error, instead of click's usage block. `--help` and a bare command still show the help."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
         except typer.TyperException as e:  # click's exceptions (Typer vendors click)
             if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as click shows it
-                e.show()  # type: ignore[attr-defined]
+                e.show()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError has show(); its base does not
             else:
                 ctx = getattr(e, "ctx", None)
                 where = f"see `{ctx.command_path} --help`" if ctx is not None else "see `hvg --help`"
-                _print_error("usage error", e.format_message().replace("\n", " "), where)  # type: ignore[attr-defined]
+                _print_error("usage error", e.format_message().replace("\n", " "), where)
             rv = getattr(e, "exit_code", 2)
         except typer.Abort:
             _print_error(Interrupted.kind, "stopped by the user", None)
@@ -138,7 +149,7 @@ def _json_default(o: Any) -> Any:
 class _RichTask:
     """One bar: advancing it also refreshes its rate column ("12.3 frames/s")."""
 
-    def __init__(self, progress: Progress, task_id: int, unit: str):
+    def __init__(self, progress: Progress, task_id: TaskID, unit: str):
         self._progress = progress
         self._id = task_id
         self._unit = unit

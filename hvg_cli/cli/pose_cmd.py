@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from hvg_cli import pipeline
-from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
+from hvg_cli.cli.common import (
+    CacheDirOpt,
+    JsonOpt,
+    NoCacheOpt,
+    QuietOpt,
+    RichReporter,
+    emit_json,
+    err_console,
+    maps_errors,
+)
 from hvg_cli.core.cache import StageCache
 from hvg_cli.core.settings import pose_from_flags
 

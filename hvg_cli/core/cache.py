@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import fcntl
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -20,11 +20,12 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -75,8 +76,10 @@ _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)  # counted as the cache's onl
 
 
 def _under(filename: object, root: Path) -> bool:
+    if not isinstance(filename, (str, os.PathLike)):  # OSError.filename: str, bytes, an fd number or None
+        return False
     try:
-        Path(os.fspath(filename)).resolve().relative_to(root.resolve())  # type: ignore[arg-type]
+        Path(filename).resolve().relative_to(root.resolve())
         return True
     except (TypeError, ValueError, OSError):
         return False

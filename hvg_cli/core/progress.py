@@ -5,8 +5,9 @@ The CLI passes a rich-backed Reporter; library default is `SILENT`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class Task(Protocol):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from hvg_cli.core.errors import UsageError
 
@@ -40,7 +43,7 @@ class PoseSettings:
     fov_deg: float = 50.0
     max_side: int = 960
 
-    def track_part(self) -> "PoseSettings":
+    def track_part(self) -> PoseSettings:
         """The settings that change the landmark track (fov only changes the motion)."""
         return dataclasses.replace(self, fov_deg=50.0)
 
@@ -117,11 +120,40 @@ def check_device(name: str) -> str:
     return name
 
 
-def check_number(flag: str, value: float | int | None, low: float, high: float, *, open_low: bool = False) -> None:
-    """UsageError unless `value` is None or a finite number in [low, high] ((low, high] with open_low)."""
+# Typed reads of one flag value (flags arrive as `object`: from Typer, or from a jobs file's YAML). A value of the
+# wrong type raises TypeError/ValueError, which `_flag_errors` reports as a UsageError.
+def _as_float(value: object) -> float:
+    if isinstance(value, (numbers.Real, str)):  # Real: int, float, Fraction, numpy scalars
+        return float(value)
+    raise TypeError(f"{value!r} is not a number")
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, (numbers.Integral, str)):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():  # 3.0 is 3; 2.5 is an error
+        return int(float(value))
+    raise (ValueError if isinstance(value, numbers.Real) else TypeError)(f"{value!r} is not a whole number")
+
+
+def _opt_float(value: object) -> float | None:
+    return None if value is None else _as_float(value)
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else _as_int(value)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def check_number(flag: str, value: object, low: float, high: float, *, open_low: bool = False) -> None:
+    """UsageError unless `value` is None or a finite number in [low, high] ((low, high] with open_low).
+    A value that is no number at all (a jobs file's "many") raises TypeError/ValueError."""
     if value is None:
         return
-    v = float(value)
+    v = _as_float(value)
     ok = math.isfinite(v) and (low < v if open_low else low <= v) and v <= high
     if not ok:
         bound = f"{'(' if open_low else '['}{low:g}, {high:g}]"
@@ -136,7 +168,7 @@ class Background:
     rgb: tuple[int, int, int] | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Background":
+    def parse(cls, text: str) -> Background:
         """'photo' | 'transparent' | '#rrggbb' | 'r,g,b' -> Background, else UsageError."""
         t = text.strip().lower()
         if t in ("photo", "transparent"):
@@ -269,12 +301,25 @@ def parse_resolution(text: str | int) -> tuple[int, int]:
     return nums[0], nums[1]
 
 
-def _choice(enum: type[Enum], value: object, flag: str):
+_E = TypeVar("_E", bound=Enum)
+_S = TypeVar("_S")
+
+
+def _choice(enum: type[_E], value: object, flag: str) -> _E:
     try:
         return enum(value.value if isinstance(value, Enum) else value)
     except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum)  # type: ignore[attr-defined]
+        allowed = ", ".join(str(m.value) for m in enum)
         raise UsageError(f"{flag} {value!r} is not one of {allowed}") from None
+
+
+def _camera_flags(f: dict[str, object]) -> CameraSpec:
+    """The camera flags among a command's flags (None or absent = not given) as a CameraSpec."""
+    resolution = f.get("resolution")
+    return camera_from_flags(orbit=_opt_float(f.get("orbit")), camera=_opt_str(f.get("camera")),
+                             views=_opt_int(f.get("views")), elevation=_opt_float(f.get("elevation")),
+                             radius=_opt_float(f.get("radius")), fov=_opt_float(f.get("fov")),
+                             resolution="512" if resolution is None else str(resolution))
 
 
 def camera_from_flags(orbit: float | None = None, camera: str | None = None, views: int | None = None,
@@ -295,19 +340,19 @@ ANIMATE_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align"
 CHANNELS = ("semantic", "normal", "depth", "mask")
 
 
-def _check_flags(given: dict, allowed: tuple[str, ...], command: str) -> None:
+def _check_flags(given: dict[str, object], allowed: tuple[str, ...], command: str) -> None:
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         raise UsageError(f"`hvg {command}` has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}",
                          f"options: {', '.join('--' + k.replace('_', '-') for k in allowed)}")
 
 
-def _flag_errors(fn):
+def _flag_errors(fn: Callable[..., _S]) -> Callable[..., _S]:
     """A flag value of the wrong type (a jobs file's steps: "many") is a UsageError, as on the command line."""
     import functools
 
     @functools.wraps(fn)
-    def wrapper(**flags):
+    def wrapper(**flags: object) -> _S:
         try:
             return fn(**flags)
         except (TypeError, ValueError) as e:
@@ -321,17 +366,23 @@ def bonemap_from_flags(**flags: object) -> BonemapSettings:
     _check_flags(flags, BONEMAP_FLAGS, "bonemap")
     f = dict(flags)
     channels = f.get("channels") or ",".join(CHANNELS)
-    chosen = tuple(c.strip() for c in (channels.split(",") if isinstance(channels, str) else channels) if c.strip())
+    if isinstance(channels, str):
+        names = channels.split(",")
+    elif isinstance(channels, (list, tuple)):  # a jobs file's YAML list
+        names = [str(c) for c in channels]
+    else:
+        raise TypeError(f"channels {channels!r} is neither a comma-separated string nor a list")
+    chosen = tuple(c.strip() for c in names if c.strip())
     unknown = [c for c in chosen if c not in CHANNELS]
     if unknown or not chosen:
         raise UsageError(f"--channels: unknown channel(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CHANNELS)}")
     grid = bool(f.get("grid", False))
     return BonemapSettings(
-        camera=camera_from_flags(**{k: f[k] for k in _CAMERA_FLAGS if f.get(k) is not None}),  # type: ignore[arg-type]
+        camera=_camera_flags(f),
         camera_mode="views" if grid else "moving",
-        timing=Timing(start=int(f.get("start") or 0), end=f.get("end"), max_frames=f.get("frames")),  # type: ignore[arg-type]
+        timing=Timing(start=_as_int(f.get("start") or 0), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))),
         align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
-        max_gap=f.get("max_gap"), channels=chosen, grid=grid,  # type: ignore[arg-type]
+        max_gap=_opt_int(f.get("max_gap")), channels=chosen, grid=grid,
     )
 
 
@@ -343,18 +394,18 @@ def animate_from_flags(**flags: object) -> AnimateSettings:
     grid, per_view = bool(f.get("grid", False)), bool(f.get("per_view", False))
     d = AnimateSettings()
     return AnimateSettings(
-        camera=camera_from_flags(**{k: f[k] for k in _CAMERA_FLAGS if k in f}),  # type: ignore[arg-type]
+        camera=_camera_flags(f),
         camera_mode="views" if (grid or per_view) else "moving",
-        timing=Timing(start=int(f.get("start", 0)), end=f.get("end"), max_frames=f.get("frames")),  # type: ignore[arg-type]
+        timing=Timing(start=_as_int(f.get("start", 0)), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))),
         align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
-        max_gap=f.get("max_gap"), grid=grid, per_view=per_view, audio=not f.get("no_audio", False),  # type: ignore[arg-type]
+        max_gap=_opt_int(f.get("max_gap")), grid=grid, per_view=per_view, audio=not f.get("no_audio", False),
         backend=_choice(Backend, f.get("backend", d.backend), "--backend"),
         background=Background.parse(str(f.get("background", "photo"))),
-        seed=int(f.get("seed", d.seed)), steps=int(f.get("steps", d.steps)),  # type: ignore[call-overload]
-        guidance=float(f.get("guidance", d.guidance)),  # type: ignore[arg-type]
+        seed=_as_int(f.get("seed", d.seed)), steps=_as_int(f.get("steps", d.steps)),
+        guidance=_as_float(f.get("guidance", d.guidance)),
         sampling=_choice(Sampling, f.get("sampling", d.sampling), "--sampling"),
-        tile_views=int(f.get("tile_views", d.tile_views)), tile_frames=int(f.get("tile_frames", d.tile_frames)),  # type: ignore[call-overload]
-        anchor_stride=int(f.get("anchor_stride", d.anchor_stride)),  # type: ignore[call-overload]
+        tile_views=_as_int(f.get("tile_views", d.tile_views)), tile_frames=_as_int(f.get("tile_frames", d.tile_frames)),
+        anchor_stride=_as_int(f.get("anchor_stride", d.anchor_stride)),
         device=check_device(str(f.get("device", d.device))), dtype=_choice(Dtype, f.get("dtype", d.dtype), "--dtype"),
         offload=bool(f.get("offload", False)),
     )
@@ -377,13 +428,13 @@ def pose_from_flags(**flags: object) -> PoseSettings:
     check_number("--beta", f.get("beta"), 0, 1e6)
     check_number("--fov", f.get("fov"), 5, 150)
     check_number("--max-side", f.get("max_side"), 0, 10**5)
-    if f.get("end") is not None and int(f["end"]) <= int(f.get("start", 0)):  # type: ignore[call-overload]
+    if f.get("end") is not None and _as_int(f["end"]) <= _as_int(f.get("start", 0)):
         raise UsageError(f"--end ({f['end']}) must be after --start ({f.get('start', 0)})")
     return PoseSettings(
-        start=int(f.get("start", d.start)), end=None if f.get("end") is None else int(f["end"]),  # type: ignore[call-overload]
-        stride=int(f.get("stride", d.stride)), person=str(f.get("person", d.person)),  # type: ignore[call-overload]
-        max_gap=None if f.get("max_gap") is None else int(f["max_gap"]),  # type: ignore[call-overload]
-        smooth=not f.get("no_smooth", False), min_cutoff=float(f.get("min_cutoff", d.min_cutoff)),  # type: ignore[arg-type]
-        beta=float(f.get("beta", d.beta)), fov_deg=float(f.get("fov", d.fov_deg)),  # type: ignore[arg-type]
-        max_side=int(f.get("max_side", d.max_side)),  # type: ignore[call-overload]
+        start=_as_int(f.get("start", d.start)), end=_opt_int(f.get("end")),
+        stride=_as_int(f.get("stride", d.stride)), person=str(f.get("person", d.person)),
+        max_gap=_opt_int(f.get("max_gap")),
+        smooth=not f.get("no_smooth", False), min_cutoff=_as_float(f.get("min_cutoff", d.min_cutoff)),
+        beta=_as_float(f.get("beta", d.beta)), fov_deg=_as_float(f.get("fov", d.fov_deg)),
+        max_side=_as_int(f.get("max_side", d.max_side)),
     )

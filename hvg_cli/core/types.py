@@ -114,7 +114,7 @@ class Camera:
         """[3] camera centre in world metres."""
         return self.cam_to_world[:3, 3]
 
-    def resized(self, width: int, height: int) -> "Camera":
+    def resized(self, width: int, height: int) -> Camera:
         """The same camera for an image resized to width x height (intrinsics scale with the image)."""
         K = np.diag([width / self.width, height / self.height, 1.0]) @ self.K  # [3, 3]
         return Camera(K=K, world_to_cam=self.world_to_cam, width=int(width), height=int(height))

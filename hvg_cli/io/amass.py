@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hvg_cli.core.atomic import atomic_file
 from hvg_cli.core.cache import file_hash
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.mocap import MocapArrays, fps_from_float
 from hvg_cli.core.types import NUM_JOINTS
-from hvg_cli.core.atomic import atomic_file
 
 _RESERVED = {
     "fps_num", "fps_den", "rest_joints", "up", "joints", "fit_error_deg", "source_hash", "name",
@@ -106,7 +106,7 @@ def write_motion_npz(data: MocapArrays, path: str | os.PathLike) -> Path:
     path = Path(path)
     arrays = npz_arrays(data)
     with atomic_file(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, allow_pickle=True, **arrays)  # numpy's default, named: mypy cannot tell a splat from it
     return path
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hvg_cli.core.atomic import atomic_file
 from hvg_cli.core.cache import file_hash
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.mocap import BvhData, BvhJoint
-from hvg_cli.core.atomic import atomic_file
 
 ROTATION_CHANNELS = ("xrotation", "yrotation", "zrotation")
 POSITION_CHANNELS = ("xposition", "yposition", "zposition")

@@ -69,7 +69,7 @@ def check_image(path: str | os.PathLike) -> None:
         raise BadInput(f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file") from None
 
 
-def _to_rgb8(im: "PILImage.Image") -> "PILImage.Image":
+def _to_rgb8(im: PILImage.Image) -> PILImage.Image:
     """Any Pillow image as mode "RGB", 8 bits per channel, transparent parts on white."""
     from PIL import Image
 
@@ -82,7 +82,7 @@ def _to_rgb8(im: "PILImage.Image") -> "PILImage.Image":
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def _high_depth_to_l(im: "PILImage.Image") -> "PILImage.Image":
+def _high_depth_to_l(im: PILImage.Image) -> PILImage.Image:
     """A 16/32-bit integer or float single-channel image as 8-bit "L".
 
     I;16* (16-bit PNG/TIFF): value / 257, so 65535 -> 255. "I" (32-bit): the same 16-bit scale when its

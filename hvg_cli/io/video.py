@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import queue
 import re
@@ -25,10 +26,10 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -297,11 +298,11 @@ class _FrameReader:
 
     def _run(self) -> None:
         out = self._proc.stdout
-        assert out is not None
+        assert isinstance(out, io.RawIOBase)  # bufsize=0: the pipe's raw FileIO, which has readinto
         try:
             for _ in range(self.count):
                 buf = np.empty(self.frame_bytes, np.uint8)  # not zero-filled: every byte is read into
-                view = memoryview(buf)
+                view = buf.data  # memoryview of buf's bytes
                 got = 0
                 while got < self.frame_bytes:
                     n = out.readinto(view[got:])
@@ -318,7 +319,7 @@ class _FrameReader:
             return
         self._put(self._DONE)
 
-    def __iter__(self) -> "_FrameReader":
+    def __iter__(self) -> _FrameReader:
         return self
 
     def __next__(self) -> np.ndarray:
@@ -340,7 +341,7 @@ class _FrameReader:
             self.close()
             raise item
         self._yielded += 1
-        return item  # type: ignore[return-value]
+        return item
 
     def close(self, finished: bool = False) -> None:
         """Stop ffmpeg and the reader thread. finished: every frame was read, so ffmpeg (told to stop

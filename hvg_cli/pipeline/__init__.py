@@ -10,13 +10,42 @@ This module re-exports what the CLI and library users call.
 """
 
 from hvg_cli.pipeline.batch import BatchSummary, JobResult, read_jobs, run_batch
-from hvg_cli.pipeline.commands import (CameraPresetInfo, DoctorReport, camera_grid, camera_path, camera_presets,
-                                       describe_camera_path, doctor, export_camera_path, find_weights,
-                                       plot_camera_path, weights_check, weights_init)
-from hvg_cli.pipeline.jobs import (AnimateResult, BonemapResult, Job, align_job, animate_job, animate_plan,
-                                   assemble_job, bonemap_job, photo_alignment)
-from hvg_cli.pipeline.motion import (PoseResult, list_motion_presets, load_bvh, load_motion_npz, motion_from_source,
-                                     motion_source_kind, pose_job, save_bvh, save_motion_npz)
+from hvg_cli.pipeline.commands import (
+                                       CameraPresetInfo,
+                                       DoctorReport,
+                                       camera_grid,
+                                       camera_path,
+                                       camera_presets,
+                                       describe_camera_path,
+                                       doctor,
+                                       export_camera_path,
+                                       find_weights,
+                                       plot_camera_path,
+                                       weights_check,
+                                       weights_init,
+)
+from hvg_cli.pipeline.jobs import (
+                                       AnimateResult,
+                                       BonemapResult,
+                                       Job,
+                                       align_job,
+                                       animate_job,
+                                       animate_plan,
+                                       assemble_job,
+                                       bonemap_job,
+                                       photo_alignment,
+)
+from hvg_cli.pipeline.motion import (
+                                       PoseResult,
+                                       list_motion_presets,
+                                       load_bvh,
+                                       load_motion_npz,
+                                       motion_from_source,
+                                       motion_source_kind,
+                                       pose_job,
+                                       save_bvh,
+                                       save_motion_npz,
+)
 from hvg_cli.pipeline.stages import STAGE_NAMES, compute_subject, pose_track, subject
 
 __all__ = [

@@ -32,15 +32,22 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hvg_cli.core.cache import StageCache, canonical_json, file_hash
 from hvg_cli.core.errors import BadInput, HvgError, UsageError
 from hvg_cli.core.progress import SILENT, Reporter
-from hvg_cli.core.settings import (ANIMATE_FLAGS, BONEMAP_FLAGS, POSE_FLAGS, animate_from_flags, bonemap_from_flags,
-                                   pose_from_flags)
+from hvg_cli.core.settings import (
+    ANIMATE_FLAGS,
+    BONEMAP_FLAGS,
+    POSE_FLAGS,
+    animate_from_flags,
+    bonemap_from_flags,
+    pose_from_flags,
+)
 from hvg_cli.pipeline import stages
 
 KINDS = ("animate", "bonemap", "pose")

@@ -7,11 +7,16 @@ import importlib.metadata
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hvg_cli.core.cache import StageCache
 from hvg_cli.core.errors import UsageError
 from hvg_cli.core.settings import CameraSpec, ExportFormat
 from hvg_cli.core.types import CameraGrid, CameraPath
+
+if TYPE_CHECKING:
+    from hvg_cli.backends.diffusion.weights import WeightsReport
+    from hvg_cli.cameras.describe import CameraSummary
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"  # the project's weights/ folder
 
@@ -119,9 +124,8 @@ def camera_path(spec: CameraSpec) -> CameraPath:
     from hvg_cli.cameras.schedule import orbit_flags
 
     if spec.orbit is not None:
-        kw = {k: v for k, v in dict(elevation=spec.elevation, radius=spec.radius, fov=spec.fov, width=spec.width,
-                                    height=spec.height).items() if v is not None}
-        return orbit_flags(spec.orbit, views=spec.views, **kw)
+        return orbit_flags(spec.orbit, views=spec.views, elevation=spec.elevation, radius=spec.radius, fov=spec.fov,
+                           width=spec.width, height=spec.height)
     return load_camera(spec.camera or CameraSpec.DEFAULT_CAMERA, views=spec.views, elevation=spec.elevation,
                        radius=spec.radius, fov=spec.fov, width=spec.width, height=spec.height, degrees=spec.degrees)
 
@@ -133,7 +137,7 @@ def camera_grid(spec: CameraSpec, num_frames: int, camera_mode: str = "moving") 
     return _grid(camera_path(spec), num_frames, camera_mode)
 
 
-def describe_camera_path(spec: CameraSpec):
+def describe_camera_path(spec: CameraSpec) -> CameraSummary:
     """The table of `hvg cameras show` (-> cameras.describe.CameraSummary)."""
     from hvg_cli.cameras.describe import describe_path
     from hvg_cli.cameras.presets import presets_dir, read_preset
@@ -170,17 +174,18 @@ def plot_camera_path(spec: CameraSpec, out_png: Path) -> Path:
 
 
 # --- weights ----------------------------------------------------------------------------------------------------
-def weights_check(path: Path):
+def weights_check(path: Path) -> WeightsReport:
     """`hvg weights check PATH`: files, configs, shapes, safetensors only -> WeightsReport."""
     from hvg_cli.backends.diffusion.weights import check_weights
 
     return check_weights(path)
 
 
-def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True, seed: int = 0):
+def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True,
+                 seed: int = 0) -> WeightsReport:
     """`hvg weights init --tiny | --base SVD_FOLDER --out DIR` -> WeightsReport of the new folder."""
     from hvg_cli.backends.diffusion.weights import init_from_base, init_tiny
 
     if tiny == (base is not None):
         raise UsageError("give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights")
-    return init_tiny(out, seed=seed) if tiny else init_from_base(base, out, link=link)
+    return init_tiny(out, seed=seed) if base is None else init_from_base(base, out, link=link)

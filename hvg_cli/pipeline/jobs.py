@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,14 +22,24 @@ from hvg_cli.core.atomic import atomic_copy
 from hvg_cli.core.cache import StageCache, array_hash
 from hvg_cli.core.errors import BadInput, MissingWeights
 from hvg_cli.core.progress import SILENT, Reporter
-from hvg_cli.core.settings import (AnimateSettings, Backend, BonemapSettings, CameraSpec, PoseSettings,
-                                   SubjectSettings, Timing)
+from hvg_cli.core.settings import (
+    AnimateSettings,
+    Backend,
+    BonemapSettings,
+    CameraSpec,
+    PoseSettings,
+    SubjectSettings,
+    Timing,
+)
 from hvg_cli.core.types import Alignment, CameraGrid, Motion, Skeleton, Subject
 from hvg_cli.io.outputs import check_outputs
 from hvg_cli.io.video import is_frames_folder
 from hvg_cli.pipeline import stages
 from hvg_cli.pipeline.commands import DEFAULT_WEIGHTS, camera_grid, camera_path, find_weights
 from hvg_cli.pipeline.motion import motion_from_source, motion_source_kind, place_motion, trim_motion
+
+if TYPE_CHECKING:
+    from hvg_cli.backends.diffusion import DiffusionSettings
 
 
 # --- 1-5: what every job needs ----------------------------------------------------------------------------------
@@ -292,6 +303,7 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
             if background != "transparent":
                 frames = frames[..., :3]
         else:
+            assert weights_dir is not None  # choose_backend picks diffusion only with a weights folder
             frames = _generate_diffusion(job, weights_dir, settings, cache, progress, seconds)
         seconds["generate"] = time.perf_counter() - t
         # 7. Write: one video, one per view, or the views as a grid
@@ -325,7 +337,7 @@ def _weights_key(weights_dir: Path | None) -> str | None:
     return weights_identity(weights_dir)
 
 
-def diffusion_settings(settings: AnimateSettings):
+def diffusion_settings(settings: AnimateSettings) -> DiffusionSettings:
     """The diffusion backend's settings from `hvg animate`'s."""
     from hvg_cli.backends.diffusion import DiffusionSettings
 

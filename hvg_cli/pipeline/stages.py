@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,7 +17,10 @@ from hvg_cli.core.cache import StageCache, StageKey, array_hash, file_hash
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import PoseSettings, SubjectSettings
-from hvg_cli.core.types import Motion, PoseTrack, Subject
+from hvg_cli.core.types import Motion, PoseTrack, Subject, VideoInfo
+
+if TYPE_CHECKING:
+    from hvg_cli.backends.preview.render import PreviewModel
 
 # In data-flow order. `hvg cache clear --stage NAME` accepts these names.
 VERSIONS: dict[str, int] = {
@@ -44,7 +47,7 @@ def default_max_gap(fps) -> int:
     return max(1, int(round(0.5 * float(fps))))
 
 
-def track_range(video: Path, settings: PoseSettings):
+def track_range(video: Path, settings: PoseSettings) -> tuple[VideoInfo, range]:
     """(VideoInfo, range of source frame indices) of a pose job; BadInput for an empty selection."""
     from hvg_cli.io.video import frame_range, probe_video
 
@@ -223,7 +226,7 @@ def subject(photo: Path, settings: SubjectSettings, cache: StageCache, progress:
 
 
 # --- preview backend: the subject's photo mesh ------------------------------------------------------------------
-def preview_model(subject: Subject, cache: StageCache, progress: Reporter = SILENT):
+def preview_model(subject: Subject, cache: StageCache, progress: Reporter = SILENT) -> PreviewModel:
     """The preview backend's model of the subject (photo mesh, skinning, texture, background), stage
     `preview_model`: a job that changes only the motion or the camera skips its 5-10 s build."""
     from hvg_cli.backends.preview.render import build_preview_model, load_preview_model, save_preview_model

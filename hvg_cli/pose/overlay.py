@@ -30,7 +30,7 @@ def draw_skeleton(frame: np.ndarray, joints2d: np.ndarray, max_side: int | None 
     w, h = (n // 2 * 2 for n in fit_size(W, H, max_side))  # even, for the H.264 writer
     img = Image.fromarray(frame)
     if (w, h) != (W, H):
-        img = img.resize((w, h), Image.BILINEAR)
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
     p = np.asarray(joints2d, dtype=np.float64) * np.array([w / W, h / H])  # [24, 2] px in the output
     draw = ImageDraw.Draw(img)
     width = max(2, int(round(max(w, h) / 240)))

@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hvg_cli.core.errors import MissingDependency
 from hvg_cli.core.types import PoseTrack
+
+if TYPE_CHECKING:
+    from mediapipe.python.solutions.pose import Pose
 from hvg_cli.pose.smoothing import one_euro
 from hvg_cli.pose.tracking import Candidate, choose_crop, fill_gaps, landmark_box, merge_candidates
 
@@ -75,7 +80,7 @@ def quiet_native_logs() -> Iterator[None]:
         os.close(devnull)
 
 
-def _mediapipe():
+def _mediapipe() -> ModuleType:
     import warnings
 
     # MediaPipe 0.10.14 calls a protobuf API that protobuf 4.25 deprecates, once per graph: not the user's concern
@@ -97,7 +102,7 @@ def _mediapipe():
     return mp
 
 
-def new_tracker(smooth_landmarks: bool = False):
+def new_tracker(smooth_landmarks: bool = False) -> Pose:
     """A MediaPipe Pose in tracking mode, hvg's settings. Its own smoothing is off: hvg smooths later."""
     mp = _mediapipe()
     return mp.solutions.pose.Pose(
