@@ -51,12 +51,14 @@ import functools
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from diffusers.models.attention import BasicTransformerBlock, TemporalBasicTransformerBlock
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks the
+
 # base class of a custom component (model_index.json: ["hvg_cli.backends.diffusion.views", "HVGUNet"]) up here
 from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
 from torch import nn
@@ -189,7 +191,7 @@ class HVGUNet(UNetSpatioTemporalConditionModel):
     With num_views=1 it is SVD's UNet (plus the view attention of a single view, zero when fresh).
     """
 
-    @functools.wraps(UNetSpatioTemporalConditionModel.__init__)  # same signature: from_config reads it
+    @functools.wraps(UNetSpatioTemporalConditionModel.__init__)  # type: ignore[misc]  # same signature: from_config reads it
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _add_view_attention(self)
@@ -197,7 +199,7 @@ class HVGUNet(UNetSpatioTemporalConditionModel):
         chunk_temporal_attention(self)
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
-                added_time_ids: torch.Tensor, return_dict: bool = True, num_views: int = 1):
+                added_time_ids: torch.Tensor, return_dict: bool = True, num_views: int = 1) -> Any:
         n, T = sample.shape[:2]
         if num_views < 1 or n % num_views:
             raise ValueError(f"the batch of {n} is not a multiple of num_views={num_views}")

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def push_pull_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -134,7 +138,7 @@ def angular_constants(K: np.ndarray, width: int) -> tuple[float, float, float]:
     return phi_e, slope_o, fx * math.tan(phi_e) + slope_o * (math.pi - phi_e)
 
 
-def angular_uv(q, K: np.ndarray, width: int):
+def angular_uv(q, K: np.ndarray, width: int) -> tuple[Tensor, Tensor]:
     """Photo coordinates of points or directions in the photo camera's frame, continued past its view.
 
     q: [..., 3] torch, photo-camera coordinates (x right, y down, z forward); any length
@@ -263,7 +267,7 @@ def _horizon_row(K: np.ndarray, world_to_cam: np.ndarray) -> float:
     return float(K[1, 1] * q[1] / max(q[2], 1e-6) + K[1, 2])
 
 
-def world_rays(K_out, world_to_cam_out, width: int, height: int):
+def world_rays(K_out, world_to_cam_out, width: int, height: int) -> tuple[Tensor, Tensor]:
     """Camera centres [B, 3] and world ray directions [B, H*W, 3] (float32 torch) of every pixel centre."""
     import torch
 
@@ -281,7 +285,7 @@ def world_rays(K_out, world_to_cam_out, width: int, height: int):
 SOFT_FACTOR = 4  # the soft canvas layer is computed at 1/4 of the output size per axis and upsampled
 
 
-def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int):
+def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int) -> Tensor:
     """The photo's world seen through each output camera.
 
     Fast path: the soft canvas (smooth by construction) at 1/SOFT_FACTOR of the size, upsampled; the photo
@@ -391,7 +395,7 @@ def _photo_on_planes(backdrop: Backdrop, K: np.ndarray, world_to_cam: np.ndarray
     return w, u, v
 
 
-def render_background_reference(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int, sharp: bool = True):
+def render_background_reference(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int, sharp: bool = True) -> Tensor:
     """The plain twin of `render_background`: every pixel's ray cut with the planes, projected, sampled.
 
     sharp: False leaves out the photo itself (the soft canvas only).

@@ -50,7 +50,7 @@ def _skin_frame(verts, joint_index, joint_weight, R, t, out):
 
 
 @njit(cache=True, nogil=True)
-def skin_to_camera(verts, joint_index, joint_weight, R, t):
+def skin_to_camera(verts, joint_index, joint_weight, R, t) -> np.ndarray:
     """[B, N, 3] f64 camera-space vertices; R: [B, 24, 3, 3], t: [B, 24, 3] (joint transform then world->camera)."""
     B = R.shape[0]
     out = np.empty((B, verts.shape[0], 3), np.float64)
@@ -156,7 +156,7 @@ def _zbuffer(uv, z, faces, width, height, near, best, face_out):
 
 
 @njit(cache=True, nogil=True)
-def rasterise_faces(verts, faces, K, width, height, near):
+def rasterise_faces(verts, faces, K, width, height, near) -> np.ndarray:
     """Face buffer of a batch: verts [B, N, 3] f64 camera metres, faces [F, 3], K [B, 3, 3]
     -> [B, H*W] i32 face index (-1 empty)."""
     B, N = verts.shape[0], verts.shape[1]
@@ -248,7 +248,7 @@ def _resolve(face_buf, uv, inv_z, faces, tex_uv, texture, width, height, ssaa, b
 
 
 @njit(cache=True, nogil=True)
-def render_textured_batch(verts, faces, tex_uv, texture, K, width, height, ssaa, near):
+def render_textured_batch(verts, faces, tex_uv, texture, K, width, height, ssaa, near) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rasterise and shade a batch at `ssaa` x supersampling.
 
     verts: [B, N, 3] f64 camera metres; faces: [F, 3] int; tex_uv: [N, 2] f64 texture px;
@@ -278,7 +278,7 @@ def render_textured_batch(verts, faces, tex_uv, texture, K, width, height, ssaa,
 
 
 @njit(cache=True, nogil=True)
-def sample_bilinear(texture, u, v):
+def sample_bilinear(texture, u, v) -> np.ndarray:
     """Bilinear lookup with clamped borders, as `raster.sample_bilinear_torch` (grid_sample, border padding).
 
     texture: [Ht, Wt, C] f32; u, v: [n] image coordinates (texel (i, j) centred at (j + 0.5, i + 0.5))
@@ -308,7 +308,7 @@ def sample_bilinear(texture, u, v):
 
 
 @njit(cache=True, nogil=True)
-def composite_over(colour, cover, back, out):
+def composite_over(colour, cover, back, out) -> None:
     """The person over an opaque background, to 8 bits, float32 arithmetic as the torch twin in render.py.
 
     colour: [B, H, W, 3] f32 premultiplied; cover: [B, H, W] f32; back: [B, H, W, 3] f32 (any strides)
@@ -331,7 +331,7 @@ def composite_over(colour, cover, back, out):
 
 
 @njit(cache=True, nogil=True)
-def straight_alpha(colour, cover, out):
+def straight_alpha(colour, cover, out) -> None:
     """The person alone: straight colour and coverage as alpha, to 8 bits (float32 as the torch twin).
 
     colour: [B, H, W, 3] f32 premultiplied; cover: [B, H, W] f32; out: [B, H, W, 4] uint8 (written)

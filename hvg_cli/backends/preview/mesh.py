@@ -22,8 +22,12 @@ Everything here is in the photo camera's image coordinates, pixel centres at (j 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 INFLATE_CAP = 0.12  # metres: the most half-thickness the silhouette inflation may add
 INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered regions
@@ -126,7 +130,7 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return e[counts[inv.reshape(-1)] == 1]
 
 
-def vertex_adjacency(faces: np.ndarray, n: int):
+def vertex_adjacency(faces: np.ndarray, n: int) -> sparse.csr_matrix:
     """Sparse symmetric [n, n] 0/1 matrix of mesh edges."""
     from scipy import sparse
 
@@ -166,7 +170,7 @@ def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray |
     return x
 
 
-def body_maps_at_photo(subject, width: int | None = None, height: int | None = None):
+def body_maps_at_photo(subject, width: int | None = None, height: int | None = None) -> dict[str, np.ndarray]:
     """Near and far surfaces of the subject's ellipsoid body seen by the photo camera.
 
     returns: dict of numpy arrays [H, W]: near (z, 0 empty), far, label_near, label_far (int, -1 empty)
@@ -342,7 +346,7 @@ HAND_REST = 0.04  # metres: the most a hand (or forearm) over the body stands in
 
 
 def rest_hands_on_body(A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray,
-                       body_depth: float):
+                       body_depth: float) -> tuple[np.ndarray, np.ndarray]:
     """Move hands and forearms that lie over the body back onto it, along their photo rays.
 
     The body fit places a hand on the hip or in a pocket where its landmarks say, often a hand's length in

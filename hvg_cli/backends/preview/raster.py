@@ -21,8 +21,12 @@ The renderer's fast path is compiled (numba, `kernels.py`): `rasterise_fast`, `r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 EDGE_EPS = 1e-5  # barycentric tolerance: pixels on a shared edge belong to both triangles (float32 work)
 _FACE_BITS = 31
@@ -32,12 +36,12 @@ _FACE_BITS = 31
 class Fragments:
     """What the rasteriser found (torch tensors): a dense face buffer, the rest for covered pixels only."""
 
-    face: "object"  # [B, H, W] int64 face index, -1 where empty
-    index: "object"  # (b, y, x) int64 [n] each: the covered pixels, in row-major order
-    bary: "object"  # [n, 3] perspective-correct barycentrics of the winning face
-    depth: "object"  # [n] camera z, metres
+    face: Tensor  # [B, H, W] int64 face index, -1 where empty
+    index: tuple[Tensor, Tensor, Tensor]  # (b, y, x) int64 [n] each: the covered pixels, in row-major order
+    bary: Tensor  # [n, 3] perspective-correct barycentrics of the winning face
+    depth: Tensor  # [n] camera z, metres
 
-    def dense_bary(self):
+    def dense_bary(self) -> Tensor:
         """[B, H, W, 3], 0 where empty."""
         import torch
 
@@ -45,7 +49,7 @@ class Fragments:
         out[self.index] = self.bary
         return out
 
-    def dense_depth(self):
+    def dense_depth(self) -> Tensor:
         """[B, H, W] metres, 0 where empty."""
         import torch
 
@@ -54,7 +58,7 @@ class Fragments:
         return out
 
 
-def project(verts, K):
+def project(verts, K) -> Tensor:
     """Pinhole projection.
 
     verts:   [B, N, 3] camera space, metres
@@ -258,7 +262,7 @@ def rasterise_reference(verts, faces, K, width: int, height: int, near: float = 
     return _fragments_from_faces(torch.from_numpy(face_out), torch.from_numpy(tri_uv), torch.from_numpy(tri_z))
 
 
-def sample_bilinear(texture, u, v):
+def sample_bilinear(texture, u, v) -> Tensor:
     """Bilinear texture lookup with clamped borders (compiled for float32 textures on the CPU, else torch's grid_sample).
 
     texture: [Ht, Wt, C] float tensor
@@ -276,7 +280,7 @@ def sample_bilinear(texture, u, v):
     return torch.from_numpy(out).reshape(tuple(shape) + (texture.shape[-1],))
 
 
-def sample_bilinear_torch(texture, u, v):
+def sample_bilinear_torch(texture, u, v) -> Tensor:
     """Bilinear texture lookup with clamped borders (torch's grid_sample): the twin of `sample_bilinear`.
 
     texture: [Ht, Wt, C] float tensor
@@ -295,7 +299,7 @@ def sample_bilinear_torch(texture, u, v):
     return out[0, :, 0].T.reshape(shape + (C,))  # [C, n] -> [..., C]
 
 
-def supersampled_intrinsics(K, factor: int):
+def supersampled_intrinsics(K, factor: int) -> Tensor:
     """Intrinsics of the same camera on a grid `factor` times finer (image coordinates scale exactly).
 
     K: [..., 3, 3] with pixel (x, y) centred at (x + 0.5, y + 0.5) at both resolutions.
@@ -305,7 +309,7 @@ def supersampled_intrinsics(K, factor: int):
     return K2
 
 
-def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, rasteriser=None):
+def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, rasteriser=None) -> tuple[Tensor, Tensor, Tensor]:
     """Render textured meshes, anti-aliased by supersampling.
 
     verts:   [B, N, 3] camera space, metres
@@ -374,15 +378,15 @@ def rasterise_fast(verts, faces, K, width: int, height: int, near: float = 0.01)
     Kn = _np(K, np.float64)
     f = _np(faces, np.int64)
     _check_mesh(v, f)
-    face = rasterise_faces(v, f, Kn, int(width), int(height), float(near))  # [B, H*W] int32
+    face_np = rasterise_faces(v, f, Kn, int(width), int(height), float(near))  # [B, H*W] int32
     vt = torch.from_numpy(v)
     ft = torch.from_numpy(f)
     uv = project(vt, torch.from_numpy(Kn))  # [B, N, 2]
-    face = torch.from_numpy(face).to(torch.int64).view(v.shape[0], height, width)
+    face = torch.from_numpy(face_np).to(torch.int64).view(v.shape[0], height, width)  # [B, H, W]
     return _fragments_from_faces(face, uv[:, ft], vt[:, ft, 2])
 
 
-def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, near: float = 0.01):
+def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, near: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
     """`render_textured` compiled, fused (z-buffer, then one resolve pass per output pixel; no fragment lists).
 
     verts:   [B, N, 3] camera space, metres; faces: [F, 3]; uv: [N, 2] texture px; K: [B, 3, 3] px
@@ -404,7 +408,7 @@ def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, 
     return torch.from_numpy(colour), torch.from_numpy(cover), torch.from_numpy(depth)
 
 
-def skin_to_camera(mesh, transforms, world_to_cam):
+def skin_to_camera(mesh, transforms, world_to_cam) -> np.ndarray:
     """Linear blend skinning straight into camera space (compiled; twin: `skin.pose_vertices` + world->camera).
 
     mesh:         skin.SkinnedMesh (verts [N, 3], joint_index / joint_weight [N, K])

@@ -17,11 +17,18 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.progress import SILENT
+
+from .background import Backdrop
+from .skin import SkinnedMesh
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 SSAA = 2  # supersampling factor per axis (anti-aliased edges)
 FRAME_BATCH = 2  # frames rasterised together (legacy engine)
@@ -33,11 +40,11 @@ RIM_INSET = 0.004  # fraction of the photo height: the back sheet's colours star
 class PreviewModel:
     """What the preview renders from: built once per subject."""
 
-    mesh: object  # skin.SkinnedMesh
+    mesh: SkinnedMesh
     texture: np.ndarray  # [H, 3W, 3] float32 in [0, 1]: the photo (the person's colours extended past the
     #                      mask), the same with occluding parts inpainted (for the under-layer), and the
     #                      same with the face covered by hair colour (for the back sheet)
-    backdrop: object  # background.Backdrop: the photo with the person removed, on the ground and a backdrop
+    backdrop: Backdrop  # the photo with the person removed, on the ground and a backdrop
     spacing: float  # lattice spacing in photo pixels
 
     @property
@@ -201,7 +208,7 @@ def _background_value(background):
 
 
 def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, width: int, height: int, ssaa: int = SSAA,
-                  engine: str = "fast"):
+                  engine: str = "fast") -> tuple[Tensor, Tensor, Tensor]:
     """Render the posed person for a batch of (pose, camera) pairs.
 
     poses: [B, 24, 3]; trans: [B, 3]; K: [B, 3, 3]; world_to_cam: [B, 4, 4]
@@ -225,15 +232,15 @@ def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, w
         raise ValueError(f"unknown preview engine {engine!r} (fast | legacy)")
     v = pose_vertices(model.mesh, A)  # [B, N, 3] world
     w2c = torch.as_tensor(np.asarray(world_to_cam), dtype=torch.float64)
-    vc = torch.einsum("bij,bnj->bni", w2c[:, :3, :3], v) + w2c[:, None, :3, 3]  # [B, N, 3] camera
+    vc_t = torch.einsum("bij,bnj->bni", w2c[:, :3, :3], v) + w2c[:, None, :3, 3]  # [B, N, 3] camera
     tex = torch.from_numpy(model.texture)
-    colour, cov, depth = render_textured(vc, torch.from_numpy(model.mesh.faces), torch.from_numpy(model.mesh.uv), tex,
+    colour, cov, depth = render_textured(vc_t, torch.from_numpy(model.mesh.faces), torch.from_numpy(model.mesh.uv), tex,
                                          torch.as_tensor(np.asarray(K), dtype=torch.float64), width, height, ssaa=ssaa)
     return colour, cov.to(torch.float32), depth
 
 
 def render_preview(subject, poses, trans, grid, background="photo", progress=SILENT, model: PreviewModel | None = None,
-                   engine: str = "fast"):
+                   engine: str = "fast") -> np.ndarray:
     """Render the subject performing `poses` through every camera of `grid`.
 
     subject:    core Subject (photo, mask, skeleton, photo pose and camera)
@@ -407,14 +414,14 @@ def _render_legacy(model, subject, poses, trans, grid, bg, progress):
                     rgba = torch.cat([straight, cov[..., None]], -1)
                 else:
                     if isinstance(bg, str):  # photo: same camera -> same background (no flicker, no recompute)
-                        back = []
-                        for i, t in enumerate(ts):
+                        frames_back = []
+                        for t in ts:
                             key = grid.K[v, t].tobytes() + grid.world_to_cam[v, t].tobytes()
                             if key not in bg_cache:
                                 bg_cache.clear()
                                 bg_cache[key] = render_background(model.backdrop, grid.K[v, t][None], grid.world_to_cam[v, t][None], W, H)[0].numpy()
-                            back.append(bg_cache[key])
-                        back = torch.from_numpy(np.stack(back))
+                            frames_back.append(bg_cache[key])
+                        back = torch.from_numpy(np.stack(frames_back))
                     else:
                         back = torch.from_numpy(np.broadcast_to(bg, (len(ts), H, W, 3)).copy())
                     rgb = colour + (1 - cov[..., None]) * back

@@ -14,8 +14,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # parts that may stay joined across the legs' midline (a skirt or dress covers both thighs)
 _LEG_TOP = ("pelvis", "left_hip", "right_hip", "left_thigh", "right_thigh")
@@ -57,7 +61,7 @@ def part_adjacency() -> np.ndarray:
     return adj
 
 
-def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, covered: np.ndarray, depth: np.ndarray):
+def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, covered: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Separate triangles that span parts which are not neighbours in the body.
 
     verts: [N, 3]; faces: [F, 3]; labels: [N] part (filled where the body does not cover);
@@ -66,17 +70,17 @@ def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, cover
     returns: (faces' [F, 3], source [N'] index of the original vertex of each vertex, labels' [N'])
     """
     adj = part_adjacency()
-    l = labels[faces]  # [F, 3]
+    lab = labels[faces]  # [F, 3]
     bad = np.zeros(len(faces), bool)
     for a, b in ((0, 1), (1, 2), (2, 0)):
-        bad |= ~adj[l[:, a], l[:, b]]
+        bad |= ~adj[lab[:, a], lab[:, b]]
     src = list(range(len(verts)))
     new_labels = list(labels)
     faces = faces.copy()
     if bad.any():
         fb = faces[bad]  # [B, 3]
         dz = depth[fb] - 1.0 * covered[fb]  # covered vertices first, then the nearest
-        owner = l[bad][np.arange(len(fb)), np.argmin(dz, axis=1)]  # [B] the part in front
+        owner = lab[bad][np.arange(len(fb)), np.argmin(dz, axis=1)]  # [B] the part in front
         copies: dict[tuple[int, int], int] = {}
         for r in range(len(fb)):
             for k in range(3):
@@ -93,7 +97,7 @@ def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, cover
     return faces, np.asarray(src), np.asarray(new_labels)
 
 
-def skin_weights(faces: np.ndarray, labels: np.ndarray, n: int, iterations: int, k: int = TOP_K):
+def skin_weights(faces: np.ndarray, labels: np.ndarray, n: int, iterations: int, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
     """One-hot joint weights by part, diffused over mesh edges, top-k kept.
 
     returns: (joint_index [n, k] int, joint_weight [n, k] float, rows summing to 1)
@@ -158,7 +162,7 @@ def joint_transforms(poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: 
     return np.concatenate([R, t[..., None]], -1)
 
 
-def pose_vertices(mesh: SkinnedMesh, transforms):
+def pose_vertices(mesh: SkinnedMesh, transforms) -> Tensor:
     """Linear blend skinning.
 
     transforms: [T, 24, 3, 4] (numpy or torch)
