@@ -187,14 +187,20 @@ def _weights_facts(weights_dir: str | os.PathLike | None) -> dict:
     return {"block_out_channels": cfg["block_out_channels"], "params": params}
 
 
-def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2) -> dict:
+def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2,
+                    unet_channels: list[int] | tuple[int, ...] | None = None, params: dict | None = None) -> dict:
     """Rough peak memory of one tile evaluation, in bytes (an estimate, not a measurement).
 
-    weights: every component resident at `dtype_bytes` per parameter;
+    weights: every component resident at `dtype_bytes` per parameter (`params` overrides the counts read
+    from `weights_dir`, e.g. {} once the weights are loaded and already counted as used memory);
     activations: CFG batch 2 × tile frames × Σ_levels C_l × h_l × w_l, times ~16 live tensors per
     level (resnets, attention projections, skip connections), attention via memory-efficient kernels.
     """
-    facts = _weights_facts(weights_dir)
+    facts = dict(_weights_facts(weights_dir))
+    if unet_channels is not None:
+        facts["block_out_channels"] = list(unet_channels)
+    if params is not None:
+        facts["params"] = params
     f = plan.max_tile_frames
     h, w = plan.latent_height, plan.latent_width
     per_frame = sum(c * max(1, h >> i) * max(1, w >> i) for i, c in enumerate(facts["block_out_channels"]))
@@ -203,3 +209,62 @@ def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = 
     grid = plan.views * plan.frames * 4 * h * w * 4 * 3  # latents, noise, fused prediction (fp32)
     return {"weights_bytes": int(weights), "tile_activation_bytes": int(activations), "grid_bytes": int(grid),
             "total_bytes": int(weights + activations + grid), "tile_frames": f}
+
+
+# ---------------------------------------------------------------------------------------------
+# pose features: kept on the device for the whole job, or recomputed per tile
+# ---------------------------------------------------------------------------------------------
+POSE_FEATURE_SHARE = 0.5  # the features may take at most this share of the memory left after the estimate
+
+
+def pose_feature_channels(config: dict | None) -> int:
+    """Channels of the pose encoder's trunk output for its config.json (PoseEncoder.feature_channels)."""
+    config = config or {}
+    boc = list(config.get("block_out_channels", (16, 32, 64, 128)))
+    stages = int(round(math.log2(config.get("downscale", 8))))
+    chans = boc[: stages + 1]
+    return (chans + [chans[-1]] * (stages + 1 - len(chans)))[-1]
+
+
+def pose_feature_policy(plan: SamplingPlan, feature_channels: int, dtype_bytes: int, setting: str = "auto",
+                        free_bytes: int | None = None, other_bytes: int = 0) -> dict:
+    """Keep the pose features of every (view, frame) on the device, or recompute them per tile?
+
+    The features take V × T × C_f × h × w × dtype_bytes. setting "keep" / "recompute" decide outright;
+    "auto" keeps them when they fit in POSE_FEATURE_SHARE of the device memory left once `other_bytes`
+    (the memory estimate of weights, tile and grid) is taken from `free_bytes`; with the free memory
+    unknown (None), it keeps them.
+    returns {"keep": bool, "feature_bytes": int, "budget_bytes": int | None, "reason": str}
+    """
+    need = plan.views * plan.frames * feature_channels * plan.latent_height * plan.latent_width * dtype_bytes
+    mb = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
+    if setting in ("keep", "recompute"):
+        return {"keep": setting == "keep", "feature_bytes": need, "budget_bytes": None,
+                "reason": f"asked for ({setting}); features {mb(need)}"}
+    if free_bytes is None:
+        return {"keep": True, "feature_bytes": need, "budget_bytes": None,
+                "reason": f"device memory unknown; features {mb(need)}"}
+    budget = max(0, int((free_bytes - other_bytes) * POSE_FEATURE_SHARE))
+    keep = need <= budget
+    return {"keep": keep, "feature_bytes": need, "budget_bytes": budget,
+            "reason": f"features {mb(need)} {'fit in' if keep else 'exceed'} the budget of {mb(budget)}"}
+
+
+def device_free_bytes(device: str) -> int | None:
+    """Free memory of a device in bytes: CUDA from the driver, the CPU from /proc/meminfo (MemAvailable);
+    None where unknown (MPS, no /proc). Imports torch only for CUDA."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        index = torch.device(device).index
+        return int(torch.cuda.mem_get_info(index if index is not None else torch.cuda.current_device())[0])
+    if device == "cpu":
+        try:
+            for line in open("/proc/meminfo"):
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
