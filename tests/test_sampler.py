@@ -300,3 +300,13 @@ def test_weights_identity_and_fingerprint_follow_contents(tmp_path, monkeypatch)
     # the fingerprint also follows every sampling setting
     assert job_fingerprint(tmp_path / "w", photo, maps, grid, s.with_(fps=30.0)) != \
         job_fingerprint(tmp_path / "w", photo, maps, grid, s)
+
+
+def test_untrained_pose_control_is_recognised_from_hvg_json():
+    from hvg_cli.backends.diffusion import pose_control_untrained
+
+    assert pose_control_untrained({"base": "/svd", "untrained": False})  # `weights init --base` before the key
+    assert pose_control_untrained({"pose_control_trained": False, "base": "/svd"})
+    assert not pose_control_untrained({"pose_control_trained": True, "base": "/svd"})  # after `hvg train`
+    assert not pose_control_untrained({"untrained": True, "base": None})  # tiny: warned about as a whole
+    assert not pose_control_untrained({})

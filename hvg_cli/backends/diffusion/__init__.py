@@ -24,8 +24,8 @@ from hvg_cli.backends.diffusion.weights import check_weights, init_from_base, in
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid
 
-__all__ = ["DiffusionSettings", "generate", "dry_run", "job_fingerprint", "check_weights", "init_tiny",
-           "init_from_base"]
+__all__ = ["DiffusionSettings", "generate", "dry_run", "job_fingerprint", "weights_identity",
+           "pose_control_untrained", "check_weights", "init_tiny", "init_from_base"]
 
 
 def weights_identity(weights_dir: str | os.PathLike) -> str:
@@ -45,6 +45,14 @@ def weights_identity(weights_dir: str | os.PathLike) -> str:
             h.update(p.relative_to(root).as_posix().encode() + b"\0")
             h.update(file_hash(p).encode() + b"\n")
     return h.hexdigest()
+
+
+def pose_control_untrained(meta: dict) -> bool:
+    """Whether a folder's hvg.json says its pose control was never trained: "pose_control_trained": false, or,
+    in folders written before that key, a base model with a fresh encoder (`weights init --base`)."""
+    if "pose_control_trained" in meta:
+        return not meta["pose_control_trained"]
+    return bool(meta.get("base")) and not meta.get("untrained", False)
 
 
 def job_fingerprint(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid,
@@ -76,8 +84,12 @@ def generate(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, s
 
     pipe = load_pipeline(weights_dir, settings.device, settings.dtype, settings.offload)
     meta_path = Path(weights_dir) / "hvg.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("untrained"):
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("untrained"):
         progress.note(f"{weights_dir} holds UNTRAINED weights: the video will be meaningless")
+    elif pose_control_untrained(meta):
+        progress.note(f"{weights_dir}: pose control has never been trained (a fresh pose encoder on the base "
+                      "model): the motion and the camera are ignored until it is trained (`hvg train`)")
     # the fingerprint hashes every bone map: only worth it when there is a saved state to check
     fp = job_fingerprint(weights_dir, photo, maps, grid, settings) if cache_dir is not None else ""
     out = pipe(photo, maps, grid, settings, state_dir=cache_dir, fingerprint=fp, output_type="latent",
@@ -109,7 +121,7 @@ def dry_run(views: int, frames: int, width: int, height: int, settings: Diffusio
     plan = make_plan(views, frames, h, w, settings, closed=closed)
     dtype_bytes = 4 if settings.dtype == "fp32" else 2
     out = plan.summary()
-    out["memory_estimate"] = memory_estimate(plan, weights_dir, dtype_bytes)
+    out["memory_estimate"] = memory_estimate(plan, weights_dir, dtype_bytes, offload=settings.offload)
     free = None
     if settings.pose_residuals == "auto":
         free = device_free_bytes(_dry_run_device(settings.device))

@@ -153,7 +153,7 @@ class HVGPipeline(DiffusionPipeline):
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     # -----------------------------------------------------------------------------------------
-    # Step 2 of __call__. Reference photo: CLIP embedding and VAE latent, as SVD computes them
+    # Step 3 of __call__. Reference photo: CLIP embedding and VAE latent, as SVD computes them
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_reference(self, photo: np.ndarray, aug_noise: torch.Tensor, settings: DiffusionSettings) -> Reference:
@@ -191,7 +191,7 @@ class HVGPipeline(DiffusionPipeline):
         return Reference(emb, lat, time_ids)
 
     # -----------------------------------------------------------------------------------------
-    # Step 4 of __call__ (sampler.sample calls it per tile). One tile: views × frames along the UNet's
+    # Step 6 of __call__ (sampler.sample calls it per tile). One tile: views × frames along the UNet's
     # frame axis (view-major)
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -221,7 +221,7 @@ class HVGPipeline(DiffusionPipeline):
         return pred[0]  # [F, 4, h, w]
 
     # -----------------------------------------------------------------------------------------
-    # Step 6 of __call__. Decoding, chunked along time per view
+    # Step 7 of __call__. Decoding, chunked along time per view
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int, output_type: str = "uint8"):

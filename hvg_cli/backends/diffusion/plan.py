@@ -188,13 +188,16 @@ def _weights_facts(weights_dir: str | os.PathLike | None) -> dict:
 
 
 def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2,
-                    unet_channels: list[int] | tuple[int, ...] | None = None, params: dict | None = None) -> dict:
+                    unet_channels: list[int] | tuple[int, ...] | None = None, params: dict | None = None,
+                    offload: bool = False) -> dict:
     """Rough peak memory of one tile evaluation, in bytes (an estimate, not a measurement).
 
     weights: every component resident at `dtype_bytes` per parameter (`params` overrides the counts read
     from `weights_dir`, e.g. {} once the weights are loaded and already counted as used memory);
     activations: CFG batch 2 × tile frames × Σ_levels C_l × h_l × w_l, times ~16 live tensors per
     level (resnets, attention projections, skip connections), attention via memory-efficient kernels.
+    offload (diffusers' model CPU offload): while the UNet runs, the image encoder is back on the CPU; the
+    UNet, the pose encoder and the VAE (used last to encode the photo) are resident.
     """
     facts = dict(_weights_facts(weights_dir))
     if unet_channels is not None:
@@ -205,7 +208,8 @@ def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = 
     h, w = plan.latent_height, plan.latent_width
     per_frame = sum(c * max(1, h >> i) * max(1, w >> i) for i, c in enumerate(facts["block_out_channels"]))
     activations = 2 * f * per_frame * dtype_bytes * 16
-    weights = sum(facts["params"].values()) * dtype_bytes
+    resident = {k: v for k, v in facts["params"].items() if not (offload and k == "image_encoder")}
+    weights = sum(resident.values()) * dtype_bytes
     grid = plan.views * plan.frames * 4 * h * w * 4 * 3  # latents, noise, fused prediction (fp32)
     return {"weights_bytes": int(weights), "tile_activation_bytes": int(activations), "grid_bytes": int(grid),
             "total_bytes": int(weights + activations + grid), "tile_frames": f}
