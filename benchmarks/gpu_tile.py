@@ -247,7 +247,7 @@ def job_seconds(pipe, clock: Clock, views: int, frames: int, height: int, width:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random model on the CPU (smoke check)")
-    ap.add_argument("--sizes", nargs="+", default=None, help="HxW, default 576x1024 512x512 (tiny: 32x32 32x64)")
+    ap.add_argument("--sizes", nargs="+", default=None, help="HxW, default 576x1024 512x512 (tiny: 32x32)")
     ap.add_argument("--tiles", nargs="+", default=["1x14", "1x25", "2x8", "4x8"], help="views x frames")
     ap.add_argument("--dtypes", nargs="+", default=None, help="default fp16 bf16 (tiny: fp32)")
     ap.add_argument("--offload", nargs="+", default=None, choices=["off", "on"], help="default off on (tiny: off)")
@@ -267,7 +267,7 @@ def main() -> None:
         torch.set_num_threads(1)
     device = a.device or ("cuda" if torch.cuda.is_available() and not a.tiny else "cpu")
     repeats = a.repeats or (1 if a.tiny else 3)
-    sizes = [tuple(int(n) for n in s.split("x")) for s in (a.sizes or (["32x32", "32x64"] if a.tiny else
+    sizes = [tuple(int(n) for n in s.split("x")) for s in (a.sizes or (["32x32"] if a.tiny else
                                                                        ["576x1024", "512x512"]))]
     tiles = [tuple(int(n) for n in s.split("x")) for s in a.tiles]
     dtypes = a.dtypes or (["fp32"] if a.tiny else ["fp16", "bf16"])

@@ -63,7 +63,8 @@ def child(frames: int, size: int, steps: int, mode: str) -> dict:
     th = threading.Thread(target=poll, daemon=True)
     th.start()
     t0 = time.perf_counter()
-    frames_out = pipe(photo, maps, grid, settings, output_type="np")
+    latents = pipe(photo, maps, grid, settings, output_type="latent").frames  # as backends.diffusion.generate
+    frames_out = pipe.decode(latents, settings.decode_chunk, "uint8")  # [V, T, H, W, 3] uint8
     seconds = time.perf_counter() - t0
     stop.set()
     th.join()
