@@ -56,7 +56,8 @@ def render_worker(args) -> int:
 
     settings = _settings(args)
     cache = StageCache(Path(args.cache))
-    job = pipeline.prepare_job(Path(args.photo), args.motion, settings.camera, settings.mode, settings.render, cache)
+    job = pipeline.assemble_job(Path(args.photo), args.motion, settings.camera, settings.camera_mode, settings.timing,
+                                 settings.align, settings.body_model, cache)
     model = pipeline.preview_model_stage(job.subject, cache)
     g = job.grid
     # 1. Start-up: the first frame alone (numba loads its compiled kernels from the cache, or compiles them)
@@ -125,7 +126,8 @@ def main() -> int:
             print(f"cached re-run: {again_s:.2f} s (cached={again.cached}) vs first run {first_s:.2f} s "
                   f"-> {again_s / first_s * 100:.1f}% of the first run")
         else:  # the motion, subject and photo mesh into the cache for the workers
-            job = pipeline.prepare_job(Path(args.photo), args.motion, settings.camera, settings.mode, settings.render, cache)
+            job = pipeline.assemble_job(Path(args.photo), args.motion, settings.camera, settings.camera_mode, settings.timing,
+                                 settings.align, settings.body_model, cache)
             pipeline.preview_model_stage(job.subject, cache)
         # 2. The renderer alone, new and old, each in a fresh process (its own peak memory)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--photo", args.photo, "--motion", args.motion,

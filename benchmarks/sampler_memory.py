@@ -48,7 +48,7 @@ def child(frames: int, size: int, steps: int, mode: str) -> dict:
     td.H = td.W = size
     photo, maps, grid = td.synthetic_job(1, frames)
     pipe = td.tiny_pipe()
-    settings = DiffusionSettings(steps=steps, guidance_max=2.5, mode=mode, decode_chunk=8, **TILES)
+    settings = DiffusionSettings(steps=steps, guidance_max=2.5, sampling=mode, decode_chunk=8, **TILES)
     plan = pipe.plan(maps, grid, settings)
 
     base = rss_mb()
@@ -63,7 +63,8 @@ def child(frames: int, size: int, steps: int, mode: str) -> dict:
     th = threading.Thread(target=poll, daemon=True)
     th.start()
     t0 = time.perf_counter()
-    frames_out = pipe(photo, maps, grid, settings, output_type="np")
+    latents = pipe(photo, maps, grid, settings, output_type="latent").frames  # as backends.diffusion.generate
+    frames_out = pipe.decode(latents, settings.decode_chunk, "uint8")  # [V, T, H, W, 3] uint8
     seconds = time.perf_counter() - t0
     stop.set()
     th.join()
@@ -110,7 +111,7 @@ def main() -> None:
     print()
     print("UNet evaluations of the same job, progressive vs one-pass (25 steps, 4 views closed, 512 px, defaults):")
     for n in a.frames:
-        counts = {m: make_plan(4, n, 64, 64, DiffusionSettings(mode=m), closed=True).tile_evaluations
+        counts = {m: make_plan(4, n, 64, 64, DiffusionSettings(sampling=m), closed=True).tile_evaluations
                   for m in ("progressive", "onepass")}
         print(f"  {n:4d} frames: progressive {counts['progressive']:5d}  one-pass {counts['onepass']:5d}")
 

@@ -16,6 +16,14 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_default_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Nothing a test runs writes into the user's ~/.cache/hvg (the file-hash memo included)."""
+    import os
+
+    os.environ.setdefault("HVG_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
+
+
 @pytest.fixture()
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh stage cache for the test, also set as $HVG_CACHE_DIR for CLI runs."""

@@ -19,7 +19,7 @@ from hvg_cli.core.errors import BadInput, MissingWeights  # noqa: E402
 from hvg_cli.core.types import BoneMaps, CameraGrid  # noqa: E402
 
 H = W = 32
-FAST = dict(steps=2, guidance_min=1.0, guidance_max=2.5)
+FAST = dict(steps=2, guidance_min=1.0, guidance_max=2.5, guidance_ramp="svd")  # SVD's ramp: comparable with SVD
 
 
 @pytest.fixture(autouse=True)
@@ -96,12 +96,12 @@ def test_matches_diffusers_svd_with_one_tile_and_zero_encoder():
     pipe = tiny_pipe()
     assert float(pipe.pose_encoder.conv_out.weight.detach().abs().sum()) == 0.0  # zero-initialised
     for mode in ("full", "onepass"):
-        ours = pipe(photo, maps, grid, DiffusionSettings(mode=mode, **FAST), output_type="pt")[0]  # [T, 3, H, W]
+        ours = pipe(photo, maps, grid, DiffusionSettings(sampling=mode, **FAST), output_type="pt").frames[0]  # [T, 3, H, W]
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
     # the pose pathway is live: a non-zero encoder output changes the frames
     torch.manual_seed(1)
     torch.nn.init.normal_(pipe.pose_encoder.conv_out.weight, std=0.5)
-    posed = pipe(photo, maps, grid, DiffusionSettings(mode="full", **FAST), output_type="pt")[0]
+    posed = pipe(photo, maps, grid, DiffusionSettings(sampling="full", **FAST), output_type="pt").frames[0]
     assert float((posed - ref).abs().max()) > 1e-3
 
 
@@ -109,10 +109,10 @@ def test_one_tile_grid_identical_tiled_and_untiled():
     photo, maps, grid = synthetic_job(2, 3)
     pipe = tiny_pipe()
     s = DiffusionSettings(tile_views=2, tile_frames=4, overlap_views=1, overlap_frames=1, **FAST)
-    plan = pipe.plan(maps, grid, s.with_(mode="onepass"))
+    plan = pipe.plan(maps, grid, s.with_(sampling="onepass"))
     assert plan.tile_evaluations == 2 and plan.max_tile_frames == 6  # one 2×3 tile per step
-    full = pipe(photo, maps, grid, s.with_(mode="full"), output_type="latent")
-    tiled = pipe(photo, maps, grid, s.with_(mode="onepass"), output_type="latent")
+    full = pipe(photo, maps, grid, s.with_(sampling="full"), output_type="latent").frames
+    tiled = pipe(photo, maps, grid, s.with_(sampling="onepass"), output_type="latent").frames
     assert full.shape == (2, 3, 4, H // 2, W // 2)
     assert torch.equal(full, tiled)
 
@@ -131,7 +131,7 @@ def test_windows_cover_and_wrap():
 
 @pytest.mark.parametrize("mode", ["onepass", "progressive"])
 def test_blend_weights_cover_every_latent_and_sum_to_one(mode):
-    s = DiffusionSettings(mode=mode, tile_views=2, tile_frames=8, overlap_views=1, overlap_frames=3, anchor_stride=4)
+    s = DiffusionSettings(sampling=mode, tile_views=2, tile_frames=8, overlap_views=1, overlap_frames=3, anchor_stride=4)
     plan = make_plan(5, 23, 8, 8, s, closed=True)
     for stage in plan.stages:
         total = weight_sum(stage, 5)
@@ -203,20 +203,17 @@ def test_conditioning_fast_path_matches_plain_twin():
 # ---------------------------------------------------------------------------------------------
 # resume and anchors
 # ---------------------------------------------------------------------------------------------
-class Stop(Exception):
-    pass
-
-
 def test_resume_after_interruption_gives_identical_frames(tmp_path):
     from hvg_cli.backends.diffusion.sampler import STATE_FILE, load_state
+    from hvg_cli.core.progress import SilentReporter
 
     photo, maps, grid = synthetic_job(2, 5)
     pipe = tiny_pipe()
-    s = DiffusionSettings(mode="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1,
+    s = DiffusionSettings(sampling="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1,
                           anchor_stride=2, **FAST)
     assert [st.name for st in pipe.plan(maps, grid, s).stages] == ["anchors", "dense"]
 
-    whole = pipe(photo, maps, grid, s, state_dir=tmp_path / "a", fingerprint="job", output_type="np")
+    whole = pipe(photo, maps, grid, s, state_dir=tmp_path / "a", fingerprint="job", output_type="np").frames
     state = load_state(tmp_path / "a", "job")
     assert state["stage"] == 2  # finished
     anchors = anchor_frames(5, 2)
@@ -225,23 +222,31 @@ def test_resume_after_interruption_gives_identical_frames(tmp_path):
 
     seen: list[tuple[str, int]] = []
 
-    def stop_at(stage: str, step: int):
-        def cb(name, i, n):
-            seen.append((name, i))
-            if (name, i) == (stage, step):
-                raise Stop
+    def stop_at(stage: str, step: int):  # a diffusers-style callback that stops the run (pipe._interrupt)
+        def cb(p, i, t, tensors):
+            seen.append((p.stage, i))
+            assert tensors["latents"].shape[:2] == (2, 3 if p.stage == "anchors" else 5)
+            if (p.stage, i) == (stage, step):
+                p._interrupt = True
+            return {}
 
         return cb
 
     b = tmp_path / "b"
-    with pytest.raises(Stop):
-        pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback=stop_at("anchors", 0))
-    with pytest.raises(Stop):
-        pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback=stop_at("dense", 0))
-    resumed = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback=stop_at("never", -1))
+    out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("anchors", 0))
+    assert out.interrupted and out.frame_times == anchors and out.frames.shape[:2] == (2, 3)
+    report = SilentReporter()
+    out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("dense", 0),
+               progress=report)
+    assert out.interrupted and out.frame_times == tuple(range(5))
+    assert any("resuming from saved state: anchors stage, step 2 of 2" in n for n in report.notes), report.notes
+    out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("never", -1),
+               output_type="np")
+    resumed = out.frames
+    assert not out.interrupted
     assert seen == [("anchors", 0), ("anchors", 1), ("dense", 0), ("dense", 1)]  # no step ran twice
     assert (b / STATE_FILE).exists() and not list(b.glob("*.tmp"))
-    assert resumed.shape == (2, 5, H, W, 3) and resumed.dtype == np.uint8
+    assert resumed.shape == (2, 5, H, W, 3) and resumed.dtype == np.float32
     np.testing.assert_array_equal(resumed, whole)
 
 
@@ -255,8 +260,8 @@ def test_save_load_round_trip(tmp_path):
     pipe = tiny_pipe()
     torch.manual_seed(2)
     torch.nn.init.normal_(pipe.pose_encoder.conv_out.weight, std=0.5)  # so a fresh encoder would differ
-    s = DiffusionSettings(mode="full", **FAST)
-    before = pipe(photo, maps, grid, s, output_type="pt")  # [1, 2, 3, H, W] in [0, 1]
+    s = DiffusionSettings(sampling="full", **FAST)
+    before = pipe(photo, maps, grid, s, output_type="pt").frames  # [1, 2, 3, H, W] in [0, 1]
     pipe.save_pretrained(tmp_path / "w", safe_serialization=True)
     files = [p.name for p in (tmp_path / "w").rglob("*") if p.is_file()]
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl"))]
@@ -265,7 +270,7 @@ def test_save_load_round_trip(tmp_path):
     for name in ("unet", "vae", "image_encoder", "pose_encoder"):
         a, b = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    after = loaded(photo, maps, grid, s, output_type="pt")
+    after = loaded(photo, maps, grid, s, output_type="pt").frames
     # transformers' loaded CLIP differs from the fresh one by ~1e-7 (its kernels, same weights): not bit-exact
     torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
 
@@ -321,7 +326,7 @@ def test_init_from_local_svd_folder_behaves_like_svd(tmp_path):
     pipe = load_pipeline(tmp_path / "hvg", device="cpu")
     assert float(pipe.pose_encoder.conv_out.weight.detach().abs().sum()) == 0.0
     photo, maps, grid = synthetic_job(1, 2)
-    ours = pipe(photo, maps, grid, DiffusionSettings(mode="full", **FAST), output_type="pt")[0]
+    ours = pipe(photo, maps, grid, DiffusionSettings(sampling="full", **FAST), output_type="pt").frames[0]
     # loaded (not fresh) CLIP: ~1e-7 kernel noise upstream, see test_save_load_round_trip
     torch.testing.assert_close(ours, svd_frames(photo, 2)[0], rtol=0, atol=1e-4)
 

@@ -182,7 +182,7 @@ def test_animate_dry_run_plans_without_weights(tmp_path: Path, cache_dir: Path) 
              "--frames", "48", "--tile-views", "2", "--tile-frames", "8", "--dry-run", "--json", cache=cache_dir)
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
-    assert (plan["views"], plan["frames"], plan["closed"], plan["mode"]) == (4, 48, True, "progressive")
+    assert (plan["views"], plan["frames"], plan["closed"], plan["sampling"]) == (4, 48, True, "progressive")
     assert plan["max_tile_frames"] == 16  # 2 views × 8 frames along the UNet's frame axis
     assert plan["tile_evaluations"] > 0 and plan["compare"]["onepass"] > 0
     r2 = _hvg("animate", tmp_path / "not-read.jpg", "--motion", "wave", "--orbit", "360", "--views", "4", "--grid",

@@ -31,3 +31,24 @@ def test_every_sampling_setting_is_in_the_render_key(data_dir: Path, tmp_path: P
     for extra in (["--sampling", "onepass"], ["--tile-frames", "2"], ["--anchor-stride", "2"]):
         again = _animate(data_dir, tmp_path / "w", tmp_path / "c.mp4", cache, *extra)
         assert not again["cached"], f"{extra} came from the cache"
+
+
+def test_weights_resaved_with_the_same_shapes_render_anew(data_dir: Path, tmp_path: Path) -> None:
+    """Fine-tuning re-saves weights with the same shapes and file sizes: the render key follows their contents."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    init_tiny(tmp_path / "w")
+    cache = tmp_path / "cache"
+    assert not _animate(data_dir, tmp_path / "w", tmp_path / "a.mp4", cache)["cached"]
+    f = next((tmp_path / "w" / "pose_encoder").glob("*.safetensors"))
+    size = f.stat().st_size
+    tensors = load_file(f)
+    with safe_open(f, "pt") as g:
+        meta = g.metadata()
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[name] = tensors[name] + 0.01 * torch.ones_like(tensors[name])  # "one more training step"
+    save_file(tensors, f, metadata=meta)
+    assert f.stat().st_size == size
+    assert not _animate(data_dir, tmp_path / "w", tmp_path / "b.mp4", cache)["cached"]

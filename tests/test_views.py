@@ -191,7 +191,7 @@ def test_every_view_equals_svd_on_that_view_alone():
     gen = torch.Generator("cpu").manual_seed(seed)
     torch.randn((1, 3, H, W), generator=gen)
     noise = torch.randn((V, T_, 4, H // 2, W // 2), generator=gen)  # [V, T, 4, h, w]
-    full = pipe(photo, maps, grid, DiffusionSettings(mode="full", seed=seed, **FAST), output_type="latent")
+    full = pipe(photo, maps, grid, DiffusionSettings(sampling="full", seed=seed, **FAST), output_type="latent", return_dict=False)
     # SVD with the 3 views as 3 independent videos in one batch: the UNet sees the very same batch
     # (uncond views, cond views) as HVG's folded tile, so this is bit-exact
     assert torch.equal(full, svd_latents(photo, noise, seed))
@@ -199,12 +199,12 @@ def test_every_view_equals_svd_on_that_view_alone():
     # two steps through the random UNet); a leak would be thousands of times larger (see below)
     alone = torch.cat([svd_latents(photo, noise[v : v + 1], seed) for v in range(V)])  # [V, T, 4, h, w]
     torch.testing.assert_close(full, alone, rtol=0, atol=5e-4)
-    tiled = pipe(photo, maps, grid, DiffusionSettings(mode="onepass", tile_views=2, overlap_views=1, tile_frames=2,
-                                                      overlap_frames=1, seed=seed, **FAST), output_type="latent")
+    tiled = pipe(photo, maps, grid, DiffusionSettings(sampling="onepass", tile_views=2, overlap_views=1, tile_frames=2,
+                                                      overlap_frames=1, seed=seed, **FAST), output_type="latent", return_dict=False)
     torch.testing.assert_close(tiled, alone, rtol=0, atol=5e-4)
     # with view attention switched on, the same job comes out different (so the comparison can fail)
     perturb_view_attention(pipe.unet, std=0.2)
-    mixed = pipe(photo, maps, grid, DiffusionSettings(mode="full", seed=seed, **FAST), output_type="latent")
+    mixed = pipe(photo, maps, grid, DiffusionSettings(sampling="full", seed=seed, **FAST), output_type="latent", return_dict=False)
     assert float((mixed - alone).abs().max()) > 0.05
 
 
@@ -262,9 +262,9 @@ def test_folder_without_view_attention_loads_as_zero_and_partial_is_refused(tmp_
     a, b = view_attention_state_dict(fresh.unet), view_attention_state_dict(old.unet)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # = what init writes: output zero
     photo, maps, grid = synthetic_job(2, 2)
-    s = DiffusionSettings(mode="full", **FAST)
-    torch.testing.assert_close(old(photo, maps, grid, s, output_type="latent"),
-                               fresh(photo, maps, grid, s, output_type="latent"), rtol=0, atol=1e-4)
+    s = DiffusionSettings(sampling="full", **FAST)
+    torch.testing.assert_close(old(photo, maps, grid, s, output_type="latent", return_dict=False),
+                               fresh(photo, maps, grid, s, output_type="latent", return_dict=False), rtol=0, atol=1e-4)
 
     # part of the view attention missing: refused, naming `hvg weights init`, by check and by load
     dropped = sorted(k for k in sd if "view_attn" in k)[0]

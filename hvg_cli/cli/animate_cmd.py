@@ -20,7 +20,7 @@ from hvg_cli.cli.common import (
     maps_errors,
 )
 from hvg_cli.core.cache import StageCache
-from hvg_cli.core.settings import Backend, Dtype, Sampling, animate_from_flags
+from hvg_cli.core.settings import Backend, Dtype, GuidanceRamp, Sampling, animate_from_flags
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed: a run is reproducible from it.")] = 0,
         steps: Annotated[int, typer.Option("--steps", min=1, help="Denoising steps (diffusion backend).")] = 25,
         guidance: Annotated[float, typer.Option("--guidance", min=0.0, help="Classifier-free guidance scale (diffusion backend).")] = 3.0,
+        guidance_ramp: Annotated[GuidanceRamp, typer.Option("--guidance-ramp", help="flat: every frame at --guidance (HVG's frames are all generated); svd: SVD's ramp from 1 at each view's first frame.")] = GuidanceRamp.FLAT,
+        motion_bucket: Annotated[int, typer.Option("--motion-bucket", min=0, max=1023, help="SVD's motion micro-conditioning (diffusion backend; higher: more motion).")] = 127,
+        noise_aug: Annotated[float, typer.Option("--noise-aug", min=0.0, max=1.0, help="Noise added to the photo before encoding it (diffusion backend; SVD's cond_aug).")] = 0.02,
         sampling: Annotated[Sampling, typer.Option("--sampling", help="Diffusion sampling: progressive (anchor frames first, then the frames between), onepass (overlapping tiles blended every step), full (no tiles; small jobs).")] = Sampling.PROGRESSIVE,
         tile_views: Annotated[int, typer.Option("--tile-views", min=1, help="Views per diffusion tile.")] = 2,
         tile_frames: Annotated[int, typer.Option("--tile-frames", min=1, help="Frames per diffusion tile (peak memory grows with views × frames per tile, not with the video).")] = 8,
@@ -81,7 +84,8 @@ def register(app: typer.Typer) -> None:
             orbit=orbit, camera=camera, views=views, elevation=elevation, radius=radius, fov=fov, resolution=resolution,
             start=start, end=end, frames=frames, max_gap=max_gap, no_align=no_align, body_model=body_model, grid=grid,
             per_view=per_view, backend=backend, background=background, no_audio=no_audio, seed=seed, steps=steps,
-            guidance=guidance, sampling=sampling, tile_views=tile_views, tile_frames=tile_frames,
+            guidance=guidance, guidance_ramp=guidance_ramp, motion_bucket=motion_bucket, noise_aug=noise_aug,
+            sampling=sampling, tile_views=tile_views, tile_frames=tile_frames,
             anchor_stride=anchor_stride, device=device, dtype=dtype, offload=offload,
         )
         report = RichReporter(quiet=quiet)

@@ -127,22 +127,67 @@ def default_cache_dir() -> Path:
     return Path(base) / "hvg"
 
 
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+HASH_MEMO_FILE = "file-hashes.json"
+HASH_MEMO_MAX = 4096  # entries kept in the memo file (oldest dropped first)
+RACY_NS = 2_000_000_000  # a file modified this recently (ns) is hashed but not remembered
+_HASH_MEMO: dict[str, str] = {}
 
 
-def file_hash(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (memoised per process by path, size and mtime)."""
+def _memo_key(p: Path, st: os.stat_result) -> str:
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _read_memo(memo: Path) -> dict[str, str]:
+    try:
+        data = json.loads(memo.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(memo: Path, key: str, digest: str) -> None:
+    """Add one entry to the memo file: read it again (other processes may have added theirs), add,
+    drop the oldest beyond HASH_MEMO_MAX, write atomically. A memo that cannot be written is no error."""
+    from hvg_cli.core.atomic import atomic_file
+    from hvg_cli.core.errors import OutputError
+
+    entries = _read_memo(memo)
+    entries.pop(key, None)
+    entries[key] = digest
+    keep = dict(list(entries.items())[-HASH_MEMO_MAX:])
+    try:
+        with atomic_file(memo, "w", encoding="utf-8") as f:
+            json.dump(keep, f, separators=(",", ":"))
+    except OutputError:
+        pass
+
+
+def file_hash(path: str | os.PathLike, memo: str | os.PathLike | None = None) -> str:
+    """sha256 of a file's bytes, hashed once and remembered by (resolved path, size, mtime_ns).
+
+    The memo lives in this process and in a small JSON file shared by processes (`memo`, default
+    `<default_cache_dir()>/file-hashes.json`), so a multi-GB weights file is read once per change, not
+    once per run. A file modified less than RACY_NS ago is hashed but not remembered: it may still be
+    changing within the file system's timestamp resolution (git's "racily clean" rule), so a later
+    change with the same size and mtime could otherwise hide behind the memo.
+    """
     p = Path(path)
     st = p.stat()
-    memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if memo_key in _HASH_MEMO:
-        return _HASH_MEMO[memo_key]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    _HASH_MEMO[memo_key] = digest
+    key = _memo_key(p, st)
+    if key in _HASH_MEMO:
+        return _HASH_MEMO[key]
+    memo_path = Path(memo) if memo is not None else default_cache_dir() / HASH_MEMO_FILE
+    digest = _read_memo(memo_path).get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        if time.time_ns() - st.st_mtime_ns < RACY_NS or p.stat().st_mtime_ns != st.st_mtime_ns:
+            return digest  # too fresh (or changed while read) to vouch for
+        _remember(memo_path, key, digest)
+    _HASH_MEMO[key] = digest
     return digest
 
 

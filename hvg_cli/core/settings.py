@@ -106,6 +106,11 @@ class Dtype(str, Enum):
     BF16 = "bf16"
 
 
+class GuidanceRamp(str, Enum):
+    FLAT = "flat"  # every frame at --guidance: HVG's frames are all generated, none is the photo
+    SVD = "svd"  # SVD's ramp from 1 at a view's first frame to --guidance at its last
+
+
 class ExportFormat(str, Enum):
     NERFSTUDIO = "nerfstudio"
 
@@ -266,6 +271,9 @@ class AnimateSettings:
     seed: int = 0
     steps: int = 25
     guidance: float = 3.0
+    guidance_ramp: GuidanceRamp = GuidanceRamp.FLAT
+    motion_bucket: int = 127  # SVD's motion micro-conditioning
+    noise_aug: float = 0.02  # noise added to the photo before VAE encoding (SVD's cond_aug)
     # diffusion sampling (see backends/diffusion/settings.py)
     sampling: Sampling = Sampling.PROGRESSIVE
     tile_views: int = 2
@@ -281,6 +289,8 @@ class AnimateSettings:
         check_device(self.device)
         check_number("--steps", self.steps, 1, 10_000)
         check_number("--guidance", self.guidance, 0, 100)
+        check_number("--motion-bucket", self.motion_bucket, 0, 1023)
+        check_number("--noise-aug", self.noise_aug, 0, 1)
         check_number("--tile-views", self.tile_views, 1, 1000)
         check_number("--tile-frames", self.tile_frames, 1, 10_000)
         check_number("--anchor-stride", self.anchor_stride, 1, 10_000)
@@ -335,7 +345,8 @@ def camera_from_flags(orbit: float | None = None, camera: str | None = None, vie
 _CAMERA_FLAGS = ("orbit", "camera", "views", "elevation", "radius", "fov", "resolution")
 BONEMAP_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "channels")
 ANIMATE_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "per_view",
-                                 "backend", "background", "no_audio", "seed", "steps", "guidance", "sampling",
+                                 "backend", "background", "no_audio", "seed", "steps", "guidance", "guidance_ramp",
+                                 "motion_bucket", "noise_aug", "sampling",
                                  "tile_views", "tile_frames", "anchor_stride", "device", "dtype", "offload")
 CHANNELS = ("semantic", "normal", "depth", "mask")
 
@@ -403,6 +414,9 @@ def animate_from_flags(**flags: object) -> AnimateSettings:
         background=Background.parse(str(f.get("background", "photo"))),
         seed=_as_int(f.get("seed", d.seed)), steps=_as_int(f.get("steps", d.steps)),
         guidance=_as_float(f.get("guidance", d.guidance)),
+        guidance_ramp=_choice(GuidanceRamp, f.get("guidance_ramp", d.guidance_ramp), "--guidance-ramp"),
+        motion_bucket=_as_int(f.get("motion_bucket", d.motion_bucket)),
+        noise_aug=_as_float(f.get("noise_aug", d.noise_aug)),
         sampling=_choice(Sampling, f.get("sampling", d.sampling), "--sampling"),
         tile_views=_as_int(f.get("tile_views", d.tile_views)), tile_frames=_as_int(f.get("tile_frames", d.tile_frames)),
         anchor_stride=_as_int(f.get("anchor_stride", d.anchor_stride)),

@@ -281,9 +281,9 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
     V, T = job.grid.shape
     motion = job.motion
     suffix = Path(out).suffix.lower()
-    # every setting that changes the pictures: a diffusion render also holds the whole sampling (mode, tiles,
+    # every setting that changes the pictures: a diffusion render also holds the whole sampling (sampling, tiles,
     # anchors, dtype, ...), so `--sampling onepass` after a progressive run renders anew
-    sampling = diffusion_settings(settings).sampling_key() if backend == "diffusion" else None
+    sampling = diffusion_settings(settings, float(motion.fps)).sampling_key() if backend == "diffusion" else None
     identity = (backend, _weights_key(weights_dir), background, settings.grid, settings.per_view, suffix,
                 settings.audio, settings.seed, settings.steps, settings.guidance, sampling)
     key = stages.stage_key("render", *job.key_parts, job.subject.radii, *identity)
@@ -337,12 +337,15 @@ def _weights_key(weights_dir: Path | None) -> str | None:
     return weights_identity(weights_dir)
 
 
-def diffusion_settings(settings: AnimateSettings) -> DiffusionSettings:
-    """The diffusion backend's settings from `hvg animate`'s."""
+def diffusion_settings(settings: AnimateSettings, fps: float) -> DiffusionSettings:
+    """The diffusion backend's settings from `hvg animate`'s, with the motion's real frame rate (SVD's fps
+    micro-conditioning)."""
     from hvg_cli.backends.diffusion import DiffusionSettings
 
-    return DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed,
-                             mode=settings.sampling.value, tile_views=settings.tile_views,
+    return DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed, fps=fps,
+                             guidance_ramp=settings.guidance_ramp.value, motion_bucket_id=settings.motion_bucket,
+                             noise_aug_strength=settings.noise_aug,
+                             sampling=settings.sampling.value, tile_views=settings.tile_views,
                              tile_frames=settings.tile_frames, overlap_views=min(1, settings.tile_views - 1),
                              overlap_frames=min(3, settings.tile_frames - 1), anchor_stride=settings.anchor_stride,
                              device=settings.device, dtype=settings.dtype.value, offload=settings.offload)
@@ -358,7 +361,7 @@ def animate_plan(motion_source: str, settings: AnimateSettings, weights: Path | 
     motion = job_motion(motion_source, settings.timing, settings.max_gap, cache, progress)
     grid = camera_grid(settings.camera, motion.num_frames, settings.camera_mode)
     V, T = grid.shape
-    plan = dry_run(V, T, grid.width, grid.height, diffusion_settings(settings), closed=grid.closed,
+    plan = dry_run(V, T, grid.width, grid.height, diffusion_settings(settings, float(motion.fps)), closed=grid.closed,
                    weights_dir=find_weights(weights))
     return {"views": V, "frames": T, "width": grid.width, "height": grid.height, "fps": float(motion.fps), **plan}
 
@@ -378,7 +381,7 @@ def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, 
     a = photo_alignment(job.subject, grid.width, grid.height)
     photo = warp_image(job.subject.image, float(a.scale[0, 0]), a.offset[0, 0], grid.width, grid.height)  # [H, W, 3]
     photo = np.clip(photo, 0, 255).astype(np.uint8)
-    ds = diffusion_settings(settings)
+    ds = diffusion_settings(settings, float(m.fps))
     key = stages.stage_key("sampler", *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
     state = cache.scratch(key) if cache.enabled else None  # the sampler's resumable state, per step
     frames = generate(weights_dir, photo, maps, grid, ds, cache_dir=state, progress=progress)  # [V, T, H, W, 3]

@@ -29,8 +29,8 @@ VERSIONS: dict[str, int] = {
     "subject": 2,  # the person in the photo: fit, radii, storage; 2: photos larger than PHOTO_MAX_SIDE downscaled
     "preview_model": 3,  # the preview's photo mesh; 2: hair on the back of the head; 3: thickness, a backdrop
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
-    "sampler": 1,  # the diffusion sampler's resumable state (scratch, removed when the render is stored)
-    "render": 3,  # `hvg animate`'s finished video(s); 3: the fast preview renderer (within one 8-bit level)
+    "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
+    "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance
     "batch": 1,  # `hvg batch`'s record of a finished job (its outputs' sizes)
 }
 STAGE_NAMES = tuple(VERSIONS)

@@ -8,12 +8,12 @@ latent frame per video frame). A tile is a set of views × a set of frames, laid
 frame axis view-major: UNet frame index = i_view * len(tile.cols) + i_frame. Tiles overlap; their
 predictions are blended with separable ramp weights (see `tiling.py`).
 
-Progressive order (mode "progressive"):
+Progressive order (sampling "progressive"):
   stage "anchors": every `anchor_stride`-th frame (and the last frame) for all views, tiled over
                    that sub-grid and denoised through all steps;
   stage "dense":   the whole grid in overlapping windows; the anchors are held fixed (re-noised to
                    the current sigma at every step) so the frames between them follow.
-Mode "onepass" is the dense stage alone with nothing held; mode "full" is one tile over everything.
+Sampling "onepass" is the dense stage alone with nothing held; "full" is one tile over everything.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class SamplingPlan:
     latent_width: int
     closed: bool
     steps: int
-    mode: str
+    sampling: str  # progressive | onepass | full
     stages: tuple[Stage, ...]
 
     @property
@@ -79,7 +79,7 @@ class SamplingPlan:
             "grid": [self.views, self.frames],
             "latent": [self.latent_height, self.latent_width],
             "closed": self.closed,
-            "mode": self.mode,
+            "sampling": self.sampling,
             "steps": self.steps,
             "stages": [
                 {"name": s.name, "frames": len(s.times), "tiles": len(s.tiles), "held": len(s.held),
@@ -141,10 +141,10 @@ def make_plan(views: int, frames: int, latent_height: int, latent_width: int, se
     """The stages and tiles the sampler will run for a V×T job."""
     s = settings
     closed = bool(closed and views > 2)
-    if s.mode == "full":
+    if s.sampling == "full":
         one = Tile(tuple(range(views)), tuple(range(frames)), (1.0,) * views, (1.0,) * frames)
         stages: tuple[Stage, ...] = (Stage("full", tuple(range(frames)), (one,)),)
-    elif s.mode == "onepass":
+    elif s.sampling == "onepass":
         stages = (Stage("onepass", tuple(range(frames)), _tiles(views, frames, s, closed)),)
     else:
         anchors = anchor_frames(frames, s.anchor_stride)
@@ -156,7 +156,7 @@ def make_plan(views: int, frames: int, latent_height: int, latent_width: int, se
                 Stage("anchors", anchors, _tiles(views, len(anchors), s, closed)),
                 Stage("dense", tuple(range(frames)), dense, held=anchors),
             )
-    return SamplingPlan(views, frames, latent_height, latent_width, closed, s.steps, s.mode, stages)
+    return SamplingPlan(views, frames, latent_height, latent_width, closed, s.steps, s.sampling, stages)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,19 +187,88 @@ def _weights_facts(weights_dir: str | os.PathLike | None) -> dict:
     return {"block_out_channels": cfg["block_out_channels"], "params": params}
 
 
-def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2) -> dict:
+def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2,
+                    unet_channels: list[int] | tuple[int, ...] | None = None, params: dict | None = None,
+                    offload: bool = False) -> dict:
     """Rough peak memory of one tile evaluation, in bytes (an estimate, not a measurement).
 
-    weights: every component resident at `dtype_bytes` per parameter;
+    weights: every component resident at `dtype_bytes` per parameter (`params` overrides the counts read
+    from `weights_dir`, e.g. {} once the weights are loaded and already counted as used memory);
     activations: CFG batch 2 × tile frames × Σ_levels C_l × h_l × w_l, times ~16 live tensors per
     level (resnets, attention projections, skip connections), attention via memory-efficient kernels.
+    offload (diffusers' model CPU offload): while the UNet runs, the image encoder is back on the CPU; the
+    UNet, the pose encoder and the VAE (used last to encode the photo) are resident.
     """
-    facts = _weights_facts(weights_dir)
+    facts = dict(_weights_facts(weights_dir))
+    if unet_channels is not None:
+        facts["block_out_channels"] = list(unet_channels)
+    if params is not None:
+        facts["params"] = params
     f = plan.max_tile_frames
     h, w = plan.latent_height, plan.latent_width
     per_frame = sum(c * max(1, h >> i) * max(1, w >> i) for i, c in enumerate(facts["block_out_channels"]))
     activations = 2 * f * per_frame * dtype_bytes * 16
-    weights = sum(facts["params"].values()) * dtype_bytes
+    resident = {k: v for k, v in facts["params"].items() if not (offload and k == "image_encoder")}
+    weights = sum(resident.values()) * dtype_bytes
     grid = plan.views * plan.frames * 4 * h * w * 4 * 3  # latents, noise, fused prediction (fp32)
     return {"weights_bytes": int(weights), "tile_activation_bytes": int(activations), "grid_bytes": int(grid),
             "total_bytes": int(weights + activations + grid), "tile_frames": f}
+
+
+# ---------------------------------------------------------------------------------------------
+# pose features: kept on the device for the whole job, or recomputed per tile
+# ---------------------------------------------------------------------------------------------
+POSE_FEATURE_SHARE = 0.5  # the features may take at most this share of the memory left after the estimate
+
+
+def pose_feature_channels(config: dict | None) -> int:
+    """Channels of the pose encoder's trunk output for its config.json (PoseEncoder.feature_channels)."""
+    config = config or {}
+    boc = list(config.get("block_out_channels", (16, 32, 64, 128)))
+    stages = int(round(math.log2(config.get("downscale", 8))))
+    chans = boc[: stages + 1]
+    return (chans + [chans[-1]] * (stages + 1 - len(chans)))[-1]
+
+
+def pose_feature_policy(plan: SamplingPlan, feature_channels: int, dtype_bytes: int, setting: str = "auto",
+                        free_bytes: int | None = None, other_bytes: int = 0) -> dict:
+    """Keep the pose features of every (view, frame) on the device, or recompute them per tile?
+
+    The features take V × T × C_f × h × w × dtype_bytes. setting "keep" / "recompute" decide outright;
+    "auto" keeps them when they fit in POSE_FEATURE_SHARE of the device memory left once `other_bytes`
+    (the memory estimate of weights, tile and grid) is taken from `free_bytes`; with the free memory
+    unknown (None), it keeps them.
+    returns {"keep": bool, "feature_bytes": int, "budget_bytes": int | None, "reason": str}
+    """
+    need = plan.views * plan.frames * feature_channels * plan.latent_height * plan.latent_width * dtype_bytes
+    mb = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
+    if setting in ("keep", "recompute"):
+        return {"keep": setting == "keep", "feature_bytes": need, "budget_bytes": None,
+                "reason": f"asked for ({setting}); features {mb(need)}"}
+    if free_bytes is None:
+        return {"keep": True, "feature_bytes": need, "budget_bytes": None,
+                "reason": f"device memory unknown; features {mb(need)}"}
+    budget = max(0, int((free_bytes - other_bytes) * POSE_FEATURE_SHARE))
+    keep = need <= budget
+    return {"keep": keep, "feature_bytes": need, "budget_bytes": budget,
+            "reason": f"features {mb(need)} {'fit in' if keep else 'exceed'} the budget of {mb(budget)}"}
+
+
+def device_free_bytes(device: str) -> int | None:
+    """Free memory of a device in bytes: CUDA from the driver, the CPU from /proc/meminfo (MemAvailable);
+    None where unknown (MPS, no /proc). Imports torch only for CUDA."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        index = torch.device(device).index
+        return int(torch.cuda.mem_get_info(index if index is not None else torch.cuda.current_device())[0])
+    if device == "cpu":
+        try:
+            for line in open("/proc/meminfo"):
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None

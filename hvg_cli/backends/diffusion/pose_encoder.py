@@ -9,6 +9,12 @@ Input per frame (pixel resolution H × W, 14 channels):
 Output: [N, C0, H / s, W / s], C0 = the UNet's first block width, s = the VAE's downscale factor.
 The last layer is zero-initialised, so a fresh encoder adds exactly 0: HVG starts as its SVD base.
 
+The encoder is a trunk (convolutions down to the latent resolution, `part="features"`) and a 1×1
+head (`part="head"`) to C0 channels. The sampler runs the trunk once per (view, frame) of a job and
+keeps its features (C_trunk channels, 128 for the default encoder vs C0 = 320 for SVD: 2.5× less
+memory than the residuals themselves); the cheap head runs per tile. Both parts go through
+`forward`, so diffusers' model CPU offload hooks (attached to `forward`) move the weights in time.
+
 The output is added to the output of the UNet's `conv_in` for every frame, through a forward hook
 on `unet.conv_in` (diffusers is not edited and the UNet's weights keep their names).
 """
@@ -46,12 +52,26 @@ class PoseEncoder(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, cond: torch.Tensor) -> torch.Tensor:
-        """cond: [N, 14, H, W] -> [N, out_channels, H / downscale, W / downscale]."""
-        x = nn.functional.silu(self.conv_in(cond))
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the trunk's output (the head's input)."""
+        return self.conv_out.in_channels
+
+    def forward(self, x: torch.Tensor, part: str = "all") -> torch.Tensor:
+        """part "all":      x = cond [N, 14, H, W] -> residual [N, out_channels, H / s, W / s]
+        part "features": x = cond [N, 14, H, W] -> trunk features [N, feature_channels, H / s, W / s]
+        part "head":     x = trunk features     -> residual [N, out_channels, H / s, W / s]
+        ("all" equals "head" after "features", bit for bit.)"""
+        if part == "head":
+            return self.conv_out(x)
+        x = nn.functional.silu(self.conv_in(x))
         for conv in self.down:
             x = nn.functional.silu(conv(x))
         x = nn.functional.silu(self.mid(x))
+        if part == "features":
+            return x
+        if part != "all":
+            raise ValueError(f"part must be all, features or head, got {part!r}")
         return self.conv_out(x)
 
 

@@ -6,7 +6,10 @@ Per denoising step of a stage:
   2. the scheduler scales the whole stage grid once (`scale_model_input`);
   3. every tile is predicted (CFG inside) and blended into one prediction with normalised weights;
   4. the scheduler steps ONCE on the fused prediction (Euler keeps a step index: never per tile);
-  5. the state (stage, next step, latents, finished anchors) is written atomically to `state_dir`.
+  5. `callback_on_step_end` sees the step (it may replace the latents or set `pipe._interrupt`);
+  6. the state (stage, next step, latents, finished anchors) is written atomically to `state_dir`.
+The anchor stage conditions on the anchors' frame rate (fps / anchor_stride), the others on fps.
+Each tile's pose residual comes from `residuals` (PoseResiduals: features computed once per frame).
 A re-run with the same inputs (same fingerprint) continues from the saved state; since all noise
 comes from the seed up front and the Euler step (s_churn = 0) draws nothing, the frames are identical
 to an uninterrupted run.
@@ -14,6 +17,7 @@ to an uninterrupted run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -69,14 +73,23 @@ def load_state(state_dir: Path, fingerprint: str) -> dict | None:
 # ---------------------------------------------------------------------------------------------
 # the sampler
 # ---------------------------------------------------------------------------------------------
-def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable, guidance: torch.Tensor,
-           settings: DiffusionSettings, state_dir: str | Path | None = None, fingerprint: str = "",
-           callback: Callable[[str, int, int], None] | None = None, progress=None) -> torch.Tensor:
-    """Denoise the grid; returns the final latents [V, T, 4, h, w].
+@dataclass
+class SampleResult:
+    latents: torch.Tensor  # [V, n, 4, h, w] the grid of the last stage that ran
+    times: tuple[int, ...]  # absolute frame index of each of the n columns
+    interrupted: bool = False  # stopped by `pipe._interrupt` (the state was saved first)
 
-    noise:    [V, T, 4, h, w] unit Gaussian noise from the seed (also the held anchors' fixed ε)
-    cond_fn:  (views, absolute frames) -> [v*t, 14, H, W] pose-encoder input, view-major
-    guidance: [T] CFG scale per frame
+
+def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callable, guidance: torch.Tensor,
+           settings: DiffusionSettings, state_dir: str | Path | None = None, fingerprint: str = "",
+           callback_on_step_end: Callable | None = None, tensor_inputs: tuple[str, ...] = ("latents",),
+           progress=None) -> SampleResult:
+    """Denoise the grid stage by stage.
+
+    noise:     [V, T, 4, h, w] unit Gaussian noise from the seed (also the held anchors' fixed ε)
+    residuals: (views, absolute frames) -> [v*t, C0, h, w] pose residual of a tile, view-major
+    guidance:  [T] CFG scale per frame
+    callback_on_step_end(pipe, step, timestep, {name: tensor for name in tensor_inputs}) -> dict | None
     """
     sched = pipe.scheduler
     V = plan.views
@@ -87,31 +100,35 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
     if anchors is not None:
         anchors = anchors.to(noise.device, noise.dtype)
     if saved and first_stage >= len(plan.stages):  # finished earlier: the final latents are in the state
-        return saved["latents"].to(noise.device, noise.dtype)
+        progress.note("diffusion: sampling finished in an earlier run; using its saved latents")
+        return SampleResult(saved["latents"].to(noise.device, noise.dtype), plan.stages[-1].times)
+    if saved and (first_stage or saved["step"]):
+        name = plan.stages[first_stage].name
+        progress.note(f"diffusion: resuming from saved state: {name} stage, step {saved['step'] + 1} of {plan.steps}"
+                      f" (stage {first_stage + 1} of {len(plan.stages)})")
 
-    total = sum(len(st.tiles) for st in plan.stages) * plan.steps
-    done_before = sum(len(st.tiles) for st in plan.stages[:first_stage]) * plan.steps
     latents = None
-    with progress.task("diffusion sampling", total=total, unit="tiles") as task:
-        if done_before:
-            task.advance(done_before)
-        for si in range(first_stage, len(plan.stages)):
-            stage = plan.stages[si]
-            times = list(stage.times)
-            sched.set_timesteps(plan.steps, device=noise.device)
-            timesteps = sched.timesteps
-            eps = noise[:, times]  # [V, n, 4, h, w]
-            start = 0
-            if saved and si == first_stage and "latents" in saved and saved["step"] > 0:
-                start = saved["step"]
-                latents = saved["latents"].to(noise.device, noise.dtype)
-                sched.set_begin_index(start)
-                task.advance(start * len(stage.tiles))
-            else:
-                latents = eps * sched.init_noise_sigma  # [V, n, 4, h, w]
-            held = list(stage.held)
-            if held and anchors is None:
-                raise RuntimeError("dense stage without finished anchors")  # plan invariant, never user input
+    for si in range(first_stage, len(plan.stages)):
+        stage = plan.stages[si]
+        times = list(stage.times)
+        pipe._stage = stage.name
+        stage_ref = ref.at_fps(settings.anchor_fps() if stage.name == "anchors" else settings.fps)
+        sched.set_timesteps(plan.steps, device=noise.device)
+        timesteps = sched.timesteps
+        eps = noise[:, times]  # [V, n, 4, h, w]
+        start = 0
+        if saved and si == first_stage and "latents" in saved and saved["step"] > 0:
+            start = saved["step"]
+            latents = saved["latents"].to(noise.device, noise.dtype)
+            sched.set_begin_index(start)
+        else:
+            latents = eps * sched.init_noise_sigma  # [V, n, 4, h, w]
+        held = list(stage.held)
+        if held and anchors is None:
+            raise RuntimeError("dense stage without finished anchors")  # plan invariant, never user input
+        label = f"diffusion {stage.name}" + (f" ({len(stage.tiles)} tiles/step)" if len(stage.tiles) > 1 else "")
+        with progress.task(label, total=plan.steps, unit="steps") as task:
+            task.advance(start)
             for i in range(start, plan.steps):
                 t = timesteps[i]
                 if held:  # anchors at the current noise level, fixed ε
@@ -125,20 +142,24 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, cond_fn: Callable
                     frames = tuple(times[c] for c in tile.cols)
                     g = guidance[list(frames)].repeat(v)  # [v*t], view-major
                     x = x.reshape(v * n, *x.shape[2:])  # [v*t, 4, h, w], view-major
-                    pred = pipe.predict_tile(ref, x, t, cond_fn(tile.views, frames), g, views=v)  # [v*t, 4, h, w]
+                    pred = pipe.predict_tile(stage_ref, x, t, residuals(tile.views, frames), g, views=v)  # [v*t, 4, h, w]
                     blend.add(tile, pred.reshape(v, n, *pred.shape[1:]))  # [v, t, 4, h, w]
-                    task.advance(1)
-                fused = blend.result()  # [V, n, 4, h, w]
-                latents = sched.step(fused, t, latents, return_dict=False)[0]
+                noise_pred = blend.result()  # [V, n, 4, h, w]
+                latents = sched.step(noise_pred, t, latents, return_dict=False)[0]
                 last = i == plan.steps - 1
                 if held and last:
                     latents[:, held] = anchors  # the finished anchors, exactly
+                if callback_on_step_end is not None:
+                    local = {"latents": latents, "noise_pred": noise_pred}
+                    out = callback_on_step_end(pipe, i, t, {k: local[k] for k in tensor_inputs}) or {}
+                    latents = out.pop("latents", latents)
                 if last and stage.name == "anchors":
                     anchors = latents
                 if state_dir is not None and last:  # the next stage starts afresh; anchors are not saved twice
                     save_state(state_dir, fingerprint, si + 1, 0, None if stage.name == "anchors" else latents, anchors)
                 elif state_dir is not None:
                     save_state(state_dir, fingerprint, si, i + 1, latents, anchors)
-                if callback is not None:
-                    callback(stage.name, i, plan.steps)
-    return latents
+                task.advance(1)
+                if pipe.interrupt and not (last and si == len(plan.stages) - 1):
+                    return SampleResult(latents, tuple(times), interrupted=True)
+    return SampleResult(latents, tuple(plan.stages[-1].times))
