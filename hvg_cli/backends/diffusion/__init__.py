@@ -106,8 +106,13 @@ def dry_run(views: int, frames: int, width: int, height: int, settings: Diffusio
     """The tile plan, UNet evaluation counts, a per-tile memory estimate and where the pose features will
     live ("pose_features": kept on the device or recomputed per tile, see plan.pose_feature_policy), without
     loading weights."""
-    from hvg_cli.backends.diffusion.plan import (device_free_bytes, make_plan, memory_estimate,
-                                                 pose_feature_channels, pose_feature_policy)
+    from hvg_cli.backends.diffusion.plan import (
+        device_free_bytes,
+        make_plan,
+        memory_estimate,
+        pose_feature_channels,
+        pose_feature_policy,
+    )
 
     factor = 8
     wd = Path(weights_dir) if weights_dir is not None else None

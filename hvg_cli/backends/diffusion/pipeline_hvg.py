@@ -15,9 +15,10 @@ diffusers' StableVideoDiffusionPipeline (tests/test_diffusion.py checks it).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class Reference:
     def cfg(self) -> bool:
         return self.embeddings.shape[0] == 2
 
-    def at_fps(self, fps: float) -> "Reference":
+    def at_fps(self, fps: float) -> Reference:
         """The same reference with SVD's fps micro-conditioning set to `fps` (the UNet sees fps - 1)."""
         ids = self.time_ids.clone()  # [B, 3]
         ids[:, 0] = fps - 1
@@ -111,7 +112,7 @@ class PoseResiduals:
     Both give the same residuals (the head is per pixel and the trunk per frame).
     """
 
-    def __init__(self, pipe: "HVGPipeline", cond_fn: Callable, views: int, frames: int, keep: bool,
+    def __init__(self, pipe: HVGPipeline, cond_fn: Callable, views: int, frames: int, keep: bool,
                  chunk: int = 8):
         self.pipe, self.cond_fn, self.keep = pipe, cond_fn, keep
         self.features = None
@@ -134,7 +135,7 @@ class PoseResiduals:
     @torch.no_grad()
     def __call__(self, views: tuple[int, ...], frames: tuple[int, ...]) -> torch.Tensor:
         """views (v), absolute frames (t) -> [v*t, C0, h, w], view-major."""
-        if not self.keep:
+        if not self.keep or self.features is None:
             return self._encode(self.cond_fn(views, frames), "all")
         iv = torch.as_tensor(views, device=self.features.device)[:, None]  # [v, 1]
         it = torch.as_tensor(frames, device=self.features.device)[None, :]  # [1, t]
@@ -235,7 +236,7 @@ class HVGPipeline(DiffusionPipeline):
     # Step 7 of __call__. Decoding, chunked along time per view
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, chunk: int, output_type: str = "uint8"):
+    def decode(self, latents: torch.Tensor, chunk: int, output_type: str = "uint8") -> Any:
         """latents [V, T, 4, h, w] -> frames, decoded `chunk` frames per VAE call.
 
         output_type "uint8": [V, T, H, W, 3] uint8 numpy (what `generate` returns); "np": [V, T, H, W, 3]
@@ -244,6 +245,7 @@ class HVGPipeline(DiffusionPipeline):
         """
         V, T, _, h, w = latents.shape
         H, W = h * self.vae_scale_factor, w * self.vae_scale_factor
+        out: Any  # [V, T, 3, H, W] torch ("pt") or [V, T, H, W, 3] numpy
         if output_type == "pt":
             out = torch.zeros(V, T, 3, H, W)
         else:
@@ -301,8 +303,8 @@ class HVGPipeline(DiffusionPipeline):
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  min_guidance_scale: float | None = None, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", return_dict: bool = True,
-                 callback_on_step_end: Callable[["HVGPipeline", int, torch.Tensor, dict], dict] | None = None,
-                 callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+                 callback_on_step_end: Callable[[HVGPipeline, int, torch.Tensor, dict], dict] | None = None,
+                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
                  state_dir: str | Path | None = None, fingerprint: str = "", progress=None):
         """Generate every view and frame.
 

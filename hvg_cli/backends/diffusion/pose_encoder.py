@@ -22,6 +22,7 @@ on `unet.conv_in` (diffusers is not edited and the UNet's weights keep their nam
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -50,7 +51,7 @@ class PoseEncoder(ModelMixin, ConfigMixin):
         self.mid = nn.Conv2d(chans[-1], chans[-1], 3, padding=1)
         self.conv_out = nn.Conv2d(chans[-1], out_channels, 1)
         nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+        nn.init.zeros_(self.conv_out.bias)  # type: ignore[arg-type]  # Conv2d is built with a bias
 
     @property
     def feature_channels(self) -> int:
@@ -144,7 +145,7 @@ def conditioning_torch(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarr
 
 
 @contextmanager
-def conv_in_residual(unet: nn.Module, residual: torch.Tensor | None):
+def conv_in_residual(unet: nn.Module, residual: torch.Tensor | None) -> Iterator[None]:
     """Add `residual` [B*F, C0, h, w] to the output of `unet.conv_in` while the block runs."""
     if residual is None:
         yield
@@ -153,7 +154,8 @@ def conv_in_residual(unet: nn.Module, residual: torch.Tensor | None):
     def hook(module, args, output):
         return output + residual.to(output.dtype)
 
-    handle = unet.conv_in.register_forward_hook(hook)
+    conv_in: nn.Module = unet.conv_in  # type: ignore[assignment]  # a Conv2d, as every SVD UNet has
+    handle = conv_in.register_forward_hook(hook)
     try:
         yield
     finally:

@@ -17,9 +17,9 @@ to an uninterrupted run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -107,7 +107,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
         progress.note(f"diffusion: resuming from saved state: {name} stage, step {saved['step'] + 1} of {plan.steps}"
                       f" (stage {first_stage + 1} of {len(plan.stages)})")
 
-    latents = None
+    latents = noise[:, :0]  # [V, 0, 4, h, w]: replaced by the first stage (a plan has at least one)
     for si in range(first_stage, len(plan.stages)):
         stage = plan.stages[si]
         times = list(stage.times)
@@ -126,6 +126,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
         held = list(stage.held)
         if held and anchors is None:
             raise RuntimeError("dense stage without finished anchors")  # plan invariant, never user input
+        fixed: torch.Tensor = anchors if anchors is not None else latents[:, :0]  # [V, |held|, 4, h, w] when held
         label = f"diffusion {stage.name}" + (f" ({len(stage.tiles)} tiles/step)" if len(stage.tiles) > 1 else "")
         with progress.task(label, total=plan.steps, unit="steps") as task:
             task.advance(start)
@@ -133,7 +134,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
                 t = timesteps[i]
                 if held:  # anchors at the current noise level, fixed ε
                     sigma = sched.sigmas[i].to(latents.device, latents.dtype)
-                    latents[:, held] = anchors + sigma * eps[:, held]
+                    latents[:, held] = fixed + sigma * eps[:, held]
                 scaled = sched.scale_model_input(latents, t)  # [V, n, 4, h, w]
                 blend = Blender(stage, V, scaled)
                 for tile in stage.tiles:
@@ -148,7 +149,7 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
                 latents = sched.step(noise_pred, t, latents, return_dict=False)[0]
                 last = i == plan.steps - 1
                 if held and last:
-                    latents[:, held] = anchors  # the finished anchors, exactly
+                    latents[:, held] = fixed  # the finished anchors, exactly
                 if callback_on_step_end is not None:
                     local = {"latents": latents, "noise_pred": noise_pred}
                     out = callback_on_step_end(pipe, i, t, {k: local[k] for k in tensor_inputs}) or {}

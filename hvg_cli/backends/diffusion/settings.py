@@ -86,5 +86,5 @@ class DiffusionSettings:
         """The frame rate the anchor stage conditions on: its frames are anchor_stride apart."""
         return self.fps / self.anchor_stride
 
-    def with_(self, **changes) -> "DiffusionSettings":
+    def with_(self, **changes) -> DiffusionSettings:
         return replace(self, **changes)

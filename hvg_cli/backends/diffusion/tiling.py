@@ -6,6 +6,8 @@ every latent, so the fused prediction is a convex combination of the tiles that 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hvg_cli.backends.diffusion.plan import Stage, Tile
@@ -30,7 +32,7 @@ def normalised_weights(stage: Stage, views: int) -> list[np.ndarray]:
     return [tile_weights(t) / total[np.ix_(t.views, t.cols)] for t in stage.tiles]
 
 
-def tile_index(tile: Tile, device):
+def tile_index(tile: Tile, device: Any) -> tuple[Any, Any]:
     """The tile's place in a [V, n, ...] grid: view indices [v, 1] and column indices [1, t], for
     gathering (`grid[iv, it]` -> [v, t, ...]) and scattering its latents."""
     import torch
@@ -58,7 +60,7 @@ class Blender:
         iv, it = tile_index(tile, pred.device)
         self.acc[iv, it] += w[:, :, None, None, None] * pred
 
-    def result(self):
+    def result(self) -> Any:
         """[V, n, C, h, w] the blended prediction; latents no tile covers keep 0."""
         w = self._torch.where(self.covered, self.wsum, self._torch.ones_like(self.wsum))
         return self.acc / w[:, :, None, None, None]

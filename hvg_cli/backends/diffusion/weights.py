@@ -23,8 +23,15 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hvg_cli.core.errors import BadInput, MissingDependency, MissingWeights
+
+if TYPE_CHECKING:
+    import torch
+
+    from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
+    from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
 
 PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 MODEL_COMPONENTS = ("unet", "vae", "image_encoder", "pose_encoder")
@@ -101,7 +108,7 @@ def tiny_components(seed: int = 0) -> dict:
             "feature_extractor": feature_extractor, "pose_encoder": pose_encoder}
 
 
-def pose_encoder_for(unet, vae, block_out_channels=(16, 32, 64, 128)):
+def pose_encoder_for(unet: Any, vae: Any, block_out_channels: tuple[int, ...] = (16, 32, 64, 128)) -> PoseEncoder:
     """A fresh zero-initialised pose encoder sized for this UNet (conv_in width) and VAE (downscale)."""
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
 
@@ -316,16 +323,22 @@ def check_weights(path: str | os.PathLike) -> WeightsReport:
     return WeightsReport(str(folder), params, bool(meta.get("untrained", False)), tuple(notes), meta)
 
 
-def _model_class(comp: str):
+def _model_class(comp: str) -> Any:
     if comp == "unet":
-        from hvg_cli.backends.diffusion.views import HVGUNet as C
-    elif comp == "vae":
-        from diffusers import AutoencoderKLTemporalDecoder as C
-    elif comp == "image_encoder":
-        from transformers import CLIPVisionModelWithProjection as C
-    else:
-        from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder as C
-    return C
+        from hvg_cli.backends.diffusion.views import HVGUNet
+
+        return HVGUNet
+    if comp == "vae":
+        from diffusers import AutoencoderKLTemporalDecoder
+
+        return AutoencoderKLTemporalDecoder
+    if comp == "image_encoder":
+        from transformers import CLIPVisionModelWithProjection
+
+        return CLIPVisionModelWithProjection
+    from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
+
+    return PoseEncoder
 
 
 def _check_component(d: Path, comp: str) -> tuple[int, list[str]]:
@@ -434,7 +447,7 @@ def pick_device(name: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
 
 
-def pick_dtype(name: str, device: str):
+def pick_dtype(name: str, device: str) -> torch.dtype:
     import torch
 
     if name == "auto":
@@ -444,7 +457,7 @@ def pick_dtype(name: str, device: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def load_pipeline(path: str | os.PathLike, device: str = "auto", dtype: str = "auto", offload: bool = False):
+def load_pipeline(path: str | os.PathLike, device: str = "auto", dtype: str = "auto", offload: bool = False) -> HVGPipeline:
     """Check the folder, then load HVGPipeline from it: local files only, safetensors only."""
     import torch
 
