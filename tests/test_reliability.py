@@ -304,3 +304,28 @@ def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(monkeypatch: pyte
     r = runner.invoke(app, ["pose", "wave", "-o", str(tmp_path / "m.npz")])
     assert r.exit_code == 130, r.output
     assert "interrupted" in _line(r.stderr)
+
+
+def test_animate_tracks_only_its_window_and_takes_max_gap(world: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 8 item 9: the advice after a lost person names --max-gap and --start/--end, and animate honours
+    both: --frames 8 stops tracking before the dancer leaves (frame 12), --max-gap 30 fills the lost second."""
+    from hvg_cli.core.cache import StageCache
+
+    cache = tmp_path / "cache"
+    base = ["animate", str(world["photo"]), "--motion", str(world["leaves"]), "--resolution", "64",
+            "--cache-dir", str(cache), "--quiet"]
+    r = runner.invoke(app, [*base, "--frames", "8", "-o", str(tmp_path / "a.mp4")])
+    assert r.exit_code == 0, r.output
+    track = next((cache / "pose_track").iterdir())
+    with np.load(track / "track.npz") as z:
+        assert z["frame_indices"].tolist() == list(range(8))  # the decoder stopped at the window's end
+    r = runner.invoke(app, [*base, "--frames", "48", "--max-gap", "30", "-o", str(tmp_path / "b.mp4")])
+    assert r.exit_code == 0, r.output
+    assert StageCache(cache).info()["pose_track"]["entries"] == 2
+
+
+def test_a_missing_photo_is_found_before_the_motion_is_tracked(world: dict[str, Path], tmp_path: Path) -> None:
+    r = runner.invoke(app, ["animate", str(tmp_path / "nope.jpg"), "--motion", str(world["dance"]), "-o",
+                            str(tmp_path / "o.mp4"), "--cache-dir", str(tmp_path / "cache")])
+    assert r.exit_code == 3, r.output
+    assert not (tmp_path / "cache" / "pose_track").exists(), "the video was tracked before the photo was checked"
