@@ -619,7 +619,7 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
                 noisy, x0, sigma = noisy.to(dev), x0.to(dev), sigma.to(dev)
                 sync = a == settings.grad_accum - 1
                 with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
-                    out = model(**inputs)  # [b, F, C, h, w]
+                    out = model(**inputs, num_views=V)  # [b, F, C, h, w]
                     losses = edm_loss(precond, out, noisy, x0, sigma)  # [b]
                     accelerator.backward(losses.mean() / settings.grad_accum)
                 local_losses.append(losses.detach())
@@ -773,5 +773,5 @@ def evaluate_loss(weights: str | os.PathLike, data: str | os.PathLike, seed: int
         for i in range(samples or len(ds)):
             d = draw_sample(seed, -2, i, shape, NoiseLevels(p_mean, p_std), none)
             inputs, noisy, x0, sigma = _make_batch([ds[i % len(ds)]], [d], precond, "cpu")
-            losses.append(float(edm_loss(precond, model(**inputs), noisy, x0, sigma)[0]))
+            losses.append(float(edm_loss(precond, model(**inputs, num_views=s["views"]), noisy, x0, sigma)[0]))
     return sum(losses) / len(losses)
