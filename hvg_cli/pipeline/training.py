@@ -190,9 +190,9 @@ def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCa
             for w in windows(T, settings.length, settings.stride, settings.frame_step, settings.gap):
                 def load(photo=photo, motion=motion, w=w) -> ClipInputs:
                     if memo.get("key") != (photo, motion):
-                        memo.clear()
-                        memo["key"] = (photo, motion)
-                        memo["render"] = render_synthetic(photo, motion, settings, cache, progress)
+                        memo.clear()  # one (photo, motion) in memory at a time; a failed render is not kept
+                        render = render_synthetic(photo, motion, settings, cache, progress)
+                        memo.update(key=(photo, motion), render=render)
                     r = memo["render"]
                     frames, maps, grid = _slice(r, w.frames)
                     ref = r.frames[0, w.reference]  # [H, W, 3]: the front view of a frame outside the window
@@ -226,6 +226,9 @@ def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: Pr
     if not motions:
         raise BadInput("--synthetic needs --motions", "e.g. --motions dance,wave (hvg pose --list-presets)")
     cache = cache or StageCache()
+    from hvg_cli.pipeline.commands import camera_grid
+
+    camera_grid(settings.camera_spec(), 1, "views")  # a bad preset or view count: one error before any work
     photos = expand_photos(synthetic)
     sources = synthetic_sources(photos, list(motions), settings, cache, progress)
     if not sources:

@@ -527,7 +527,13 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # with one view the view attention reduces to to_out(to_v(.)) (views.ViewAttention): its to_q / to_k take no
+    # part in the loss, and DDP must be told to look for such parameters (a graph walk per step; V > 1 uses all)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=data.sizes["views"] == 1)
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=settings.cpu, log_with=trackers,
+                              kwargs_handlers=[ddp],
                               project_config=ProjectConfiguration(project_dir=str(work),
                                                                   logging_dir=str(work / "logs")))
     P, rank = accelerator.num_processes, accelerator.process_index
