@@ -312,7 +312,7 @@ def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob):
             unet.save_pretrained(scratch / "unet", safe_serialization=True)
             pose_encoder.save_pretrained(scratch / "pose_encoder", safe_serialization=True)
             ds = DiffusionSettings(steps=job.steps, seed=job.seed, device="cpu" if not _has_cuda() else "auto",
-                                   dtype="fp32")
+                                   dtype="fp32", fps=max(1, int(round(inputs.fps))))  # the fps clips are stored with
             frames = generate(scratch, inputs.photo, inputs.maps, inputs.grid, ds)  # [V, T, H, W, 3]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
