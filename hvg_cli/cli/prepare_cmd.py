@@ -18,6 +18,10 @@ preset, marked synthetic in the manifest):
   hvg prepare --synthetic photos/ --motions dance,wave,jumping-jacks --cameras orbit-360 --views 4 \\
       --size 64 --weights weights/ -o dataset/
 
+Monocular videos (a file, a folder of them, or a .txt list; one person, a fixed camera):
+
+  hvg prepare dances/ --size 64 --length 8 --stride 8 --weights weights/ -o dataset/
+
 Re-running the command continues the dataset: finished clips are skipped. Bad clips are skipped with one line
 each and counted. See README, "Training data layouts".
 """
@@ -31,7 +35,7 @@ def register(app: typer.Typer) -> None:
     @app.command(help=HELP)
     @maps_errors
     def prepare(
-        sources: Annotated[Optional[list[str]], typer.Argument(help="Monocular videos, folders of them or .txt lists (not supported yet).", show_default=False)] = None,
+        sources: Annotated[Optional[list[str]], typer.Argument(help="Monocular videos, folders of them or .txt lists.", show_default=False)] = None,
         out: Annotated[Path, typer.Option("--out", "-o", help="The dataset folder (created, or continued).")] = Path("dataset"),
         weights: Annotated[Path, typer.Option("--weights", help="HVG weights folder whose VAE and CLIP encoder encode the clips (use the base you will train).")] = Path("weights"),
         synthetic: Annotated[Optional[list[Path]], typer.Option("--synthetic", help="Photos (files, folders, .txt lists) to render as synthetic clips.", show_default=False)] = None,
@@ -62,8 +66,11 @@ def register(app: typer.Typer) -> None:
                         videos=sources or (), cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
         if as_json:
             emit_json({"out": r.out, "written": r.written, "existing": r.existing, "skipped": len(r.skipped),
-                       "clips": r.total_clips, "seconds": r.seconds, "clips_per_s": r.clips_per_s})
+                       "clips": r.total_clips, "reprojection_px": r.reprojection, "seconds": r.seconds, "clips_per_s": r.clips_per_s})
             return
+        for video, (err, limit) in r.reprojection.items():
+            err_console.print(f"{video}: mean reprojection error {err:.2f} px at the training size (limit {limit:.2f})",
+                              markup=False, soft_wrap=True)
         err_console.print(f"{r.out}: {r.written} clips written ({r.clips_per_s:.2f} clips/s), {r.existing} already "
                           f"there, {len(r.skipped)} skipped; {r.total_clips} clips in the dataset", markup=False,
                           soft_wrap=True)

@@ -8,7 +8,11 @@ prepare_job: photos × motions × a camera preset -> synthetic multi-view clips 
   frame at least `gap` frames away): the model has to move the person into the bone maps' pose, it cannot
   copy a target frame. Targets are the preview renders (`target="preview"`) or the bone maps' semantic colours
   as a silhouette (`target="bonemap"`), on a plain background.
-  Monocular videos and multi-view captures are not wired yet (see README "Training data layouts").
+  Monocular videos (monocular_clipset): the cached pose stages (pose_track, motion_video), the video camera solved
+  with train.camera_solve so the fitted skeleton reprojects on MediaPipe's 2D landmarks (clips above
+  max_error_px refused), animate's alignment into the training frame, bone maps for that camera, the frames
+  warped by the same alignment; the reference is a frame of the video outside the window (train.windows).
+  Multi-view captures are not wired yet (see README "Training data layouts").
 train_job: TrainSettings -> train.loop.train with a validation callback that renders a fixed photo + motion +
   4-view orbit with the current weights through the diffusion backend's `generate` into OUT/validation/.
 """
@@ -94,6 +98,7 @@ class PrepareResult:
     seconds: float = 0.0
     clips_per_s: float = 0.0
     total_clips: int = 0  # clips in the dataset now
+    reprojection: dict = field(default_factory=dict)  # {video: (mean error, limit)} in training pixels
 
 
 def expand_photos(sources) -> list[Path]:
@@ -205,40 +210,186 @@ def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCa
     return sources
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+def expand_videos(sources) -> list[Path]:
+    """Videos from files, folders (their videos, sorted) and .txt lists (one path a line, # comments)."""
+    out: list[Path] = []
+    for s in sources:
+        p = Path(s).expanduser()
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            out += expand_videos([p.parent / ln for ln in lines if ln and not ln.startswith("#")])
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise BadInput(f"{p}: no such file or folder", "give video files, folders of videos or a .txt list")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class MonocularClipSet:
+    """A tracked video aligned for training: every track frame warped to the training size (one view)."""
+
+    frames: np.ndarray  # [1, T, H, W, 3] uint8, aligned exactly as animate aligns (jobs.align_job)
+    maps: object  # BoneMaps [1, T, H, W] rendered for the solved video camera, aligned
+    grid: object  # CameraGrid [1, T] aligned intrinsics
+    fps: float
+    error_px: float  # mean reprojection error of the fitted skeleton on MediaPipe's landmarks, training pixels
+    limit_px: float  # the largest error train.camera_solve.max_error_px allows, training pixels
+
+
+def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor: int, cache: StageCache,
+                      progress: Reporter = SILENT) -> MonocularClipSet:
+    """Solve the video's camera so the fitted skeleton reprojects on MediaPipe's 2D landmarks, align as animate
+    does, render the bone maps for that camera and warp the frames by the same alignment.
+
+    The subject (bone radii) is fitted on the track frame where MediaPipe saw the person best (highest mean
+    landmark visibility): one fit per video. Raises BadInput when the reprojection error at the training
+    resolution is above max_error_px (half a latent cell)."""
+    import tempfile
+
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.body.ik import landmarks_from_pose
+    from hvg_cli.bonemap.render import render_bonemaps
+    from hvg_cli.core.types import CameraGrid
+    from hvg_cli.io.video import probe_video, read_frames
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.jobs import align_job
+    from hvg_cli.train.camera_solve import max_error_px, solve_camera
+
+    info = probe_video(video)
+    ex = motion.extras
+    T = motion.num_frames
+    # 1. the video camera: fitted skeleton's landmarks (world, metres) against MediaPipe's pixels
+    points = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3]
+    sol = solve_camera(points, np.asarray(ex["landmarks"]), np.asarray(ex["visibility"]), info.width, info.height)
+    K = np.broadcast_to(sol.camera.K, (1, T, 3, 3)).copy()
+    w2c = np.broadcast_to(sol.camera.world_to_cam, (1, T, 4, 4)).copy()
+    # 2. animate's alignment into the training frame (video pixels -> training pixels, pelvis centred)
+    grid0 = CameraGrid(K=K, world_to_cam=w2c, width=settings.width, height=settings.height, mode="views")
+    alignment, grid = align_job(motion.poses, motion.trans, motion.skeleton, grid0)  # [1, T]
+    scale = float(np.median(alignment.scale))  # training px per video px
+    limit_video = max_error_px(vae_factor, 1.0 / scale)
+    error, limit = sol.mean_error_px * scale, limit_video * scale
+    if sol.mean_error_px > limit_video:
+        raise BadInput(f"{video.name}: the fitted skeleton reprojects {error:.2f} px from MediaPipe's landmarks at "
+                       f"{settings.width}x{settings.height} (limit {limit:.2f} px)",
+                       "a tripod shot with the whole body visible works best")
+    # 3. the subject for the bone radii, from the best-seen frame
+    fi = np.asarray(ex["frame_indices"], dtype=int)  # [T] source frame of each track frame
+    best = int(np.argmax(np.asarray(ex["visibility"]).mean(1)))
+    frame = next(iter(read_frames(video, start=int(fi[best]), end=int(fi[best]) + 1)))
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / f"{video.stem}-f{fi[best]:06d}.png"
+        Image.fromarray(frame).save(png)
+        subject = stages.subject(png, SubjectSettings(), cache, progress)
+    maps = render_bonemaps(motion.poses, motion.trans, motion.skeleton, subject.radii, grid, progress)  # [1, T]
+    # 4. the frames, warped by the same alignment (video frame t -> aligned frame t)
+    step = int(fi[1] - fi[0]) if T > 1 else 1
+    out = np.zeros((1, T, settings.height, settings.width, 3), np.uint8)
+    for t, img in enumerate(read_frames(video, start=int(fi[0]), end=int(fi[-1]) + 1, stride=max(1, step))):
+        if t >= T:
+            break
+        a = alignment
+        out[0, t] = np.clip(warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height),
+                            0, 255).astype(np.uint8)
+    return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit))
+
+
+def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache: StageCache,
+                      progress: Reporter = SILENT):
+    """(sources, skipped, errors): one ClipSource per window of every tracked video; videos that cannot be
+    tracked are skipped here with their reason. errors: {video: (error px, limit px)} once a video loaded."""
+    from hvg_cli.core.settings import PoseSettings
+    from hvg_cli.pipeline import stages
+    from hvg_cli.train.prepare import ClipInputs, ClipSource
+    from hvg_cli.train.windows import windows
+
+    key = settings.content_key()
+    memo: dict = {}
+    errors: dict = {}
+    sources, skipped = [], []
+    for video in videos:
+        try:
+            motion, _ = stages.motion_video(video, PoseSettings(), cache, progress)
+        except HvgError as e:
+            skipped.append((str(video), str(e)))
+            progress.note(f"skipped video {video}: {e}")
+            continue
+        usable = [bool(d) for d in np.asarray(motion.extras.get("detected", np.ones(motion.num_frames, bool)))]
+        wins = windows(motion.num_frames, settings.length, settings.stride, settings.frame_step, settings.gap, usable)
+        if not wins:
+            skipped.append((str(video), f"too short: no window of {settings.length} usable frames"))
+            progress.note(f"skipped video {video}: too short for one window of {settings.length} frames")
+            continue
+        vh = _file_hash(video)[:12]
+        for w in wins:
+            def load(video=video, motion=motion, w=w) -> ClipInputs:
+                if memo.get("key") != video:
+                    memo.clear()
+                    cs = monocular_clipset(video, motion, settings, vae_factor, cache, progress)
+                    errors[str(video)] = (cs.error_px, cs.limit_px)
+                    memo.update(key=video, set=cs)
+                cs = memo["set"]
+                frames, maps, grid = _slice(cs, w.frames)
+                return ClipInputs(photo=np.ascontiguousarray(cs.frames[0, w.reference]), frames=np.ascontiguousarray(frames),
+                                  maps=maps, grid=grid, fps=cs.fps / settings.frame_step, source=str(video),
+                                  licence=settings.licence, synthetic=False, reference=f"{video}|frame {w.reference}")
+
+            sources.append(ClipSource(f"vid-{vh}-{key}-{w.id_suffix}", load))
+    return sources, skipped, errors
+
+
 def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: PrepareSettings = PrepareSettings(),
                 videos=(), cache: StageCache | None = None, progress: Reporter = SILENT) -> PrepareResult:
     """`hvg prepare`: write (or continue) the dataset at `out`.
 
     weights: an HVG weights folder whose VAE and CLIP encoder encode the clips (the same folder, or one with the
     same VAE and image encoder, as the one trained). synthetic: photos (files, folders, .txt lists) rendered
-    performing each of `motions` (presets, .npz, .bvh) through `settings.cameras`. videos: monocular footage -
-    not wired yet (BadInput).
+    performing each of `motions` (presets, .npz, .bvh) through `settings.cameras`. videos: monocular footage
+    (files, folders, .txt lists): see monocular_clipset.
     """
     from hvg_cli.backends.diffusion.weights import load_pipeline
     from hvg_cli.train.dataset import TrainDataset
     from hvg_cli.train.prepare import prepare_clips
 
-    if videos:
-        raise BadInput("monocular videos are not supported by `hvg prepare` yet",
-                       "use --synthetic PHOTOS --motions ... (see README, Training data layouts)")
-    if not synthetic:
-        raise BadInput("nothing to prepare", "give --synthetic PHOTOS --motions PRESETS")
-    if not motions:
+    if not synthetic and not videos:
+        raise BadInput("nothing to prepare", "give videos, or --synthetic PHOTOS --motions PRESETS")
+    if synthetic and not motions:
         raise BadInput("--synthetic needs --motions", "e.g. --motions dance,wave (hvg pose --list-presets)")
-    cache = cache or StageCache()
-    from hvg_cli.pipeline.commands import camera_grid
+    from hvg_cli.backends.diffusion.weights import check_weights
 
-    camera_grid(settings.camera_spec(), 1, "views")  # a bad preset or view count: one error before any work
-    photos = expand_photos(synthetic)
-    sources = synthetic_sources(photos, list(motions), settings, cache, progress)
+    check_weights(weights)  # MissingWeights before any work
+    cache = cache or StageCache()
+    sources, skipped, errors = [], [], {}
+    if synthetic:
+        from hvg_cli.pipeline.commands import camera_grid
+
+        camera_grid(settings.camera_spec(), 1, "views")  # a bad preset or view count: one error before any work
+        sources += synthetic_sources(expand_photos(synthetic), list(motions), settings, cache, progress)
+    if videos:
+        vae_cfg = json.loads((Path(weights) / "vae" / "config.json").read_text())
+        factor = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+        found = expand_videos(videos)
+        if not found:
+            raise BadInput("no videos found in " + ", ".join(map(str, videos)), "give .mp4/.mov files or a folder")
+        more, skipped, errors = monocular_sources(found, settings, factor, cache, progress)
+        sources += more
     if not sources:
-        raise BadInput(f"no window of {settings.length} frames fits the motions", "lower --length or --gap")
+        raise BadInput(f"no window of {settings.length} frames fits the sources"
+                       + (f" ({len(skipped)} videos skipped)" if skipped else ""), "lower --length or --gap")
     pipe = load_pipeline(weights, "cpu" if not _has_cuda() else "auto", "fp32")
     summary = prepare_clips(pipe, sources, out, total=len(sources), clips_per_shard=settings.clips_per_shard,
                             seed=settings.seed, progress=progress)
     total = len(TrainDataset(out)) if (Path(out) / "manifest.json").exists() else 0
-    return PrepareResult(str(out), summary.written, summary.existing, summary.skipped, summary.seconds,
-                         summary.clips_per_s, total)
+    return PrepareResult(str(out), summary.written, summary.existing, tuple(skipped) + summary.skipped,
+                         summary.seconds, summary.clips_per_s, total, errors)
 
 
 def _has_cuda() -> bool:
