@@ -126,3 +126,47 @@ def test_train_command_bad_input_writes_nothing(prepared, tmp_path):
     (odd / "manifest.json").write_text(json.dumps(man))
     r = run(root / "weights", odd, tmp_path / "o3")
     assert r.exit_code == 3 and "do not match latents" in r.output
+
+
+def test_monocular_video_bone_maps_lie_on_the_person(data_dir, session_cache):
+    """The dance video: the solved camera reprojects the fitted skeleton within the limit, and MediaPipe's own
+    2D landmarks, moved by the alignment the frames were warped with, fall inside the rendered bone maps."""
+    from hvg_cli.core.settings import PoseSettings
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.training import monocular_clipset
+
+    video = data_dir / "dance_red_skirt.mp4"
+    cache = StageCache(session_cache)
+    from hvg_cli.core.settings import Timing
+    from hvg_cli.pipeline.motion import trim_motion
+
+    motion, _ = stages.motion_video(video, PoseSettings(), cache)  # the session's cached track of the whole video
+    motion = trim_motion(motion, Timing(start=60, max_frames=72))  # 72 frames keep the test short
+    st = PrepareSettings(width=64, height=64)
+    cs = monocular_clipset(video, motion, st, 8, cache)  # SVD's VAE factor: limit half a cell = 4 training px
+    assert cs.frames.shape == (1, motion.num_frames, 64, 64, 3) and cs.maps.mask.shape == (1, motion.num_frames, 64, 64)
+    assert cs.limit_px == pytest.approx(4.0) and cs.error_px < 1.5
+    # a VAE factor of 2 allows 1 px: the same video is refused exactly when its error is above that
+    from hvg_cli.core.errors import BadInput
+
+    if cs.error_px > 1.0:
+        with pytest.raises(BadInput, match="reprojects"):
+            monocular_clipset(video, motion, st, 2, cache)
+    else:
+        assert monocular_clipset(video, motion, st, 2, cache).limit_px == pytest.approx(1.0)
+    # the alignment per frame: aligned intrinsics = S @ K_video, S = [[s, 0, ox], [0, s, oy], [0, 0, 1]]
+    lm = np.asarray(motion.extras["landmarks"])  # [T, 33, 2] video px
+    vis = np.asarray(motion.extras["visibility"])  # [T, 33]
+    body = [11, 12, 23, 24, 25, 26]  # shoulders, hips, knees: inside the body's ellipsoids
+    inside = total = 0
+    for t in range(0, motion.num_frames, 2):
+        # K_aligned = S @ K_video: S maps video pixels to training pixels
+        S = cs.grid.K[0, t] @ np.linalg.inv(cs.video_K)
+        for i in body:
+            if vis[t, i] < 0.8:
+                continue
+            u, v = S[:2, :2] @ lm[t, i] + S[:2, 2]
+            total += 1
+            if 0 <= int(v) < 64 and 0 <= int(u) < 64 and cs.maps.mask[0, t, int(v), int(u)]:
+                inside += 1
+    assert total > 60 and inside / total > 0.85, (inside, total)

@@ -240,6 +240,7 @@ class MonocularClipSet:
     fps: float
     error_px: float  # mean reprojection error of the fitted skeleton on MediaPipe's landmarks, training pixels
     limit_px: float  # the largest error train.camera_solve.max_error_px allows, training pixels
+    video_K: np.ndarray  # [3, 3] the solved camera's intrinsics in video pixels (grid.K = alignment @ video_K)
 
 
 def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor: int, cache: StageCache,
@@ -299,7 +300,7 @@ def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor
         a = alignment
         out[0, t] = np.clip(warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height),
                             0, 255).astype(np.uint8)
-    return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit))
+    return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit), sol.camera.K.copy())
 
 
 def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache: StageCache,
