@@ -7,7 +7,8 @@ from __future__ import annotations
 import typer
 
 from hvg_cli import __version__
-from hvg_cli.cli import animate_cmd, batch_cmd, bonemap_cmd, cache_cmd, cameras_cmd, doctor_cmd, pose_cmd, weights_cmd
+from hvg_cli.cli import (animate_cmd, batch_cmd, bonemap_cmd, cache_cmd, cameras_cmd, doctor_cmd, pose_cmd, prepare_cmd,
+                         train_cmd, weights_cmd)
 from hvg_cli.cli.common import OneLineUsageErrors
 from hvg_cli.core.errors import EXIT_CODES
 
@@ -22,6 +23,8 @@ app = typer.Typer(
         "  hvg pose dance.mp4 -o dance.motion.npz      3D motion from a video (or convert .npz/.bvh/preset)\n\n"
         "  hvg cameras list                            camera presets (orbit-360, sv3d-21, ...)\n\n"
         "  hvg batch jobs.yaml [--shard i/n]           many jobs from one file (also under accelerate launch)\n\n"
+        "  hvg prepare --synthetic photos/ --motions dance,wave -o data/   training clips\n\n"
+        "  hvg train --weights BASE --data data/ -o trained/   fine-tune (also under accelerate launch)\n\n"
         "  hvg doctor                                  what is installed, which backends can run\n\n"
         "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
     ),
@@ -51,6 +54,8 @@ bonemap_cmd.register(app)
 batch_cmd.register(app)
 doctor_cmd.register(app)
 pose_cmd.register(app)
+prepare_cmd.register(app)
+train_cmd.register(app)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(cameras_cmd.app, name="cameras")
 app.add_typer(weights_cmd.app, name="weights")

@@ -5,6 +5,7 @@
   jobs.py      photo + motion + cameras -> pictures: `hvg bonemap`, `hvg animate`
   batch.py     `hvg batch`: many jobs from one file, over processes
   commands.py  `hvg doctor`, `hvg cameras`, `hvg weights`
+  training.py  `hvg prepare` (clips from videos / synthetic renders), `hvg train`
 
 This module re-exports what the CLI and library users call.
 """
@@ -47,6 +48,7 @@ from hvg_cli.pipeline.motion import (
                                        save_motion_npz,
 )
 from hvg_cli.pipeline.stages import STAGE_NAMES, compute_subject, pose_track, subject
+from hvg_cli.pipeline.training import PrepareResult, PrepareSettings, ValidationJob, prepare_job, train_job
 
 __all__ = [
     "BatchSummary", "JobResult", "read_jobs", "run_batch",
@@ -56,4 +58,5 @@ __all__ = [
     "list_motion_presets", "load_bvh", "load_motion_npz", "motion_from_source", "motion_source_kind", "photo_alignment",
     "plot_camera_path", "pose_job", "pose_track", "save_bvh", "save_motion_npz", "subject",
     "weights_check", "weights_init",
+    "PrepareResult", "PrepareSettings", "ValidationJob", "prepare_job", "train_job",
 ]

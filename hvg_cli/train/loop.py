@@ -527,7 +527,13 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # with one view the view attention reduces to to_out(to_v(.)) (views.ViewAttention): its to_q / to_k take no
+    # part in the loss, and DDP must be told to look for such parameters (a graph walk per step; V > 1 uses all)
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=data.sizes["views"] == 1)
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=settings.cpu, log_with=trackers,
+                              kwargs_handlers=[ddp],
                               project_config=ProjectConfiguration(project_dir=str(work),
                                                                   logging_dir=str(work / "logs")))
     P, rank = accelerator.num_processes, accelerator.process_index
@@ -619,7 +625,7 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
                 noisy, x0, sigma = noisy.to(dev), x0.to(dev), sigma.to(dev)
                 sync = a == settings.grad_accum - 1
                 with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
-                    out = model(**inputs)  # [b, F, C, h, w]
+                    out = model(**inputs, num_views=V)  # [b, F, C, h, w]
                     losses = edm_loss(precond, out, noisy, x0, sigma)  # [b]
                     accelerator.backward(losses.mean() / settings.grad_accum)
                 local_losses.append(losses.detach())
@@ -773,5 +779,5 @@ def evaluate_loss(weights: str | os.PathLike, data: str | os.PathLike, seed: int
         for i in range(samples or len(ds)):
             d = draw_sample(seed, -2, i, shape, NoiseLevels(p_mean, p_std), none)
             inputs, noisy, x0, sigma = _make_batch([ds[i % len(ds)]], [d], precond, "cpu")
-            losses.append(float(edm_loss(precond, model(**inputs), noisy, x0, sigma)[0]))
+            losses.append(float(edm_loss(precond, model(**inputs, num_views=s["views"]), noisy, x0, sigma)[0]))
     return sum(losses) / len(losses)

@@ -3,10 +3,11 @@
 The training forward applies SVD's conditioning exactly as HVGPipeline.predict_tile does at sampling
 time: scheduler-scaled noisy latents ‖ the reference latent on channels, the CLIP embedding as
 cross-attention context, added_time_ids (fps − 1, motion bucket, noise augmentation), and the pose
-encoder's residual added to the output of the UNet's conv_in. Views × frames lie along the UNet's frame
-axis, view-major (frame index = view · T + t), as in the sampler.
+encoder's residual added to the output of the UNet's conv_in. A sample's views × frames arrive view-major
+(frame index = view · T + t); the forward folds the views into the UNet's batch (row b·V + v holds view v's
+T frames) and passes num_views to views.HVGUNet, exactly as the sampler does.
 
-Parameter selection is by name, so it works unchanged when view attention lands in the UNet:
+Parameter selection is by name:
   new parts (always trained):  every pose-encoder parameter, and every UNet parameter whose name holds
                                `view_attn` (the naming contract of backends/diffusion's view attention)
   unet="temporal":             plus SVD's temporal layers (names holding `temporal_`, `time_mixer`,
@@ -49,7 +50,7 @@ class HVGDenoiser(nn.Module):
 
     def forward(self, scaled: torch.Tensor, ref_latent: torch.Tensor, c_noise: torch.Tensor,
                 embedding: torch.Tensor, time_ids: torch.Tensor, pose_cond: torch.Tensor,
-                pose_keep: torch.Tensor) -> torch.Tensor:
+                pose_keep: torch.Tensor, num_views: int = 1) -> torch.Tensor:
         """The UNet's output F.
 
         scaled:     [B, F, C, h, w] c_in(σ)·(x0 + σ·n), F = views × frames, view-major
@@ -59,35 +60,49 @@ class HVGDenoiser(nn.Module):
         time_ids:   [B, 3] (fps − 1, motion_bucket_id, noise_aug_strength)
         pose_cond:  [B·F, 14, H, W] pose-encoder input, batch-major then view-major
         pose_keep:  [B] 1 keeps the pose residual, 0 drops it
+        num_views:  V (F = V × T); the views are folded into the UNet's batch exactly as
+                    HVGPipeline.predict_tile folds them, so its temporal layers see one view's T frames at a
+                    time and only the view attention mixes views
         returns     [B, F, C, h, w]
         """
         from hvg_cli.backends.diffusion.pose_encoder import conv_in_residual
 
         B, F = scaled.shape[:2]
-        img = ref_latent[:, None].expand(B, F, *ref_latent.shape[1:])  # [B, F, C, h, w]
-        model_in = torch.cat([scaled, img], dim=2)  # [B, F, 2C, h, w]
-        residual = self.pose_encoder(pose_cond)  # [B*F, C0, h, w]
+        V = int(num_views)
+        if V < 1 or F % V:
+            raise ValueError(f"{F} frames are not a multiple of num_views={V}")
+        T = F // V
+        shape = scaled.shape[2:]  # (C, h, w)
+        x = scaled.reshape(B, V, T, *shape)  # [B, V, T, C, h, w]
+        img = ref_latent[:, None, None].expand(B, V, T, *ref_latent.shape[1:])  # [B, V, T, C, h, w]
+        model_in = torch.cat([x, img], dim=3).reshape(B * V, T, -1, *shape[1:])  # [B*V, T, 2C, h, w]
+        emb = embedding.repeat_interleave(V, dim=0)  # [B*V, 1, D], batch-major like model_in
+        ids = time_ids.repeat_interleave(V, dim=0)  # [B*V, 3]
+        t = c_noise.repeat_interleave(V)  # [B*V]
+        residual = self.pose_encoder(pose_cond)  # [B*F, C0, h, w]: index (b·V + v)·T + t, as the UNet flattens
         keep = pose_keep.to(residual.dtype).repeat_interleave(F)[:, None, None, None]  # [B*F, 1, 1, 1]
         # the multiply keeps every pose-encoder parameter in the graph (DDP needs no unused-parameter search)
         with conv_in_residual(self.unet, residual * keep):
-            return self.unet(model_in, c_noise, encoder_hidden_states=embedding, added_time_ids=time_ids,
-                             return_dict=False)[0]
+            out = self.unet(model_in, t, encoder_hidden_states=emb, added_time_ids=ids, num_views=V,
+                            return_dict=False)[0]  # [B*V, T, C, h, w]
+        return out.reshape(B, F, *out.shape[2:])  # [B, F, C, h, w], view-major
 
 
 def load_components(weights: str | Path):
-    """(unet, pose_encoder, scheduler_config) from a checked HVG weights folder, local safetensors only.
+    """(unet: HVGUNet, pose_encoder, scheduler_config) from a checked HVG weights folder, local safetensors only.
 
-    The one place that builds the trainable model from a folder (view attention, when it lands in
-    backends/diffusion, is added here if loading the UNet does not already add it).
+    The one place that builds the trainable model from a folder; the UNet is the sampler's view-aware
+    HVGUNet (views.load_view_unet), so training and sampling run the same module.
     """
-    from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from diffusers import EulerDiscreteScheduler
 
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
+    from hvg_cli.backends.diffusion.views import load_view_unet
     from hvg_cli.backends.diffusion.weights import _quiet
 
     _quiet()
     root = Path(weights)
-    unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True, use_safetensors=True)
+    unet = load_view_unet(root / "unet")  # HVGUNet; a folder without view attention gets it fresh (zero output)
     pose_encoder = PoseEncoder.from_pretrained(root / "pose_encoder", local_files_only=True, use_safetensors=True)
     sched_cfg = EulerDiscreteScheduler.load_config(root / "scheduler", local_files_only=True)
     return unet, pose_encoder, sched_cfg

@@ -1,0 +1,169 @@
+"""Does the pose control learn? Train the tiny model on synthetic silhouettes, evaluate with a POSE SWAP on motions
+that are not in the training set (issue 11).
+
+Data (pipeline.training.render_synthetic, the cached stages animate uses): the shared photos performing the
+TRAIN motions, one front view (camera preset "static"), 32 px, targets = silhouettes in the bone-map colours on a
+plain grey background (target "bonemap"); clips of LENGTH frames, the reference a frame outside the clip.
+Training: `hvg train`'s library call (train.loop.train) from `hvg weights init --tiny` weights, a FIXED number of
+steps (not a wall-clock budget), for each of 3 seeds.
+Evaluation, per seed, on the EVAL motions (never trained on): pairs (A, B) of clips of different photo and motion;
+the reference image is A's reference frame, the bone maps and cameras are B's clip; the diffusion backend's
+`generate` renders it. Foreground of a generated frame = pixels whose largest channel difference from the
+background grey exceeds FG_THRESHOLD. Printed per seed (means over all pairs and frames):
+  IoU(gen fg, B's mask)       the pose it was asked for
+  IoU(gen fg, A's mask)       A's mask = the mask of A's reference frame: what copying the reference would draw
+  copy baseline IoU(A's mask, B's mask)
+Also printed: the ceiling of the measuring chain, IoU(fg of VAE-decode(VAE-encode(B's targets)), B's mask): with
+`hvg weights init --tiny` the VAE is random, and its round trip already smears the silhouettes.
+Pass (issue 11): for every seed, IoU_B >= 0.5, IoU_B - IoU_A >= 0.15 and IoU_B - copy >= 0.1; all seeds together
+in at most 30 minutes on the 2-core CPU. B's window is, for each pair, the one of B's windows whose mask is
+least like A's reference mask (hard cases; chosen from the masks alone, before any model runs).
+
+usage: python benchmarks/train_learns.py [--steps 2000] [--seeds 0,1,2] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+if not DATA.exists():
+    DATA = Path("/work/shared/data")
+
+TRAIN_MOTIONS = ("dance", "idle", "turn-around", "walk-in-place")
+EVAL_MOTIONS = ("wave", "jumping-jacks")  # arms and legs far from the reference pose: a copy scores low
+SIZE = 32
+LENGTH = 2  # frames per clip: the pose is per frame; short clips buy steps on this CPU
+BACKGROUND = (127, 127, 127)
+FG_THRESHOLD = 40
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--sample-steps", type=int, default=20)
+    ap.add_argument("--work", type=Path, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from hvg_cli.backends.diffusion import DiffusionSettings, generate
+    from hvg_cli.backends.diffusion.weights import init_tiny
+    from hvg_cli.core.cache import StageCache
+    from hvg_cli.pipeline.training import PrepareSettings, _slice, prepare_job, render_synthetic
+    from hvg_cli.train.loop import TrainSettings, train
+    from hvg_cli.train.windows import windows
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="hvg-train-learns-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cache = StageCache(work / "cache")
+    photos = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    ps = PrepareSettings(width=SIZE, height=SIZE, length=LENGTH, stride=4, gap=8, cameras="static", views=None,
+                         target="bonemap", background=BACKGROUND, clips_per_shard=64)
+    base = work / "tiny"
+    if not base.exists():
+        init_tiny(base)
+    t0 = time.perf_counter()
+    prep = prepare_job(work / "data", base, synthetic=photos, motions=TRAIN_MOTIONS, settings=ps, cache=cache)
+    print(f"data: {prep.total_clips} clips ({len(photos)} photos x {len(TRAIN_MOTIONS)} motions "
+          f"{', '.join(TRAIN_MOTIONS)}), {SIZE} px, {LENGTH} frames, prepared in {time.perf_counter() - t0:.0f} s")
+
+    # evaluation pairs from the held-out motions: (A: photo i, motion m; B: photo j != i, motion n != m)
+    renders = {(p, m): render_synthetic(p, m, ps, cache) for p in photos for m in EVAL_MOTIONS}
+    pairs = []
+    for (pa, ma), ra in renders.items():
+        for (pb, mb), rb in renders.items():
+            if pa == pb or ma == mb:
+                continue
+            wa = windows(ra.frames.shape[1], LENGTH, 4, 1, 8)[len(windows(ra.frames.shape[1], LENGTH, 4, 1, 8)) // 2]
+            a_mask = ra.maps.mask[0, wa.reference]  # [H, W]
+            wbs = windows(rb.frames.shape[1], LENGTH, 4, 1, 8)
+            wb = min(wbs, key=lambda w: np.mean([iou(a_mask, rb.maps.mask[0, f]) for f in w.frames]))
+            pairs.append((ra.frames[0, wa.reference], a_mask, rb, wb, f"{pa.stem}:{ma} -> {pb.stem}:{mb}"))
+    print(f"eval: {len(pairs)} pose-swap pairs on held-out motions {', '.join(EVAL_MOTIONS)}")
+
+    # the measuring chain's ceiling: B's own target frames through the weights' VAE (encode, decode) and the same
+    # foreground test. A model that predicted B's latents perfectly scores this; the tiny random VAE caps it.
+    from hvg_cli.backends.diffusion.weights import load_pipeline
+    from hvg_cli.train.encode import encode_frames
+
+    vae_pipe = load_pipeline(base, "cpu", "fp32")
+    ceil = []
+    for _, _, rb, wb, _ in pairs:
+        frames, maps, _ = _slice(rb, wb.frames)  # [1, T, H, W, 3]
+        z = encode_frames(vae_pipe, frames[0])  # [T, C, h, w]
+        dec = vae_pipe.decode(z[None], len(wb.frames))[0]  # [T, H, W, 3]
+        fg = np.abs(dec.astype(int) - np.array(BACKGROUND)).max(-1) > FG_THRESHOLD
+        ceil += [iou(fg[t], maps.mask[0, t]) for t in range(len(wb.frames))]
+    print(f"ceiling: IoU(VAE round trip of B's targets, B) {np.mean(ceil):.3f} (the best any model can score here)")
+    del vae_pipe
+
+    results = []
+    t_all = time.perf_counter()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if not seeds:  # --seeds "": data and ceiling only
+        return 0
+    for seed in seeds:
+        t1 = time.perf_counter()
+        out = work / f"seed{seed}"
+        for p in (out, out.with_name(out.name + ".train")):
+            shutil.rmtree(p, ignore_errors=True)
+        st = TrainSettings(weights=str(base), data=str(work / "data"), out=str(out), unet="all", steps=args.steps,
+                           batch_size=args.batch_size, lr=args.lr, lr_new=args.lr, p_mean=-0.4, p_std=1.2,
+                           ema_decay=0.99, lr_schedule="cosine", warmup_steps=50, checkpoint_every=0, seed=seed,
+                           cpu=True, log_every=50)
+        r = train(st)
+        t_train = time.perf_counter() - t1
+        import csv
+
+        with open(r.metrics, newline="") as f:
+            rows = [(int(x["step"]), float(x["loss"])) for x in csv.DictReader(f)]
+        curve = "  ".join(f"{st_}:{np.mean([l for s_, l in rows if st_ - 100 < s_ <= st_]):.3f}"
+                          for st_ in range(100, args.steps + 1, max(100, args.steps // 10)))
+        print(f"seed {seed}: loss (mean of the logged steps in the last 100) {curve}", flush=True)
+        ds = DiffusionSettings(steps=args.sample_steps, seed=seed, device="cpu", dtype="fp32", mode="full",
+                               fps=int(round(pairs[0][2].fps)))  # the fps the clips were trained with
+        ib, ia, ic = [], [], []
+        for ref, a_mask, rb, wb, name in pairs:
+            frames, maps, grid = _slice(rb, wb.frames)
+            gen = generate(out, np.ascontiguousarray(ref), maps, grid, ds)  # [1, T, H, W, 3]
+            fg = np.abs(gen[0].astype(int) - np.array(BACKGROUND)).max(-1) > FG_THRESHOLD  # [T, H, W]
+            for t in range(len(wb.frames)):
+                ib.append(iou(fg[t], maps.mask[0, t]))
+                ia.append(iou(fg[t], a_mask))
+                ic.append(iou(a_mask, maps.mask[0, t]))
+        row = dict(seed=seed, iou_b=float(np.mean(ib)), iou_a=float(np.mean(ia)), copy=float(np.mean(ic)),
+                   loss=r.final_loss, train_s=t_train, total_s=time.perf_counter() - t1)
+        row["pass"] = row["iou_b"] >= 0.5 and row["iou_b"] - row["iou_a"] >= 0.15 and row["iou_b"] - row["copy"] >= 0.1
+        results.append(row)
+        print(f"seed {seed}: IoU(gen, B) {row['iou_b']:.3f}  IoU(gen, A) {row['iou_a']:.3f}  copy baseline "
+              f"IoU(A, B) {row['copy']:.3f}  final loss {row['loss']:.4f}  {args.steps} steps in {t_train:.0f} s "
+              f"({t_train / args.steps:.2f} s/step)  -> {'PASS' if row['pass'] else 'FAIL'}", flush=True)
+    total = time.perf_counter() - t_all
+    ok = all(r["pass"] for r in results) and total <= 1800
+    print(f"all seeds: {total / 60:.1f} min (bar 30 min); {'PASS' if ok else 'FAIL'} "
+          f"(bar: IoU_B >= 0.5, IoU_B - IoU_A >= 0.15, IoU_B - copy >= 0.1 for every seed)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

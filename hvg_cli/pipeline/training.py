@@ -1,0 +1,492 @@
+"""`hvg prepare` and `hvg train`: training data from the same cached stages `animate` uses, and the training run.
+
+prepare_job: photos × motions × a camera preset -> synthetic multi-view clips rendered with the preview backend
+  (stages.subject, stages.preview_model, the motion placed on the subject as animate places it, cameras from the
+  preset in "views" mode, aligned by jobs.align_job exactly as animate aligns; bone maps rendered for the aligned
+  cameras). Each (photo, motion) is rendered once; its windows (train.windows) become clips. The reference
+  image of a clip is the front view (view 0) of a frame OUTSIDE the window (train.windows picks the nearest
+  frame at least `gap` frames away): the model has to move the person into the bone maps' pose, it cannot
+  copy a target frame. Targets are the preview renders (`target="preview"`) or the bone maps' semantic colours
+  as a silhouette (`target="bonemap"`), on a plain background.
+  Monocular videos (monocular_clipset): the cached pose stages (pose_track, motion_video), the video camera solved
+  with train.camera_solve so the fitted skeleton reprojects on MediaPipe's 2D landmarks (clips above
+  max_error_px refused), animate's alignment into the training frame, bone maps for that camera, the frames
+  warped by the same alignment; the reference is a frame of the video outside the window (train.windows).
+  Multi-view captures are not wired yet (see README "Training data layouts").
+train_job: TrainSettings -> train.loop.train with a validation callback that renders a fixed photo + motion +
+  4-view orbit with the current weights through the diffusion backend's `generate` into OUT/validation/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hvg_cli.core.cache import StageCache
+from hvg_cli.core.errors import BadInput, HvgError
+from hvg_cli.core.progress import SILENT, Reporter
+from hvg_cli.core.settings import CameraSpec, SubjectSettings
+
+SYNTHETIC_TARGETS = ("preview", "bonemap")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """What `hvg prepare` makes of its sources (all clips of one dataset share the sizes).
+
+    width, height: training pixels (multiples of the VAE factor × the UNet's); length: frames per window;
+    stride: track frames between window starts; frame_step: take every n-th frame; gap: least distance of the
+    reference frame from the window; cameras: camera preset of synthetic clips (views mode), views: override
+    its number of views; target: "preview" (renders) or "bonemap" (silhouettes in the bone-map colours);
+    background: plain RGB 0-255; max_frames: use at most this many frames of each motion (None: all).
+    """
+
+    width: int = 64
+    height: int = 64
+    length: int = 4
+    stride: int = 8
+    frame_step: int = 1
+    gap: int = 8
+    cameras: str = "orbit-360"
+    views: int | None = 4
+    target: str = "preview"
+    background: tuple[int, int, int] = (127, 127, 127)
+    max_frames: int | None = None
+    clips_per_shard: int = 16
+    seed: int = 0
+    licence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.target not in SYNTHETIC_TARGETS:
+            raise BadInput(f"unknown synthetic target {self.target!r}", f"use one of {', '.join(SYNTHETIC_TARGETS)}")
+        for name in ("width", "height"):
+            if not 16 <= getattr(self, name) <= 4096:
+                raise BadInput(f"{name} must be 16-4096 px, got {getattr(self, name)}")
+        for name in ("length", "stride", "frame_step", "gap", "clips_per_shard"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.views is not None and self.views < 1:
+            raise BadInput(f"--views must be at least 1, got {self.views}")
+        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
+            raise BadInput(f"background must be three values 0-255, got {self.background}")
+
+    def camera_spec(self) -> CameraSpec:
+        return CameraSpec(camera=self.cameras, views=self.views, width=self.width, height=self.height)
+
+    def content_key(self) -> str:
+        """What changes a clip's pixels (part of every clip id, so a re-run with other settings adds new clips)."""
+        d = dataclasses.asdict(self)
+        for k in ("stride", "clips_per_shard", "licence", "max_frames"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    out: str
+    written: int
+    existing: int
+    skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+    clips_per_s: float = 0.0
+    total_clips: int = 0  # clips in the dataset now
+    reprojection: dict = field(default_factory=dict)  # {video: (mean error, limit)} in training pixels
+
+
+def expand_photos(sources) -> list[Path]:
+    """Photos from files, folders (their images, sorted) and .txt lists (one path a line, # comments)."""
+    out: list[Path] = []
+    for s in sources:
+        p = Path(s).expanduser()
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in PHOTO_SUFFIXES)
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            out += expand_photos([p.parent / ln for ln in lines if ln and not ln.startswith("#")])
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise BadInput(f"{p}: no such file or folder", "give photo files, folders of photos or a .txt list")
+    if not out:
+        raise BadInput("no photos found in " + ", ".join(map(str, sources)), "give .jpg/.png files or a folder of them")
+    return out
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticRender:
+    """One (photo, motion) rendered through the camera preset, aligned as animate aligns."""
+
+    frames: np.ndarray  # [V, T, H, W, 3] uint8 targets
+    maps: object  # BoneMaps [V, T, H, W]
+    grid: object  # CameraGrid [V, T], aligned intrinsics
+    fps: float
+
+
+def render_synthetic(photo: Path, motion_source: str, settings: PrepareSettings, cache: StageCache,
+                     progress: Reporter = SILENT) -> SyntheticRender:
+    """The preview backend's render and the bone maps of `photo` performing `motion_source`, every view and frame."""
+    from hvg_cli.bonemap.render import render_bonemaps
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.commands import camera_grid
+    from hvg_cli.pipeline.jobs import align_job
+    from hvg_cli.pipeline.motion import motion_from_source, place_motion
+
+    subject = stages.subject(Path(photo), SubjectSettings(), cache, progress)
+    motion = place_motion(motion_from_source(motion_source, cache=cache, progress=progress), subject)
+    poses, trans = motion.poses, motion.trans  # [T, 24, 3], [T, 3]
+    if settings.max_frames is not None:
+        poses, trans = poses[: settings.max_frames], trans[: settings.max_frames]
+    grid = camera_grid(settings.camera_spec(), len(poses), "views")  # [V, T]
+    _, grid = align_job(poses, trans, motion.skeleton, grid)  # exactly animate's alignment
+    maps = render_bonemaps(poses, trans, motion.skeleton, subject.radii, grid, progress)  # [V, T, H, W]
+    if settings.target == "bonemap":
+        bg = np.asarray(settings.background, np.uint8)
+        frames = np.where(maps.mask[..., None], maps.semantic, bg)  # [V, T, H, W, 3]: silhouettes in part colours
+    else:
+        from hvg_cli.backends.preview.render import render_preview
+
+        model = stages.preview_model(subject, cache, progress)
+        frames = render_preview(subject, poses, trans, grid, tuple(settings.background), progress, model=model)[..., :3]
+    return SyntheticRender(np.ascontiguousarray(frames, dtype=np.uint8), maps, grid, float(motion.fps))
+
+
+def _slice(render: SyntheticRender, frames: tuple[int, ...]):
+    """(frames [V, t, H, W, 3], BoneMaps [V, t, ...], CameraGrid [V, t]) of the window's track frames."""
+    from hvg_cli.core.types import BoneMaps
+
+    idx = list(frames)
+    m = render.maps
+    maps = BoneMaps(semantic=m.semantic[:, idx], normal=m.normal[:, idx], depth=m.depth[:, idx], mask=m.mask[:, idx],
+                    label=m.label[:, idx])
+    grid = dataclasses.replace(render.grid, K=render.grid.K[:, idx], world_to_cam=render.grid.world_to_cam[:, idx],
+                               closed=False)
+    return render.frames[:, idx], maps, grid
+
+
+def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT):
+    """One train.prepare.ClipSource per window of every (photo, motion); each (photo, motion) is rendered at most
+    once (when its first unfinished window loads). Returns the list of sources."""
+    from hvg_cli.pipeline.motion import motion_from_source
+    from hvg_cli.train.prepare import ClipInputs, ClipSource
+    from hvg_cli.train.windows import windows
+
+    key = settings.content_key()
+    memo: dict = {}
+    sources = []
+    for photo in photos:
+        ph = _file_hash(photo)[:12]
+        for motion in motions:
+            T = motion_from_source(motion, cache=cache, progress=progress).num_frames
+            if settings.max_frames is not None:
+                T = min(T, settings.max_frames)
+            mname = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(str(motion)).stem)[:32]
+            for w in windows(T, settings.length, settings.stride, settings.frame_step, settings.gap):
+                def load(photo=photo, motion=motion, w=w) -> ClipInputs:
+                    if memo.get("key") != (photo, motion):
+                        memo.clear()  # one (photo, motion) in memory at a time; a failed render is not kept
+                        render = render_synthetic(photo, motion, settings, cache, progress)
+                        memo.update(key=(photo, motion), render=render)
+                    r = memo["render"]
+                    frames, maps, grid = _slice(r, w.frames)
+                    ref = r.frames[0, w.reference]  # [H, W, 3]: the front view of a frame outside the window
+                    return ClipInputs(photo=np.ascontiguousarray(ref), frames=np.ascontiguousarray(frames), maps=maps,
+                                      grid=grid, fps=r.fps / settings.frame_step, source=f"{photo}|{motion}",
+                                      licence=settings.licence, synthetic=True,
+                                      reference=f"{photo}|{motion}|frame {w.reference}|view 0")
+
+                sources.append(ClipSource(f"syn-{ph}-{mname}-{key}-{w.id_suffix}", load))
+    return sources
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+def expand_videos(sources) -> list[Path]:
+    """Videos from files, folders (their videos, sorted) and .txt lists (one path a line, # comments)."""
+    out: list[Path] = []
+    for s in sources:
+        p = Path(s).expanduser()
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            out += expand_videos([p.parent / ln for ln in lines if ln and not ln.startswith("#")])
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise BadInput(f"{p}: no such file or folder", "give video files, folders of videos or a .txt list")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class MonocularClipSet:
+    """A tracked video aligned for training: every track frame warped to the training size (one view)."""
+
+    frames: np.ndarray  # [1, T, H, W, 3] uint8, aligned exactly as animate aligns (jobs.align_job)
+    maps: object  # BoneMaps [1, T, H, W] rendered for the solved video camera, aligned
+    grid: object  # CameraGrid [1, T] aligned intrinsics
+    fps: float
+    error_px: float  # mean reprojection error of the fitted skeleton on MediaPipe's landmarks, training pixels
+    limit_px: float  # the largest error train.camera_solve.max_error_px allows, training pixels
+    video_K: np.ndarray  # [3, 3] the solved camera's intrinsics in video pixels (grid.K = alignment @ video_K)
+
+
+def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor: int, cache: StageCache,
+                      progress: Reporter = SILENT) -> MonocularClipSet:
+    """Solve the video's camera so the fitted skeleton reprojects on MediaPipe's 2D landmarks, align as animate
+    does, render the bone maps for that camera and warp the frames by the same alignment.
+
+    The subject (bone radii) is fitted on the track frame where MediaPipe saw the person best (highest mean
+    landmark visibility): one fit per video. Raises BadInput when the reprojection error at the training
+    resolution is above max_error_px (half a latent cell)."""
+    import tempfile
+
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.body.ik import landmarks_from_pose
+    from hvg_cli.bonemap.render import render_bonemaps
+    from hvg_cli.core.types import CameraGrid
+    from hvg_cli.io.video import probe_video, read_frames
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.jobs import align_job
+    from hvg_cli.train.camera_solve import max_error_px, solve_camera
+
+    info = probe_video(video)
+    ex = motion.extras
+    T = motion.num_frames
+    # 1. the video camera: fitted skeleton's landmarks (world, metres) against MediaPipe's pixels
+    points = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3]
+    sol = solve_camera(points, np.asarray(ex["landmarks"]), np.asarray(ex["visibility"]), info.width, info.height)
+    K = np.broadcast_to(sol.camera.K, (1, T, 3, 3)).copy()
+    w2c = np.broadcast_to(sol.camera.world_to_cam, (1, T, 4, 4)).copy()
+    # 2. animate's alignment into the training frame (video pixels -> training pixels, pelvis centred)
+    grid0 = CameraGrid(K=K, world_to_cam=w2c, width=settings.width, height=settings.height, mode="views")
+    alignment, grid = align_job(motion.poses, motion.trans, motion.skeleton, grid0)  # [1, T]
+    scale = float(np.median(alignment.scale))  # training px per video px
+    limit_video = max_error_px(vae_factor, 1.0 / scale)
+    error, limit = sol.mean_error_px * scale, limit_video * scale
+    if sol.mean_error_px > limit_video:
+        raise BadInput(f"{video.name}: the fitted skeleton reprojects {error:.2f} px from MediaPipe's landmarks at "
+                       f"{settings.width}x{settings.height} (limit {limit:.2f} px)",
+                       "a tripod shot with the whole body visible works best")
+    # 3. the subject for the bone radii, from the best-seen frame
+    fi = np.asarray(ex["frame_indices"], dtype=int)  # [T] source frame of each track frame
+    best = int(np.argmax(np.asarray(ex["visibility"]).mean(1)))
+    frame = next(iter(read_frames(video, start=int(fi[best]), end=int(fi[best]) + 1)))
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / f"{video.stem}-f{fi[best]:06d}.png"
+        Image.fromarray(frame).save(png)
+        subject = stages.subject(png, SubjectSettings(), cache, progress)
+    maps = render_bonemaps(motion.poses, motion.trans, motion.skeleton, subject.radii, grid, progress)  # [1, T]
+    # 4. the frames, warped by the same alignment (video frame t -> aligned frame t)
+    step = int(fi[1] - fi[0]) if T > 1 else 1
+    out = np.zeros((1, T, settings.height, settings.width, 3), np.uint8)
+    for t, img in enumerate(read_frames(video, start=int(fi[0]), end=int(fi[-1]) + 1, stride=max(1, step))):
+        if t >= T:
+            break
+        a = alignment
+        out[0, t] = np.clip(warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height),
+                            0, 255).astype(np.uint8)
+    return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit), sol.camera.K.copy())
+
+
+def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache: StageCache,
+                      progress: Reporter = SILENT):
+    """(sources, skipped, errors): one ClipSource per window of every tracked video; videos that cannot be
+    tracked are skipped here with their reason. errors: {video: (error px, limit px)} once a video loaded."""
+    from hvg_cli.core.settings import PoseSettings
+    from hvg_cli.pipeline import stages
+    from hvg_cli.train.prepare import ClipInputs, ClipSource
+    from hvg_cli.train.windows import windows
+
+    key = settings.content_key()
+    memo: dict = {}
+    errors: dict = {}
+    sources, skipped = [], []
+    for video in videos:
+        try:
+            motion, _ = stages.motion_video(video, PoseSettings(), cache, progress)
+        except HvgError as e:
+            skipped.append((str(video), str(e)))
+            progress.note(f"skipped video {video}: {e}")
+            continue
+        usable = [bool(d) for d in np.asarray(motion.extras.get("detected", np.ones(motion.num_frames, bool)))]
+        wins = windows(motion.num_frames, settings.length, settings.stride, settings.frame_step, settings.gap, usable)
+        if not wins:
+            skipped.append((str(video), f"too short: no window of {settings.length} usable frames"))
+            progress.note(f"skipped video {video}: too short for one window of {settings.length} frames")
+            continue
+        vh = _file_hash(video)[:12]
+        for w in wins:
+            def load(video=video, motion=motion, w=w) -> ClipInputs:
+                if memo.get("key") != video:
+                    memo.clear()
+                    cs = monocular_clipset(video, motion, settings, vae_factor, cache, progress)
+                    errors[str(video)] = (cs.error_px, cs.limit_px)
+                    memo.update(key=video, set=cs)
+                cs = memo["set"]
+                frames, maps, grid = _slice(cs, w.frames)
+                return ClipInputs(photo=np.ascontiguousarray(cs.frames[0, w.reference]), frames=np.ascontiguousarray(frames),
+                                  maps=maps, grid=grid, fps=cs.fps / settings.frame_step, source=str(video),
+                                  licence=settings.licence, synthetic=False, reference=f"{video}|frame {w.reference}")
+
+            sources.append(ClipSource(f"vid-{vh}-{key}-{w.id_suffix}", load))
+    return sources, skipped, errors
+
+
+def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: PrepareSettings = PrepareSettings(),
+                videos=(), cache: StageCache | None = None, progress: Reporter = SILENT) -> PrepareResult:
+    """`hvg prepare`: write (or continue) the dataset at `out`.
+
+    weights: an HVG weights folder whose VAE and CLIP encoder encode the clips (the same folder, or one with the
+    same VAE and image encoder, as the one trained). synthetic: photos (files, folders, .txt lists) rendered
+    performing each of `motions` (presets, .npz, .bvh) through `settings.cameras`. videos: monocular footage
+    (files, folders, .txt lists): see monocular_clipset.
+    """
+    from hvg_cli.backends.diffusion.weights import load_pipeline
+    from hvg_cli.train.dataset import TrainDataset
+    from hvg_cli.train.prepare import prepare_clips
+
+    if not synthetic and not videos:
+        raise BadInput("nothing to prepare", "give videos, or --synthetic PHOTOS --motions PRESETS")
+    if synthetic and not motions:
+        raise BadInput("--synthetic needs --motions", "e.g. --motions dance,wave (hvg pose --list-presets)")
+    from hvg_cli.backends.diffusion.weights import check_weights
+
+    check_weights(weights)  # MissingWeights before any work
+    cache = cache or StageCache()
+    sources, skipped, errors = [], [], {}
+    if synthetic:
+        from hvg_cli.pipeline.commands import camera_grid
+
+        camera_grid(settings.camera_spec(), 1, "views")  # a bad preset or view count: one error before any work
+        sources += synthetic_sources(expand_photos(synthetic), list(motions), settings, cache, progress)
+    if videos:
+        vae_cfg = json.loads((Path(weights) / "vae" / "config.json").read_text())
+        factor = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+        found = expand_videos(videos)
+        if not found:
+            raise BadInput("no videos found in " + ", ".join(map(str, videos)), "give .mp4/.mov files or a folder")
+        more, skipped, errors = monocular_sources(found, settings, factor, cache, progress)
+        sources += more
+    if not sources:
+        raise BadInput(f"no window of {settings.length} frames fits the sources"
+                       + (f" ({len(skipped)} videos skipped)" if skipped else ""), "lower --length or --gap")
+    pipe = load_pipeline(weights, "cpu" if not _has_cuda() else "auto", "fp32")
+    summary = prepare_clips(pipe, sources, out, total=len(sources), clips_per_shard=settings.clips_per_shard,
+                            seed=settings.seed, progress=progress)
+    total = len(TrainDataset(out)) if (Path(out) / "manifest.json").exists() else 0
+    return PrepareResult(str(out), summary.written, summary.existing, tuple(skipped) + summary.skipped,
+                         summary.seconds, summary.clips_per_s, total, errors)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# ---------------------------------------------------------------------------------------------
+# hvg train
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValidationJob:
+    """The fixed validation job: photo + motion + a 4-view orbit, at the dataset's size and frame count."""
+
+    photo: str
+    motion: str = "dance"
+    views: int = 4
+    steps: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationInputs:
+    photo: np.ndarray  # [H, W, 3] uint8, aligned
+    maps: object  # BoneMaps [V, T, H, W]
+    grid: object  # CameraGrid [V, T]
+    fps: float
+
+
+def validation_inputs(job: ValidationJob, width: int, height: int, frames: int, cache: StageCache,
+                      progress: Reporter = SILENT) -> ValidationInputs:
+    """The aligned photo, bone maps and cameras of the validation job, built as animate builds them."""
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.bonemap.render import render_bonemaps
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.commands import camera_grid
+    from hvg_cli.pipeline.jobs import align_job, photo_alignment
+    from hvg_cli.pipeline.motion import motion_from_source, place_motion
+
+    subject = stages.subject(Path(job.photo), SubjectSettings(), cache, progress)
+    motion = place_motion(motion_from_source(job.motion, cache=cache, progress=progress), subject)
+    poses, trans = motion.poses[:frames], motion.trans[:frames]
+    spec = CameraSpec(camera="orbit-360", views=job.views, width=width, height=height)
+    grid = camera_grid(spec, len(poses), "views")
+    _, grid = align_job(poses, trans, motion.skeleton, grid)
+    maps = render_bonemaps(poses, trans, motion.skeleton, subject.radii, grid, progress)
+    a = photo_alignment(subject, width, height)
+    photo = warp_image(subject.image, float(a.scale[0, 0]), a.offset[0, 0], width, height)
+    return ValidationInputs(np.clip(photo, 0, 255).astype(np.uint8), maps, grid, float(motion.fps))
+
+
+def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob):
+    """train()'s validate callback: write the current weights beside the base's other parts in a scratch folder,
+    render the job with the diffusion backend's `generate`, store FOLDER/orbit.mp4 (views in a grid) and
+    FOLDER/frames.npy [V, T, H, W, 3]."""
+
+    def validate(step: int, unet, pose_encoder, folder: Path) -> None:
+        from hvg_cli.backends.diffusion import DiffusionSettings, generate
+        from hvg_cli.bonemap.render import grid_images
+        from hvg_cli.io.video import write_video
+
+        scratch = Path(folder) / ".weights"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir(parents=True)
+        try:
+            for comp in ("vae", "image_encoder", "scheduler", "feature_extractor"):
+                os.symlink(Path(base).resolve() / comp, scratch / comp)
+            shutil.copy2(Path(base) / "model_index.json", scratch / "model_index.json")
+            unet.save_pretrained(scratch / "unet", safe_serialization=True)
+            pose_encoder.save_pretrained(scratch / "pose_encoder", safe_serialization=True)
+            ds = DiffusionSettings(steps=job.steps, seed=job.seed, device="cpu" if not _has_cuda() else "auto",
+                                   dtype="fp32", fps=max(1, int(round(inputs.fps))))  # the fps clips are stored with
+            frames = generate(scratch, inputs.photo, inputs.maps, inputs.grid, ds)  # [V, T, H, W, 3]
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        np.save(Path(folder) / "frames.npy", frames)
+        write_video(Path(folder) / "orbit.mp4", iter(grid_images(frames)), max(1, round(inputs.fps)))
+
+    return validate
+
+
+def train_job(settings, validation: ValidationJob | None = None, cache: StageCache | None = None,
+              progress: Reporter = SILENT):
+    """`hvg train`: train.loop.train(settings) with the validation job rendered every settings.validate_every
+    steps (needs `validation`). Checks run before anything is written; returns train.loop.TrainResult."""
+    from hvg_cli.train.dataset import TrainDataset
+    from hvg_cli.train.loop import train
+
+    validate = None
+    if settings.validate_every:
+        if validation is None:
+            raise BadInput("--validate-every needs a validation photo", "add --validation-photo PHOTO")
+        data = TrainDataset(settings.data)  # BadInput for a missing or old dataset, before any rendering
+        s = data.sizes
+        inputs = validation_inputs(validation, s["width"], s["height"], s["frames"], cache or StageCache(), progress)
+        validate = make_validator(Path(settings.weights).expanduser(), inputs, validation)
+    return train(settings, progress, validate)
