@@ -25,7 +25,6 @@ usage: python benchmarks/train_learns.py [--steps 2000] [--seeds 0,1,2] [--work 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 import tempfile
@@ -137,13 +136,13 @@ def main() -> int:
 
         with open(r.metrics, newline="") as f:
             rows = [(int(x["step"]), float(x["loss"])) for x in csv.DictReader(f)]
-        curve = "  ".join(f"{st_}:{np.mean([l for s_, l in rows if st_ - 100 < s_ <= st_]):.3f}"
+        curve = "  ".join(f"{st_}:{np.mean([loss for s_, loss in rows if st_ - 100 < s_ <= st_]):.3f}"
                           for st_ in range(100, args.steps + 1, max(100, args.steps // 10)))
         print(f"seed {seed}: loss (mean of the logged steps in the last 100) {curve}", flush=True)
         ds = DiffusionSettings(steps=args.sample_steps, seed=seed, device="cpu", dtype="fp32", mode="full",
                                fps=int(round(pairs[0][2].fps)))  # the fps the clips were trained with
         ib, ia, ic = [], [], []
-        for ref, a_mask, rb, wb, name in pairs:
+        for ref, a_mask, rb, wb, _name in pairs:
             frames, maps, grid = _slice(rb, wb.frames)
             gen = generate(out, np.ascontiguousarray(ref), maps, grid, ds)  # [1, T, H, W, 3]
             fg = np.abs(gen[0].astype(int) - np.array(BACKGROUND)).max(-1) > FG_THRESHOLD  # [T, H, W]

@@ -42,11 +42,11 @@ def prepared(tmp_path_factory, data_dir):
 
 def test_synthetic_clips_hold_the_aligned_job(prepared):
     from hvg_cli.bonemap.render import render_bonemaps
+    from hvg_cli.core.settings import SubjectSettings
     from hvg_cli.pipeline import stages
     from hvg_cli.pipeline.commands import camera_grid
     from hvg_cli.pipeline.jobs import align_job
     from hvg_cli.pipeline.motion import motion_from_source, place_motion
-    from hvg_cli.core.settings import SubjectSettings
     from hvg_cli.train.dataset import TrainDataset, read_manifest
     from hvg_cli.train.windows import windows
 

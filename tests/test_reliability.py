@@ -48,7 +48,7 @@ def _assert_cache_consistent(cache: Path) -> None:
     info = json.loads(r.stdout)["stages"]
     on_disk = {}
     if cache.exists():
-        for stage in cache.iterdir():
+        for stage in (p for p in cache.iterdir() if p.is_dir()):  # beside them: the file-hash memo
             entries = [p for p in stage.iterdir() if p.is_dir() and (p / ".complete").exists()]
             if entries:
                 on_disk[stage.name] = len(entries)
@@ -251,7 +251,7 @@ def _wait_for(path_glob: tuple[Path, str], timeout: float = 120) -> None:
     folder, pattern = path_glob
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if folder.exists() and list(folder.rglob(pattern)):
+        if folder.exists() and list(folder.glob(f"*/{pattern}")):
             return
         time.sleep(0.1)
     raise AssertionError(f"nothing matching {pattern} appeared under {folder}")

@@ -7,8 +7,18 @@ from __future__ import annotations
 import typer
 
 from hvg_cli import __version__
-from hvg_cli.cli import (animate_cmd, batch_cmd, bonemap_cmd, cache_cmd, cameras_cmd, doctor_cmd, pose_cmd, prepare_cmd,
-                         train_cmd, weights_cmd)
+from hvg_cli.cli import (
+    animate_cmd,
+    batch_cmd,
+    bonemap_cmd,
+    cache_cmd,
+    cameras_cmd,
+    doctor_cmd,
+    pose_cmd,
+    prepare_cmd,
+    train_cmd,
+    weights_cmd,
+)
 from hvg_cli.cli.common import OneLineUsageErrors
 from hvg_cli.core.errors import EXIT_CODES
 

@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from hvg_cli.cli.common import CacheDirOpt, JsonOpt, NoCacheOpt, QuietOpt, RichReporter, emit_json, err_console, maps_errors
+from hvg_cli.cli.common import (
+    CacheDirOpt,
+    JsonOpt,
+    NoCacheOpt,
+    QuietOpt,
+    RichReporter,
+    emit_json,
+    err_console,
+    maps_errors,
+)
 from hvg_cli.core.cache import StageCache
 
 HELP = """Train the pose encoder and view attention (and the UNet per --unet) on a dataset from `hvg prepare`.

@@ -26,6 +26,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,12 @@ from hvg_cli.core.cache import StageCache
 from hvg_cli.core.errors import BadInput, HvgError
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import CameraSpec, SubjectSettings
+from hvg_cli.core.types import BoneMaps, CameraGrid
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hvg_cli.train.loop import TrainResult
 
 SYNTHETIC_TARGETS = ("preview", "bonemap")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -129,8 +136,8 @@ class SyntheticRender:
     """One (photo, motion) rendered through the camera preset, aligned as animate aligns."""
 
     frames: np.ndarray  # [V, T, H, W, 3] uint8 targets
-    maps: object  # BoneMaps [V, T, H, W]
-    grid: object  # CameraGrid [V, T], aligned intrinsics
+    maps: BoneMaps  # [V, T, H, W]
+    grid: CameraGrid  # [V, T], aligned intrinsics
     fps: float
 
 
@@ -162,10 +169,8 @@ def render_synthetic(photo: Path, motion_source: str, settings: PrepareSettings,
     return SyntheticRender(np.ascontiguousarray(frames, dtype=np.uint8), maps, grid, float(motion.fps))
 
 
-def _slice(render: SyntheticRender, frames: tuple[int, ...]):
+def _slice(render: SyntheticRender, frames: tuple[int, ...]) -> tuple[np.ndarray, BoneMaps, CameraGrid]:
     """(frames [V, t, H, W, 3], BoneMaps [V, t, ...], CameraGrid [V, t]) of the window's track frames."""
-    from hvg_cli.core.types import BoneMaps
-
     idx = list(frames)
     m = render.maps
     maps = BoneMaps(semantic=m.semantic[:, idx], normal=m.normal[:, idx], depth=m.depth[:, idx], mask=m.mask[:, idx],
@@ -175,7 +180,7 @@ def _slice(render: SyntheticRender, frames: tuple[int, ...]):
     return render.frames[:, idx], maps, grid
 
 
-def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT):
+def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT) -> list:
     """One train.prepare.ClipSource per window of every (photo, motion); each (photo, motion) is rendered at most
     once (when its first unfinished window loads). Returns the list of sources."""
     from hvg_cli.pipeline.motion import motion_from_source
@@ -235,8 +240,8 @@ class MonocularClipSet:
     """A tracked video aligned for training: every track frame warped to the training size (one view)."""
 
     frames: np.ndarray  # [1, T, H, W, 3] uint8, aligned exactly as animate aligns (jobs.align_job)
-    maps: object  # BoneMaps [1, T, H, W] rendered for the solved video camera, aligned
-    grid: object  # CameraGrid [1, T] aligned intrinsics
+    maps: BoneMaps  # [1, T, H, W] rendered for the solved video camera, aligned
+    grid: CameraGrid  # [1, T] aligned intrinsics
     fps: float
     error_px: float  # mean reprojection error of the fitted skeleton on MediaPipe's landmarks, training pixels
     limit_px: float  # the largest error train.camera_solve.max_error_px allows, training pixels
@@ -304,7 +309,7 @@ def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor
 
 
 def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache: StageCache,
-                      progress: Reporter = SILENT):
+                      progress: Reporter = SILENT) -> tuple[list, list[tuple[str, str]], dict]:
     """(sources, skipped, errors): one ClipSource per window of every tracked video; videos that cannot be
     tracked are skipped here with their reason. errors: {video: (error px, limit px)} once a video loaded."""
     from hvg_cli.core.settings import PoseSettings
@@ -368,7 +373,9 @@ def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: Pr
 
     check_weights(weights)  # MissingWeights before any work
     cache = cache or StageCache()
-    sources, skipped, errors = [], [], {}
+    sources: list = []
+    skipped: list[tuple[str, str]] = []
+    errors: dict = {}
     if synthetic:
         from hvg_cli.pipeline.commands import camera_grid
 
@@ -416,8 +423,8 @@ class ValidationJob:
 @dataclass(frozen=True, eq=False)
 class ValidationInputs:
     photo: np.ndarray  # [H, W, 3] uint8, aligned
-    maps: object  # BoneMaps [V, T, H, W]
-    grid: object  # CameraGrid [V, T]
+    maps: BoneMaps  # [V, T, H, W]
+    grid: CameraGrid  # [V, T]
     fps: float
 
 
@@ -443,7 +450,7 @@ def validation_inputs(job: ValidationJob, width: int, height: int, frames: int, 
     return ValidationInputs(np.clip(photo, 0, 255).astype(np.uint8), maps, grid, float(motion.fps))
 
 
-def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob):
+def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob) -> Callable[..., None]:
     """train()'s validate callback: write the current weights beside the base's other parts in a scratch folder,
     render the job with the diffusion backend's `generate`, store FOLDER/orbit.mp4 (views in a grid) and
     FOLDER/frames.npy [V, T, H, W, 3]."""
@@ -475,7 +482,7 @@ def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob):
 
 
 def train_job(settings, validation: ValidationJob | None = None, cache: StageCache | None = None,
-              progress: Reporter = SILENT):
+              progress: Reporter = SILENT) -> TrainResult:
     """`hvg train`: train.loop.train(settings) with the validation job rendered every settings.validate_every
     steps (needs `validation`). Checks run before anything is written; returns train.loop.TrainResult."""
     from hvg_cli.train.dataset import TrainDataset

@@ -126,11 +126,12 @@ def _ransac_start(X: np.ndarray, x: np.ndarray, cx: float, cy: float, thresh: fl
         cam = _constrained(_dlt(X[pick], x[pick]), cx, cy)
         if cam is None:
             continue
-        count = int((np.linalg.norm(_reproject(*cam, X, cx, cy) - x, axis=1) < thresh).sum())
+        f, R, t = cam
+        count = int((np.linalg.norm(_reproject(f, R, t, X, cx, cy) - x, axis=1) < thresh).sum())
         if count > best_count:
             best, best_count = cam, count
     if best is not None and best_count >= 8:
-        inl = np.linalg.norm(_reproject(*best, X, cx, cy) - x, axis=1) < thresh
+        inl = np.linalg.norm(_reproject(best[0], best[1], best[2], X, cx, cy) - x, axis=1) < thresh
         again = _constrained(_dlt(X[inl], x[inl]), cx, cy)
         if again is not None:
             best = again

@@ -176,7 +176,7 @@ class DatasetWriter:
     def close(self) -> None:
         self.flush()
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

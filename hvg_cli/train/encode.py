@@ -10,6 +10,7 @@ a clip's latents are a pure function of its pixels.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import BoneMaps, CameraGrid
 from hvg_cli.train.dataset import TrainClip
 
+if TYPE_CHECKING:
+    from torch import Tensor
 
-def reference_noise(seed: int, clip_id: str, height: int, width: int):
+
+def reference_noise(seed: int, clip_id: str, height: int, width: int) -> Tensor:
     """The reference photo's noise-augmentation ε [1, 3, H, W], from (seed, clip id) only."""
     import torch
 
@@ -27,7 +31,7 @@ def reference_noise(seed: int, clip_id: str, height: int, width: int):
     return torch.randn((1, 3, height, width), generator=g, dtype=torch.float32)
 
 
-def encode_frames(pipe, frames: np.ndarray, chunk: int = 8):
+def encode_frames(pipe, frames: np.ndarray, chunk: int = 8) -> Tensor:
     """frames [N, H, W, 3] uint8 -> [N, C, h, w] float32: mode() of the VAE posterior × scaling_factor."""
     import torch
 

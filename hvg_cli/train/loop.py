@@ -210,7 +210,7 @@ def _csv_tracker_class():
                 self.columns = list(row.keys())
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", newline="") as f:
-                w = csv.DictWriter(f, self.columns, extrasaction="ignore")
+                w = csv.DictWriter(f, self.columns or list(row.keys()), extrasaction="ignore")
                 if new and f.tell() == 0:
                     w.writeheader()
                 w.writerow(row)
@@ -614,7 +614,7 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
             task.advance(start)
         t0 = time.perf_counter()
         batches = _StepBatches(data, settings, G, P, rank, start, latent_shape, levels, dropout, precond)
-        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False,
+        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False,  # type: ignore[arg-type]  # an IterableDataset
                                                   num_workers=settings.num_workers))
         dev = accelerator.device
         for s in range(start, settings.steps):
@@ -768,7 +768,7 @@ def evaluate_loss(weights: str | os.PathLike, data: str | os.PathLike, seed: int
     from hvg_cli.train.randomness import draw_sample
 
     ds = TrainDataset(data)
-    unet, pose_encoder, sched_cfg = load_components(weights)
+    unet, pose_encoder, sched_cfg = load_components(Path(weights))
     precond = Preconditioning.from_scheduler_config(sched_cfg)
     model = HVGDenoiser(unet, pose_encoder).eval()
     s = ds.sizes

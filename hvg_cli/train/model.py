@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hvg_cli.backends.diffusion.views import HVGUNet
 from hvg_cli.core.errors import BadInput, MissingDependency
 
 UNET_MODES = ("temporal", "all", "lora", "frozen")
@@ -88,7 +89,7 @@ class HVGDenoiser(nn.Module):
         return out.reshape(B, F, *out.shape[2:])  # [B, F, C, h, w], view-major
 
 
-def load_components(weights: str | Path):
+def load_components(weights: str | Path) -> tuple[HVGUNet, nn.Module, dict]:
     """(unet: HVGUNet, pose_encoder, scheduler_config) from a checked HVG weights folder, local safetensors only.
 
     The one place that builds the trainable model from a folder; the UNet is the sampler's view-aware
@@ -145,7 +146,8 @@ def select_trainable(model: HVGDenoiser, unet_mode: str) -> dict[str, list[str]]
     """
     if unet_mode not in UNET_MODES:
         raise BadInput(f"unknown --unet mode {unet_mode!r}", f"use one of {', '.join(UNET_MODES)}")
-    new, base = [], []
+    new: list[str] = []
+    base: list[str] = []
     for name, p in model.named_parameters():
         if name.startswith("pose_encoder.") or is_view_attention(name):
             train, group = True, new

@@ -32,8 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hvg_cli.core.errors import BadInput
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Preconditioning:
     sigma_data: float = 1.0
 
     @classmethod
-    def from_scheduler_config(cls, config) -> "Preconditioning":
+    def from_scheduler_config(cls, config) -> Preconditioning:
         """The preconditioning an EulerDiscreteScheduler config implies (a dict or a diffusers FrozenDict).
 
         [sched]'s `scale_model_input` divides by √(σ² + 1) and its v-prediction x0 uses σ² + 1: σ_data = 1.
@@ -60,29 +64,29 @@ class Preconditioning:
         return cls(prediction_type=pred, sigma_data=1.0)
 
     # each takes σ as a tensor of any shape and returns a tensor of that shape
-    def c_in(self, sigma):
+    def c_in(self, sigma) -> Tensor:
         return 1.0 / (sigma**2 + self.sigma_data**2).sqrt()
 
-    def c_skip(self, sigma):
+    def c_skip(self, sigma) -> Tensor:
         return self.sigma_data**2 / (sigma**2 + self.sigma_data**2)
 
-    def c_out(self, sigma):
+    def c_out(self, sigma) -> Tensor:
         return -sigma * self.sigma_data / (sigma**2 + self.sigma_data**2).sqrt()
 
-    def c_noise(self, sigma):
+    def c_noise(self, sigma) -> Tensor:
         return 0.25 * sigma.log()
 
-    def denoised(self, model_output, noisy, sigma):
+    def denoised(self, model_output, noisy, sigma) -> Tensor:
         """D(x; σ) = c_skip·x + c_out·F. model_output F and noisy x: [B, ...]; sigma: [B]."""
         s = _expand(sigma, noisy)
         return self.c_skip(s) * noisy + self.c_out(s) * model_output
 
-    def target(self, x0, noisy, sigma):
+    def target(self, x0, noisy, sigma) -> Tensor:
         """The F that makes D(x; σ) = x0: (x0 − c_skip·x) / c_out (for v-prediction: the velocity)."""
         s = _expand(sigma, noisy)
         return (x0 - self.c_skip(s) * noisy) / self.c_out(s)
 
-    def loss_weight(self, sigma):
+    def loss_weight(self, sigma) -> Tensor:
         """[EDM] λ(σ) = (σ² + σ_data²) / (σ·σ_data)², the weight of ‖D − x0‖²."""
         return (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
 
@@ -92,7 +96,7 @@ def _expand(sigma, like):
     return sigma.reshape(sigma.shape[0], *([1] * (like.dim() - 1))).to(like.dtype)
 
 
-def edm_loss(precond: Preconditioning, model_output, noisy, x0, sigma):
+def edm_loss(precond: Preconditioning, model_output, noisy, x0, sigma) -> Tensor:
     """Per-sample EDM loss: mean over elements of λ(σ)·(D(x; σ) − x0)².
 
     model_output, noisy, x0: [B, ...]; sigma: [B]; returns [B] in float32 or wider (half inputs are upcast).

@@ -12,10 +12,14 @@ for dropout (reference, embedding, latent, pose), then the noise of the latent g
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from hvg_cli.train.objective import ConditioningDropout, NoiseLevels
+
+if TYPE_CHECKING:
+    import torch
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:
@@ -24,7 +28,7 @@ def sample_seed(seed: int, step: int, index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def sample_generator(seed: int, step: int, index: int):
+def sample_generator(seed: int, step: int, index: int) -> torch.Generator:
     """A CPU torch.Generator for one sample at one optimizer step."""
     import torch
 
