@@ -56,15 +56,24 @@ def render_worker(args) -> int:
 
     settings = _settings(args)
     cache = StageCache(Path(args.cache))
-    job = pipeline.assemble_job(Path(args.photo), args.motion, settings.camera, settings.camera_mode, settings.timing,
-                                 settings.align, settings.body_model, cache)
+    job = pipeline.assemble_job(
+        Path(args.photo),
+        args.motion,
+        settings.camera,
+        settings.camera_mode,
+        settings.timing,
+        settings.align,
+        settings.body_model,
+        cache,
+    )
     model = pipeline.preview_model_stage(job.subject, cache)
     g = job.grid
     # 1. Start-up: the first frame alone (numba loads its compiled kernels from the cache, or compiles them)
     t = time.perf_counter()
     one = dataclasses.replace(g, K=g.K[:, :1], world_to_cam=g.world_to_cam[:, :1])
-    render_preview(job.subject, job.motion.poses[:1], job.motion.trans[:1], one, args.background, model=model,
-                   engine=args.worker)
+    render_preview(
+        job.subject, job.motion.poses[:1], job.motion.trans[:1], one, args.background, model=model, engine=args.worker
+    )
     startup = time.perf_counter() - t
     # 2. The whole job, with its own peak-memory window
     import gc
@@ -73,13 +82,25 @@ def render_worker(args) -> int:
     before = _status_mb("VmRSS")
     _reset_peak()
     t, c = time.perf_counter(), time.process_time()
-    frames = render_preview(job.subject, job.motion.poses, job.motion.trans, g, args.background, model=model,
-                            engine=args.worker)
+    frames = render_preview(
+        job.subject, job.motion.poses, job.motion.trans, g, args.background, model=model, engine=args.worker
+    )
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     n = int(frames.shape[0] * frames.shape[1])
-    print(json.dumps({"engine": args.worker, "frames": n, "wall_s": wall, "cpu_s": cpu, "startup_s": startup,
-                      "peak_mb": _status_mb("VmHWM"), "before_mb": before,
-                      "workers": os.environ.get("HVG_PREVIEW_WORKERS", "auto")}))
+    print(
+        json.dumps(
+            {
+                "engine": args.worker,
+                "frames": n,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "startup_s": startup,
+                "peak_mb": _status_mb("VmHWM"),
+                "before_mb": before,
+                "workers": os.environ.get("HVG_PREVIEW_WORKERS", "auto"),
+            }
+        )
+    )
     return 0
 
 
@@ -116,51 +137,91 @@ def main() -> int:
             again = pipeline.animate_job(Path(args.photo), args.motion, settings, out, cache=cache)
             again_s = time.perf_counter() - t
             ok = again.cached
-            print(f"job: {Path(args.photo).name} + {Path(args.motion).name}, orbit {args.orbit:g}°, "
-                  f"{args.size}x{args.size}, {first.frames} frames, backend {first.backend}, {os.cpu_count()} CPUs")
+            print(
+                f"job: {Path(args.photo).name} + {Path(args.motion).name}, orbit {args.orbit:g}°, "
+                f"{args.size}x{args.size}, {first.frames} frames, backend {first.backend}, {os.cpu_count()} CPUs"
+            )
             print("first run, seconds per stage:")
             for name, s in first.stage_seconds.items():
                 print(f"  {name:<10} {s:8.2f}")
             print(f"  {'total':<10} {first_s:8.2f}")
-            print(f"generate stage (photo mesh + render): {first.frames / first.stage_seconds['generate']:.2f} frames/s")
-            print(f"cached re-run: {again_s:.2f} s (cached={again.cached}) vs first run {first_s:.2f} s "
-                  f"-> {again_s / first_s * 100:.1f}% of the first run")
+            print(
+                f"generate stage (photo mesh + render): {first.frames / first.stage_seconds['generate']:.2f} frames/s"
+            )
+            print(
+                f"cached re-run: {again_s:.2f} s (cached={again.cached}) vs first run {first_s:.2f} s "
+                f"-> {again_s / first_s * 100:.1f}% of the first run"
+            )
         else:  # the motion, subject and photo mesh into the cache for the workers
-            job = pipeline.assemble_job(Path(args.photo), args.motion, settings.camera, settings.camera_mode, settings.timing,
-                                 settings.align, settings.body_model, cache)
+            job = pipeline.assemble_job(
+                Path(args.photo),
+                args.motion,
+                settings.camera,
+                settings.camera_mode,
+                settings.timing,
+                settings.align,
+                settings.body_model,
+                cache,
+            )
             pipeline.preview_model_stage(job.subject, cache)
         # 2. The renderer alone, new and old, each in a fresh process (its own peak memory)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--photo", args.photo, "--motion", args.motion,
-               "--orbit", str(args.orbit), "--size", str(args.size), "--cache", str(cache.root)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--photo",
+            args.photo,
+            "--motion",
+            args.motion,
+            "--orbit",
+            str(args.orbit),
+            "--size",
+            str(args.size),
+            "--cache",
+            str(cache.root),
+        ]
         if args.frames:
             cmd += ["--frames", str(args.frames)]
         env = dict(os.environ)
         if args.workers:
             env["HVG_PREVIEW_WORKERS"] = str(args.workers)
         res = {}
-        for name, extra in (("fast", ["--worker", "fast"]), ("legacy", ["--worker", "legacy"]),
-                            ("person", ["--worker", "fast", "--background", "transparent"])):
+        for name, extra in (
+            ("fast", ["--worker", "fast"]),
+            ("legacy", ["--worker", "legacy"]),
+            ("person", ["--worker", "fast", "--background", "transparent"]),
+        ):
             run = subprocess.run(cmd + extra, env=env, capture_output=True, text=True)
             if run.returncode != 0:
                 print(run.stderr, file=sys.stderr)
                 return 1
             res[name] = json.loads(run.stdout.strip().splitlines()[-1])
     load = os.getloadavg()[0]
-    print(f"preview renderer, {res['fast']['frames']} frames at {args.size}x{args.size} over the photo background "
-          f"(load average {load:.1f} on {os.cpu_count()} CPUs):")
-    print(f"  {'':<24} {'frames/s (wall)':>15} {'frames/CPU-s':>13} {'ms CPU/frame':>13} {'start-up s':>11} "
-          f"{'RSS before MB':>14} {'peak MB':>8}")
-    rows = (("new (fast, workers " + res["fast"]["workers"] + ")", "fast"), ("old (legacy torch)", "legacy"),
-            ("new, person only", "person"))
+    print(
+        f"preview renderer, {res['fast']['frames']} frames at {args.size}x{args.size} over the photo background "
+        f"(load average {load:.1f} on {os.cpu_count()} CPUs):"
+    )
+    print(
+        f"  {'':<24} {'frames/s (wall)':>15} {'frames/CPU-s':>13} {'ms CPU/frame':>13} {'start-up s':>11} "
+        f"{'RSS before MB':>14} {'peak MB':>8}"
+    )
+    rows = (
+        ("new (fast, workers " + res["fast"]["workers"] + ")", "fast"),
+        ("old (legacy torch)", "legacy"),
+        ("new, person only", "person"),
+    )
     for name, engine in rows:
         r = res[engine]
-        print(f"  {name:<24} {r['frames'] / r['wall_s']:>15.2f} {r['frames'] / r['cpu_s']:>13.2f} "
-              f"{r['cpu_s'] / r['frames'] * 1000:>13.1f} {r['startup_s']:>11.2f} {r['before_mb']:>14.0f} {r['peak_mb']:>8.0f}")
+        print(
+            f"  {name:<24} {r['frames'] / r['wall_s']:>15.2f} {r['frames'] / r['cpu_s']:>13.2f} "
+            f"{r['cpu_s'] / r['frames'] * 1000:>13.1f} {r['startup_s']:>11.2f} {r['before_mb']:>14.0f} {r['peak_mb']:>8.0f}"
+        )
     f, o = res["fast"], res["legacy"]
-    print(f"  speed-up: {o['wall_s'] / o['frames'] / (f['wall_s'] / f['frames']):.1f}x wall, "
-          f"{o['cpu_s'] / o['frames'] / (f['cpu_s'] / f['frames']):.1f}x CPU; "
-          f"peak memory while rendering {f['peak_mb']:.0f} MB vs {o['peak_mb']:.0f} MB "
-          f"(+{f['peak_mb'] - f['before_mb']:.0f} vs +{o['peak_mb'] - o['before_mb']:.0f} MB over the job before it)")
+    print(
+        f"  speed-up: {o['wall_s'] / o['frames'] / (f['wall_s'] / f['frames']):.1f}x wall, "
+        f"{o['cpu_s'] / o['frames'] / (f['cpu_s'] / f['frames']):.1f}x CPU; "
+        f"peak memory while rendering {f['peak_mb']:.0f} MB vs {o['peak_mb']:.0f} MB "
+        f"(+{f['peak_mb'] - f['before_mb']:.0f} vs +{o['peak_mb'] - o['before_mb']:.0f} MB over the job before it)"
+    )
     return 0 if ok else 1
 
 

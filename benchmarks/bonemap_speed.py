@@ -19,8 +19,15 @@ import time
 import numpy as np
 
 
-def look_at_orbit(views: int, width: int, height: int, radius: float = 2.5, elevation: float = 10.0,
-                  fov: float = 40.0, target: tuple[float, float, float] = (0.0, 0.9, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+def look_at_orbit(
+    views: int,
+    width: int,
+    height: int,
+    radius: float = 2.5,
+    elevation: float = 10.0,
+    fov: float = 40.0,
+    target: tuple[float, float, float] = (0.0, 0.9, 0.0),
+) -> tuple[np.ndarray, np.ndarray]:
     """[V, 3, 3] K and [V, 4, 4] OpenCV world_to_cam of an orbit around target (azimuth 0 on +z)."""
     f = 0.5 * height / math.tan(math.radians(fov) / 2)
     K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
@@ -89,8 +96,10 @@ def main() -> None:
         return CameraGrid(np.repeat(K[:, None], T, 1), np.repeat(M[:, None], T, 1), S, S, "views", closed=True)
 
     grid = grid_for(V, T)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          f"{NUM_PARTS} ellipsoids, {S}x{S}, orbit radius {args.radius} m, fov {args.fov} deg")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"{NUM_PARTS} ellipsoids, {S}x{S}, orbit radius {args.radius} m, fov {args.fov} deg"
+    )
     render_bonemaps(poses[:1], trans[:1], skel, radii, grid_for(1, 1))  # warm-up
     rates = []
     for _ in range(args.repeats):
@@ -98,8 +107,11 @@ def main() -> None:
         maps = render_bonemaps(poses, trans, skel, radii, grid)
         rates.append(V * T / (time.perf_counter() - t0))
     fast_rate = float(np.median(rates))
-    print(f"fast      : {V * T} maps x {args.repeats} runs: " + ", ".join(f"{r:.1f}" for r in rates)
-          + f" maps/s; median {fast_rate:.1f} maps/s (coverage {maps.mask.mean():.1%})")
+    print(
+        f"fast      : {V * T} maps x {args.repeats} runs: "
+        + ", ".join(f"{r:.1f}" for r in rates)
+        + f" maps/s; median {fast_rate:.1f} maps/s (coverage {maps.mask.mean():.1%})"
+    )
 
     # the reference twin, rasterisation only, one map at a time, on one thread like the fast path's workers
     n = args.ref_maps
@@ -111,8 +123,9 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     for i in range(n):
-        rasterise_reference(c[f[i:i + 1]], a[f[i:i + 1]], s[f[i:i + 1]], K[i:i + 1], M[i:i + 1], S, S,
-                            dtype=torch.float32)
+        rasterise_reference(
+            c[f[i : i + 1]], a[f[i : i + 1]], s[f[i : i + 1]], K[i : i + 1], M[i : i + 1], S, S, dtype=torch.float32
+        )
     ref_rate = n / (time.perf_counter() - t0)
     torch.set_num_threads(threads)
     print(f"reference : {n} maps = {ref_rate:.2f} maps/s (float32, 1 thread)")

@@ -78,19 +78,51 @@ def svd_xt_components(device: str):
     with torch.device(device):
         unet = UNetSpatioTemporalConditionModel()  # diffusers' defaults = SVD's UNet
         vae = AutoencoderKLTemporalDecoder(
-            in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
-            block_out_channels=[128, 256, 512, 512], layers_per_block=2, latent_channels=4, sample_size=768,
-            scaling_factor=0.18215, force_upcast=True)
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32, patch_size=14,
-            image_size=224, projection_dim=1024, hidden_act="gelu"))
+            in_channels=3,
+            out_channels=3,
+            down_block_types=["DownEncoderBlock2D"] * 4,
+            block_out_channels=[128, 256, 512, 512],
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=768,
+            scaling_factor=0.18215,
+            force_upcast=True,
+        )
+        clip = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_attention_heads=16,
+                num_hidden_layers=32,
+                patch_size=14,
+                image_size=224,
+                projection_dim=1024,
+                hidden_act="gelu",
+            )
+        )
         pose = pose_encoder_for(unet, vae)  # (16, 32, 64, 128) -> 320, downscale 8
     scheduler = EulerDiscreteScheduler(  # SVD-XT's scheduler_config.json
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
-        timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
-    comps = {"vae": vae, "image_encoder": clip, "unet": unet, "scheduler": scheduler,
-             "feature_extractor": CLIPImageProcessor(crop_size=224, size=224), "pose_encoder": pose}
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
+    )
+    comps = {
+        "vae": vae,
+        "image_encoder": clip,
+        "unet": unet,
+        "scheduler": scheduler,
+        "feature_extractor": CLIPImageProcessor(crop_size=224, size=224),
+        "pose_encoder": pose,
+    }
     for m in (unet, vae, clip, pose):
         m.eval()
     return comps
@@ -151,9 +183,13 @@ def synthetic_inputs(views: int, frames: int, height: int, width: int, seed: int
     photo = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     mask = np.zeros((views, frames, H, W), bool)
     mask[..., H // 8 : 7 * H // 8, 3 * W // 8 : 5 * W // 8] = True
-    maps = BoneMaps(semantic=(rng.integers(0, 256, (views, frames, H, W, 3)) * mask[..., None]).astype(np.uint8),
-                    normal=(rng.uniform(-1, 1, (views, frames, H, W, 3)) * mask[..., None]).astype(np.float16),
-                    depth=(2.5 * mask).astype(np.float32), mask=mask, label=np.where(mask, 1, -1).astype(np.int8))
+    maps = BoneMaps(
+        semantic=(rng.integers(0, 256, (views, frames, H, W, 3)) * mask[..., None]).astype(np.uint8),
+        normal=(rng.uniform(-1, 1, (views, frames, H, W, 3)) * mask[..., None]).astype(np.float16),
+        depth=(2.5 * mask).astype(np.float32),
+        mask=mask,
+        label=np.where(mask, 1, -1).astype(np.int8),
+    )
     K = np.array([[1.2 * W, 0, W / 2], [0, 1.2 * W, H / 2], [0, 0, 1]])
     w2c = np.zeros((views, frames, 4, 4))
     for v in range(views):
@@ -190,10 +226,15 @@ def tile_seconds(pipe, clock: Clock, views: int, frames: int, height: int, width
         import numpy as np
 
         iv, it = (np.asarray(vs), np.asarray(ts)) if pairs else np.ix_(vs, ts)
-        return conditioning_torch(maps.semantic[iv, it].reshape(-1, H, W, 3), maps.normal[iv, it].reshape(-1, H, W, 3),
-                                  maps.depth[iv, it].reshape(-1, H, W), maps.mask[iv, it].reshape(-1, H, W),
-                                  grid.K[iv, it].reshape(-1, 3, 3), grid.world_to_cam[iv, it].reshape(-1, 4, 4),
-                                  device=device)
+        return conditioning_torch(
+            maps.semantic[iv, it].reshape(-1, H, W, 3),
+            maps.normal[iv, it].reshape(-1, H, W, 3),
+            maps.depth[iv, it].reshape(-1, H, W),
+            maps.mask[iv, it].reshape(-1, H, W),
+            grid.K[iv, it].reshape(-1, 3, 3),
+            grid.world_to_cam[iv, it].reshape(-1, 4, 4),
+            device=device,
+        )
 
     clock.reset_peak()
     clock.sync()
@@ -226,10 +267,13 @@ def estimate(pipe, views: int, frames: int, height: int, width: int, dtype_bytes
 
     s = pipe.vae_scale_factor
     plan = make_plan(views, frames, height // s, width // s, DiffusionSettings(sampling="full"))
-    params = {c: sum(p.numel() for p in getattr(pipe, c).parameters())
-              for c in ("unet", "vae", "image_encoder", "pose_encoder")}
-    return memory_estimate(plan, None, dtype_bytes, unet_channels=pipe.unet.config.block_out_channels,
-                           params=params, offload=offload)["total_bytes"]
+    params = {
+        c: sum(p.numel() for p in getattr(pipe, c).parameters())
+        for c in ("unet", "vae", "image_encoder", "pose_encoder")
+    }
+    return memory_estimate(
+        plan, None, dtype_bytes, unet_channels=pipe.unet.config.block_out_channels, params=params, offload=offload
+    )["total_bytes"]
 
 
 def job_seconds(pipe, clock: Clock, views: int, frames: int, height: int, width: int, settings) -> float:
@@ -265,16 +309,19 @@ def main() -> None:
         torch.set_num_threads(1)
     device = a.device or ("cuda" if torch.cuda.is_available() and not a.tiny else "cpu")
     repeats = a.repeats or (1 if a.tiny else 3)
-    sizes = [tuple(int(n) for n in s.split("x")) for s in (a.sizes or (["32x32"] if a.tiny else
-                                                                       ["576x1024", "512x512"]))]
+    sizes = [
+        tuple(int(n) for n in s.split("x")) for s in (a.sizes or (["32x32"] if a.tiny else ["576x1024", "512x512"]))
+    ]
     tiles = [tuple(int(n) for n in s.split("x")) for s in a.tiles]
     dtypes = a.dtypes or (["fp32"] if a.tiny else ["fp16", "bf16"])
     offloads = a.offload or (["off"] if a.tiny or device == "cpu" else ["off", "on"])
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     settings = DiffusionSettings(guidance_max=3.0)  # defaults: 25 steps, CFG on, tiles 2×8
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
-    print(f"{'tiny' if a.tiny else 'SVD-XT-sized'} HVG model, random weights, on {gpu} ({device}), torch "
-          f"{torch.__version__}")
+    print(
+        f"{'tiny' if a.tiny else 'SVD-XT-sized'} HVG model, random weights, on {gpu} ({device}), torch "
+        f"{torch.__version__}"
+    )
 
     rows, jobs = [], []
     for dname in dtypes:
@@ -283,20 +330,35 @@ def main() -> None:
             procs = sorted({type(p).__name__ for p in pipe.unet.attn_processors.values()})
             params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
             print(f"\n{dname}, offload {off}: UNet {params:.0f} M parameters, attention {', '.join(procs)}")
-            print(f"  {'size':>9s} {'tile':>5s} {'s/eval':>8s} {'peak GiB':>9s} {'estimate GiB':>12s} "
-                  f"{'pose features s/frame':>22s}")
+            print(
+                f"  {'size':>9s} {'tile':>5s} {'s/eval':>8s} {'peak GiB':>9s} {'estimate GiB':>12s} "
+                f"{'pose features s/frame':>22s}"
+            )
             for H, W in sizes:
                 for v, t in tiles:
                     sec, feat, peak = tile_seconds(pipe, Clock(device), v, t, H, W, repeats, settings)
                     est = estimate(pipe, v, t, H, W, torch.finfo(torch_dtype[dname]).bits // 8, off == "on")
-                    rows.append({"dtype": dname, "offload": off, "size": [H, W], "tile": [v, t], "seconds": sec,
-                                 "peak_bytes": peak, "estimate_bytes": est, "pose_feature_seconds": feat})
+                    rows.append(
+                        {
+                            "dtype": dname,
+                            "offload": off,
+                            "size": [H, W],
+                            "tile": [v, t],
+                            "seconds": sec,
+                            "peak_bytes": peak,
+                            "estimate_bytes": est,
+                            "pose_feature_seconds": feat,
+                        }
+                    )
                     pk = f"{peak / 2**30:9.2f}" if peak is not None else f"{'n/a':>9s}"
                     print(f"  {H:4d}x{W:<4d} {v}x{t:<3d} {sec:8.3f} {pk} {est / 2**30:12.2f} {feat:22.4f}", flush=True)
             # the default progressive job vs plain SVD, per generated frame (·view)
             for H, W in sizes:
-                r = {(x["tile"][0], x["tile"][1]): x for x in rows
-                     if x["dtype"] == dname and x["offload"] == off and x["size"] == [H, W]}
+                r = {
+                    (x["tile"][0], x["tile"][1]): x
+                    for x in rows
+                    if x["dtype"] == dname and x["offload"] == off and x["size"] == [H, W]
+                }
                 if (2, 8) not in r or (1, 25) not in r:
                     continue
                 s = pipe.vae_scale_factor
@@ -304,24 +366,43 @@ def main() -> None:
                 n = DEFAULT_JOB["views"] * DEFAULT_JOB["frames"]
                 hvg = (plan.tile_evaluations * r[(2, 8)]["seconds"] + n * r[(2, 8)]["pose_feature_seconds"]) / n
                 svd = settings.steps * r[(1, 25)]["seconds"] / 25
-                line = {"dtype": dname, "offload": off, "size": [H, W], "tile_evaluations": plan.tile_evaluations,
-                        "hvg_s_per_frame_view": hvg, "svd_s_per_frame": svd, "ratio": hvg / svd}
+                line = {
+                    "dtype": dname,
+                    "offload": off,
+                    "size": [H, W],
+                    "tile_evaluations": plan.tile_evaluations,
+                    "hvg_s_per_frame_view": hvg,
+                    "svd_s_per_frame": svd,
+                    "ratio": hvg / svd,
+                }
                 if a.job_frames:
                     js = settings.with_(steps=a.job_steps)
                     per = job_seconds(pipe, Clock(device), DEFAULT_JOB["views"], a.job_frames, H, W, js)
                     plan_j = make_plan(DEFAULT_JOB["views"], a.job_frames, H // s, W // s, js, closed=True)
-                    tiles_only = plan_j.tile_evaluations * r[(2, 8)]["seconds"] / (DEFAULT_JOB["views"] *
-                                                                                   a.job_frames * js.steps)
-                    line.update(job_frames=a.job_frames, job_s_per_frame_view_step=per,
-                                job_tile_estimate_s_per_frame_view_step=tiles_only)
+                    tiles_only = (
+                        plan_j.tile_evaluations
+                        * r[(2, 8)]["seconds"]
+                        / (DEFAULT_JOB["views"] * a.job_frames * js.steps)
+                    )
+                    line.update(
+                        job_frames=a.job_frames,
+                        job_s_per_frame_view_step=per,
+                        job_tile_estimate_s_per_frame_view_step=tiles_only,
+                    )
                 jobs.append(line)
-                print(f"  {H}x{W}: default job (4x91, 25 steps, {plan.tile_evaluations} tile evals) "
-                      f"{hvg:.3f} s per frame·view vs plain SVD {svd:.3f} s per frame (one 25-frame clip): "
-                      f"ratio {hvg / svd:.2f} (aim <= 1.5)", flush=True)
+                print(
+                    f"  {H}x{W}: default job (4x91, 25 steps, {plan.tile_evaluations} tile evals) "
+                    f"{hvg:.3f} s per frame·view vs plain SVD {svd:.3f} s per frame (one 25-frame clip): "
+                    f"ratio {hvg / svd:.2f} (aim <= 1.5)",
+                    flush=True,
+                )
                 if a.job_frames:
-                    print(f"    real job 4x{a.job_frames}, {a.job_steps} steps: {line['job_s_per_frame_view_step']:.4f} "
-                          f"s per frame·view·step measured vs {line['job_tile_estimate_s_per_frame_view_step']:.4f} "
-                          f"from tile evaluations alone", flush=True)
+                    print(
+                        f"    real job 4x{a.job_frames}, {a.job_steps} steps: {line['job_s_per_frame_view_step']:.4f} "
+                        f"s per frame·view·step measured vs {line['job_tile_estimate_s_per_frame_view_step']:.4f} "
+                        f"from tile evaluations alone",
+                        flush=True,
+                    )
             del pipe
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()

@@ -70,12 +70,20 @@ def main() -> None:
             best["hvg"] = min(best["hvg"], (time.perf_counter() - t0, _cpu() - c0))
     fps = {k: n / v[0] for k, v in best.items()}
     cpu = {k: 1000 * v[1] / n for k, v in best.items()}
-    print(f"video: {args.video.name}, {n} frames {info.width}x{info.height}, working size {work[0]}x{work[1]}, "
-          f"person found by raw in {found}; best of {args.repeat}")
-    print(f"raw MediaPipe, frames at {info.width}x{info.height}: {fps['raw']:6.1f} frames/s  {cpu['raw']:5.1f} ms CPU/frame  (baseline)")
-    print(f"raw MediaPipe, frames at {work[0]}x{work[1]}:  {fps['raw@work']:6.1f} frames/s  {cpu['raw@work']:5.1f} ms CPU/frame")
-    print(f"hvg pose end to end (no cache):  {fps['hvg']:6.1f} frames/s  {cpu['hvg']:5.1f} ms CPU/frame  "
-          f"(decode + pose + smoothing + IK + write; fit error {result.fit_error_deg:.2f} deg)")
+    print(
+        f"video: {args.video.name}, {n} frames {info.width}x{info.height}, working size {work[0]}x{work[1]}, "
+        f"person found by raw in {found}; best of {args.repeat}"
+    )
+    print(
+        f"raw MediaPipe, frames at {info.width}x{info.height}: {fps['raw']:6.1f} frames/s  {cpu['raw']:5.1f} ms CPU/frame  (baseline)"
+    )
+    print(
+        f"raw MediaPipe, frames at {work[0]}x{work[1]}:  {fps['raw@work']:6.1f} frames/s  {cpu['raw@work']:5.1f} ms CPU/frame"
+    )
+    print(
+        f"hvg pose end to end (no cache):  {fps['hvg']:6.1f} frames/s  {cpu['hvg']:5.1f} ms CPU/frame  "
+        f"(decode + pose + smoothing + IK + write; fit error {result.fit_error_deg:.2f} deg)"
+    )
     print(f"ratio hvg / raw:      {fps['hvg'] / fps['raw']:.2f}  (target >= 0.70)")
     print(f"ratio hvg / raw@work: {fps['hvg'] / fps['raw@work']:.2f}  (hvg's own overhead at equal MediaPipe input)")
 

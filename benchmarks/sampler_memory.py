@@ -69,9 +69,15 @@ def child(frames: int, size: int, steps: int, mode: str) -> dict:
     stop.set()
     th.join()
     assert frames_out.shape == (1, frames, size, size, 3)
-    return {"frames": frames, "mode": mode, "tile_evaluations": plan.tile_evaluations,
-            "unet_frames": plan.unet_frames, "seconds": seconds, "peak_delta_mb": peak[0] - base,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "frames": frames,
+        "mode": mode,
+        "tile_evaluations": plan.tile_evaluations,
+        "unet_frames": plan.unet_frames,
+        "seconds": seconds,
+        "peak_delta_mb": peak[0] - base,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -95,24 +101,36 @@ def main() -> None:
     rows = []
     for mode in a.modes:
         for n in a.frames:
-            out = subprocess.run([sys.executable, __file__, "--child", str(n), mode, "--size", str(a.size),
-                                  "--steps", str(a.steps)], capture_output=True, text=True, check=True, env=env)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(n), mode, "--size", str(a.size), "--steps", str(a.steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(r)
-            print(f"{mode:12s} {n:4d} frames  {r['tile_evaluations']:4d} tile evals  {r['unet_frames']:5d} unet frames"
-                  f"  {r['seconds']:7.2f} s  {r['seconds'] / r['tile_evaluations']:6.3f} s/eval"
-                  f"  peak +{r['peak_delta_mb']:7.1f} MB  (process peak {r['peak_rss_mb']:.0f} MB)", flush=True)
+            print(
+                f"{mode:12s} {n:4d} frames  {r['tile_evaluations']:4d} tile evals  {r['unet_frames']:5d} unet frames"
+                f"  {r['seconds']:7.2f} s  {r['seconds'] / r['tile_evaluations']:6.3f} s/eval"
+                f"  peak +{r['peak_delta_mb']:7.1f} MB  (process peak {r['peak_rss_mb']:.0f} MB)",
+                flush=True,
+            )
     print()
     for mode in a.modes:
         mem = [r["peak_delta_mb"] for r in rows if r["mode"] == mode]
         if len(mem) > 1 and min(mem) > 0:
-            print(f"{mode:12s} memory max/min over lengths: {max(mem) / min(mem):.2f}  "
-                  f"({'flat within 15%' if max(mem) / min(mem) <= 1.15 else 'NOT flat'})")
+            print(
+                f"{mode:12s} memory max/min over lengths: {max(mem) / min(mem):.2f}  "
+                f"({'flat within 15%' if max(mem) / min(mem) <= 1.15 else 'NOT flat'})"
+            )
     print()
     print("UNet evaluations of the same job, progressive vs one-pass (25 steps, 4 views closed, 512 px, defaults):")
     for n in a.frames:
-        counts = {m: make_plan(4, n, 64, 64, DiffusionSettings(sampling=m), closed=True).tile_evaluations
-                  for m in ("progressive", "onepass")}
+        counts = {
+            m: make_plan(4, n, 64, 64, DiffusionSettings(sampling=m), closed=True).tile_evaluations
+            for m in ("progressive", "onepass")
+        }
         print(f"  {n:4d} frames: progressive {counts['progressive']:5d}  one-pass {counts['onepass']:5d}")
 
 

@@ -43,8 +43,13 @@ def tiny_pipe_factor8():
 
     comps = tiny_components(0)
     torch.manual_seed(0)
-    comps["vae"] = AutoencoderKLTemporalDecoder(block_out_channels=[32, 32, 64, 64], in_channels=3, out_channels=3,
-                                                down_block_types=["DownEncoderBlock2D"] * 4, latent_channels=4).eval()
+    comps["vae"] = AutoencoderKLTemporalDecoder(
+        block_out_channels=[32, 32, 64, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        latent_channels=4,
+    ).eval()
     torch.manual_seed(0)
     comps["pose_encoder"] = pose_encoder_for(comps["unet"], comps["vae"]).eval()  # (16, 32, 64, 128) -> 32, /8
     pipe = HVGPipeline(**comps)
@@ -91,13 +96,17 @@ def main() -> None:
 
     pipe.unet.forward = timed_forward
 
-    print(f"tiny HVG pipeline (random weights, pose encoder {tuple(pipe.pose_encoder.config.block_out_channels)}), "
-          f"{a.size}x{a.size} px, latent {plan.latent_height}x{plan.latent_width}, {a.views} views (closed) x "
-          f"{a.frames} frames, {a.steps} steps, {plan.tile_evaluations} tile evaluations of up to "
-          f"{plan.max_tile_frames} frames, torch threads {a.threads}")
+    print(
+        f"tiny HVG pipeline (random weights, pose encoder {tuple(pipe.pose_encoder.config.block_out_channels)}), "
+        f"{a.size}x{a.size} px, latent {plan.latent_height}x{plan.latent_width}, {a.views} views (closed) x "
+        f"{a.frames} frames, {a.steps} steps, {plan.tile_evaluations} tile evaluations of up to "
+        f"{plan.max_tile_frames} frames, torch threads {a.threads}"
+    )
     results = {}
-    for name, policy in (("baseline: encoder per tile and step", "recompute"),
-                         ("now: encoder once per (view, frame)", "keep")):
+    for name, policy in (
+        ("baseline: encoder per tile and step", "recompute"),
+        ("now: encoder once per (view, frame)", "keep"),
+    ):
         unet_seconds[0] = 0.0
         first_call[0] = None
         t0 = time.perf_counter()
@@ -109,10 +118,13 @@ def main() -> None:
         per_step_out = (outside - once) / a.steps
         per_step_unet = unet_seconds[0] / a.steps
         at25 = (once + 25 * per_step_out) / (once + 25 * (per_step_out + per_step_unet))
-        print(f"  {name:38s} sampling {total:7.2f} s  UNet {unet_seconds[0]:7.2f} s  outside UNet {outside:6.2f} s"
-              f"  = {100 * outside / total:5.1f} % of sampling  ({outside / plan.tile_evaluations:.3f} s per tile eval;"
-              f" before the first UNet call {once:.2f} s, then {per_step_out:.2f} s per step;"
-              f" at 25 steps {100 * at25:.1f} %)", flush=True)
+        print(
+            f"  {name:38s} sampling {total:7.2f} s  UNet {unet_seconds[0]:7.2f} s  outside UNet {outside:6.2f} s"
+            f"  = {100 * outside / total:5.1f} % of sampling  ({outside / plan.tile_evaluations:.3f} s per tile eval;"
+            f" before the first UNet call {once:.2f} s, then {per_step_out:.2f} s per step;"
+            f" at 25 steps {100 * at25:.1f} %)",
+            flush=True,
+        )
     diff = float((results["keep"] - results["recompute"]).abs().max())
     print(f"  latents of the two runs differ by at most {diff:.2e}")
 

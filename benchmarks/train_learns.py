@@ -76,15 +76,27 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     cache = StageCache(work / "cache")
     photos = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    ps = PrepareSettings(width=SIZE, height=SIZE, length=LENGTH, stride=4, gap=8, cameras="static", views=None,
-                         target="bonemap", background=BACKGROUND, clips_per_shard=64)
+    ps = PrepareSettings(
+        width=SIZE,
+        height=SIZE,
+        length=LENGTH,
+        stride=4,
+        gap=8,
+        cameras="static",
+        views=None,
+        target="bonemap",
+        background=BACKGROUND,
+        clips_per_shard=64,
+    )
     base = work / "tiny"
     if not base.exists():
         init_tiny(base)
     t0 = time.perf_counter()
     prep = prepare_job(work / "data", base, synthetic=photos, motions=TRAIN_MOTIONS, settings=ps, cache=cache)
-    print(f"data: {prep.total_clips} clips ({len(photos)} photos x {len(TRAIN_MOTIONS)} motions "
-          f"{', '.join(TRAIN_MOTIONS)}), {SIZE} px, {LENGTH} frames, prepared in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"data: {prep.total_clips} clips ({len(photos)} photos x {len(TRAIN_MOTIONS)} motions "
+        f"{', '.join(TRAIN_MOTIONS)}), {SIZE} px, {LENGTH} frames, prepared in {time.perf_counter() - t0:.0f} s"
+    )
 
     # evaluation pairs from the held-out motions: (A: photo i, motion m; B: photo j != i, motion n != m)
     renders = {(p, m): render_synthetic(p, m, ps, cache) for p in photos for m in EVAL_MOTIONS}
@@ -126,21 +138,39 @@ def main() -> int:
         out = work / f"seed{seed}"
         for p in (out, out.with_name(out.name + ".train")):
             shutil.rmtree(p, ignore_errors=True)
-        st = TrainSettings(weights=str(base), data=str(work / "data"), out=str(out), unet="all", steps=args.steps,
-                           batch_size=args.batch_size, lr=args.lr, lr_new=args.lr, p_mean=-0.4, p_std=1.2,
-                           ema_decay=0.99, lr_schedule="cosine", warmup_steps=50, checkpoint_every=0, seed=seed,
-                           cpu=True, log_every=50)
+        st = TrainSettings(
+            weights=str(base),
+            data=str(work / "data"),
+            out=str(out),
+            unet="all",
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_new=args.lr,
+            p_mean=-0.4,
+            p_std=1.2,
+            ema_decay=0.99,
+            lr_schedule="cosine",
+            warmup_steps=50,
+            checkpoint_every=0,
+            seed=seed,
+            cpu=True,
+            log_every=50,
+        )
         r = train(st)
         t_train = time.perf_counter() - t1
         import csv
 
         with open(r.metrics, newline="") as f:
             rows = [(int(x["step"]), float(x["loss"])) for x in csv.DictReader(f)]
-        curve = "  ".join(f"{st_}:{np.mean([loss for s_, loss in rows if st_ - 100 < s_ <= st_]):.3f}"
-                          for st_ in range(100, args.steps + 1, max(100, args.steps // 10)))
+        curve = "  ".join(
+            f"{st_}:{np.mean([loss for s_, loss in rows if st_ - 100 < s_ <= st_]):.3f}"
+            for st_ in range(100, args.steps + 1, max(100, args.steps // 10))
+        )
         print(f"seed {seed}: loss (mean of the logged steps in the last 100) {curve}", flush=True)
-        ds = DiffusionSettings(steps=args.sample_steps, seed=seed, device="cpu", dtype="fp32", mode="full",
-                               fps=int(round(pairs[0][2].fps)))  # the fps the clips were trained with
+        ds = DiffusionSettings(
+            steps=args.sample_steps, seed=seed, device="cpu", dtype="fp32", mode="full", fps=int(round(pairs[0][2].fps))
+        )  # the fps the clips were trained with
         ib, ia, ic = [], [], []
         for ref, a_mask, rb, wb, _name in pairs:
             frames, maps, grid = _slice(rb, wb.frames)
@@ -150,17 +180,29 @@ def main() -> int:
                 ib.append(iou(fg[t], maps.mask[0, t]))
                 ia.append(iou(fg[t], a_mask))
                 ic.append(iou(a_mask, maps.mask[0, t]))
-        row = dict(seed=seed, iou_b=float(np.mean(ib)), iou_a=float(np.mean(ia)), copy=float(np.mean(ic)),
-                   loss=r.final_loss, train_s=t_train, total_s=time.perf_counter() - t1)
+        row = dict(
+            seed=seed,
+            iou_b=float(np.mean(ib)),
+            iou_a=float(np.mean(ia)),
+            copy=float(np.mean(ic)),
+            loss=r.final_loss,
+            train_s=t_train,
+            total_s=time.perf_counter() - t1,
+        )
         row["pass"] = row["iou_b"] >= 0.5 and row["iou_b"] - row["iou_a"] >= 0.15 and row["iou_b"] - row["copy"] >= 0.1
         results.append(row)
-        print(f"seed {seed}: IoU(gen, B) {row['iou_b']:.3f}  IoU(gen, A) {row['iou_a']:.3f}  copy baseline "
-              f"IoU(A, B) {row['copy']:.3f}  final loss {row['loss']:.4f}  {args.steps} steps in {t_train:.0f} s "
-              f"({t_train / args.steps:.2f} s/step)  -> {'PASS' if row['pass'] else 'FAIL'}", flush=True)
+        print(
+            f"seed {seed}: IoU(gen, B) {row['iou_b']:.3f}  IoU(gen, A) {row['iou_a']:.3f}  copy baseline "
+            f"IoU(A, B) {row['copy']:.3f}  final loss {row['loss']:.4f}  {args.steps} steps in {t_train:.0f} s "
+            f"({t_train / args.steps:.2f} s/step)  -> {'PASS' if row['pass'] else 'FAIL'}",
+            flush=True,
+        )
     total = time.perf_counter() - t_all
     ok = all(r["pass"] for r in results) and total <= 1800
-    print(f"all seeds: {total / 60:.1f} min (bar 30 min); {'PASS' if ok else 'FAIL'} "
-          f"(bar: IoU_B >= 0.5, IoU_B - IoU_A >= 0.15, IoU_B - copy >= 0.1 for every seed)")
+    print(
+        f"all seeds: {total / 60:.1f} min (bar 30 min); {'PASS' if ok else 'FAIL'} "
+        f"(bar: IoU_B >= 0.5, IoU_B - IoU_A >= 0.15, IoU_B - copy >= 0.1 for every seed)"
+    )
     return 0 if ok else 1
 
 

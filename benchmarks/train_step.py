@@ -32,8 +32,9 @@ def build(full: bool) -> tuple[torch.nn.Module, torch.nn.Module, int, int]:
     return unet, pe, 8, unet.config.cross_attention_dim
 
 
-def run(unet_mode: str, ckpt: bool, size: tuple[int, int], frames: int, steps: int, full: bool, dtype: str,
-        device: str) -> tuple[float, float]:
+def run(
+    unet_mode: str, ckpt: bool, size: tuple[int, int], frames: int, steps: int, full: bool, dtype: str, device: str
+) -> tuple[float, float]:
     from hvg_cli.train.model import HVGDenoiser, select_trainable
     from hvg_cli.train.objective import Preconditioning, edm_loss
 
@@ -52,11 +53,15 @@ def run(unet_mode: str, ckpt: bool, size: tuple[int, int], frames: int, steps: i
     sigma = torch.full((B,), 1.5, device=device)
     pre = Preconditioning()
     noisy = x0 + sigma[:, None, None, None, None] * torch.randn(x0.shape, generator=g).to(device)
-    inputs = dict(scaled=pre.c_in(sigma)[:, None, None, None, None] * noisy,
-                  ref_latent=torch.randn(B, 4, h, w, generator=g).to(device), c_noise=pre.c_noise(sigma),
-                  embedding=torch.randn(B, 1, dim, generator=g).to(device),
-                  time_ids=torch.tensor([[6.0, 127.0, 0.02]], device=device),
-                  pose_cond=torch.randn(B * F, 14, H, W, generator=g).to(device), pose_keep=torch.ones(B, device=device))
+    inputs = dict(
+        scaled=pre.c_in(sigma)[:, None, None, None, None] * noisy,
+        ref_latent=torch.randn(B, 4, h, w, generator=g).to(device),
+        c_noise=pre.c_noise(sigma),
+        embedding=torch.randn(B, 1, dim, generator=g).to(device),
+        time_ids=torch.tensor([[6.0, 127.0, 0.02]], device=device),
+        pose_cond=torch.randn(B * F, 14, H, W, generator=g).to(device),
+        pose_keep=torch.ones(B, device=device),
+    )
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
     cuda = device.startswith("cuda")
     if cuda:
@@ -97,8 +102,10 @@ def main() -> None:
         torch.set_num_threads(1)
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or (["512x512"] if args.full else ["32x32"]))]
     frames = args.frames or (14 if args.full else 2)
-    print(f"device {device}, {'SVD-size' if args.full else 'tiny'} UNet, {frames} frames, {args.dtype}, "
-          f"{args.steps} timed steps after 1 warm-up")
+    print(
+        f"device {device}, {'SVD-size' if args.full else 'tiny'} UNet, {frames} frames, {args.dtype}, "
+        f"{args.steps} timed steps after 1 warm-up"
+    )
     print(f"{'size':>9} {'unet':>8} {'ckpt':>5} {'s/step':>8} {'x base':>7} {'peak GiB':>9} {'trained':>12}")
     for size in sizes:
         base = None

@@ -55,8 +55,14 @@ def main() -> None:
             return plain(inp.reshape(2, V * T, 8, s, s), t, emb, ids, return_dict=False)[0].reshape(2, V, T, 4, s, s)
 
         def folded(inp, V=V, emb=emb, ids=ids):  # [B*V, T, ...], views in the batch
-            out = unet(inp.reshape(2 * V, T, 8, s, s), t, emb.repeat_interleave(V, 0), ids.repeat_interleave(V, 0),
-                       num_views=V, return_dict=False)[0]
+            out = unet(
+                inp.reshape(2 * V, T, 8, s, s),
+                t,
+                emb.repeat_interleave(V, 0),
+                ids.repeat_interleave(V, 0),
+                num_views=V,
+                return_dict=False,
+            )[0]
             return out.reshape(2, V, T, 4, s, s)
 
         times = {}
@@ -70,8 +76,10 @@ def main() -> None:
                 times[name] = best
             leak_old = float((flat(x)[:, 0] - flat(x2)[:, 0]).abs().max())
             leak_new = float((folded(x)[:, 0] - folded(x2)[:, 0]).abs().max())
-        print(f"{V:>5}  {times['flat']:>12.3f}  {times['folded']:>10.3f}  {times['folded'] / times['flat']:>6.2f}  "
-              f"{leak_old:>9.3g}  {leak_new:>9.3g}")
+        print(
+            f"{V:>5}  {times['flat']:>12.3f}  {times['folded']:>10.3f}  {times['folded'] / times['flat']:>6.2f}  "
+            f"{leak_old:>9.3g}  {leak_new:>9.3g}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def test_pelvis_on_centre_for_every_view_and_frame(mode: str) -> None:
     poses, trans = moving_motion(24)
     skel = default_skeleton()
     joints = pose_joints(poses, skel.rest_joints, skel.parents, trans)  # [T, 24, 3]
-    grid = camera_grid(orbit(views=8, degrees=360, elevation=15, radius=3.0, fov=45, width=160, height=128), 24, mode=mode)
+    grid = camera_grid(
+        orbit(views=8, degrees=360, elevation=15, radius=3.0, fov=45, width=160, height=128), 24, mode=mode
+    )
     px = project_job(grid, joints)  # [V, T, 24, 2]
     # the subject moves off-centre in the raw views (otherwise the test proves nothing)
     centre = image_centre(160, 128)
@@ -138,7 +140,9 @@ def test_align_job_centres_the_pelvis_of_a_moving_body() -> None:
 
     poses, trans = moving_motion(16)
     skel = default_skeleton()
-    grid = camera_grid(orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views")
+    grid = camera_grid(
+        orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views"
+    )
     al, aligned = pipeline.align_job(poses, trans, skel, grid)
     assert aligned.shape == grid.shape and aligned.width == 96 and aligned.height == 128
     np.testing.assert_array_equal(aligned.world_to_cam, grid.world_to_cam)
@@ -154,7 +158,9 @@ def test_extent_cap_keeps_the_body_inside() -> None:
     poses, trans = moving_motion(16)
     skel = default_skeleton()
     joints = pose_joints(poses, skel.rest_joints, skel.parents, trans)
-    grid = camera_grid(orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views")
+    grid = camera_grid(
+        orbit(views=4, degrees=360, elevation=10, radius=3.0, fov=40, width=96, height=128), 16, mode="views"
+    )
     px = project_job(grid, joints)  # [V, T, 24, 2]
     free = compute_alignment(px[..., 0, :], subject_box(px), 96, 128)
     capped = compute_alignment(px[..., 0, :], subject_box(px), 96, 128, extent_px=subject_extent(px))

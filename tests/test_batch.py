@@ -31,34 +31,43 @@ def _batch(*args: object):
 
 
 def test_jobs_file_expands_a_grid_with_defaults_and_relative_paths(tmp_path: Path) -> None:
-    jobs = read_jobs(_write(tmp_path, """
+    jobs = read_jobs(
+        _write(
+            tmp_path,
+            """
 defaults: {resolution: 64, frames: 2, seed: 3}
 jobs:
   - animate: {photo: [a.jpg, b.jpg], motion: [wave, idle], orbit: [0, 90], out: "out/{photo}-{motion}-{orbit}.mp4"}
   - pose: {source: wave, out: m.npz, stride: 2}
-"""))
+""",
+        )
+    )
     assert len(jobs) == 9 and [j.index for j in jobs] == list(range(9))
     first = jobs[0]
     assert first.kind == "animate" and first.paths["photo"] == str(tmp_path / "a.jpg")
     assert first.paths["motion"] == "wave"  # a preset name stays a name
     assert first.paths["out"] == str(tmp_path / "out" / "a-wave-0.mp4")
     assert first.flags == {"resolution": 64, "frames": 2, "seed": 3, "orbit": 0}
-    assert {j.paths["out"] for j in jobs[:8]} == {str(tmp_path / f"out/{p}-{m}-{o}.mp4") for p in "ab"
-                                                  for m in ("wave", "idle") for o in (0, 90)}
+    assert {j.paths["out"] for j in jobs[:8]} == {
+        str(tmp_path / f"out/{p}-{m}-{o}.mp4") for p in "ab" for m in ("wave", "idle") for o in (0, 90)
+    }
     assert jobs[8].flags == {"stride": 2}  # defaults apply only where the command takes them
 
 
-@pytest.mark.parametrize("text,words", [
-    ("jobs: []", "non-empty list"),
-    ("jobs:\n  - render: {photo: a.jpg}", "must be one of"),
-    ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, colour: red}", "has no option colour"),
-    ("jobs:\n  - animate: {photo: a.jpg, out: o.mp4}", "needs motion"),
-    ("jobs:\n  - animate: {photo: [a.jpg, b.jpg], motion: wave, out: o.mp4}", "both write"),
-    ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, steps: 0}", "--steps"),
-    ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, orbit: .nan}", "finite"),
-    ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, sampling: fast}", "--sampling"),
-    ("jobs: [", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("jobs: []", "non-empty list"),
+        ("jobs:\n  - render: {photo: a.jpg}", "must be one of"),
+        ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, colour: red}", "has no option colour"),
+        ("jobs:\n  - animate: {photo: a.jpg, out: o.mp4}", "needs motion"),
+        ("jobs:\n  - animate: {photo: [a.jpg, b.jpg], motion: wave, out: o.mp4}", "both write"),
+        ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, steps: 0}", "--steps"),
+        ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, orbit: .nan}", "finite"),
+        ("jobs:\n  - animate: {photo: a.jpg, motion: wave, out: o.mp4, sampling: fast}", "--sampling"),
+        ("jobs: [", "not valid YAML"),
+    ],
+)
 def test_bad_jobs_files_are_one_line_exit_3_before_any_job_runs(tmp_path: Path, text: str, words: str) -> None:
     r = _batch(_write(tmp_path, text), "--cache-dir", tmp_path / "c")
     assert r.exit_code == 3, r.output
@@ -68,12 +77,15 @@ def test_bad_jobs_files_are_one_line_exit_3_before_any_job_runs(tmp_path: Path, 
 
 
 def test_failures_are_reported_the_rest_runs_and_a_rerun_skips_finished_jobs(tmp_path: Path) -> None:
-    jobs = _write(tmp_path, """
+    jobs = _write(
+        tmp_path,
+        """
 jobs:
   - pose: {source: [wave, idle], out: "m/{source}.npz"}
   - pose: {source: missing.mp4, out: m/missing.npz}
   - pose: {source: turn-around, out: m/turn.bvh}
-""")
+""",
+    )
     r = _batch(jobs, "--cache-dir", tmp_path / "c", "--json", "--quiet")
     assert r.exit_code == 7, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -145,10 +157,30 @@ def test_two_processes_under_accelerate_do_every_job_once(data_dir: Path, tmp_pa
     # with no GPU each process runs on the CPU); `--cpu --num_processes N` alone starts one process unless an
     # mpirun hostfile is given
     env = {**os.environ, "HVG_CACHE_DIR": str(tmp_path / "c2"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", hvg, "batch",
-                           str(tmp_path / "two" / "jobs.yaml"), "--json", "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            hvg,
+            "batch",
+            str(tmp_path / "two" / "jobs.yaml"),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     summaries = [row["summary"] for row in rows if "summary" in row]

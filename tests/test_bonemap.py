@@ -104,10 +104,12 @@ def test_rasterise_camera_inside_an_ellipsoid_and_nothing_in_view():
     axes = np.broadcast_to(np.eye(3), (2, 3, 3, 3)).copy()
     # view 0: the camera sits inside ellipsoid 0 (a room), ellipsoid 1 stands in front of it, 2 crosses
     # the camera plane; view 1: everything behind the camera (nothing in view)
-    centers = np.array([[[0.1, 0.0, 0.3], [0.0, 0.1, 1.5], [0.8, 0.0, 0.2]],
-                        [[0.0, 0.0, -3.0], [0.5, 0.0, -2.0], [0.0, 0.4, -1.0]]])
-    semi = np.array([[[3.0, 2.5, 4.0], [0.3, 0.4, 0.3], [0.3, 0.5, 0.6]],
-                     [[0.5, 0.5, 0.5], [0.3, 0.3, 0.3], [0.2, 0.2, 0.2]]])
+    centers = np.array(
+        [[[0.1, 0.0, 0.3], [0.0, 0.1, 1.5], [0.8, 0.0, 0.2]], [[0.0, 0.0, -3.0], [0.5, 0.0, -2.0], [0.0, 0.4, -1.0]]]
+    )
+    semi = np.array(
+        [[[3.0, 2.5, 4.0], [0.3, 0.4, 0.3], [0.3, 0.5, 0.6]], [[0.5, 0.5, 0.5], [0.3, 0.3, 0.3], [0.2, 0.2, 0.2]]]
+    )
     for far in (False, True):
         fast = rasterise(centers, axes, semi, K, w2c, W, H, far=far, dtype=F64)
         ref = rasterise_reference(centers, axes, semi, K, w2c, W, H, far=far, dtype=F64)
@@ -163,11 +165,13 @@ def test_sphere_depth_at_centre_pixel(rast):
     ys, xs = torch.nonzero(near.label[0] == 0, as_tuple=True)
     z = near.depth[0, ys, xs]
     X = torch.stack([(xs + 0.5 - W / 2) / 70.0 * z, (ys + 0.5 - H / 2) / 70.0 * z, z], -1)  # camera space
-    torch.testing.assert_close(torch.linalg.norm(X - torch.tensor([0, 0, d], dtype=F64), dim=-1),
-                               torch.full_like(z, r), rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        torch.linalg.norm(X - torch.tensor([0, 0, d], dtype=F64), dim=-1), torch.full_like(z, r), rtol=0, atol=1e-7
+    )
     n_cv = (X - torch.tensor([0, 0, d], dtype=F64)) / r
-    torch.testing.assert_close(near.normal[0, ys, xs], n_cv * torch.tensor([1.0, -1.0, -1.0], dtype=F64),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        near.normal[0, ys, xs], n_cv * torch.tensor([1.0, -1.0, -1.0], dtype=F64), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("rast", RASTERISERS)
@@ -181,8 +185,14 @@ def test_normals_unit_and_facing_the_camera(rast):
     centers, axes, semi, K, w2c, W, H = scene
     ys, xs = torch.meshgrid(torch.arange(H, dtype=F64) + 0.5, torch.arange(W, dtype=F64) + 0.5, indexing="ij")
     fx, cx, cy = torch.as_tensor(K[:, 0, 0]), torch.as_tensor(K[:, 0, 2]), torch.as_tensor(K[:, 1, 2])
-    ray = torch.stack([(xs - cx[:, None, None]) / fx[:, None, None], -(ys - cy[:, None, None]) / fx[:, None, None],
-                       -torch.ones_like(xs).expand(len(K), H, W)], -1)  # [N, H, W, 3]
+    ray = torch.stack(
+        [
+            (xs - cx[:, None, None]) / fx[:, None, None],
+            -(ys - cy[:, None, None]) / fx[:, None, None],
+            -torch.ones_like(xs).expand(len(K), H, W),
+        ],
+        -1,
+    )  # [N, H, W, 3]
     assert ((out.normal * ray).sum(-1)[m] < 0).all()
     assert (out.normal[m][:, 2] > 0).float().mean() > 0.9  # y-up / z-toward-viewer: front faces have z > 0
     assert (out.normal[~m] == 0).all() and (out.depth[~m] == 0).all()
@@ -258,7 +268,9 @@ def test_part_ellipsoids_geometry_and_closed_body():
     for i, p in enumerate(PARTS):
         if p.child is not None:  # long axis along the bone, centred on it
             bone = J[:, p.child] - J[:, p.joint]
-            np.testing.assert_allclose(np.abs(np.sum(a[:, i, :, 0] * bone, -1)), np.linalg.norm(bone, axis=-1), rtol=1e-9)
+            np.testing.assert_allclose(
+                np.abs(np.sum(a[:, i, :, 0] * bone, -1)), np.linalg.norm(bone, axis=-1), rtol=1e-9
+            )
     for f in range(3):
         # every joint and the whole spine line lie inside the body (a closed volume, overlapping at joints)
         pts = np.concatenate([J[f], np.linspace(J[f, 0], J[f, 12], 30)])
@@ -396,7 +408,7 @@ def test_to_images_and_grid():
     V, _, H, W = maps.shape
     img = to_images(maps)
     assert img.shape == (V, T, H, 4 * W, 3) and img.dtype == np.uint8
-    sem, nor, dep, msk = (img[..., i * W:(i + 1) * W, :] for i in range(4))
+    sem, nor, dep, msk = (img[..., i * W : (i + 1) * W, :] for i in range(4))
     np.testing.assert_array_equal(sem, maps.semantic)
     np.testing.assert_array_equal(msk[..., 0] == 255, maps.mask)
     np.testing.assert_array_equal(msk[..., 0] == 0, ~maps.mask)
@@ -412,6 +424,6 @@ def test_to_images_and_grid():
     assert only.shape == (V, T, H, W, 3)
     g = grid_images(img)  # 5 views: 3 columns, 2 rows
     assert g.shape == (T, 2 * H, 3 * 4 * W, 3)
-    np.testing.assert_array_equal(g[1, H:, 4 * W:8 * W], img[4, 1])  # view 4: row 1, column 1
-    np.testing.assert_array_equal(g[0, :H, 8 * W:], img[2, 0])
-    assert (g[:, H:, 8 * W:] == 0).all()  # the empty cell
+    np.testing.assert_array_equal(g[1, H:, 4 * W : 8 * W], img[4, 1])  # view 4: row 1, column 1
+    np.testing.assert_array_equal(g[0, :H, 8 * W :], img[2, 0])
+    assert (g[:, H:, 8 * W :] == 0).all()  # the empty cell

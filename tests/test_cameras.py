@@ -103,8 +103,9 @@ def test_arc_dolly_spiral_view_set_and_static():
     sph = gen.spherical_coordinates(centres(dolly))
     np.testing.assert_allclose(sph[:, 2], [4.0, 3.5, 3.0, 2.5, 2.0], atol=1e-9)
     np.testing.assert_allclose(sph[:, :2], np.tile([30, 5], (5, 1)), atol=1e-9)
-    np.testing.assert_allclose(dolly.world_to_cam[:, :3, :3], np.broadcast_to(dolly.world_to_cam[0, :3, :3], (5, 3, 3)),
-                               atol=1e-12)  # one view axis: only the distance changes
+    np.testing.assert_allclose(
+        dolly.world_to_cam[:, :3, :3], np.broadcast_to(dolly.world_to_cam[0, :3, :3], (5, 3, 3)), atol=1e-12
+    )  # one view axis: only the distance changes
 
     sp = gen.spiral(views=8, degrees=360, elevation=10, amplitude=15, cycles=1)
     sph = gen.spherical_coordinates(centres(sp))
@@ -122,8 +123,18 @@ def test_arc_dolly_spiral_view_set_and_static():
     np.testing.assert_allclose(centres(st)[0], [-2.0, 0.9, 0.0], atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [dict(views=0), dict(radius=-1.0), dict(fov=180.0), dict(elevation=90.0),
-                                    dict(views=2, degrees=360), dict(degrees=0), dict(width=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(views=0),
+        dict(radius=-1.0),
+        dict(fov=180.0),
+        dict(elevation=90.0),
+        dict(views=2, degrees=360),
+        dict(degrees=0),
+        dict(width=0),
+    ],
+)
 def test_generator_bad_values_are_bad_input(kwargs):
     with pytest.raises(BadInput):
         gen.orbit(**kwargs)
@@ -185,18 +196,21 @@ def _write(folder: Path, name: str, text: str) -> Path:
     return f
 
 
-@pytest.mark.parametrize("text, key", [
-    ("description: x\ngenerator: orbit\nargs: {views: 8}\ncolour: red\n", "colour"),
-    ("description: x\ngenerator: orbit\nargs: {views: 8, radiuss: 2.0}\n", "args.radiuss"),
-    ("description: x\ngenerator: orbit\nargs: {views: ten}\n", "args.views"),
-    ("description: x\ngenerator: orbit\nargs: {views: 8.5}\n", "args.views"),
-    ("description: x\ngenerator: orbit\nargs: {radius: true}\n", "args.radius"),
-    ("description: x\ngenerator: orbit\nargs: {target: [0, 1]}\n", "args.target"),
-    ("description: x\ngenerator: view_set\nargs: {azimuths: 30}\n", "args.azimuths"),
-    ("description: x\ngenerator: helix\nargs: {}\n", "helix"),
-    ("generator: orbit\nargs: {}\n", "description"),
-    ("description: [1, 2]\ngenerator: orbit\n", "description"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("description: x\ngenerator: orbit\nargs: {views: 8}\ncolour: red\n", "colour"),
+        ("description: x\ngenerator: orbit\nargs: {views: 8, radiuss: 2.0}\n", "args.radiuss"),
+        ("description: x\ngenerator: orbit\nargs: {views: ten}\n", "args.views"),
+        ("description: x\ngenerator: orbit\nargs: {views: 8.5}\n", "args.views"),
+        ("description: x\ngenerator: orbit\nargs: {radius: true}\n", "args.radius"),
+        ("description: x\ngenerator: orbit\nargs: {target: [0, 1]}\n", "args.target"),
+        ("description: x\ngenerator: view_set\nargs: {azimuths: 30}\n", "args.azimuths"),
+        ("description: x\ngenerator: helix\nargs: {}\n", "helix"),
+        ("generator: orbit\nargs: {}\n", "description"),
+        ("description: [1, 2]\ngenerator: orbit\n", "description"),
+    ],
+)
 def test_strict_yaml_validation_names_file_and_key(tmp_path, text, key):
     f = _write(tmp_path, "bad", text)
     with pytest.raises(BadInput) as e:
@@ -309,7 +323,7 @@ def test_moving_free_path_uses_slerp_and_passes_keyframes():
     # cameras that do not share a focus point: a sideways track while panning
     pos = np.array([[-1.0, 1.5, 3.0], [0.0, 1.5, 3.2], [1.0, 1.6, 3.0]])
     tgt = np.array([[-0.5, 0.9, 0.0], [0.8, 0.9, 0.0], [0.0, 1.4, 0.0]])
-    w2c = np.concatenate([gen.look_at(pos[i:i + 1], tgt[i]) for i in range(3)])
+    w2c = np.concatenate([gen.look_at(pos[i : i + 1], tgt[i]) for i in range(3)])
     assert common_focus(pos, np.linalg.inv(w2c)[:, :3, 2]) is None
     K = np.broadcast_to(gen.intrinsics(40, 64, 64), (3, 3, 3)).copy()
     path = CameraPath(K=K, world_to_cam=w2c, width=64, height=64, times=np.array([0.0, 0.25, 1.0]))
@@ -366,8 +380,13 @@ def test_nerfstudio_known_camera_is_translation_only():
     assert doc["camera_path"][0]["aspect"] == pytest.approx(640 / 480)
     assert (doc["render_width"], doc["render_height"]) == (640, 480)
     # and back: a nerfstudio identity camera at +z looks down -z at the origin, upright
-    back = from_nerfstudio({"render_width": 640, "render_height": 480,
-                            "camera_path": [{"camera_to_world": expected.reshape(-1).tolist(), "fov": 50}]})
+    back = from_nerfstudio(
+        {
+            "render_width": 640,
+            "render_height": 480,
+            "camera_path": [{"camera_to_world": expected.reshape(-1).tolist(), "fov": 50}],
+        }
+    )
     uv, z = project(back.K[0], back.world_to_cam[0], np.zeros(3))
     np.testing.assert_allclose(uv, [320, 240], atol=1e-9)
     assert z == pytest.approx(3.0)
@@ -377,8 +396,15 @@ def test_nerfstudio_known_camera_is_translation_only():
 
 def test_nerfstudio_round_trip(tmp_path):
     path = gen.spiral(views=10, degrees=270, elevation=5, amplitude=10, cycles=1.5, width=96, height=64, fov=33)
-    path = CameraPath(K=path.K, world_to_cam=path.world_to_cam, width=96, height=64, closed=False, name="s",
-                      times=np.linspace(0, 1, 10) ** 1.5)
+    path = CameraPath(
+        K=path.K,
+        world_to_cam=path.world_to_cam,
+        width=96,
+        height=64,
+        closed=False,
+        name="s",
+        times=np.linspace(0, 1, 10) ** 1.5,
+    )
     f = tmp_path / "p.json"
     f.write_text(json.dumps(to_nerfstudio(path, fps=30)))
     back = load_camera(str(f))
@@ -392,14 +418,23 @@ def test_nerfstudio_round_trip(tmp_path):
     np.testing.assert_allclose(again.world_to_cam, closed.world_to_cam, atol=1e-9)
 
 
-@pytest.mark.parametrize("doc, word", [
-    ({"render_height": 10}, "camera_path"),
-    ({"render_height": 10, "render_width": 10, "camera_path": [{"fov": 40}]}, "camera_to_world"),
-    ({"render_height": 10, "render_width": 10, "camera_path": [{"camera_to_world": [1, 2, 3], "fov": 40}]}, "16"),
-    ({"render_height": 10, "render_width": 10,
-      "camera_path": [{"camera_to_world": (2 * np.eye(4)).reshape(-1).tolist(), "fov": 40}]}, "rotation"),
-    ({"render_width": 10, "camera_path": [{"camera_to_world": np.eye(4).reshape(-1).tolist()}]}, "render_height"),
-])
+@pytest.mark.parametrize(
+    "doc, word",
+    [
+        ({"render_height": 10}, "camera_path"),
+        ({"render_height": 10, "render_width": 10, "camera_path": [{"fov": 40}]}, "camera_to_world"),
+        ({"render_height": 10, "render_width": 10, "camera_path": [{"camera_to_world": [1, 2, 3], "fov": 40}]}, "16"),
+        (
+            {
+                "render_height": 10,
+                "render_width": 10,
+                "camera_path": [{"camera_to_world": (2 * np.eye(4)).reshape(-1).tolist(), "fov": 40}],
+            },
+            "rotation",
+        ),
+        ({"render_width": 10, "camera_path": [{"camera_to_world": np.eye(4).reshape(-1).tolist()}]}, "render_height"),
+    ],
+)
 def test_nerfstudio_bad_files(tmp_path, doc, word):
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(doc))
@@ -466,8 +501,22 @@ def test_cli_list_show_export(runner, tmp_path):
     assert r.exit_code == 0 and "240.0" in r.stdout
 
     out = tmp_path / "path.json"
-    r = runner.invoke(app, ["cameras", "export", "orbit-360", "--format", "nerfstudio", "-o", str(out),
-                            "--views", "12", "--resolution", "64x48"])
+    r = runner.invoke(
+        app,
+        [
+            "cameras",
+            "export",
+            "orbit-360",
+            "--format",
+            "nerfstudio",
+            "-o",
+            str(out),
+            "--views",
+            "12",
+            "--resolution",
+            "64x48",
+        ],
+    )
     assert r.exit_code == 0, r.output
     back = load_camera(str(out))
     ref = load_camera("orbit-360", views=12, width=64, height=48)

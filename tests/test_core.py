@@ -56,7 +56,9 @@ def test_cache_atomic_write_and_hit(tmp_path: Path) -> None:
     p2, hit2 = cache.get_or_compute(key, produce)
     assert (hit1, hit2) == (False, True) and p1 == p2 and len(calls) == 1
     assert (p2 / "out.txt").read_text() == "hello"
-    assert cache.info() == {"demo": {"entries": 1, "bytes": (p2 / "out.txt").stat().st_size + (p2 / ".complete").stat().st_size}}
+    assert cache.info() == {
+        "demo": {"entries": 1, "bytes": (p2 / "out.txt").stat().st_size + (p2 / ".complete").stat().st_size}
+    }
 
 
 def test_cache_failed_stage_leaves_nothing(tmp_path: Path) -> None:
@@ -98,7 +100,9 @@ def test_rotation_between_maps_a_to_b() -> None:
     a, b = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
     b[0] = -a[0]  # opposite vectors
     out = (rotation_between(a, b) @ a[..., None])[..., 0]
-    np.testing.assert_allclose(out / np.linalg.norm(out, axis=-1, keepdims=True), b / np.linalg.norm(b, axis=-1, keepdims=True), atol=1e-9)
+    np.testing.assert_allclose(
+        out / np.linalg.norm(out, axis=-1, keepdims=True), b / np.linalg.norm(b, axis=-1, keepdims=True), atol=1e-9
+    )
 
 
 def test_forward_kinematics_rest_pose_and_lengths() -> None:

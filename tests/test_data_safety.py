@@ -36,15 +36,28 @@ def inputs(data_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("target", ["photo", "video"])
 @pytest.mark.parametrize("command", ["animate", "bonemap"])
-def test_output_equal_to_an_input_is_refused(inputs: tuple[Path, Path], cache_dir: Path, target: str,
-                                             command: str) -> None:
+def test_output_equal_to_an_input_is_refused(
+    inputs: tuple[Path, Path], cache_dir: Path, target: str, command: str
+) -> None:
     photo, video = inputs
     before = {p: _digest(p) for p in inputs}
     out = photo if target == "photo" else video
     # a different spelling of the same path (relative parts) must be caught too
     spelled = out.parent / "." / out.name
-    r = _hvg(command, photo, "--motion", video, "--frames", "2", "--resolution", "64", "-o", spelled, "--quiet",
-             cache=cache_dir)
+    r = _hvg(
+        command,
+        photo,
+        "--motion",
+        video,
+        "--frames",
+        "2",
+        "--resolution",
+        "64",
+        "-o",
+        spelled,
+        "--quiet",
+        cache=cache_dir,
+    )
     assert r.exit_code == 6, r.output
     assert "input" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
@@ -57,14 +70,25 @@ def test_output_hard_link_to_an_input_is_refused(inputs: tuple[Path, Path], tmp_
     link = tmp_path / "other-name.mp4"
     link.hardlink_to(video)
     before = _digest(video)
-    r = _hvg("animate", photo, "--motion", video, "--frames", "2", "--resolution", "64", "-o", link, "--quiet",
-             cache=cache_dir)
+    r = _hvg(
+        "animate",
+        photo,
+        "--motion",
+        video,
+        "--frames",
+        "2",
+        "--resolution",
+        "64",
+        "-o",
+        link,
+        "--quiet",
+        cache=cache_dir,
+    )
     assert r.exit_code == 6, r.output
     assert _digest(video) == before
 
 
-def test_pose_output_equal_to_its_source_is_refused(inputs: tuple[Path, Path], tmp_path: Path,
-                                                   cache_dir: Path) -> None:
+def test_pose_output_equal_to_its_source_is_refused(inputs: tuple[Path, Path], tmp_path: Path, cache_dir: Path) -> None:
     _, video = inputs
     motion = tmp_path / "m.npz"
     assert _hvg("pose", "wave", "-o", motion, "--quiet", cache=cache_dir).exit_code == 0
@@ -78,23 +102,37 @@ def test_pose_output_equal_to_its_source_is_refused(inputs: tuple[Path, Path], t
     assert _digest(video) == before_video
 
 
-def test_non_empty_folder_that_hvg_did_not_write_is_kept(inputs: tuple[Path, Path], tmp_path: Path,
-                                                          cache_dir: Path) -> None:
+def test_non_empty_folder_that_hvg_did_not_write_is_kept(
+    inputs: tuple[Path, Path], tmp_path: Path, cache_dir: Path
+) -> None:
     photo, _ = inputs
     frames = tmp_path / "myframes"
     frames.mkdir()
     (frames / "holiday.png").write_bytes(b"not hvg's")
     (frames / "notes.txt").write_text("mine")
-    r = _hvg("animate", photo, "--motion", "wave", "--frames", "2", "--resolution", "64", "-o", frames, "--quiet",
-             cache=cache_dir)
+    r = _hvg(
+        "animate",
+        photo,
+        "--motion",
+        "wave",
+        "--frames",
+        "2",
+        "--resolution",
+        "64",
+        "-o",
+        frames,
+        "--quiet",
+        cache=cache_dir,
+    )
     assert r.exit_code == 6, r.output
     assert "not empty" in r.output
     assert sorted(p.name for p in frames.iterdir()) == ["holiday.png", "notes.txt"]
     assert (frames / "notes.txt").read_text() == "mine"
 
 
-def test_frames_folder_hvg_wrote_is_replaced_on_rerun(inputs: tuple[Path, Path], tmp_path: Path,
-                                                      cache_dir: Path) -> None:
+def test_frames_folder_hvg_wrote_is_replaced_on_rerun(
+    inputs: tuple[Path, Path], tmp_path: Path, cache_dir: Path
+) -> None:
     """An empty folder or hvg's own earlier PNG output is fine to (re)write."""
     photo, _ = inputs
     frames = tmp_path / "frames"

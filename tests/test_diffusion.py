@@ -82,9 +82,17 @@ def svd_frames(photo: np.ndarray, frames: int) -> torch.Tensor:
     comps.pop("pose_encoder")
     svd = StableVideoDiffusionPipeline(**comps)
     svd.set_progress_bar_config(disable=True)
-    return svd(PIL.Image.fromarray(photo), height=H, width=W, num_frames=frames, num_inference_steps=FAST["steps"],
-               min_guidance_scale=FAST["guidance_min"], max_guidance_scale=FAST["guidance_max"],
-               generator=torch.Generator("cpu").manual_seed(0), output_type="pt").frames
+    return svd(
+        PIL.Image.fromarray(photo),
+        height=H,
+        width=W,
+        num_frames=frames,
+        num_inference_steps=FAST["steps"],
+        min_guidance_scale=FAST["guidance_min"],
+        max_guidance_scale=FAST["guidance_max"],
+        generator=torch.Generator("cpu").manual_seed(0),
+        output_type="pt",
+    ).frames
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,7 +104,9 @@ def test_matches_diffusers_svd_with_one_tile_and_zero_encoder():
     pipe = tiny_pipe()
     assert float(pipe.pose_encoder.conv_out.weight.detach().abs().sum()) == 0.0  # zero-initialised
     for mode in ("full", "onepass"):
-        ours = pipe(photo, maps, grid, DiffusionSettings(sampling=mode, **FAST), output_type="pt").frames[0]  # [T, 3, H, W]
+        ours = pipe(photo, maps, grid, DiffusionSettings(sampling=mode, **FAST), output_type="pt").frames[
+            0
+        ]  # [T, 3, H, W]
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
     # the pose pathway is live: a non-zero encoder output changes the frames
     torch.manual_seed(1)
@@ -131,7 +141,9 @@ def test_windows_cover_and_wrap():
 
 @pytest.mark.parametrize("mode", ["onepass", "progressive"])
 def test_blend_weights_cover_every_latent_and_sum_to_one(mode):
-    s = DiffusionSettings(sampling=mode, tile_views=2, tile_frames=8, overlap_views=1, overlap_frames=3, anchor_stride=4)
+    s = DiffusionSettings(
+        sampling=mode, tile_views=2, tile_frames=8, overlap_views=1, overlap_frames=3, anchor_stride=4
+    )
     plan = make_plan(5, 23, 8, 8, s, closed=True)
     for stage in plan.stages:
         total = weight_sum(stage, 5)
@@ -157,7 +169,9 @@ def test_progressive_plan_and_dry_run_numbers():
     # anchors 0, 4, ..., 44 and 47 -> 13; time windows over 13 at stride 5: (0..7), (5..12) -> 2; views wrap: 4
     # dense: starts 0, 5, ..., 35 and 40 -> 9 windows × 4 view windows = 36
     assert [(st["name"], st["frames"], st["tiles"], st["held"]) for st in out["stages"]] == [
-        ("anchors", 13, 8, 0), ("dense", 48, 36, 13)]
+        ("anchors", 13, 8, 0),
+        ("dense", 48, 36, 13),
+    ]
     assert out["tile_evaluations"] == 25 * (8 + 36) == 1100
     assert out["compare"] == {"onepass": 25 * 36}
     assert out["unet_frames"] == 25 * 44 * 16 and out["max_tile_frames"] == 16
@@ -191,8 +205,14 @@ def test_conditioning_fast_path_matches_plain_twin():
     from hvg_cli.backends.diffusion.pose_encoder import IN_CHANNELS, conditioning, conditioning_torch
 
     _, maps, grid = synthetic_job(2, 3)
-    args = (maps.semantic.reshape(6, H, W, 3), maps.normal.reshape(6, H, W, 3), maps.depth.reshape(6, H, W),
-            maps.mask.reshape(6, H, W), grid.K.reshape(6, 3, 3), grid.world_to_cam.reshape(6, 4, 4))
+    args = (
+        maps.semantic.reshape(6, H, W, 3),
+        maps.normal.reshape(6, H, W, 3),
+        maps.depth.reshape(6, H, W),
+        maps.mask.reshape(6, H, W),
+        grid.K.reshape(6, 3, 3),
+        grid.world_to_cam.reshape(6, 4, 4),
+    )
     slow = conditioning(*args)  # [6, 14, H, W]
     fast = conditioning_torch(*args)
     assert slow.shape == (6, IN_CHANNELS, H, W)
@@ -209,8 +229,9 @@ def test_resume_after_interruption_gives_identical_frames(tmp_path):
 
     photo, maps, grid = synthetic_job(2, 5)
     pipe = tiny_pipe()
-    s = DiffusionSettings(sampling="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1,
-                          anchor_stride=2, **FAST)
+    s = DiffusionSettings(
+        sampling="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1, anchor_stride=2, **FAST
+    )
     assert [st.name for st in pipe.plan(maps, grid, s).stages] == ["anchors", "dense"]
 
     whole = pipe(photo, maps, grid, s, state_dir=tmp_path / "a", fingerprint="job", output_type="np").frames
@@ -236,12 +257,21 @@ def test_resume_after_interruption_gives_identical_frames(tmp_path):
     out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("anchors", 0))
     assert out.interrupted and out.frame_times == anchors and out.frames.shape[:2] == (2, 3)
     report = SilentReporter()
-    out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("dense", 0),
-               progress=report)
+    out = pipe(
+        photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("dense", 0), progress=report
+    )
     assert out.interrupted and out.frame_times == tuple(range(5))
     assert any("resuming from saved state: anchors stage, step 2 of 2" in n for n in report.notes), report.notes
-    out = pipe(photo, maps, grid, s, state_dir=b, fingerprint="job", callback_on_step_end=stop_at("never", -1),
-               output_type="np")
+    out = pipe(
+        photo,
+        maps,
+        grid,
+        s,
+        state_dir=b,
+        fingerprint="job",
+        callback_on_step_end=stop_at("never", -1),
+        output_type="np",
+    )
     resumed = out.frames
     assert not out.interrupted
     assert seen == [("anchors", 0), ("anchors", 1), ("dense", 0), ("dense", 1)]  # no step ran twice
@@ -265,7 +295,9 @@ def test_save_load_round_trip(tmp_path):
     pipe.save_pretrained(tmp_path / "w", safe_serialization=True)
     files = [p.name for p in (tmp_path / "w").rglob("*") if p.is_file()]
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl"))]
-    assert check_weights(tmp_path / "w").params["pose_encoder"] == sum(p.numel() for p in pipe.pose_encoder.parameters())
+    assert check_weights(tmp_path / "w").params["pose_encoder"] == sum(
+        p.numel() for p in pipe.pose_encoder.parameters()
+    )
     loaded = load_pipeline(tmp_path / "w", device="cpu")
     for name in ("unet", "vae", "image_encoder", "pose_encoder"):
         a, b = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
@@ -342,10 +374,34 @@ def test_animate_with_tiny_diffusion_weights(tmp_path, data_dir, cache_dir):
     from hvg_cli.io.video import probe_video
 
     init_tiny(tmp_path / "w")
-    res = CliRunner().invoke(app, [
-        "animate", str(data_dir / "photo_woman_studio.jpg"), "--motion", "wave", "--orbit", "360", "--views", "4",
-        "--per-view", "--backend", "diffusion", "--weights", str(tmp_path / "w"), "--steps", "2", "-r", "32",
-        "--frames", "2", "-o", str(tmp_path / "out.mp4"), "--json", "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "animate",
+            str(data_dir / "photo_woman_studio.jpg"),
+            "--motion",
+            "wave",
+            "--orbit",
+            "360",
+            "--views",
+            "4",
+            "--per-view",
+            "--backend",
+            "diffusion",
+            "--weights",
+            str(tmp_path / "w"),
+            "--steps",
+            "2",
+            "-r",
+            "32",
+            "--frames",
+            "2",
+            "-o",
+            str(tmp_path / "out.mp4"),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     result = json.loads(res.stdout)
     assert result["backend"] == "diffusion" and result["views"] == 4 and result["frames"] == 2

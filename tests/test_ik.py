@@ -18,7 +18,16 @@ from hvg_cli.body.skeleton import default_skeleton, skeleton_from_lengths
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import SMPL_PARENTS, Skeleton
 
-LIMB_BONES = ("left_knee", "right_knee", "left_ankle", "right_ankle", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+LIMB_BONES = (
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+)
 NECK_BONE = J["neck"] - 1  # spine3 -> neck: the one bone the torso model does not reproduce exactly
 
 
@@ -67,8 +76,21 @@ def test_ik_recovers_a_synthetic_pose() -> None:
     assert np.abs(fit.joints - truth).max() < 1e-6
     # joints whose rotation two observed directions fix: the whole orientation matches
     G_fit, G_true = _global(fit.poses, skel), _global(poses, skel)
-    exact = ["pelvis", "spine1", "spine2", "spine3", "left_ankle", "right_ankle", "left_foot", "right_foot",
-             "left_wrist", "right_wrist", "left_hand", "right_hand", "head"]
+    exact = [
+        "pelvis",
+        "spine1",
+        "spine2",
+        "spine3",
+        "left_ankle",
+        "right_ankle",
+        "left_foot",
+        "right_foot",
+        "left_wrist",
+        "right_wrist",
+        "left_hand",
+        "right_hand",
+        "head",
+    ]
     for name in exact:
         assert np.abs(G_fit[:, J[name]] - G_true[:, J[name]]).max() < 1e-6, name
     # the observed SMPL joints are the true ones wherever the model is exact (all of them here)

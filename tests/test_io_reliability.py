@@ -28,8 +28,26 @@ def _ffmpeg(*args: str) -> None:
 
 def _decodable_by_ffmpeg(path: Path) -> int:
     """How many video frames ffmpeg itself decodes from `path` (the oracle: one line per frame)."""
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "quiet", "-i", str(path), "-map", "0:v:0",
-                          "-fps_mode", "passthrough", "-f", "framecrc", "-"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "quiet",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framecrc",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     return sum(1 for line in out.splitlines() if line.startswith("0,"))
 
 
@@ -45,7 +63,21 @@ def noise(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("noise")
     full = d / "noise.mp4"
     src = "nullsrc=s=96x64:r=24,geq=lum='random(1)*64+N*2':cb=128:cr=128"
-    _ffmpeg("-f", "lavfi", "-i", src, "-frames:v", "96", "-g", "24", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(full))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        src,
+        "-frames:v",
+        "96",
+        "-g",
+        "24",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(full),
+    )
     return {"full": full, "half": _cut(full, d / "half.mp4", 0.5)}
 
 

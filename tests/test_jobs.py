@@ -25,9 +25,28 @@ def _hvg(*args: str, cache: Path) -> object:
 def test_bonemap_orbit_keeps_subject_in_frame(data_dir: Path, session_cache: Path, tmp_path: Path) -> None:
     """A 360° orbit of the shared photo + dance: every view and frame shows the subject, none touches the border."""
     out, maps = tmp_path / "bones.mp4", tmp_path / "maps.npz"
-    r = _hvg("bonemap", data_dir / "photo_woman_street.jpg", "--motion", data_dir / "dance_red_skirt.mp4",
-             "--camera", "orbit-360", "--views", "8", "--grid", "--frames", "12", "--resolution", "96",
-             "--export", maps, "-o", out, "--json", "--quiet", cache=session_cache)
+    r = _hvg(
+        "bonemap",
+        data_dir / "photo_woman_street.jpg",
+        "--motion",
+        data_dir / "dance_red_skirt.mp4",
+        "--camera",
+        "orbit-360",
+        "--views",
+        "8",
+        "--grid",
+        "--frames",
+        "12",
+        "--resolution",
+        "96",
+        "--export",
+        maps,
+        "-o",
+        out,
+        "--json",
+        "--quiet",
+        cache=session_cache,
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert (result["views"], result["frames"], result["fps_exact"]) == (8, 12, "24/1")
@@ -61,20 +80,39 @@ def test_bonemap_works_with_every_motion_source(data_dir: Path, tmp_path: Path, 
     sizes = []
     for source in ("wave", npz, bvh):
         out = tmp_path / f"bones-{Path(str(source)).stem}.mp4"
-        r = _hvg("bonemap", data_dir / "photo_woman_studio.jpg", "--motion", source, "--frames", "6",
-                 "--resolution", "64", "--channels", "semantic", "-o", out, "--quiet", cache=cache_dir)
+        r = _hvg(
+            "bonemap",
+            data_dir / "photo_woman_studio.jpg",
+            "--motion",
+            source,
+            "--frames",
+            "6",
+            "--resolution",
+            "64",
+            "--channels",
+            "semantic",
+            "-o",
+            out,
+            "--quiet",
+            cache=cache_dir,
+        )
         assert r.exit_code == 0, r.output
         info = probe_video(out)
         sizes.append((info.frame_count, info.width, info.height))
     assert sizes == [(6, 64, 64)] * 3
 
 
-def _job(data_dir: Path, cache: StageCache, orbit: float | None, width: int = 160, frames: int = 12,
-         start: int = 48):
-    return dict(photo=data_dir / "photo_woman_studio.jpg", motion_source=str(data_dir / "dance_red_skirt.mp4"),
-                settings=AnimateSettings(camera=CameraSpec(orbit=orbit, width=width, height=width),
-                                         timing=Timing(start=start, max_frames=frames), backend=Backend.PREVIEW),
-                cache=cache)
+def _job(data_dir: Path, cache: StageCache, orbit: float | None, width: int = 160, frames: int = 12, start: int = 48):
+    return dict(
+        photo=data_dir / "photo_woman_studio.jpg",
+        motion_source=str(data_dir / "dance_red_skirt.mp4"),
+        settings=AnimateSettings(
+            camera=CameraSpec(orbit=orbit, width=width, height=width),
+            timing=Timing(start=start, max_frames=frames),
+            backend=Backend.PREVIEW,
+        ),
+        cache=cache,
+    )
 
 
 def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path, tmp_path: Path) -> None:
@@ -92,15 +130,18 @@ def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path,
     frames_dir = tmp_path / "frames"
     result = pipeline.animate_job(out=frames_dir, **kw)
     assert result.backend == "preview" and result.frames == 16
-    frames = [np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB"))
-              for p in sorted(frames_dir.glob("*.png"))]
+    frames = [
+        np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB"))
+        for p in sorted(frames_dir.glob("*.png"))
+    ]
     assert len(frames) == 16 and frames[0].shape == (256, 256, 3)
     track = detect_frames(iter(frames), len(frames), person="first")
     assert track.detected.all(), f"person lost in frames {np.flatnonzero(~track.detected)}"
 
     s = kw["settings"]
-    job = pipeline.assemble_job(kw["photo"], kw["motion_source"], s.camera, "moving", s.timing, s.align, s.body_model,
-                                cache)
+    job = pipeline.assemble_job(
+        kw["photo"], kw["motion_source"], s.camera, "moving", s.timing, s.align, s.body_model, cache
+    )
     target = project_points(job.motion.joints[None], job.grid.K, job.grid.world_to_cam)[0]  # [T, 24, 2]
     # MediaPipe index -> SMPL index: shoulders, elbows, wrists, knees, ankles
     pairs = [(11, 16), (12, 17), (13, 18), (14, 19), (15, 20), (16, 21), (25, 4), (26, 5), (27, 7), (28, 8)]
@@ -132,9 +173,27 @@ def test_animate_cache_reuse_and_camera_change(data_dir: Path, session_cache: Pa
 
 
 def test_animate_views_grid_and_per_view(data_dir: Path, tmp_path: Path, cache_dir: Path) -> None:
-    r = _hvg("animate", data_dir / "photo_woman_studio.jpg", "--motion", "wave", "--orbit", "360", "--views", "4",
-             "--per-view", "--frames", "4", "--resolution", "64", "--no-audio", "-o", tmp_path / "v.mp4",
-             "--json", "--quiet", cache=cache_dir)
+    r = _hvg(
+        "animate",
+        data_dir / "photo_woman_studio.jpg",
+        "--motion",
+        "wave",
+        "--orbit",
+        "360",
+        "--views",
+        "4",
+        "--per-view",
+        "--frames",
+        "4",
+        "--resolution",
+        "64",
+        "--no-audio",
+        "-o",
+        tmp_path / "v.mp4",
+        "--json",
+        "--quiet",
+        cache=cache_dir,
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["views"] == 4 and res["frames"] == 4 and res["backend"] == "preview"
@@ -153,14 +212,27 @@ def test_animate_views_grid_and_per_view(data_dir: Path, tmp_path: Path, cache_d
         (["animate", "{data}/nope.jpg", "--motion", "wave"], 3),
         (["animate", "{data}/photo_woman_studio.jpg", "--motion", "no-such-preset"], 3),
         (["animate", "{tmp}/grey.png", "--motion", "wave"], 5),
-        (["animate", "{data}/photo_woman_studio.jpg", "--motion", "wave", "--backend", "diffusion", "--weights", "{tmp}"], 4),
+        (
+            [
+                "animate",
+                "{data}/photo_woman_studio.jpg",
+                "--motion",
+                "wave",
+                "--backend",
+                "diffusion",
+                "--weights",
+                "{tmp}",
+            ],
+            4,
+        ),
         (["animate", "{data}/photo_woman_studio.jpg", "--motion", "wave", "--background", "transparent"], 3),
         (["bonemap", "{data}/photo_woman_studio.jpg", "--motion", "wave", "--camera", "no-such-camera"], 3),
         (["animate", "{data}/photo_woman_studio.jpg", "--motion", "wave", "--resolution", "12xbanana"], 2),
     ],
 )
-def test_bad_input_exit_codes_keep_previous_output(args: list[str], code: int, data_dir: Path, tmp_path: Path,
-                                                   cache_dir: Path) -> None:
+def test_bad_input_exit_codes_keep_previous_output(
+    args: list[str], code: int, data_dir: Path, tmp_path: Path, cache_dir: Path
+) -> None:
     from PIL import Image
 
     Image.fromarray(np.full((64, 48, 3), 128, np.uint8)).save(tmp_path / "grey.png")
@@ -178,15 +250,51 @@ def test_bad_input_exit_codes_keep_previous_output(args: list[str], code: int, d
 
 def test_animate_dry_run_plans_without_weights(tmp_path: Path, cache_dir: Path) -> None:
     """--dry-run needs neither weights nor the photo's content: it plans the V×T grid's tiles."""
-    r = _hvg("animate", tmp_path / "not-read.jpg", "--motion", "wave", "--orbit", "360", "--views", "4", "--grid",
-             "--frames", "48", "--tile-views", "2", "--tile-frames", "8", "--dry-run", "--json", cache=cache_dir)
+    r = _hvg(
+        "animate",
+        tmp_path / "not-read.jpg",
+        "--motion",
+        "wave",
+        "--orbit",
+        "360",
+        "--views",
+        "4",
+        "--grid",
+        "--frames",
+        "48",
+        "--tile-views",
+        "2",
+        "--tile-frames",
+        "8",
+        "--dry-run",
+        "--json",
+        cache=cache_dir,
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert (plan["views"], plan["frames"], plan["closed"], plan["sampling"]) == (4, 48, True, "progressive")
     assert plan["max_tile_frames"] == 16  # 2 views × 8 frames along the UNet's frame axis
     assert plan["tile_evaluations"] > 0 and plan["compare"]["onepass"] > 0
-    r2 = _hvg("animate", tmp_path / "not-read.jpg", "--motion", "wave", "--orbit", "360", "--views", "4", "--grid",
-              "--frames", "96", "--tile-views", "2", "--tile-frames", "8", "--dry-run", "--json", cache=cache_dir)
+    r2 = _hvg(
+        "animate",
+        tmp_path / "not-read.jpg",
+        "--motion",
+        "wave",
+        "--orbit",
+        "360",
+        "--views",
+        "4",
+        "--grid",
+        "--frames",
+        "96",
+        "--tile-views",
+        "2",
+        "--tile-frames",
+        "8",
+        "--dry-run",
+        "--json",
+        cache=cache_dir,
+    )
     plan2 = json.loads(r2.stdout)
     # memory per tile does not grow with the video; the work does
     assert plan2["memory_estimate"]["tile_activation_bytes"] == plan["memory_estimate"]["tile_activation_bytes"]

@@ -91,10 +91,24 @@ def _z_up_amass(T: int, layout: str, path: Path) -> np.ndarray:
     if layout == "A":
         hands = np.zeros((T, 90))
         poses = np.concatenate([root, body.reshape(T, 63), hands], axis=1)  # [T, 156] SMPL-H
-        np.savez(path, poses=poses, trans=trans, mocap_framerate=np.array(59.94), gender=np.array("female"), betas=np.zeros(16))
+        np.savez(
+            path,
+            poses=poses,
+            trans=trans,
+            mocap_framerate=np.array(59.94),
+            gender=np.array("female"),
+            betas=np.zeros(16),
+        )
     else:
-        np.savez(path, root_orient=root, pose_body=body.reshape(T, 63), pose_hand=np.zeros((T, 90)), trans=trans,
-                 mocap_frame_rate=np.array(120.0), betas=np.zeros(16))
+        np.savez(
+            path,
+            root_orient=root,
+            pose_body=body.reshape(T, 63),
+            pose_hand=np.zeros((T, 90)),
+            trans=trans,
+            mocap_frame_rate=np.array(120.0),
+            betas=np.zeros(16),
+        )
     return trans
 
 
@@ -163,30 +177,46 @@ def test_bad_npz_lists_keys_and_layouts(tmp_path: Path) -> None:
 # (name, parent, offset, is_end). Offsets in the file's units.
 CMU = [  # CMU mocap conversion: legs spread in rest, LowerBack/Neck/Shoulders sit on their parents
     ("Hips", None, (0, 0, 0)),
-    ("LHipJoint", "Hips", (0, 0, 0)), ("LeftUpLeg", "LHipJoint", (1.86, -1.74, 0.85)),
-    ("LeftLeg", "LeftUpLeg", (2.37, -6.51, 0)), ("LeftFoot", "LeftLeg", (2.53, -6.96, 0)),
+    ("LHipJoint", "Hips", (0, 0, 0)),
+    ("LeftUpLeg", "LHipJoint", (1.86, -1.74, 0.85)),
+    ("LeftLeg", "LeftUpLeg", (2.37, -6.51, 0)),
+    ("LeftFoot", "LeftLeg", (2.53, -6.96, 0)),
     ("LeftToeBase", "LeftFoot", (0.16, -0.44, 1.95)),
-    ("RHipJoint", "Hips", (0, 0, 0)), ("RightUpLeg", "RHipJoint", (-1.77, -1.74, 0.85)),
-    ("RightLeg", "RightUpLeg", (-2.47, -6.78, 0)), ("RightFoot", "RightLeg", (-2.55, -7.02, 0)),
+    ("RHipJoint", "Hips", (0, 0, 0)),
+    ("RightUpLeg", "RHipJoint", (-1.77, -1.74, 0.85)),
+    ("RightLeg", "RightUpLeg", (-2.47, -6.78, 0)),
+    ("RightFoot", "RightLeg", (-2.55, -7.02, 0)),
     ("RightToeBase", "RightFoot", (-0.13, -0.35, 2.0)),
-    ("LowerBack", "Hips", (0, 0, 0)), ("Spine", "LowerBack", (-0.02, 2.24, -0.04)),
-    ("Spine1", "Spine", (0.05, 2.19, -0.19)), ("Neck", "Spine1", (0, 0, 0)),
-    ("Neck1", "Neck", (-0.12, 1.43, 0.28)), ("Head", "Neck1", (0.18, 1.46, -0.33)),
-    ("LeftShoulder", "Spine1", (0, 0, 0)), ("LeftArm", "LeftShoulder", (3.28, 0.86, 0.05)),
-    ("LeftForeArm", "LeftArm", (4.97, 0, 0)), ("LeftHand", "LeftForeArm", (3.36, 0, 0)),
-    ("LeftFingerBase", "LeftHand", (0, 0, 0)), ("LeftHandIndex1", "LeftFingerBase", (0.8, 0, 0)),
+    ("LowerBack", "Hips", (0, 0, 0)),
+    ("Spine", "LowerBack", (-0.02, 2.24, -0.04)),
+    ("Spine1", "Spine", (0.05, 2.19, -0.19)),
+    ("Neck", "Spine1", (0, 0, 0)),
+    ("Neck1", "Neck", (-0.12, 1.43, 0.28)),
+    ("Head", "Neck1", (0.18, 1.46, -0.33)),
+    ("LeftShoulder", "Spine1", (0, 0, 0)),
+    ("LeftArm", "LeftShoulder", (3.28, 0.86, 0.05)),
+    ("LeftForeArm", "LeftArm", (4.97, 0, 0)),
+    ("LeftHand", "LeftForeArm", (3.36, 0, 0)),
+    ("LeftFingerBase", "LeftHand", (0, 0, 0)),
+    ("LeftHandIndex1", "LeftFingerBase", (0.8, 0, 0)),
     ("LThumb", "LeftHand", (0, 0, 0)),
-    ("RightShoulder", "Spine1", (0, 0, 0)), ("RightArm", "RightShoulder", (-3.24, 1.02, 0.35)),
-    ("RightForeArm", "RightArm", (-5.22, 0, 0)), ("RightHand", "RightForeArm", (-3.37, 0, 0)),
-    ("RightFingerBase", "RightHand", (0, 0, 0)), ("RightHandIndex1", "RightFingerBase", (-0.62, 0, 0)),
+    ("RightShoulder", "Spine1", (0, 0, 0)),
+    ("RightArm", "RightShoulder", (-3.24, 1.02, 0.35)),
+    ("RightForeArm", "RightArm", (-5.22, 0, 0)),
+    ("RightHand", "RightForeArm", (-3.37, 0, 0)),
+    ("RightFingerBase", "RightHand", (0, 0, 0)),
+    ("RightHandIndex1", "RightFingerBase", (-0.62, 0, 0)),
     ("RThumb", "RightHand", (0, 0, 0)),
 ]
 _C45 = np.cos(np.pi / 4)
 MIXAMO = [  # centimetres, arms in an A-pose (45 degrees down): the rest pose is not SMPL's T-pose
     ("mixamorig:Hips", None, (0, 0, 0)),
-    ("mixamorig:Spine", "mixamorig:Hips", (0, 10, 0.5)), ("mixamorig:Spine1", "mixamorig:Spine", (0, 12, 0)),
-    ("mixamorig:Spine2", "mixamorig:Spine1", (0, 14, -0.5)), ("mixamorig:Neck", "mixamorig:Spine2", (0, 16, 0)),
-    ("mixamorig:Head", "mixamorig:Neck", (0, 10, 1.5)), ("mixamorig:HeadTop_End", "mixamorig:Head", (0, 18, 0)),
+    ("mixamorig:Spine", "mixamorig:Hips", (0, 10, 0.5)),
+    ("mixamorig:Spine1", "mixamorig:Spine", (0, 12, 0)),
+    ("mixamorig:Spine2", "mixamorig:Spine1", (0, 14, -0.5)),
+    ("mixamorig:Neck", "mixamorig:Spine2", (0, 16, 0)),
+    ("mixamorig:Head", "mixamorig:Neck", (0, 10, 1.5)),
+    ("mixamorig:HeadTop_End", "mixamorig:Head", (0, 18, 0)),
     ("mixamorig:LeftShoulder", "mixamorig:Spine2", (6, 12, 0)),
     ("mixamorig:LeftArm", "mixamorig:LeftShoulder", (12 * _C45, -12 * _C45, 0)),
     ("mixamorig:LeftForeArm", "mixamorig:LeftArm", (27 * _C45, -27 * _C45, 0)),
@@ -197,10 +227,14 @@ MIXAMO = [  # centimetres, arms in an A-pose (45 degrees down): the rest pose is
     ("mixamorig:RightForeArm", "mixamorig:RightArm", (-27 * _C45, -27 * _C45, 0)),
     ("mixamorig:RightHand", "mixamorig:RightForeArm", (-26 * _C45, -26 * _C45, 0)),
     ("mixamorig:RightHandMiddle1", "mixamorig:RightHand", (-9 * _C45, -9 * _C45, 0)),
-    ("mixamorig:LeftUpLeg", "mixamorig:Hips", (9, -7, 0)), ("mixamorig:LeftLeg", "mixamorig:LeftUpLeg", (0, -42, 0)),
-    ("mixamorig:LeftFoot", "mixamorig:LeftLeg", (0, -41, -1)), ("mixamorig:LeftToeBase", "mixamorig:LeftFoot", (0, -6, 13)),
-    ("mixamorig:RightUpLeg", "mixamorig:Hips", (-9, -7, 0)), ("mixamorig:RightLeg", "mixamorig:RightUpLeg", (0, -42, 0)),
-    ("mixamorig:RightFoot", "mixamorig:RightLeg", (0, -41, -1)), ("mixamorig:RightToeBase", "mixamorig:RightFoot", (0, -6, 13)),
+    ("mixamorig:LeftUpLeg", "mixamorig:Hips", (9, -7, 0)),
+    ("mixamorig:LeftLeg", "mixamorig:LeftUpLeg", (0, -42, 0)),
+    ("mixamorig:LeftFoot", "mixamorig:LeftLeg", (0, -41, -1)),
+    ("mixamorig:LeftToeBase", "mixamorig:LeftFoot", (0, -6, 13)),
+    ("mixamorig:RightUpLeg", "mixamorig:Hips", (-9, -7, 0)),
+    ("mixamorig:RightLeg", "mixamorig:RightUpLeg", (0, -42, 0)),
+    ("mixamorig:RightFoot", "mixamorig:RightLeg", (0, -41, -1)),
+    ("mixamorig:RightToeBase", "mixamorig:RightFoot", (0, -6, 13)),
 ]
 
 
@@ -215,7 +249,9 @@ def _write_bvh(path: Path, skel, order: str, frames: np.ndarray, root_pos: np.nd
         ind = "\t" * depth
         off = dict((s[0], s[2]) for s in skel)[n]
         lines.append(f"{ind}{'ROOT' if depth == 0 else 'JOINT'} {n}\n{ind}{{\n{ind}\tOFFSET {off[0]} {off[1]} {off[2]}")
-        lines.append(f"{ind}\tCHANNELS 6 Xposition Yposition Zposition {chan}" if depth == 0 else f"{ind}\tCHANNELS 3 {chan}")
+        lines.append(
+            f"{ind}\tCHANNELS 6 Xposition Yposition Zposition {chan}" if depth == 0 else f"{ind}\tCHANNELS 3 {chan}"
+        )
         for k in kids[n]:
             emit(k, depth + 1)
         if not kids[n]:
@@ -273,10 +309,22 @@ def _known_bvh_motion(skel, T: int, seed: int) -> np.ndarray:
 
 
 SMPL_OF = {  # SMPL joint -> the BVH joint whose position it must match
-    "CMU": {"pelvis": "Hips", "left_knee": "LeftLeg", "right_knee": "RightLeg", "left_ankle": "LeftFoot",
-            "right_ankle": "RightFoot", "left_shoulder": "LeftArm", "right_shoulder": "RightArm",
-            "left_elbow": "LeftForeArm", "right_elbow": "RightForeArm", "left_wrist": "LeftHand",
-            "right_wrist": "RightHand", "head": "Head", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg"},
+    "CMU": {
+        "pelvis": "Hips",
+        "left_knee": "LeftLeg",
+        "right_knee": "RightLeg",
+        "left_ankle": "LeftFoot",
+        "right_ankle": "RightFoot",
+        "left_shoulder": "LeftArm",
+        "right_shoulder": "RightArm",
+        "left_elbow": "LeftForeArm",
+        "right_elbow": "RightForeArm",
+        "left_wrist": "LeftHand",
+        "right_wrist": "RightHand",
+        "head": "Head",
+        "left_hip": "LeftUpLeg",
+        "right_hip": "RightUpLeg",
+    },
 }
 SMPL_OF["Mixamo"] = {k: "mixamorig:" + v for k, v in SMPL_OF["CMU"].items()}
 
@@ -333,8 +381,12 @@ def test_bvh_skeletons_are_retargeted_onto_smpl(tmp_path: Path, style: str) -> N
         err = np.linalg.norm(joints[:, J[smpl]] - want, axis=-1).max()
         tol = 0.001 if style == "Mixamo" else (0.01 if "hip" in smpl or "knee" in smpl or "ankle" in smpl else 0.025)
         assert err < tol, f"{smpl} ({bvh}) off by {err:.4f} m"
-    for a, b in (("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_hip", "right_knee"),
-                 ("right_knee", "right_ankle")):
+    for a, b in (
+        ("left_shoulder", "left_elbow"),
+        ("left_elbow", "left_wrist"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+    ):
         got = joints[:, J[b]] - joints[:, J[a]]
         want = ref[SMPL_OF[style][b]] - ref[SMPL_OF[style][a]]
         cos = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
@@ -398,8 +450,14 @@ def test_bvh_round_trip_is_exact(tmp_path: Path) -> None:
 def test_unknown_bvh_skeleton_lists_the_names_found(tmp_path: Path) -> None:
     from hvg_cli.pipeline import load_bvh
 
-    skel = [("Root", None, (0, 0, 0)), ("Torso", "Root", (0, 10, 0)), ("ArmA", "Torso", (5, 0, 0)),
-            ("ArmB", "Torso", (-5, 0, 0)), ("LegA", "Root", (2, -10, 0)), ("LegB", "Root", (-2, -10, 0))]
+    skel = [
+        ("Root", None, (0, 0, 0)),
+        ("Torso", "Root", (0, 10, 0)),
+        ("ArmA", "Torso", (5, 0, 0)),
+        ("ArmB", "Torso", (-5, 0, 0)),
+        ("LegA", "Root", (2, -10, 0)),
+        ("LegB", "Root", (-2, -10, 0)),
+    ]
     frames = np.zeros((3, len(skel), 3))
     path = tmp_path / "robot.bvh"
     _write_bvh(path, skel, "ZXY", frames, np.zeros((3, 3)), fps=30)
@@ -532,5 +590,6 @@ def test_retarget_scales_root_path_with_leg_length() -> None:
     jr = _fk(r)
     assert jr[..., 1].min() == pytest.approx(0.0, abs=1e-9)  # still standing on the floor
     np.testing.assert_allclose(r.joints, jr)
-    np.testing.assert_allclose(np.linalg.norm(jr[:, J["left_knee"]] - jr[:, J["left_hip"]], axis=-1),
-                               tall.bone_lengths[J["left_knee"]])
+    np.testing.assert_allclose(
+        np.linalg.norm(jr[:, J["left_knee"]] - jr[:, J["left_hip"]], axis=-1), tall.bone_lengths[J["left_knee"]]
+    )

@@ -111,7 +111,9 @@ def test_smoothing_reduces_jitter(dance, tmp_path):
 def test_one_euro_matches_reference_and_filters():
     rng = np.random.default_rng(0)
     x = np.cumsum(rng.normal(size=(40, 3, 2)), axis=0) * 0.05
-    np.testing.assert_allclose(one_euro(x, 30.0, 1.0, 1.5), one_euro_reference(x, 30.0, 1.0, 1.5), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        one_euro(x, 30.0, 1.0, 1.5), one_euro_reference(x, 30.0, 1.0, 1.5), rtol=1e-12, atol=1e-12
+    )
     still = 1.0 + rng.normal(scale=0.01, size=(200, 1, 1))  # a point at rest with 1 cm jitter
     assert np.std(one_euro(still, 30.0)[50:]) < 0.35 * np.std(still[50:])
     ramp = np.linspace(0, 4, 121)[:, None, None]  # 1 m/s for 4 s at 30 fps
@@ -193,7 +195,9 @@ def test_person_flag_follows_the_chosen_dancer(data_dir, tmp_path):
     """6 frames of two dancers through the pose stage: --person 0 follows the left one, largest the right."""
     from hvg_cli.io.video import read_frames, write_video
 
-    video = write_video(tmp_path / "two.mp4", (_two_dancers(f) for f in read_frames(data_dir / "dance_red_skirt.mp4", 100, 106)), 24)
+    video = write_video(
+        tmp_path / "two.mp4", (_two_dancers(f) for f in read_frames(data_dir / "dance_red_skirt.mp4", 100, 106)), 24
+    )
     cache = StageCache(tmp_path / "c")
     left = pipeline.pose_track(video, PoseSettings(person="0"), cache)
     big = pipeline.pose_track(video, PoseSettings(person="largest"), cache)

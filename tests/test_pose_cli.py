@@ -51,9 +51,18 @@ def bad_videos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict
     # the dancer leaves mid-way: 48 frames of the dance (downscaled), frames 12..35 black (1 s,
     # longer than the default max gap of 12 frames = 0.5 s at 24 fps)
     leaves = d / "leaves.mp4"
-    _ffmpeg("-i", str(data_dir / "dance_red_skirt.mp4"), "-frames:v", "48", "-an",
-            "-vf", "scale=270:480,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,12,35)'",
-            "-pix_fmt", "yuv420p", str(leaves))
+    _ffmpeg(
+        "-i",
+        str(data_dir / "dance_red_skirt.mp4"),
+        "-frames:v",
+        "48",
+        "-an",
+        "-vf",
+        "scale=270:480,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,12,35)'",
+        "-pix_fmt",
+        "yuv420p",
+        str(leaves),
+    )
     return {"text": text, "empty": empty, "zero": zero, "nobody": nobody, "leaves": leaves, "dir": d}
 
 
@@ -86,8 +95,21 @@ def test_bad_inputs_exit_code_one_line_no_cache_no_overwrite(bad_videos, tmp_pat
 def test_leaves_is_fine_with_a_longer_max_gap(bad_videos, tmp_path):
     """The same clip passes when the gap is allowed: the lost second is filled by interpolation."""
     out = tmp_path / "m.npz"
-    res = runner.invoke(app, ["pose", str(bad_videos["leaves"]), "-o", str(out), "--max-gap", "30",
-                              "--cache-dir", str(tmp_path / "c"), "--json", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "pose",
+            str(bad_videos["leaves"]),
+            "-o",
+            str(out),
+            "--max-gap",
+            "30",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     d = np.load(out)
     assert d["poses"].shape == (48, 72)
@@ -118,8 +140,24 @@ def test_json_result_and_cached_second_run(data_dir, session_cache, tmp_path):
 def test_summary_line_and_preview(data_dir, tmp_path):
     """Frames 24..47 of the dance with --preview: a 24-frame overlay video with audio."""
     out, preview = tmp_path / "part.npz", tmp_path / "fit.mp4"
-    res = runner.invoke(app, ["pose", str(data_dir / "dance_red_skirt.mp4"), "-o", str(out), "--start", "24", "--end", "48",
-                              "--preview", str(preview), "--cache-dir", str(tmp_path / "c"), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "pose",
+            str(data_dir / "dance_red_skirt.mp4"),
+            "-o",
+            str(out),
+            "--start",
+            "24",
+            "--end",
+            "48",
+            "--preview",
+            str(preview),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     assert res.stdout == ""  # the human summary goes to stderr; stdout carries results only (--json)
     line = res.stderr.strip().splitlines()[-1]
@@ -140,8 +178,23 @@ def test_summary_line_and_preview(data_dir, tmp_path):
 
 def test_stride_gives_exact_fps(data_dir, tmp_path):
     out = tmp_path / "s.npz"
-    res = runner.invoke(app, ["pose", str(data_dir / "dance_red_skirt.mp4"), "-o", str(out), "--end", "30", "--stride", "5",
-                              "--cache-dir", str(tmp_path / "c"), "--json", "-q"])
+    res = runner.invoke(
+        app,
+        [
+            "pose",
+            str(data_dir / "dance_red_skirt.mp4"),
+            "-o",
+            str(out),
+            "--end",
+            "30",
+            "--stride",
+            "5",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert (doc["frames"], doc["fps_exact"]) == (6, "24/5")

@@ -15,8 +15,9 @@ import torch
 from hvg_cli.core.cache import StageCache
 from hvg_cli.pipeline.training import PrepareSettings, prepare_job
 
-SETTINGS = PrepareSettings(width=32, height=32, length=3, stride=10, gap=4, cameras="orbit-360", views=3,
-                           target="bonemap", max_frames=24)
+SETTINGS = PrepareSettings(
+    width=32, height=32, length=3, stride=10, gap=4, cameras="orbit-360", views=3, target="bonemap", max_frames=24
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +36,9 @@ def prepared(tmp_path_factory, data_dir):
     init_tiny(root / "weights")
     cache = StageCache(root / "cache")
     photo = data_dir / "photo_woman_studio.jpg"
-    first = prepare_job(root / "data", root / "weights", synthetic=[photo], motions=["wave"], settings=SETTINGS,
-                        cache=cache)
+    first = prepare_job(
+        root / "data", root / "weights", synthetic=[photo], motions=["wave"], settings=SETTINGS, cache=cache
+    )
     return root, photo, cache, first
 
 
@@ -69,9 +71,13 @@ def test_synthetic_clips_hold_the_aligned_job(prepared):
     clip = ds[1]
     np.testing.assert_allclose(clip.K, grid.K[:, idx], rtol=1e-5)
     np.testing.assert_allclose(clip.world_to_cam, grid.world_to_cam[:, idx], rtol=1e-5, atol=1e-6)
-    maps = render_bonemaps(poses[idx], trans[idx], m.skeleton, subject.radii,
-                           type(grid)(K=grid.K[:, idx], world_to_cam=grid.world_to_cam[:, idx], width=32, height=32,
-                                      mode="views"))
+    maps = render_bonemaps(
+        poses[idx],
+        trans[idx],
+        m.skeleton,
+        subject.radii,
+        type(grid)(K=grid.K[:, idx], world_to_cam=grid.world_to_cam[:, idx], width=32, height=32, mode="views"),
+    )
     np.testing.assert_array_equal(clip.mask, maps.mask)
     np.testing.assert_array_equal(clip.semantic, maps.semantic)
     assert 0.02 < clip.mask.mean() < 0.6  # a person, centred and scaled, in every view
@@ -82,12 +88,19 @@ def test_rerun_skips_finished_clips_and_bad_input_is_one_error(prepared):
     from hvg_cli.core.errors import BadInput
 
     root, photo, cache, first = prepared
-    again = prepare_job(root / "data", root / "weights", synthetic=[photo], motions=["wave"], settings=SETTINGS,
-                        cache=cache)
+    again = prepare_job(
+        root / "data", root / "weights", synthetic=[photo], motions=["wave"], settings=SETTINGS, cache=cache
+    )
     assert again.written == 0 and again.existing == first.written
     with pytest.raises(BadInput, match="views must be"):
-        prepare_job(root / "bad", root / "weights", synthetic=[photo], motions=["wave"],
-                    settings=PrepareSettings(cameras="orbit-360", views=2), cache=cache)
+        prepare_job(
+            root / "bad",
+            root / "weights",
+            synthetic=[photo],
+            motions=["wave"],
+            settings=PrepareSettings(cameras="orbit-360", views=2),
+            cache=cache,
+        )
     assert not (root / "bad").exists()
 
 
@@ -101,8 +114,23 @@ def test_train_command_bad_input_writes_nothing(prepared, tmp_path):
     runner = CliRunner()
 
     def run(weights, data, out):
-        r = runner.invoke(app, ["train", "--weights", str(weights), "--data", str(data), "-o", str(out), "--steps", "1",
-                                "--cpu", "--checkpoint-every", "0"])
+        r = runner.invoke(
+            app,
+            [
+                "train",
+                "--weights",
+                str(weights),
+                "--data",
+                str(data),
+                "-o",
+                str(out),
+                "--steps",
+                "1",
+                "--cpu",
+                "--checkpoint-every",
+                "0",
+            ],
+        )
         assert not Path(out).exists() and not list(Path(out).parent.glob(f".{Path(out).name}.tmp*"))
         return r
 

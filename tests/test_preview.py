@@ -60,8 +60,15 @@ def synthetic_subject(W=180, H=240, across=True) -> Subject:
     path = static(views=1, azimuth=0, elevation=0, radius=3.0, fov=45, width=W, height=H)
     cam = Camera(K=path.K[0], world_to_cam=path.world_to_cam[0], width=W, height=H)
     radii = default_radii(sk)
-    body = _body_silhouette(Subject(None, None, None, None, sk, pose, trans, cam, radii, ""), pose[None], trans[None],
-                            cam.K[None], cam.world_to_cam[None], W, H)[0]
+    body = _body_silhouette(
+        Subject(None, None, None, None, sk, pose, trans, cam, radii, ""),
+        pose[None],
+        trans[None],
+        cam.K[None],
+        cam.world_to_cam[None],
+        W,
+        H,
+    )[0]
     _, P = forward_kinematics(axis_angle_to_matrix(pose[None]), sk.offsets, sk.parents, trans[None])
     yy, xx = np.mgrid[0:H, 0:W] + 0.5
     pel, knee, head = project_points(P[0, [0, J["left_knee"], J["head"]]], cam.K, cam.world_to_cam)  # [3, 2] px
@@ -72,8 +79,18 @@ def synthetic_subject(W=180, H=240, across=True) -> Subject:
     img = np.stack([0.5 + 0.4 * np.sin(xx / 7.0), 0.5 + 0.4 * np.cos(yy / 5.0), yy / H], -1)
     img = img * m[..., None] + np.array([0.2, 0.6, 0.3]) * (1 - m[..., None])
     img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    return Subject(image=img, mask=m, landmarks=np.zeros((33, 2)), visibility=np.ones(33), skeleton=sk,
-                   photo_pose=pose, photo_trans=trans, camera=cam, radii=radii, source_hash="synthetic")
+    return Subject(
+        image=img,
+        mask=m,
+        landmarks=np.zeros((33, 2)),
+        visibility=np.ones(33),
+        skeleton=sk,
+        photo_pose=pose,
+        photo_trans=trans,
+        camera=cam,
+        radii=radii,
+        source_hash="synthetic",
+    )
 
 
 def _box_down(a: np.ndarray, f: int) -> np.ndarray:
@@ -93,8 +110,14 @@ def rest_fidelity(subject, model=None, down: int = 1):
     W, H = c.width // down, c.height // down
     K = c.K * np.array([W / c.width, H / c.height, 1.0])[:, None]
     grid = CameraGrid(K=K[None, None], world_to_cam=c.world_to_cam[None, None], width=W, height=H, mode="moving")
-    out = render_preview(subject, subject.photo_pose[None], np.asarray(subject.photo_trans)[None], grid,
-                         background="transparent", model=model)[0, 0]
+    out = render_preview(
+        subject,
+        subject.photo_pose[None],
+        np.asarray(subject.photo_trans)[None],
+        grid,
+        background="transparent",
+        model=model,
+    )[0, 0]
     photo = _box_down(subject.image.astype(np.float64), down)
     alpha = out[..., 3] / 255.0
     mk = _box_down(subject.mask.astype(np.float64), down) > 0.5
@@ -117,10 +140,23 @@ def orbit_empty_pixels(subject, model, views=8, size=(144, 192)):
     W, H = size
     path = orbit(views=views, degrees=360, elevation=10, radius=3.0, fov=45, width=W, height=H)
     grid = camera_grid(path, 1, mode="views")
-    out = render_preview(subject, subject.photo_pose[None], np.asarray(subject.photo_trans)[None], grid,
-                         background="transparent", model=model)
-    body = _body_silhouette(subject, np.repeat(subject.photo_pose[None], views, 0), np.repeat(np.asarray(subject.photo_trans)[None], views, 0),
-                            grid.K[:, 0], grid.world_to_cam[:, 0], W, H)
+    out = render_preview(
+        subject,
+        subject.photo_pose[None],
+        np.asarray(subject.photo_trans)[None],
+        grid,
+        background="transparent",
+        model=model,
+    )
+    body = _body_silhouette(
+        subject,
+        np.repeat(subject.photo_pose[None], views, 0),
+        np.repeat(np.asarray(subject.photo_trans)[None], views, 0),
+        grid.K[:, 0],
+        grid.world_to_cam[:, 0],
+        W,
+        H,
+    )
     res = []
     for v in range(views):
         cov = out[v, 0, ..., 3] > 127
@@ -319,7 +355,9 @@ def test_lbs_is_identity_at_rest_and_moves_the_arm(synth):
     # raise the right arm: its forearm vertices move by tens of centimetres, the head stays put
     pose = s.photo_pose.copy()
     pose[J["right_shoulder"]] = [0, 0, -0.3]
-    v = pose_vertices(m, joint_transforms(pose[None], s.photo_trans[None], s.skeleton, s.photo_pose, s.photo_trans))[0].numpy()
+    v = pose_vertices(m, joint_transforms(pose[None], s.photo_trans[None], s.skeleton, s.photo_pose, s.photo_trans))[
+        0
+    ].numpy()
     move = np.linalg.norm(v - m.verts, axis=1)
     fore = m.labels == PART_INDEX["right_forearm"]
     head = m.labels == PART_INDEX["head"]
@@ -397,11 +435,24 @@ def test_a_raised_arm_is_drawn_where_the_skeleton_puts_it(synth):
     pose = s.photo_pose.copy()
     pose[J["right_shoulder"]] = [0, 0, -1.3]  # from hanging down to above the horizontal
     c = s.camera
-    grid = CameraGrid(K=np.stack([c.K] * 2)[None], world_to_cam=np.stack([c.world_to_cam] * 2)[None],
-                      width=c.width, height=c.height, mode="moving")
-    out = render_preview(s, np.stack([s.photo_pose, pose]), np.repeat(np.asarray(s.photo_trans)[None], 2, 0), grid,
-                         background="transparent", model=model)[0]
-    _, P = forward_kinematics(axis_angle_to_matrix(pose[None]), s.skeleton.offsets, s.skeleton.parents, s.photo_trans[None])
+    grid = CameraGrid(
+        K=np.stack([c.K] * 2)[None],
+        world_to_cam=np.stack([c.world_to_cam] * 2)[None],
+        width=c.width,
+        height=c.height,
+        mode="moving",
+    )
+    out = render_preview(
+        s,
+        np.stack([s.photo_pose, pose]),
+        np.repeat(np.asarray(s.photo_trans)[None], 2, 0),
+        grid,
+        background="transparent",
+        model=model,
+    )[0]
+    _, P = forward_kinematics(
+        axis_angle_to_matrix(pose[None]), s.skeleton.offsets, s.skeleton.parents, s.photo_trans[None]
+    )
     names = ("right_elbow", "right_wrist")
     for j, (u, v) in zip(names, project_points(P[0, [J[n] for n in names]], c.K, c.world_to_cam)):
         x, y = int(u), int(v)

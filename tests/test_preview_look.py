@@ -56,7 +56,9 @@ def aligned_orbit(subject, views: int, size: int):
     sk = subject.skeleton
     joints = pose_joints(subject.photo_pose[None], sk.rest_joints, sk.parents, np.asarray(subject.photo_trans)[None])
     px = project_points(np.broadcast_to(joints, (views,) + joints.shape), grid.K, grid.world_to_cam)  # [V, 1, 24, 2]
-    al = compute_alignment(px[:, :, 0], subject_box(px), size, size, fill=0.75, smooth="median", extent_px=subject_extent(px))
+    al = compute_alignment(
+        px[:, :, 0], subject_box(px), size, size, fill=0.75, smooth="median", extent_px=subject_extent(px)
+    )
     return dataclasses.replace(grid, K=aligned_intrinsics(grid.K, al)), np.arange(views) * 360.0 / views
 
 
@@ -66,8 +68,14 @@ def render_orbit(subject, model, views=VIEWS, size=SIZE):
     from hvg_cli.backends.preview.render import render_preview
 
     grid, az = aligned_orbit(subject, views, size)
-    rgba = render_preview(subject, subject.photo_pose[None], np.asarray(subject.photo_trans)[None], grid,
-                          background="transparent", model=model)[:, 0]  # [V, H, W, 4] straight colour + coverage
+    rgba = render_preview(
+        subject,
+        subject.photo_pose[None],
+        np.asarray(subject.photo_trans)[None],
+        grid,
+        background="transparent",
+        model=model,
+    )[:, 0]  # [V, H, W, 4] straight colour + coverage
     a = rgba[..., 3:].astype(np.float32) / 255.0
     back = render_background(model.backdrop, grid.K[:, 0], grid.world_to_cam[:, 0], size, size).numpy()
     rgb = rgba[..., :3].astype(np.float32) / 255.0 * a + back * (1 - a)  # as render_preview composites
@@ -92,8 +100,10 @@ def test_orbit_person_everywhere_face_only_in_front(real, name):
     s, model = real[name]
     frames, cov, az = render_orbit(s, model)
     pose, face = [], []
-    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as P, \
-            mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as F:
+    with (
+        mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as P,
+        mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as F,
+    ):
         for img in frames:
             img = np.ascontiguousarray(img)
             pose.append(P.process(img).pose_landmarks is not None)
@@ -120,7 +130,7 @@ def _best_shift_ncc(a: np.ndarray, b: np.ndarray, max_shift: int) -> float:
     W = a.shape[1]
     best = -1.0
     for d in range(-max_shift, max_shift + 1):
-        x, y = (a[:, d:], b[:, :W - d]) if d >= 0 else (a[:, :W + d], b[:, -d:])
+        x, y = (a[:, d:], b[:, : W - d]) if d >= 0 else (a[:, : W + d], b[:, -d:])
         best = max(best, _ncc(x, y))
     return best
 
@@ -199,7 +209,7 @@ def test_mesh_is_closed_with_the_body_depth(synth_mesh):
     assert len(M.boundary_edges(pm.faces[pm.face_kind != 3])) == 0
     n = len(lat.uv)
     z = (pm.verts @ cam.world_to_cam[:3, :3].T + cam.world_to_cam[:3, 3])[:, 2]
-    zf, zb = z[:n], z[n:2 * n]
+    zf, zb = z[:n], z[n : 2 * n]
     pix = np.floor(lat.uv).astype(int)
     near, far = maps["near"][pix[:, 1], pix[:, 0]], maps["far"][pix[:, 1], pix[:, 0]]
     # vertices covered by the body in a neighbourhood wider than the rim needs to close
@@ -227,11 +237,13 @@ def test_rim_thickness_bounded_in_slope(request, which, synth_mesh):
         pm, lat, maps, cam = _photo_mesh(s)
     n = len(lat.uv)
     z = (pm.verts @ cam.world_to_cam[:3, :3].T + cam.world_to_cam[:3, 3])[:, 2]
-    h = (z[n:2 * n] - z[:n]) / 2  # [n] half thickness along each vertex's ray
-    c = (z[n:2 * n] + z[:n]) / 2
+    h = (z[n : 2 * n] - z[:n]) / 2  # [n] half thickness along each vertex's ray
+    c = (z[n : 2 * n] + z[:n]) / 2
     outline = np.unique(M.boundary_edges(lat.faces))
     assert np.abs(h[outline]).max() < 1e-9
-    e = np.unique(np.sort(np.concatenate([lat.faces[:, [0, 1]], lat.faces[:, [1, 2]], lat.faces[:, [2, 0]]]), axis=1), axis=0)
+    e = np.unique(
+        np.sort(np.concatenate([lat.faces[:, [0, 1]], lat.faces[:, [1, 2]], lat.faces[:, [2, 0]]]), axis=1), axis=0
+    )
     # an edge's length across the image plane, metres at its depth (the head's seam moves its mid depth by
     # a few centimetres of the 2-3 m, hence the 2 per cent)
     length = np.linalg.norm(lat.uv[e[:, 0]] - lat.uv[e[:, 1]], axis=1) * 0.5 * (c[e[:, 0]] + c[e[:, 1]]) / cam.K[0, 0]
@@ -249,7 +261,7 @@ def test_loose_clothes_keep_volume(synth_mesh):
     s, pm, lat, maps, cam = synth_mesh
     n = len(lat.uv)
     z = (pm.verts @ cam.world_to_cam[:3, :3].T + cam.world_to_cam[:3, 3])[:, 2]
-    thick = z[n:2 * n] - z[:n]
+    thick = z[n : 2 * n] - z[:n]
     inside = ndimage.distance_transform_edt(s.mask > 0.5)
     pix = np.floor(lat.uv).astype(int)
     d = inside[pix[:, 1], pix[:, 0]]

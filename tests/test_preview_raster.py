@@ -90,9 +90,15 @@ def test_skin_to_camera_matches_pose_vertices():
     w = rng.random((N, 4))
     w[:, 3] = 0.0  # a zero weight is skipped
     w /= w.sum(1, keepdims=True)
-    mesh = SkinnedMesh(verts=rng.normal(size=(N, 3)) * 0.3 + [0, 1, 0], faces=np.zeros((0, 3), np.int64),
-                       uv=np.zeros((N, 2)), joint_index=idx, joint_weight=w, labels=np.zeros(N, np.int64),
-                       back=np.zeros(N, bool))
+    mesh = SkinnedMesh(
+        verts=rng.normal(size=(N, 3)) * 0.3 + [0, 1, 0],
+        faces=np.zeros((0, 3), np.int64),
+        uv=np.zeros((N, 2)),
+        joint_index=idx,
+        joint_weight=w,
+        labels=np.zeros(N, np.int64),
+        back=np.zeros(N, bool),
+    )
     sk = default_skeleton()
     poses = rng.normal(size=(3, 24, 3)) * 0.4  # [T, 24, 3] axis-angle
     trans = np.array([[0.0, DEFAULT_PELVIS_HEIGHT, 0.0]]) + rng.normal(size=(3, 3)) * 0.1
@@ -118,8 +124,12 @@ def test_sample_bilinear_matches_grid_sample():
     assert fast.shape == (7, 50, 4) and fast.dtype == torch.float32
     torch.testing.assert_close(fast, sample_bilinear_torch(tex.double(), u, v).float())
     # float32 coordinates (the background's rays) take the same path
-    torch.testing.assert_close(sample_bilinear(tex, u.float(), v.float()), sample_bilinear_torch(tex, u.float(), v.float()),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        sample_bilinear(tex, u.float(), v.float()),
+        sample_bilinear_torch(tex, u.float(), v.float()),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_compositing_kernels_equal_the_torch_expressions():
@@ -220,9 +230,13 @@ def test_render_preview_fast_takes_models_in_other_dtypes(synth):
 
     s, model = synth
     assert _kernel_ready(model) is model  # nothing to convert: the model itself
-    other = dataclasses.replace(model, texture=model.texture.astype(np.float64),
-                                mesh=dataclasses.replace(model.mesh, faces=model.mesh.faces.astype(np.int32)))
+    other = dataclasses.replace(
+        model,
+        texture=model.texture.astype(np.float64),
+        mesh=dataclasses.replace(model.mesh, faces=model.mesh.faces.astype(np.int32)),
+    )
     grid = _orbit_grid(48, 64, views=2, frames=1)
     pose, trans = s.photo_pose[None], np.asarray(s.photo_trans)[None]
-    np.testing.assert_array_equal(render_preview(s, pose, trans, grid, model=other),
-                                  render_preview(s, pose, trans, grid, model=model))
+    np.testing.assert_array_equal(
+        render_preview(s, pose, trans, grid, model=other), render_preview(s, pose, trans, grid, model=model)
+    )

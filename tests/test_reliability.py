@@ -28,8 +28,16 @@ from hvg_cli.cli.main import app
 from hvg_cli.io.video import ffmpeg_exe
 
 runner = CliRunner()
-STAGE_DIR_NAMES = ("pose_track", "motion_video", "subject", "preview_model", "bonemap_video", "sampler", "render",
-                   "batch")
+STAGE_DIR_NAMES = (
+    "pose_track",
+    "motion_video",
+    "subject",
+    "preview_model",
+    "bonemap_video",
+    "sampler",
+    "render",
+    "batch",
+)
 
 
 def _ffmpeg(*args: str) -> None:
@@ -37,8 +45,11 @@ def _ffmpeg(*args: str) -> None:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _assert_cache_consistent(cache: Path) -> None:
@@ -64,13 +75,34 @@ def world(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     photo = d / "photo.jpg"
     shutil.copy(data_dir / "photo_woman_studio.jpg", photo)
     dance = d / "dance.mp4"
-    _ffmpeg("-i", str(data_dir / "dance_red_skirt.mp4"), "-frames:v", "48", "-vf", "scale=270:480", "-c:a", "copy",
-            "-movflags", "+faststart", "-pix_fmt", "yuv420p", str(dance))
+    _ffmpeg(
+        "-i",
+        str(data_dir / "dance_red_skirt.mp4"),
+        "-frames:v",
+        "48",
+        "-vf",
+        "scale=270:480",
+        "-c:a",
+        "copy",
+        "-movflags",
+        "+faststart",
+        "-pix_fmt",
+        "yuv420p",
+        str(dance),
+    )
     truncated = d / "cut.mp4"
     truncated.write_bytes(dance.read_bytes()[: int(dance.stat().st_size * 0.4)])  # moov at the front: it opens
     leaves = d / "leaves.mp4"  # the dancer is gone for frames 12..35 (1 s, longer than half a second)
-    _ffmpeg("-i", str(dance), "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,12,35)'",
-            "-an", "-pix_fmt", "yuv420p", str(leaves))
+    _ffmpeg(
+        "-i",
+        str(dance),
+        "-vf",
+        "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,12,35)'",
+        "-an",
+        "-pix_fmt",
+        "yuv420p",
+        str(leaves),
+    )
     text = d / "notes.jpg"
     text.write_text("I am not a photo\n")
     empty = d / "empty.jpg"
@@ -95,16 +127,40 @@ def world(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     bad_yaml = d / "bad.yaml"
     bad_yaml.write_text("generator: orbit\nargs: {views: 8\n")
     nan_yaml = d / "nan.yaml"
-    nan_yaml.write_text("description: an orbit with a broken elevation\ngenerator: orbit\n"
-                        "args: {views: 8, elevation: .nan}\n")
+    nan_yaml.write_text(
+        "description: an orbit with a broken elevation\ngenerator: orbit\nargs: {views: 8, elevation: .nan}\n"
+    )
     nan_motion = d / "nan-fps.npz"
     np.savez(nan_motion, poses=np.zeros((4, 72)), trans=np.zeros((4, 3)), mocap_framerate=np.array(np.nan))
     inf_json = d / "inf-size.json"
-    inf_json.write_text(json.dumps({"render_height": float("inf"), "render_width": 64, "camera_path": [
-        {"camera_to_world": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 0, 0, 0, 1], "fov": 40}]}).replace("Infinity", "1e999"))
-    return {"dir": d, "photo": photo, "nan_motion": nan_motion, "inf_json": inf_json, "dance": dance, "truncated": truncated, "leaves": leaves, "text": text,
-            "empty": empty, "folder": folder, "nobody": nobody, "two": two, "knees": knees, "huge": huge,
-            "grey16": grey16, "bad_yaml": bad_yaml, "nan_yaml": nan_yaml}
+    inf_json.write_text(
+        json.dumps(
+            {
+                "render_height": float("inf"),
+                "render_width": 64,
+                "camera_path": [{"camera_to_world": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 0, 0, 0, 1], "fov": 40}],
+            }
+        ).replace("Infinity", "1e999")
+    )
+    return {
+        "dir": d,
+        "photo": photo,
+        "nan_motion": nan_motion,
+        "inf_json": inf_json,
+        "dance": dance,
+        "truncated": truncated,
+        "leaves": leaves,
+        "text": text,
+        "empty": empty,
+        "folder": folder,
+        "nobody": nobody,
+        "two": two,
+        "knees": knees,
+        "huge": huge,
+        "grey16": grey16,
+        "bad_yaml": bad_yaml,
+        "nan_yaml": nan_yaml,
+    }
 
 
 # (name, command line with {placeholders}, exit code, words in the one stderr line)
@@ -129,13 +185,28 @@ FAILURES = [
     ("--elevation nan", "animate {photo} --motion wave --elevation nan", 2, "--elevation"),
     ("--device tpu", "animate {photo} --motion wave --device tpu", 2, "--device"),
     ("--dtype fp8", "animate {photo} --motion wave --dtype fp8", 2, "--dtype"),
-    ("--sampling bogus with preview", "animate {photo} --motion wave --backend preview --sampling bogus", 2, "--sampling"),
-    ("--tile-frames 0 with preview", "animate {photo} --motion wave --backend preview --tile-frames 0", 2, "--tile-frames"),
+    (
+        "--sampling bogus with preview",
+        "animate {photo} --motion wave --backend preview --sampling bogus",
+        2,
+        "--sampling",
+    ),
+    (
+        "--tile-frames 0 with preview",
+        "animate {photo} --motion wave --backend preview --tile-frames 0",
+        2,
+        "--tile-frames",
+    ),
     ("output is the photo", "animate {photo} --motion wave -o {photo}", 6, "photo.jpg"),
     ("output is the video", "animate {photo} --motion {dance} -o {dance}", 6, "input"),
     ("output folder holds the inputs", "animate {photo} --motion wave -o {dir}", 6, "holds an input"),
     ("output folder holds other files", "animate {photo} --motion wave -o {folder}", 6, "folder"),
-    ("diffusion without weights", "animate {photo} --motion wave --backend diffusion --weights {dir}/no-weights", 4, "weights"),
+    (
+        "diffusion without weights",
+        "animate {photo} --motion wave --backend diffusion --weights {dir}/no-weights",
+        4,
+        "weights",
+    ),
     ("cache clear outside the cache", "cache clear --stage ..", 2, "stage"),
 ]
 
@@ -149,8 +220,9 @@ def _line(stderr: str) -> str:
 
 
 @pytest.mark.parametrize("name,command,code,words", FAILURES, ids=[f[0] for f in FAILURES])
-def test_bad_input_fails_cleanly(world: dict[str, Path], tmp_path: Path, name: str, command: str, code: int,
-                                 words: str) -> None:
+def test_bad_input_fails_cleanly(
+    world: dict[str, Path], tmp_path: Path, name: str, command: str, code: int, words: str
+) -> None:
     cache = tmp_path / "cache"
     out = tmp_path / "earlier.mp4"
     out.write_bytes(b"an earlier output")
@@ -177,11 +249,27 @@ SUCCESSES = [
 
 
 @pytest.mark.parametrize("name,photo,note", SUCCESSES, ids=[s[0] for s in SUCCESSES])
-def test_awkward_photos_still_animate_and_say_what_they_did(world: dict[str, Path], tmp_path: Path, name: str,
-                                                           photo: str, note: str | None) -> None:
+def test_awkward_photos_still_animate_and_say_what_they_did(
+    world: dict[str, Path], tmp_path: Path, name: str, photo: str, note: str | None
+) -> None:
     out = tmp_path / "out.mp4"
-    r = runner.invoke(app, ["animate", str(world[photo]), "--motion", "wave", "--frames", "2", "--resolution", "64",
-                            "-o", str(out), "--cache-dir", str(tmp_path / "cache")])
+    r = runner.invoke(
+        app,
+        [
+            "animate",
+            str(world[photo]),
+            "--motion",
+            "wave",
+            "--frames",
+            "2",
+            "--resolution",
+            "64",
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 0
     if note:
@@ -217,6 +305,7 @@ def test_read_only_and_full_output(world: dict[str, Path], tmp_path: Path, monke
 
         def read_only(src, dst, *a, **k):
             raise OSError(errno.EROFS, "Read-only file system", str(dst))
+
         monkeypatch.setattr(os, "replace", read_only)
         r = runner.invoke(app, ["pose", "wave", "-o", str(ro / "m.npz"), "--cache-dir", str(tmp_path / "c")])
         monkeypatch.setattr(os, "replace", real)
@@ -232,9 +321,25 @@ def test_read_only_and_full_output(world: dict[str, Path], tmp_path: Path, monke
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(numpy, "savez", full)
-    r = runner.invoke(app, ["bonemap", str(world["photo"]), "--motion", "wave", "--frames", "2", "--resolution", "64",
-                            "-o", str(tmp_path / "b.mp4"), "--cache-dir", str(tmp_path / "c2")])
+    r = runner.invoke(
+        app,
+        [
+            "bonemap",
+            str(world["photo"]),
+            "--motion",
+            "wave",
+            "--frames",
+            "2",
+            "--resolution",
+            "64",
+            "-o",
+            str(tmp_path / "b.mp4"),
+            "--cache-dir",
+            str(tmp_path / "c2"),
+        ],
+    )
     assert r.exit_code == 6, r.output
     line = _line(r.stderr)
     assert "No space left" in line and "cache" in line
@@ -264,8 +369,18 @@ def test_interrupted_run_resumes(world: dict[str, Path], tmp_path: Path, sig: in
     cache = tmp_path / "cache"
     out = tmp_path / "out.mp4"
     out.write_bytes(b"an earlier output")
-    args = ["animate", str(world["photo"]), "--motion", str(world["dance"]), "--resolution", "64", "--frames", "24",
-            "-o", str(out)]
+    args = [
+        "animate",
+        str(world["photo"]),
+        "--motion",
+        str(world["dance"]),
+        "--resolution",
+        "64",
+        "--frames",
+        "24",
+        "-o",
+        str(out),
+    ]
     proc = _hvg_process(args, cache)
     _wait_for((cache, ".tmp-*"))  # it is writing its first stage entry
     time.sleep(1.0)  # past the imports (protobuf, imported by mediapipe, swallows a KeyboardInterrupt: see cli/common)
@@ -284,8 +399,7 @@ def test_interrupted_run_resumes(world: dict[str, Path], tmp_path: Path, sig: in
     _assert_cache_consistent(cache)
 
 
-def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:
+def test_ctrl_c_swallowed_by_a_library_still_stops_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A KeyboardInterrupt that third-party code catches (protobuf does during mediapipe's import) is raised again
     at the next progress report, or at the end of the command: exit 130, not a finished run."""
     from hvg_cli import pipeline
@@ -312,8 +426,17 @@ def test_animate_tracks_only_its_window_and_takes_max_gap(world: dict[str, Path]
     from hvg_cli.core.cache import StageCache
 
     cache = tmp_path / "cache"
-    base = ["animate", str(world["photo"]), "--motion", str(world["leaves"]), "--resolution", "64",
-            "--cache-dir", str(cache), "--quiet"]
+    base = [
+        "animate",
+        str(world["photo"]),
+        "--motion",
+        str(world["leaves"]),
+        "--resolution",
+        "64",
+        "--cache-dir",
+        str(cache),
+        "--quiet",
+    ]
     r = runner.invoke(app, [*base, "--frames", "8", "-o", str(tmp_path / "a.mp4")])
     assert r.exit_code == 0, r.output
     track = next((cache / "pose_track").iterdir())
@@ -325,7 +448,18 @@ def test_animate_tracks_only_its_window_and_takes_max_gap(world: dict[str, Path]
 
 
 def test_a_missing_photo_is_found_before_the_motion_is_tracked(world: dict[str, Path], tmp_path: Path) -> None:
-    r = runner.invoke(app, ["animate", str(tmp_path / "nope.jpg"), "--motion", str(world["dance"]), "-o",
-                            str(tmp_path / "o.mp4"), "--cache-dir", str(tmp_path / "cache")])
+    r = runner.invoke(
+        app,
+        [
+            "animate",
+            str(tmp_path / "nope.jpg"),
+            "--motion",
+            str(world["dance"]),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert r.exit_code == 3, r.output
     assert not (tmp_path / "cache" / "pose_track").exists(), "the video was tracked before the photo was checked"

@@ -13,10 +13,37 @@ from hvg_cli.cli.main import app
 
 
 def _animate(data_dir: Path, weights: Path, out: Path, cache: Path, *extra: str) -> dict:
-    r = CliRunner().invoke(app, [
-        "animate", str(data_dir / "photo_woman_studio.jpg"), "--motion", "wave", "--orbit", "90", "--views", "2",
-        "--grid", "--backend", "diffusion", "--weights", str(weights), "--steps", "1", "-r", "32", "--frames", "3",
-        "-o", str(out), "--cache-dir", str(cache), "--json", "--quiet", *extra])
+    r = CliRunner().invoke(
+        app,
+        [
+            "animate",
+            str(data_dir / "photo_woman_studio.jpg"),
+            "--motion",
+            "wave",
+            "--orbit",
+            "90",
+            "--views",
+            "2",
+            "--grid",
+            "--backend",
+            "diffusion",
+            "--weights",
+            str(weights),
+            "--steps",
+            "1",
+            "-r",
+            "32",
+            "--frames",
+            "3",
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--json",
+            "--quiet",
+            *extra,
+        ],
+    )
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 

@@ -49,8 +49,14 @@ class Spy:
         predict, encode = pipe.predict_tile, pipe.pose_encoder.forward
 
         def predict_tile(ref, scaled, t, residual, guidance, views):
-            self.tiles.append({"stage": pipe.stage, "time_ids": ref.time_ids.clone(), "guidance": guidance.clone(),
-                               "frames": scaled.shape[0]})
+            self.tiles.append(
+                {
+                    "stage": pipe.stage,
+                    "time_ids": ref.time_ids.clone(),
+                    "guidance": guidance.clone(),
+                    "frames": scaled.shape[0],
+                }
+            )
             return predict(ref, scaled, t, residual, guidance, views=views)
 
         def forward(x, part="all"):
@@ -66,8 +72,15 @@ class Spy:
 # ---------------------------------------------------------------------------------------------
 def test_pose_encoder_runs_once_per_view_and_frame_and_matches_per_tile_path():
     photo, maps, grid = synthetic_job(2, 5)
-    s = DiffusionSettings(sampling="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1,
-                          anchor_stride=2, **{**FAST, "steps": 1})
+    s = DiffusionSettings(
+        sampling="progressive",
+        tile_views=1,
+        tile_frames=3,
+        overlap_views=0,
+        overlap_frames=1,
+        anchor_stride=2,
+        **{**FAST, "steps": 1},
+    )
     pipe = live_pose_encoder(tiny_pipe())
     spy = Spy(pipe)
     kept = pipe(photo, maps, grid, s.with_(pose_residuals="keep"), output_type="latent").frames
@@ -122,8 +135,12 @@ def test_dry_run_says_where_pose_features_live():
     assert pf["where"] in ("device, once per frame", "recomputed per tile")
     forced = dry_run(4, 91, 1024, 576, s.with_(pose_residuals="recompute"), closed=True)["pose_features"]
     assert forced["where"] == "recomputed per tile" and not forced["keep"]
-    assert out["micro_conditioning"] == {"fps": 7.0, "anchor_fps": 7.0 / 4, "motion_bucket_id": 127,
-                                         "noise_aug_strength": 0.02}
+    assert out["micro_conditioning"] == {
+        "fps": 7.0,
+        "anchor_fps": 7.0 / 4,
+        "motion_bucket_id": 127,
+        "noise_aug_strength": 0.02,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +150,18 @@ def test_fps_reaches_micro_conditioning_and_anchors_see_their_rate():
     photo, maps, grid = synthetic_job(1, 7)
     pipe = tiny_pipe()
     spy = Spy(pipe)
-    s = DiffusionSettings(sampling="progressive", tile_views=1, tile_frames=3, overlap_views=0, overlap_frames=1,
-                          anchor_stride=2, fps=30.0, motion_bucket_id=60, noise_aug_strength=0.1, **FAST)
+    s = DiffusionSettings(
+        sampling="progressive",
+        tile_views=1,
+        tile_frames=3,
+        overlap_views=0,
+        overlap_frames=1,
+        anchor_stride=2,
+        fps=30.0,
+        motion_bucket_id=60,
+        noise_aug_strength=0.1,
+        **FAST,
+    )
     pipe(photo, maps, grid, s, output_type="latent")
     ids = {t["stage"]: t["time_ids"] for t in spy.tiles}
     assert set(ids) == {"anchors", "dense"}
@@ -158,13 +185,40 @@ def test_guidance_is_flat_for_generated_frames_and_svd_ramp_on_request():
     photo, maps, grid = synthetic_job(2, 5)
     pipe = tiny_pipe()
     spy = Spy(pipe)
-    pipe(photo, maps, grid, DiffusionSettings(sampling="onepass", tile_views=1, tile_frames=3, overlap_views=0,
-                                              overlap_frames=1, steps=1, guidance_max=2.5), output_type="latent")
+    pipe(
+        photo,
+        maps,
+        grid,
+        DiffusionSettings(
+            sampling="onepass",
+            tile_views=1,
+            tile_frames=3,
+            overlap_views=0,
+            overlap_frames=1,
+            steps=1,
+            guidance_max=2.5,
+        ),
+        output_type="latent",
+    )
     assert all(t["guidance"].tolist() == [2.5] * t["frames"] for t in spy.tiles)
     spy.tiles.clear()
-    pipe(photo, maps, grid, DiffusionSettings(sampling="onepass", tile_views=1, tile_frames=3, overlap_views=0,
-                                              overlap_frames=1, steps=1, guidance_max=2.5, guidance_min=1.0,
-                                              guidance_ramp="svd"), output_type="latent")
+    pipe(
+        photo,
+        maps,
+        grid,
+        DiffusionSettings(
+            sampling="onepass",
+            tile_views=1,
+            tile_frames=3,
+            overlap_views=0,
+            overlap_frames=1,
+            steps=1,
+            guidance_max=2.5,
+            guidance_min=1.0,
+            guidance_ramp="svd",
+        ),
+        output_type="latent",
+    )
     assert spy.tiles[0]["guidance"].tolist() == [1.0, 1.375, 1.75]  # SVD: the first frame unguided
 
 
@@ -187,8 +241,9 @@ def test_call_outputs_generator_latents_and_callback():
 
     photo, maps, grid = synthetic_job(2, 3)
     pipe = tiny_pipe()
-    s = DiffusionSettings(sampling="onepass", tile_views=2, tile_frames=3, overlap_views=1, overlap_frames=1,
-                          **{**FAST, "steps": 1})
+    s = DiffusionSettings(
+        sampling="onepass", tile_views=2, tile_frames=3, overlap_views=1, overlap_frames=1, **{**FAST, "steps": 1}
+    )
     out = pipe(photo, maps, grid, s)  # defaults: output_type "np", return_dict
     assert out.frames.shape == (2, 3, H, W, 3) and out.frames.dtype == np.float32
     assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0 and out.frame_times == (0, 1, 2) and not out.interrupted
@@ -209,8 +264,16 @@ def test_call_outputs_generator_latents_and_callback():
     assert float((other - lat).abs().max()) > 1e-3
     # keyword overrides as in diffusers
     steps = []
-    pipe(photo, maps, grid, s, num_inference_steps=2, guidance_scale=1.0,
-         callback_on_step_end=lambda p, i, t, k: steps.append(i) or {}, output_type="latent")
+    pipe(
+        photo,
+        maps,
+        grid,
+        s,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        callback_on_step_end=lambda p, i, t, k: steps.append(i) or {},
+        output_type="latent",
+    )
     assert steps == [0, 1]
 
     # the callback reads the latents and may replace them: zeroing them at the last step zeroes the output
@@ -218,8 +281,15 @@ def test_call_outputs_generator_latents_and_callback():
         assert set(tensors) == {"latents", "noise_pred"} and tensors["latents"].shape == lat.shape
         return {"latents": torch.zeros_like(tensors["latents"])} if i == s.steps - 1 else {}
 
-    zeroed = pipe(photo, maps, grid, s, output_type="latent", callback_on_step_end=zero_last,
-                  callback_on_step_end_tensor_inputs=["latents", "noise_pred"]).frames
+    zeroed = pipe(
+        photo,
+        maps,
+        grid,
+        s,
+        output_type="latent",
+        callback_on_step_end=zero_last,
+        callback_on_step_end_tensor_inputs=["latents", "noise_pred"],
+    ).frames
     assert float(zeroed.abs().max()) == 0.0
     with pytest.raises(BadInput):
         pipe(photo, maps, grid, s, callback_on_step_end_tensor_inputs=["prompt_embeds"])
@@ -249,11 +319,14 @@ def test_file_hash_memo_survives_processes_and_skips_fresh_files(tmp_path, monke
     assert digest == fresh and memo.exists()
 
     # another process reads the memo instead of the file
-    code = ("import hashlib, hvg_cli.core.cache as c, sys\n"
-            "hashlib.sha256 = lambda *a: sys.exit('hashed again')\n"
-            f"print(c.file_hash({str(f)!r}, memo={str(memo)!r}))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ,
-                         "PYTHONPATH": str(ROOT)})
+    code = (
+        "import hashlib, hvg_cli.core.cache as c, sys\n"
+        "hashlib.sha256 = lambda *a: sys.exit('hashed again')\n"
+        f"print(c.file_hash({str(f)!r}, memo={str(memo)!r}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == digest
 
@@ -298,8 +371,9 @@ def test_weights_identity_and_fingerprint_follow_contents(tmp_path, monkeypatch)
     assert weights_identity(tmp_path / "w") != ident
     assert job_fingerprint(tmp_path / "w", photo, maps, grid, s) != fp
     # the fingerprint also follows every sampling setting
-    assert job_fingerprint(tmp_path / "w", photo, maps, grid, s.with_(fps=30.0)) != \
-        job_fingerprint(tmp_path / "w", photo, maps, grid, s)
+    assert job_fingerprint(tmp_path / "w", photo, maps, grid, s.with_(fps=30.0)) != job_fingerprint(
+        tmp_path / "w", photo, maps, grid, s
+    )
 
 
 def test_untrained_pose_control_is_recognised_from_hvg_json():

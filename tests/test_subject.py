@@ -73,7 +73,9 @@ def test_detect_photo_finds_the_person(photos, name: str) -> None:
     ys, xs = np.nonzero(m)
     mbox = np.array([xs.min(), ys.min(), xs.max(), ys.max()], float)
     lbox = np.r_[d.landmarks.min(0), d.landmarks.max(0)]
-    ix = max(0.0, min(mbox[2], lbox[2]) - max(mbox[0], lbox[0])) * max(0.0, min(mbox[3], lbox[3]) - max(mbox[1], lbox[1]))
+    ix = max(0.0, min(mbox[2], lbox[2]) - max(mbox[0], lbox[0])) * max(
+        0.0, min(mbox[3], lbox[3]) - max(mbox[1], lbox[1])
+    )
     area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
     assert ix / (area(mbox) + area(lbox) - ix) > 0.6
     body = [11, 12, 23, 24, 25, 26, 27, 28]
@@ -84,7 +86,11 @@ def test_detect_photo_finds_the_person(photos, name: str) -> None:
 @pytest.mark.parametrize("image", ["grey", "noise"])
 def test_no_person_raises(image: str) -> None:
     rng = np.random.default_rng(0)
-    img = np.full((360, 480, 3), 128, np.uint8) if image == "grey" else rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    img = (
+        np.full((360, 480, 3), 128, np.uint8)
+        if image == "grey"
+        else rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    )
     with pytest.raises(NoPerson) as e:
         detect_photo(img, f"{image}.png")
     assert f"{image}.png" in str(e.value) and "whole person" in str(e.value)
@@ -104,7 +110,11 @@ def _check_fit(fit, d: PhotoDetection) -> float:
     # the lowest ankle/foot joint stands on the floor, the pelvis is at x = z = 0
     assert abs(fit.joints[[7, 8, 10, 11], 1].min()) < 1e-9
     assert fit.photo_trans[0] == 0.0 and fit.photo_trans[2] == 0.0 and 0.5 < fit.photo_trans[1] < 1.2
-    np.testing.assert_allclose(fit.joints, pose_joints(fit.photo_pose[None], fit.skeleton.rest_joints, SMPL_PARENTS, fit.photo_trans[None])[0], atol=1e-9)
+    np.testing.assert_allclose(
+        fit.joints,
+        pose_joints(fit.photo_pose[None], fit.skeleton.rest_joints, SMPL_PARENTS, fit.photo_trans[None])[0],
+        atol=1e-9,
+    )
     # the camera is in front of the person (+z side) looking at -z, and sees the pelvis in front of it
     cam = fit.camera
     assert cam.position[2] > 1.0 and cam.world_to_cam[2, 2] < -0.9
@@ -168,7 +178,12 @@ def test_photo_cut_at_the_knees_guesses_straight_legs(photos) -> None:
     # legs straight and standing: knees unbent, thighs and shins vertical, feet on the floor
     for knee in ("left_knee", "right_knee"):
         assert np.linalg.norm(fit.photo_pose[J[knee]]) < math.radians(10)
-    for a, b in (("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"), ("right_knee", "right_ankle")):
+    for a, b in (
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+    ):
         v = fit.joints[J[b]] - fit.joints[J[a]]
         assert -v[1] / np.linalg.norm(v) > math.cos(math.radians(12))
     rel = _check_fit(fit, d)
@@ -203,8 +218,12 @@ def test_fit_radii_recovers_a_wider_body() -> None:
     trans = np.array([0.0, 0.93, 0.0])
     W, H = 300, 450
     f = focal_from_fov(50.0, W, H)
-    cam = Camera(np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]]),
-                 world_to_cam_matrix(camera_rotation(0.03, 0.0), np.array([0.0, 0.9, 2.8])), W, H)
+    cam = Camera(
+        np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1.0]]),
+        world_to_cam_matrix(camera_rotation(0.03, 0.0), np.array([0.0, 0.9, 2.8])),
+        W,
+        H,
+    )
     base = default_radii(sk)
     mask = _silhouette(sk, pose, trans, cam, 1.3 * base).astype(np.float32)
     r = fit_radii(sk, pose, trans, cam, mask, base)
@@ -240,8 +259,12 @@ def test_fit_radii_on_the_baggy_clothes_photo(photos) -> None:
 # body model files (synthetic, in the formats smplx reads)
 # ---------------------------------------------------------------------------------------------
 _RW, _RD = 0.060, 0.045  # radii (width, depth) of the synthetic upper arms' and thighs' cylinders
-_CYLINDERS = {"left_upper_arm": ("left_shoulder", "left_elbow"), "right_upper_arm": ("right_shoulder", "right_elbow"),
-              "left_thigh": ("left_hip", "left_knee"), "right_thigh": ("right_hip", "right_knee")}
+_CYLINDERS = {
+    "left_upper_arm": ("left_shoulder", "left_elbow"),
+    "right_upper_arm": ("right_shoulder", "right_elbow"),
+    "left_thigh": ("left_hip", "left_knee"),
+    "right_thigh": ("right_hip", "right_knee"),
+}
 _PELVIS_AT = np.array([0.003, -0.216, 0.028])  # where SMPL's template has its pelvis
 
 
@@ -371,7 +394,9 @@ def test_fit_body_model_finds_the_betas_of_longer_legs(tmp_path: Path) -> None:
     model, betas = fit_body_model(path, target)
     ratio = lambda s: leg_length(s) / body_size(s)  # noqa: E731
     start = abs(ratio(default_skeleton()) - ratio(target))
-    assert abs(ratio(model.skeleton) - ratio(target)) < 0.3 * start  # most of the legs' share recovered (beta 0 also moves the hips)
+    assert (
+        abs(ratio(model.skeleton) - ratio(target)) < 0.3 * start
+    )  # most of the legs' share recovered (beta 0 also moves the hips)
     assert 1.2 < betas[0] < 2.5 and abs(betas[1]) < 0.3
     np.testing.assert_allclose(body_size(model.skeleton), body_size(target), rtol=1e-9)
 

@@ -16,10 +16,21 @@ from hvg_cli.train.objective import ConditioningDropout, NoiseLevels, Preconditi
 from hvg_cli.train.randomness import data_index, draw_sample, global_indices, sample_seed
 
 # Stable Video Diffusion's scheduler_config.json (img2vid and img2vid-xt ship these values)
-SVD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-                     num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-                     steps_offset=1, timestep_spacing="leading", timestep_type="continuous", trained_betas=None,
-                     use_karras_sigmas=True)
+SVD_SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    interpolation_type="linear",
+    num_train_timesteps=1000,
+    prediction_type="v_prediction",
+    sigma_max=700.0,
+    sigma_min=0.002,
+    steps_offset=1,
+    timestep_spacing="leading",
+    timestep_type="continuous",
+    trained_betas=None,
+    use_karras_sigmas=True,
+)
 
 
 def svd_scheduler():
@@ -114,8 +125,11 @@ def test_draws_depend_only_on_seed_step_and_global_index():
     a = draw_sample(0, 5, 3, (2, 4, 4), levels, drop)
     b = draw_sample(0, 5, 3, (2, 4, 4), levels, drop)
     assert a.sigma == b.sigma and torch.equal(a.noise, b.noise)
-    for other in (draw_sample(1, 5, 3, (2, 4, 4), levels, drop), draw_sample(0, 6, 3, (2, 4, 4), levels, drop),
-                  draw_sample(0, 5, 4, (2, 4, 4), levels, drop)):
+    for other in (
+        draw_sample(1, 5, 3, (2, 4, 4), levels, drop),
+        draw_sample(0, 6, 3, (2, 4, 4), levels, drop),
+        draw_sample(0, 5, 4, (2, 4, 4), levels, drop),
+    ):
         assert other.sigma != a.sigma and not torch.equal(other.noise, a.noise)
     assert len({sample_seed(0, s, i) for s in range(20) for i in range(20)}) == 400
 
@@ -155,8 +169,16 @@ def test_dataset_round_trip_and_resume(tmp_path):
     ds = TrainDataset(tmp_path / "ds")
     ds.verify()
     assert len(ds) == 5
-    assert ds.sizes == {"views": 2, "frames": 3, "latent_channels": 4, "latent_height": 16, "latent_width": 16,
-                        "height": 32, "width": 32, "embedding_dim": 32}
+    assert ds.sizes == {
+        "views": 2,
+        "frames": 3,
+        "latent_channels": 4,
+        "latent_height": 16,
+        "latent_width": 16,
+        "height": 32,
+        "width": 32,
+        "embedding_dim": 32,
+    }
     assert len(ds.manifest["shards"]) == 3  # 2 + 1 (first writer), 2 (second)
     for i, c in enumerate(clips):
         got = ds[i]
@@ -186,7 +208,8 @@ def test_dataset_refuses_old_versions_and_mixed_sizes(tmp_path):
     with pytest.raises(BadInput, match="expected"):
         bad = random_clip("x")
         DatasetWriter(tmp_path / "ds2").add(
-            type(bad)(**{**bad.__dict__, "ref_latent": np.zeros((4, 8, 8), np.float32)}))
+            type(bad)(**{**bad.__dict__, "ref_latent": np.zeros((4, 8, 8), np.float32)})
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,8 +235,9 @@ def test_encode_clip_stores_what_the_sampler_feeds_the_unet(tmp_path):
     grid = CameraGrid(rc.K, rc.world_to_cam, W, H, "views")
     clip = encode_clip(pipe, "walk-0", photo, frames, maps, grid, fps=8, noise_aug_strength=0.05, seed=3)
     assert clip.latents.shape == (V, T, 4, 16, 16) and clip.ref_latent.shape == (4, 16, 16)
-    ref = pipe.encode_reference(photo, reference_noise(3, "walk-0", H, W),
-                                DiffusionSettings(guidance_max=1.0, fps=8, noise_aug_strength=0.05))
+    ref = pipe.encode_reference(
+        photo, reference_noise(3, "walk-0", H, W), DiffusionSettings(guidance_max=1.0, fps=8, noise_aug_strength=0.05)
+    )
     np.testing.assert_array_equal(clip.ref_embedding, ref.embeddings[0, 0].numpy())
     np.testing.assert_array_equal(clip.ref_latent, ref.latents[0].numpy())
     # another clip id draws other augmentation noise
@@ -249,8 +273,14 @@ def test_batches_lay_views_and_frames_view_major():
     np.testing.assert_array_equal(x0[b, v * T + t].numpy(), c.latents[v, t])
     torch.testing.assert_close(noisy[b], x0[b] + draws[b].sigma * draws[b].noise)
     torch.testing.assert_close(inputs["scaled"][b], noisy[b] / math.sqrt(draws[b].sigma ** 2 + 1))
-    one = conditioning_torch(c.semantic[v, t][None], c.normal[v, t][None], c.depth[v, t][None], c.mask[v, t][None],
-                             c.K[v, t][None], c.world_to_cam[v, t][None])[0]
+    one = conditioning_torch(
+        c.semantic[v, t][None],
+        c.normal[v, t][None],
+        c.depth[v, t][None],
+        c.mask[v, t][None],
+        c.K[v, t][None],
+        c.world_to_cam[v, t][None],
+    )[0]
     torch.testing.assert_close(inputs["pose_cond"][b * V * T + v * T + t], one)
     assert float(inputs["ref_latent"].abs().max()) == 0.0  # latent dropout 1.0
     np.testing.assert_array_equal(inputs["embedding"][b, 0].numpy(), c.ref_embedding)
@@ -361,12 +391,17 @@ def test_prepare_clips_skips_bad_and_finished_clips(tmp_path):
                 raise NoPerson("no person in frames 10-20 of dance.mp4")
             rc = random_clip(f"s{i}", seed=i)
             rng = np.random.default_rng(i)
-            return ClipInputs(photo=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
-                              frames=rng.integers(0, 256, (1, 2, 32, 32, 3), dtype=np.uint8),
-                              maps=BoneMaps(rc.semantic, rc.normal, rc.depth, rc.mask,
-                                            np.where(rc.mask, 1, -1).astype(np.int8)),
-                              grid=CameraGrid(rc.K, rc.world_to_cam, 32, 32, "views"), fps=12, source="dance.mp4",
-                              licence="CC-BY-4.0", reference=f"frame {i}")
+            return ClipInputs(
+                photo=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+                frames=rng.integers(0, 256, (1, 2, 32, 32, 3), dtype=np.uint8),
+                maps=BoneMaps(rc.semantic, rc.normal, rc.depth, rc.mask, np.where(rc.mask, 1, -1).astype(np.int8)),
+                grid=CameraGrid(rc.K, rc.world_to_cam, 32, 32, "views"),
+                fps=12,
+                source="dance.mp4",
+                licence="CC-BY-4.0",
+                reference=f"frame {i}",
+            )
+
         return load
 
     sources = [ClipSource(f"dance-{i}", loader(i)) for i in range(3)]

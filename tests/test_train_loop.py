@@ -53,15 +53,27 @@ EPS = 1e-4
 
 
 def settings(tiny: Path, out: str, **kw) -> TrainSettings:
-    base = dict(weights=str(tiny / "weights"), data=str(tiny / "data"), out=str(tiny / out), cpu=True,
-                checkpoint_every=0, lr=1e-3, lr_new=1e-3, adam_eps=EPS)
+    base = dict(
+        weights=str(tiny / "weights"),
+        data=str(tiny / "data"),
+        out=str(tiny / out),
+        cpu=True,
+        checkpoint_every=0,
+        lr=1e-3,
+        lr_new=1e-3,
+        adam_eps=EPS,
+    )
     return TrainSettings(**{**base, **kw})
 
 
 def trained_tensors(out: Path) -> dict[str, torch.Tensor]:
-    return {**{f"unet.{k}": v for k, v in load_file(out / "unet" / "diffusion_pytorch_model.safetensors").items()},
-            **{f"pose_encoder.{k}": v for k, v in
-               load_file(out / "pose_encoder" / "diffusion_pytorch_model.safetensors").items()}}
+    return {
+        **{f"unet.{k}": v for k, v in load_file(out / "unet" / "diffusion_pytorch_model.safetensors").items()},
+        **{
+            f"pose_encoder.{k}": v
+            for k, v in load_file(out / "pose_encoder" / "diffusion_pytorch_model.safetensors").items()
+        },
+    }
 
 
 def assert_same_weights(a: Path, b: Path, atol: float) -> float:
@@ -78,8 +90,9 @@ def test_loss_falls_on_a_fixed_batch(tiny):
     with DatasetWriter(tiny / "fixed") as w:
         for i in range(2):
             w.add(random_clip(f"f{i}", views=1, frames=2, seed=10 + i))
-    s = settings(tiny, "learned", data=str(tiny / "fixed"), unet="all", steps=20, batch_size=2, lr=3e-3,
-                 lr_new=3e-3, **NO_DROP)
+    s = settings(
+        tiny, "learned", data=str(tiny / "fixed"), unet="all", steps=20, batch_size=2, lr=3e-3, lr_new=3e-3, **NO_DROP
+    )
     result = train(s)
     before = evaluate_loss(tiny / "weights", tiny / "fixed", samples=8)
     after = evaluate_loss(result.out, tiny / "fixed", samples=8)
@@ -98,8 +111,12 @@ def test_loss_falls_on_a_fixed_batch(tiny):
     from hvg_cli.backends.diffusion.weights import load_pipeline
 
     pipe = load_pipeline(result.out, device="cpu", dtype="fp32")
-    torch.testing.assert_close(pipe.pose_encoder.conv_out.weight.detach(),
-                               trained_tensors(Path(result.out))["pose_encoder.conv_out.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        pipe.pose_encoder.conv_out.weight.detach(),
+        trained_tensors(Path(result.out))["pose_encoder.conv_out.weight"],
+        rtol=0,
+        atol=0,
+    )
     assert float(pipe.pose_encoder.conv_out.weight.abs().max()) > 0  # trained away from its zero start
 
 
@@ -124,15 +141,40 @@ def test_two_processes_equal_one(tiny):
     1 process × batch 2."""
     one = train(settings(tiny, "p1-b2", steps=3, batch_size=2))
     out2 = tiny / "p2-b1"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
     # accelerate 1.x: `--cpu --num_processes 2` runs ONE process (its simple launcher; several CPU processes
     # need mpirun there); `--multi_gpu` starts torch.distributed.run, and cpu=True makes it gloo on the CPU
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           str(REPO / "tests" / "scripts" / "train_launch.py"), str(tiny / "weights"), str(tiny / "data"), str(out2),
-           "steps=3", "batch_size=1", "checkpoint_every=0", "lr=0.001", "lr_new=0.001", "cpu=True",
-           f"adam_eps={EPS}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(REPO / "tests" / "scripts" / "train_launch.py"),
+        str(tiny / "weights"),
+        str(tiny / "data"),
+        str(out2),
+        "steps=3",
+        "batch_size=1",
+        "checkpoint_every=0",
+        "lr=0.001",
+        "lr_new=0.001",
+        "cpu=True",
+        f"adam_eps={EPS}",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("global_batch=")]
@@ -299,8 +341,19 @@ def test_validation_callback_sees_the_exported_weights(tiny):
         seen.append((step, pose_encoder.conv_out.weight.detach().clone()))
         (folder / "note.txt").write_text(f"step {step}\n")
 
-    r = train(settings(tiny, "val", steps=3, batch_size=2, ema_decay=0.9, validate_every=2, checkpoint_every=1,
-                       checkpoints_total_limit=1), validate=validate)
+    r = train(
+        settings(
+            tiny,
+            "val",
+            steps=3,
+            batch_size=2,
+            ema_decay=0.9,
+            validate_every=2,
+            checkpoint_every=1,
+            checkpoints_total_limit=1,
+        ),
+        validate=validate,
+    )
     assert [s for s, _ in seen] == [2, 3]
     # checkpoints after steps 1 and 2 (none after the last: OUT holds it); the limit keeps the newest
     assert sorted(p.name for p in (tiny / "val.train" / "checkpoints").iterdir()) == ["checkpoint-2"]

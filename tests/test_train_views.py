@@ -56,12 +56,17 @@ def _sampler(pipe, inputs, b: int):
     from hvg_cli.backends.diffusion.pipeline_hvg import Reference
 
     F = V * T
-    ref = Reference(embeddings=inputs["embedding"][b : b + 1], latents=inputs["ref_latent"][b : b + 1],
-                    time_ids=inputs["time_ids"][b : b + 1])
+    ref = Reference(
+        embeddings=inputs["embedding"][b : b + 1],
+        latents=inputs["ref_latent"][b : b + 1],
+        time_ids=inputs["time_ids"][b : b + 1],
+    )
     cond = inputs["pose_cond"][b * F : (b + 1) * F]  # [F, 14, H, W]
     with torch.no_grad():
         residual = pipe.pose_encoder(cond)  # [F, C0, h, w]: what PoseResiduals computes for these frames
-    return pipe.predict_tile(ref, inputs["scaled"][b], inputs["c_noise"][b], residual, torch.ones(F), views=V)  # [F, 4, h, w]
+    return pipe.predict_tile(
+        ref, inputs["scaled"][b], inputs["c_noise"][b], residual, torch.ones(F), views=V
+    )  # [F, 4, h, w]
 
 
 def test_training_forward_equals_the_samplers_prediction():

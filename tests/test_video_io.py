@@ -47,7 +47,13 @@ def test_probe_keeps_rational_fps_and_counts_frames(clips):
 
 def test_probe_dance_video(data_dir):
     info = probe_video(data_dir / "dance_red_skirt.mp4")
-    assert (info.fps, info.frame_count, info.width, info.height, info.has_audio) == (Fraction(24), 288, 1080, 1920, True)
+    assert (info.fps, info.frame_count, info.width, info.height, info.has_audio) == (
+        Fraction(24),
+        288,
+        1080,
+        1920,
+        True,
+    )
 
 
 def test_rotation_metadata_is_honoured(clips):

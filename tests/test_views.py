@@ -48,8 +48,14 @@ def unet_inputs(V: int, seed: int = 0):
 def run_views(unet, x, emb, ids, t) -> torch.Tensor:
     """HVG layout: views folded into the batch. x [B, V, T, 8, h, w] -> [B, V, T, 4, h, w]."""
     V = x.shape[1]
-    out = unet(x.reshape(B * V, T, *x.shape[3:]), t, emb.repeat_interleave(V, 0), ids.repeat_interleave(V, 0),
-               num_views=V, return_dict=False)[0]  # [B*V, T, 4, h, w]
+    out = unet(
+        x.reshape(B * V, T, *x.shape[3:]),
+        t,
+        emb.repeat_interleave(V, 0),
+        ids.repeat_interleave(V, 0),
+        num_views=V,
+        return_dict=False,
+    )[0]  # [B*V, T, 4, h, w]
     return out.reshape(B, V, T, *out.shape[2:])
 
 
@@ -175,10 +181,19 @@ def svd_latents(photo: np.ndarray, noise: torch.Tensor, seed: int) -> torch.Tens
     comps.pop("pose_encoder")
     svd = StableVideoDiffusionPipeline(**comps)
     svd.set_progress_bar_config(disable=True)
-    return svd(PIL.Image.fromarray(photo), height=H, width=W, num_frames=noise.shape[1],
-               num_videos_per_prompt=noise.shape[0], num_inference_steps=FAST["steps"],
-               min_guidance_scale=FAST["guidance_min"], max_guidance_scale=FAST["guidance_max"],
-               generator=torch.Generator("cpu").manual_seed(seed), latents=noise, output_type="latent").frames
+    return svd(
+        PIL.Image.fromarray(photo),
+        height=H,
+        width=W,
+        num_frames=noise.shape[1],
+        num_videos_per_prompt=noise.shape[0],
+        num_inference_steps=FAST["steps"],
+        min_guidance_scale=FAST["guidance_min"],
+        max_guidance_scale=FAST["guidance_max"],
+        generator=torch.Generator("cpu").manual_seed(seed),
+        latents=noise,
+        output_type="latent",
+    ).frames
 
 
 def test_every_view_equals_svd_on_that_view_alone():
@@ -191,7 +206,14 @@ def test_every_view_equals_svd_on_that_view_alone():
     gen = torch.Generator("cpu").manual_seed(seed)
     torch.randn((1, 3, H, W), generator=gen)
     noise = torch.randn((V, T_, 4, H // 2, W // 2), generator=gen)  # [V, T, 4, h, w]
-    full = pipe(photo, maps, grid, DiffusionSettings(sampling="full", seed=seed, **FAST), output_type="latent", return_dict=False)
+    full = pipe(
+        photo,
+        maps,
+        grid,
+        DiffusionSettings(sampling="full", seed=seed, **FAST),
+        output_type="latent",
+        return_dict=False,
+    )
     # SVD with the 3 views as 3 independent videos in one batch: the UNet sees the very same batch
     # (uncond views, cond views) as HVG's folded tile, so this is bit-exact
     assert torch.equal(full, svd_latents(photo, noise, seed))
@@ -199,12 +221,27 @@ def test_every_view_equals_svd_on_that_view_alone():
     # two steps through the random UNet); a leak would be thousands of times larger (see below)
     alone = torch.cat([svd_latents(photo, noise[v : v + 1], seed) for v in range(V)])  # [V, T, 4, h, w]
     torch.testing.assert_close(full, alone, rtol=0, atol=5e-4)
-    tiled = pipe(photo, maps, grid, DiffusionSettings(sampling="onepass", tile_views=2, overlap_views=1, tile_frames=2,
-                                                      overlap_frames=1, seed=seed, **FAST), output_type="latent", return_dict=False)
+    tiled = pipe(
+        photo,
+        maps,
+        grid,
+        DiffusionSettings(
+            sampling="onepass", tile_views=2, overlap_views=1, tile_frames=2, overlap_frames=1, seed=seed, **FAST
+        ),
+        output_type="latent",
+        return_dict=False,
+    )
     torch.testing.assert_close(tiled, alone, rtol=0, atol=5e-4)
     # with view attention switched on, the same job comes out different (so the comparison can fail)
     perturb_view_attention(pipe.unet, std=0.2)
-    mixed = pipe(photo, maps, grid, DiffusionSettings(sampling="full", seed=seed, **FAST), output_type="latent", return_dict=False)
+    mixed = pipe(
+        photo,
+        maps,
+        grid,
+        DiffusionSettings(sampling="full", seed=seed, **FAST),
+        output_type="latent",
+        return_dict=False,
+    )
     assert float((mixed - alone).abs().max()) > 0.05
 
 
@@ -263,8 +300,12 @@ def test_folder_without_view_attention_loads_as_zero_and_partial_is_refused(tmp_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # = what init writes: output zero
     photo, maps, grid = synthetic_job(2, 2)
     s = DiffusionSettings(sampling="full", **FAST)
-    torch.testing.assert_close(old(photo, maps, grid, s, output_type="latent", return_dict=False),
-                               fresh(photo, maps, grid, s, output_type="latent", return_dict=False), rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        old(photo, maps, grid, s, output_type="latent", return_dict=False),
+        fresh(photo, maps, grid, s, output_type="latent", return_dict=False),
+        rtol=0,
+        atol=1e-4,
+    )
 
     # part of the view attention missing: refused, naming `hvg weights init`, by check and by load
     dropped = sorted(k for k in sd if "view_attn" in k)[0]

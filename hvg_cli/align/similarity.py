@@ -81,7 +81,7 @@ def _gaussian_smooth(x: np.ndarray, sigma: float, axis: int) -> np.ndarray:
     n = x.shape[axis]
     out = np.zeros((n,) + xp.shape[1:], dtype=np.result_type(x.dtype, np.float32))
     for i, w in enumerate(k):  # a sum of shifted copies: vectorised over every other axis
-        out += w * xp[i:i + n]
+        out += w * xp[i : i + n]
     return np.moveaxis(out, 0, axis)
 
 
@@ -132,8 +132,9 @@ def compute_alignment(
     if extent_px is not None:
         ext = np.asarray(extent_px, dtype=np.float64)  # [V, T, 4]
         with np.errstate(divide="ignore", invalid="ignore"):
-            cap = margin * np.minimum(0.5 * height / np.maximum(ext[..., 0], ext[..., 1]),
-                                      0.5 * width / np.maximum(ext[..., 2], ext[..., 3]))  # [V, T]
+            cap = margin * np.minimum(
+                0.5 * height / np.maximum(ext[..., 0], ext[..., 1]), 0.5 * width / np.maximum(ext[..., 2], ext[..., 3])
+            )  # [V, T]
         cap = np.where(np.isfinite(cap) & (cap > 0), cap, np.inf)
         if smooth == "median":
             scale = np.minimum(scale, cap.min(axis=1, keepdims=True))  # one scale per view, inside in every frame
@@ -186,9 +187,12 @@ def invert(alignment: Alignment, width: int | None = None, height: int | None = 
     pixel = (aligned - offset) / scale  =>  scale' = 1 / scale, offset' = -offset / scale.
     """
     inv_s = 1.0 / alignment.scale
-    return Alignment(scale=inv_s, offset=-alignment.offset * inv_s[..., None],
-                     width=int(alignment.width if width is None else width),
-                     height=int(alignment.height if height is None else height))
+    return Alignment(
+        scale=inv_s,
+        offset=-alignment.offset * inv_s[..., None],
+        width=int(alignment.width if width is None else width),
+        height=int(alignment.height if height is None else height),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,14 +236,18 @@ def _sample_affine(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h
     return out
 
 
-def _warp(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h: int, fill: float, antialias: bool) -> np.ndarray:
+def _warp(
+    image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h: int, fill: float, antialias: bool
+) -> np.ndarray:
     """Sample image at source = a * target + b (continuous coordinates); a > 1 shrinks (blurred first if antialias).
 
     Pixel index k has its centre at coordinate k + 0.5, so in index space: src = a * k + (b + 0.5 a - 0.5).
     """
     image = np.asarray(image)
     dtype = image.dtype
-    img = image.astype(np.float32 if image.dtype in (np.uint8, np.uint16, np.float32, np.float16, np.bool_) else np.float64)
+    img = image.astype(
+        np.float32 if image.dtype in (np.uint8, np.uint16, np.float32, np.float16, np.bool_) else np.float64
+    )
     squeeze = img.ndim == 2
     if squeeze:
         img = img[..., None]  # [H, W, 1]
@@ -265,8 +273,15 @@ def _warp(image: np.ndarray, a: float, b: np.ndarray, out_w: int, out_h: int, fi
     return out.astype(dtype)
 
 
-def warp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int, out_h: int,
-               fill: float = 0.0, antialias: bool = True) -> np.ndarray:
+def warp_image(
+    image: np.ndarray,
+    scale: float,
+    offset: np.ndarray,
+    out_w: int,
+    out_h: int,
+    fill: float = 0.0,
+    antialias: bool = True,
+) -> np.ndarray:
     """Camera image -> aligned image: out(scale * p + offset) = image(p).
 
     image:  [H, W, C] or [H, W] (uint8 or float); scale float; offset [2] pixels
@@ -276,8 +291,15 @@ def warp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int, 
     return _warp(image, 1.0 / scale, -offset / scale, out_w, out_h, fill, antialias)
 
 
-def unwarp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int, out_h: int,
-                 fill: float = 0.0, antialias: bool = True) -> np.ndarray:
+def unwarp_image(
+    image: np.ndarray,
+    scale: float,
+    offset: np.ndarray,
+    out_w: int,
+    out_h: int,
+    fill: float = 0.0,
+    antialias: bool = True,
+) -> np.ndarray:
     """Aligned image -> camera image (the inverse of `warp_image` with the same scale and offset).
 
     image:  [h, w, C] or [h, w] aligned; returns [out_h, out_w, C] in the camera's frame
@@ -285,8 +307,14 @@ def unwarp_image(image: np.ndarray, scale: float, offset: np.ndarray, out_w: int
     return _warp(image, float(scale), np.asarray(offset, dtype=np.float64), out_w, out_h, fill, antialias)
 
 
-def warp_frames(frames: np.ndarray, alignment: Alignment, out_w: int | None = None, out_h: int | None = None,
-                inverse: bool = False, fill: float = 0.0) -> np.ndarray:
+def warp_frames(
+    frames: np.ndarray,
+    alignment: Alignment,
+    out_w: int | None = None,
+    out_h: int | None = None,
+    inverse: bool = False,
+    fill: float = 0.0,
+) -> np.ndarray:
     """Warp every view and frame: frames [V, T, H, W, C] -> [V, T, out_h, out_w, C].
 
     inverse=False: camera frames -> aligned (default size: alignment's); inverse=True: aligned -> camera
@@ -298,5 +326,8 @@ def warp_frames(frames: np.ndarray, alignment: Alignment, out_w: int | None = No
     out_w = alignment.width if out_w is None else out_w
     out_h = alignment.height if out_h is None else out_h
     fn = unwarp_image if inverse else warp_image
-    rows = [[fn(frames[v, t], alignment.scale[v, t], alignment.offset[v, t], out_w, out_h, fill) for t in range(T)] for v in range(V)]
+    rows = [
+        [fn(frames[v, t], alignment.scale[v, t], alignment.offset[v, t], out_w, out_h, fill) for t in range(T)]
+        for v in range(V)
+    ]
     return np.stack([np.stack(r) for r in rows])

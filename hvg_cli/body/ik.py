@@ -78,9 +78,14 @@ _FOOT_AT = 0.190 / 0.250  # SMPL foot joint = heel + _FOOT_AT * (toe - heel)
 _LIMB_FALLBACK = 0.25  # weight of the fallback twist direction against sin(bend) of a limb
 _FEET_LANDMARKS = (29, 30, 31, 32)
 
-_LEGS = ((J["left_hip"], J["left_knee"], J["left_ankle"], 29, 31), (J["right_hip"], J["right_knee"], J["right_ankle"], 30, 32))
-_ARMS = ((J["left_collar"], J["left_shoulder"], J["left_elbow"], J["left_wrist"]),
-         (J["right_collar"], J["right_shoulder"], J["right_elbow"], J["right_wrist"]))
+_LEGS = (
+    (J["left_hip"], J["left_knee"], J["left_ankle"], 29, 31),
+    (J["right_hip"], J["right_knee"], J["right_ankle"], 30, 32),
+)
+_ARMS = (
+    (J["left_collar"], J["left_shoulder"], J["left_elbow"], J["left_wrist"]),
+    (J["right_collar"], J["right_shoulder"], J["right_elbow"], J["right_wrist"]),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,17 +209,27 @@ def _rest_refs() -> dict[str, np.ndarray]:
     rf_fwd, rf_lat = _foot_axes(w, 30, 32, 28)
     off = _DEFAULT.offsets
     arm_sec = [_unit(np.cross(off[J[f"{s}_elbow"]], [0.0, 0.0, 1.0])) for s in ("left", "right")]  # elbow flexes to +z
-    leg_sec = [_unit(np.cross(-off[J[f"{s}_knee"]], f)) for s, f in (("left", lf_fwd), ("right", rf_fwd))]  # as observed
+    leg_sec = [
+        _unit(np.cross(-off[J[f"{s}_knee"]], f)) for s, f in (("left", lf_fwd), ("right", rf_fwd))
+    ]  # as observed
     return {
-        "hip_axis": _hip_axis(w), "shoulder_axis": _shoulder_axis(w), "up": _torso_up(w),
-        "ear": ear, "face_fwd": fwd, "head_joint": _DEFAULT.rest_joints[J["head"]] - _mid(w, 7, 8),
-        "foot_fwd": np.stack([lf_fwd, rf_fwd]), "foot_lat": np.stack([lf_lat, rf_lat]),
-        "hand_across": w[19] - w[17], "arm_sec": np.stack(arm_sec), "leg_sec": np.stack(leg_sec),
+        "hip_axis": _hip_axis(w),
+        "shoulder_axis": _shoulder_axis(w),
+        "up": _torso_up(w),
+        "ear": ear,
+        "face_fwd": fwd,
+        "head_joint": _DEFAULT.rest_joints[J["head"]] - _mid(w, 7, 8),
+        "foot_fwd": np.stack([lf_fwd, rf_fwd]),
+        "foot_lat": np.stack([lf_lat, rf_lat]),
+        "hand_across": w[19] - w[17],
+        "arm_sec": np.stack(arm_sec),
+        "leg_sec": np.stack(leg_sec),
     }
 
 
-def _limb_bend(upper: np.ndarray, lower: np.ndarray, G_swing: np.ndarray, rest_upper: np.ndarray,
-               rest_lower: np.ndarray) -> np.ndarray:
+def _limb_bend(
+    upper: np.ndarray, lower: np.ndarray, G_swing: np.ndarray, rest_upper: np.ndarray, rest_lower: np.ndarray
+) -> np.ndarray:
     """The hinge direction of a limb's bend beyond its rest bend, length sin(bend) (zero at rest).
 
     upper, lower: [T, 3] observed bones; G_swing: [T, 3, 3] a global rotation putting rest_upper on upper
@@ -228,8 +243,10 @@ def _limb_bend(upper: np.ndarray, lower: np.ndarray, G_swing: np.ndarray, rest_u
 def _check_world(world: np.ndarray, name: str = "world landmarks") -> np.ndarray:
     world = np.asarray(world, dtype=np.float64)
     if world.ndim != 3 or world.shape[1:] != (NUM_LANDMARKS, 3) or world.shape[0] == 0:
-        raise BadInput(f"{name} must have shape [T, 33, 3], got {list(world.shape)}",
-                       hint="pass MediaPipe pose world landmarks of at least one frame")
+        raise BadInput(
+            f"{name} must have shape [T, 33, 3], got {list(world.shape)}",
+            hint="pass MediaPipe pose world landmarks of at least one frame",
+        )
     if not np.all(np.isfinite(world)):
         raise BadInput(f"{name} contain NaN or infinite values", hint="fill gaps in the pose track before fitting")
     return world
@@ -264,9 +281,18 @@ def _observe(world: np.ndarray) -> _Observation:
     X[:, J["neck"]] = _mid(w, 11, 12) + s * rot(Gt, _DEFAULT.rest_joints[J["neck"]] - _REST_SHOULDER_MID)
 
     # 3. Joints MediaPipe sees directly
-    for lm, name in ((11, "left_shoulder"), (12, "right_shoulder"), (13, "left_elbow"), (14, "right_elbow"),
-                     (15, "left_wrist"), (16, "right_wrist"), (25, "left_knee"), (26, "right_knee"),
-                     (27, "left_ankle"), (28, "right_ankle")):
+    for lm, name in (
+        (11, "left_shoulder"),
+        (12, "right_shoulder"),
+        (13, "left_elbow"),
+        (14, "right_elbow"),
+        (15, "left_wrist"),
+        (16, "right_wrist"),
+        (25, "left_knee"),
+        (26, "right_knee"),
+        (27, "left_ankle"),
+        (28, "right_ankle"),
+    ):
         X[:, J[name]] = w[:, lm]
 
     # 4. Leaves: head from ears and eyes, hands from index/pinky, feet from heel/toe
@@ -280,9 +306,15 @@ def _observe(world: np.ndarray) -> _Observation:
     X[:, J["right_foot"]] = w[:, 30] + _FOOT_AT * feet[1][0]
 
     return _Observation(
-        joints=X, pelvis=Gp, thorax=Gt, spine_step=step, head=Gh,
-        foot_forward=np.stack([feet[0][0], feet[1][0]], axis=1), foot_lateral=np.stack([feet[0][1], feet[1][1]], axis=1),
-        hand_across=np.stack([w[:, 19] - w[:, 17], w[:, 20] - w[:, 18]], axis=1), ear_axis=ear,
+        joints=X,
+        pelvis=Gp,
+        thorax=Gt,
+        spine_step=step,
+        head=Gh,
+        foot_forward=np.stack([feet[0][0], feet[1][0]], axis=1),
+        foot_lateral=np.stack([feet[0][1], feet[1][1]], axis=1),
+        hand_across=np.stack([w[:, 19] - w[:, 17], w[:, 20] - w[:, 18]], axis=1),
+        ear_axis=ear,
     )
 
 
@@ -304,13 +336,25 @@ def _weights(visibility: np.ndarray | None, T: int) -> np.ndarray | None:
         return None
     v = np.asarray(visibility, dtype=np.float64)
     if v.shape != (T, NUM_LANDMARKS):
-        raise BadInput(f"visibility must have shape [{T}, 33], got {list(v.shape)}", hint="pass one value per landmark and frame")
+        raise BadInput(
+            f"visibility must have shape [{T}, 33], got {list(v.shape)}", hint="pass one value per landmark and frame"
+        )
     out = np.ones((T, 24))
     for lm, (seg, _) in _LAYOUT.items():
         out[:, seg] = np.minimum(out[:, seg], v[:, lm])
     hips, shoulders = np.minimum(v[:, 23], v[:, 24]), np.minimum(v[:, 11], v[:, 12])
     torso = np.minimum(hips, shoulders)
-    for name in ("pelvis", "left_hip", "right_hip", "spine1", "spine2", "spine3", "neck", "left_collar", "right_collar"):
+    for name in (
+        "pelvis",
+        "left_hip",
+        "right_hip",
+        "spine1",
+        "spine2",
+        "spine3",
+        "neck",
+        "left_collar",
+        "right_collar",
+    ):
         out[:, J[name]] = torso
     return out
 
@@ -390,7 +434,9 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
         G[:, hip] = _frame_fit(off[knee], ref["leg_sec"][side], thigh, sec)
         G[:, knee] = _frame_fit(off[ankle], ref["leg_sec"][side], shin, sec)
         G[:, ankle] = _frame_fit(off[foot], ref["foot_lat"][side], X[:, foot] - X[:, ankle], obs.foot_lateral[:, side])
-        G[:, foot] = _frame_fit(ref["foot_fwd"][side], ref["foot_lat"][side], obs.foot_forward[:, side], obs.foot_lateral[:, side])
+        G[:, foot] = _frame_fit(
+            ref["foot_fwd"][side], ref["foot_lat"][side], obs.foot_forward[:, side], obs.foot_lateral[:, side]
+        )
 
     # 3. Neck and head: the neck swings to the head joint and twists with the ears; the head from the face
     G[:, J["neck"]] = _frame_fit(off[J["head"]], ref["ear"], X[:, J["head"]] - X[:, J["neck"]], obs.ear_axis)
@@ -415,11 +461,15 @@ def _fit(world: np.ndarray, skeleton: Skeleton, visibility: np.ndarray | None) -
     local[:, 0] = G[:, 0]
     for j in range(1, 24):
         local[:, j] = Gt_(G[:, par[j]]) @ G[:, j]
-    bad = ~np.all(np.isfinite(local.reshape(T, -1)), axis=-1) | (np.abs(np.linalg.det(local) - 1.0) > 1e-6).any(-1)  # [T]
+    bad = ~np.all(np.isfinite(local.reshape(T, -1)), axis=-1) | (np.abs(np.linalg.det(local) - 1.0) > 1e-6).any(
+        -1
+    )  # [T]
     if bad.any():
         frames = np.flatnonzero(bad)
-        raise BadInput(f"degenerate landmarks (coincident points) in {len(frames)} frame(s), first {frames[:5].tolist()}",
-                       hint="fill or drop frames where the person was not detected before fitting")
+        raise BadInput(
+            f"degenerate landmarks (coincident points) in {len(frames)} frame(s), first {frames[:5].tolist()}",
+            hint="fill or drop frames where the person was not detected before fitting",
+        )
     poses = unwrap_axis_angle(matrix_to_axis_angle(local))  # [T, 24, 3]
     Gfk, joints = forward_kinematics(axis_angle_to_matrix(poses), off, skeleton.parents)  # [T, 24, 3, 3], [T, 24, 3]
 
@@ -452,10 +502,14 @@ def root_trajectory(image: np.ndarray, world: np.ndarray, width: int, height: in
     image = np.asarray(image, dtype=np.float64)
     T = world.shape[0]
     if image.shape != (T, NUM_LANDMARKS, 2) or not np.all(np.isfinite(image)):
-        raise BadInput(f"image landmarks must be finite with shape [{T}, 33, 2], got {list(image.shape)}",
-                       hint="pass the pixel landmarks of the same frames as the world landmarks")
+        raise BadInput(
+            f"image landmarks must be finite with shape [{T}, 33, 2], got {list(image.shape)}",
+            hint="pass the pixel landmarks of the same frames as the world landmarks",
+        )
     if width <= 0 or height <= 0 or not 1.0 < fov_deg < 179.0:
-        raise BadInput(f"bad camera: {width}x{height} px, fov {fov_deg} deg", hint="use the video's size and a fov in (1, 179)")
+        raise BadInput(
+            f"bad camera: {width}x{height} px, fov {fov_deg} deg", hint="use the video's size and a fov in (1, 179)"
+        )
     f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)
     cx, cy = 0.5 * width, 0.5 * height
     cam = world * np.array([1.0, -1.0, -1.0])  # [T, 33, 3] OpenCV axes, pelvis at the origin
@@ -467,8 +521,10 @@ def root_trajectory(image: np.ndarray, world: np.ndarray, width: int, height: in
     b = np.concatenate([du * cam[..., 2] - f * cam[..., 0], dv * cam[..., 2] - f * cam[..., 1]], axis=1)
     t = np.linalg.solve(np.einsum("tki,tkj->tij", A, A), np.einsum("tki,tk->ti", A, b)[..., None])[..., 0]  # [T, 3]
     if np.any(t[:, 2] <= 0):
-        raise BadInput("the person's landmarks put them behind the camera in some frames",
-                       hint="check that image and world landmarks belong to the same frames")
+        raise BadInput(
+            "the person's landmarks put them behind the camera in some frames",
+            hint="check that image and world landmarks belong to the same frames",
+        )
     # camera frame -> hvg world (camera on +z looking at -z)
     pelvis = np.stack([t[:, 0] - t[0, 0], -t[:, 1], -(t[:, 2] - t[0, 2])], axis=-1)  # [T, 3]
     lowest = np.min(pelvis[:, 1:2] + world[:, _FEET_LANDMARKS, 1])
@@ -499,8 +555,11 @@ def fit_track(track: PoseTrack, fov_deg: float, stride: int, name: str = "") -> 
         fit_error_deg=float(fit.fit_error_deg),
         start_time=float(track.frame_indices[0] / source_fps),
         extras={
-            "landmarks": track.image, "visibility": track.visibility, "world": track.world,
-            "detected": track.detected, "frame_indices": track.frame_indices,
+            "landmarks": track.image,
+            "visibility": track.visibility,
+            "world": track.world,
+            "detected": track.detected,
+            "frame_indices": track.frame_indices,
             "bone_error_deg": np.asarray(fit.bone_error_deg),
         },
     )

@@ -51,10 +51,36 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     tr = m00 + m11 + m22
     cands = np.stack(
         [
-            np.stack([1 + tr, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1),
-            np.stack([R[..., 2, 1] - R[..., 1, 2], 1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0]], -1),
-            np.stack([R[..., 0, 2] - R[..., 2, 0], R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1]], -1),
-            np.stack([R[..., 1, 0] - R[..., 0, 1], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22], -1),
+            np.stack(
+                [1 + tr, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1
+            ),
+            np.stack(
+                [
+                    R[..., 2, 1] - R[..., 1, 2],
+                    1 + m00 - m11 - m22,
+                    R[..., 0, 1] + R[..., 1, 0],
+                    R[..., 0, 2] + R[..., 2, 0],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    R[..., 0, 2] - R[..., 2, 0],
+                    R[..., 0, 1] + R[..., 1, 0],
+                    1 - m00 + m11 - m22,
+                    R[..., 1, 2] + R[..., 2, 1],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    R[..., 1, 0] - R[..., 0, 1],
+                    R[..., 0, 2] + R[..., 2, 0],
+                    R[..., 1, 2] + R[..., 2, 1],
+                    1 - m00 - m11 + m22,
+                ],
+                -1,
+            ),
         ],
         axis=-2,
     )  # [..., 4 candidates, 4]
@@ -91,7 +117,11 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     perp = np.cross(a, np.array([1.0, 0.0, 0.0]))
     perp2 = np.cross(a, np.array([0.0, 1.0, 0.0]))
     perp = np.where(np.linalg.norm(perp, axis=-1, keepdims=True) < 1e-6, perp2, perp)
-    axis = np.where(s < 1e-8, np.where(c < 0, perp / np.linalg.norm(perp, axis=-1, keepdims=True), 0.0), axis / np.where(s < 1e-8, 1.0, s))
+    axis = np.where(
+        s < 1e-8,
+        np.where(c < 0, perp / np.linalg.norm(perp, axis=-1, keepdims=True), 0.0),
+        axis / np.where(s < 1e-8, 1.0, s),
+    )
     return axis_angle_to_matrix(axis * angle)
 
 
@@ -118,7 +148,9 @@ def forward_kinematics(
     return G, P
 
 
-def pose_joints(poses: np.ndarray, rest_joints: np.ndarray, parents: Sequence[int], trans: np.ndarray | None = None) -> np.ndarray:
+def pose_joints(
+    poses: np.ndarray, rest_joints: np.ndarray, parents: Sequence[int], trans: np.ndarray | None = None
+) -> np.ndarray:
     """Joint positions of axis-angle poses on a rest skeleton.
 
     poses:       [T, J, 3] axis-angle

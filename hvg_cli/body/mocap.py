@@ -170,23 +170,68 @@ _POS_CHANNELS = {"xposition": 0, "yposition": 1, "zposition": 2}
 # SMPL joint -> normalised BVH names to look for, in order of preference (left side; right is mirrored).
 _LEFT_CANDIDATES: dict[str, tuple[str, ...]] = {
     "hip": ("leftupleg", "lupleg", "leftthigh", "lthigh", "lefthip", "lhip", "leftupperleg", "lupperleg"),
-    "knee": ("leftleg", "lleg", "leftknee", "lknee", "leftshin", "lshin", "leftlowerleg", "llowerleg", "lcalf", "leftcalf"),
+    "knee": (
+        "leftleg",
+        "lleg",
+        "leftknee",
+        "lknee",
+        "leftshin",
+        "lshin",
+        "leftlowerleg",
+        "llowerleg",
+        "lcalf",
+        "leftcalf",
+    ),
     "ankle": ("leftfoot", "lfoot", "leftankle", "lankle"),
-    "foot": ("lefttoebase", "ltoebase", "lefttoe", "ltoe", "lefttoes", "ltoes", "ltoe0", "leftfootend", "lfootend", "leftankleend"),
+    "foot": (
+        "lefttoebase",
+        "ltoebase",
+        "lefttoe",
+        "ltoe",
+        "lefttoes",
+        "ltoes",
+        "ltoe0",
+        "leftfootend",
+        "lfootend",
+        "leftankleend",
+    ),
     "collar": ("leftshoulder", "lshoulder", "leftcollar", "lcollar", "leftclavicle", "lclavicle"),
     "shoulder": ("leftarm", "larm", "leftupperarm", "lupperarm", "lshldr", "leftshldr"),
     "elbow": ("leftforearm", "lforearm", "leftelbow", "lelbow", "leftlowerarm", "llowerarm"),
     "wrist": ("lefthand", "lhand", "leftwrist", "lwrist"),
-    "hand": ("lefthandmiddle1", "lefthandindex1", "leftfingerbase", "lefthandring1", "lfinger2", "lfinger1",
-             "lefthandend", "lhandend", "leftwristend"),
+    "hand": (
+        "lefthandmiddle1",
+        "lefthandindex1",
+        "leftfingerbase",
+        "lefthandring1",
+        "lfinger2",
+        "lfinger1",
+        "lefthandend",
+        "lhandend",
+        "leftwristend",
+    ),
 }
 _CENTRE_CANDIDATES: dict[str, tuple[str, ...]] = {
     "pelvis": ("hips", "pelvis", "hip"),
     "neck": ("neck", "neck1", "necklower"),
     "head": ("head",),
 }
-_CORE = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "head")
+_CORE = (
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "head",
+)
 
 
 def _mirror(name: str) -> str:
@@ -211,7 +256,7 @@ def normalise_name(name: str) -> str:
     n = re.sub(r"[^a-z0-9]", "", n)
     for prefix in ("mixamorig", "bip01", "bip001"):
         if n.startswith(prefix) and len(n) > len(prefix):
-            n = n[len(prefix):]
+            n = n[len(prefix) :]
     return n
 
 
@@ -357,7 +402,11 @@ def map_joints(joints: tuple[BvhJoint, ...], rest: np.ndarray, source: str) -> J
         if chain[-1] < 0:
             raise _unknown_skeleton(source, joints, ["a spine from the hips to the neck"])
     chain = chain[::-1]  # pelvis ... neck
-    inner = [i for i in chain[1:-1] if np.linalg.norm(rest[i] - rest[pelvis]) > eps and np.linalg.norm(rest[i] - rest[neck]) > eps]
+    inner = [
+        i
+        for i in chain[1:-1]
+        if np.linalg.norm(rest[i] - rest[pelvis]) > eps and np.linalg.norm(rest[i] - rest[neck]) > eps
+    ]
     inner_distinct = [i for n_, i in enumerate(inner) if n_ == 0 or np.linalg.norm(rest[i] - rest[inner[n_ - 1]]) > eps]
     if len(inner_distinct) == 3:
         for k, idx in zip((3, 6, 9), inner_distinct):
@@ -384,7 +433,10 @@ def map_joints(joints: tuple[BvhJoint, ...], rest: np.ndarray, source: str) -> J
     for k, sh in ((13, 16), (14, 17)):
         idx = lookup(k, None)
         shoulder = found[sh]
-        if idx is not None and min(np.linalg.norm(rest[idx] - rest[neck]), np.linalg.norm(rest[idx] - rest[shoulder])) > eps:
+        if (
+            idx is not None
+            and min(np.linalg.norm(rest[idx] - rest[neck]), np.linalg.norm(rest[idx] - rest[shoulder])) > eps
+        ):
             set_joint(k, idx)
         else:
             a[k], b[k], u[k] = neck, shoulder, 0.45
@@ -529,8 +581,15 @@ def bvh_from_motion(motion: Motion) -> BvhData:
         idx = len(joints)
         position: tuple[str, ...] = ("xposition", "yposition", "zposition") if j == 0 else ()
         channels = position + ("zrotation", "xrotation", "yrotation")
-        joints.append(BvhJoint(name=SMPL_JOINT_NAMES[j], parent=parent, offset=np.zeros(3) if j == 0 else offsets[j],
-                               channels=channels, channel_start=n_channels))
+        joints.append(
+            BvhJoint(
+                name=SMPL_JOINT_NAMES[j],
+                parent=parent,
+                offset=np.zeros(3) if j == 0 else offsets[j],
+                channels=channels,
+                channel_start=n_channels,
+            )
+        )
         n_channels += len(channels)
         order.append(j)
         for c in children[j]:
@@ -551,5 +610,10 @@ def bvh_from_motion(motion: Motion) -> BvhData:
     euler = euler.reshape(T, NUM_JOINTS, 3)  # [T*24, 3] -> [T, 24, 3]
     cols = [np.asarray(motion.trans, dtype=np.float64) * 100.0] + [euler[:, j] for j in order]
     frames = np.concatenate(cols, axis=1)  # [T, 3 + 72]
-    return BvhData(joints=tuple(joints), frames=frames, frame_time=1.0 / float(motion.fps),
-                   name=motion.name or "motion", source_hash=motion.source_hash or "")
+    return BvhData(
+        joints=tuple(joints),
+        frames=frames,
+        frame_time=1.0 / float(motion.fps),
+        name=motion.name or "motion",
+        source_hash=motion.source_hash or "",
+    )

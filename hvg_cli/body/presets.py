@@ -85,7 +85,9 @@ def parse_preset(doc: dict, where: str) -> dict:
         raise BadInput(f"{where}: a motion preset must be a YAML mapping", hint="see presets/motions/wave.yaml")
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
-        raise BadInput(f"{where}: unknown keys {', '.join(unknown)}", hint=f"allowed keys: {', '.join(sorted(_TOP_KEYS))}")
+        raise BadInput(
+            f"{where}: unknown keys {', '.join(unknown)}", hint=f"allowed keys: {', '.join(sorted(_TOP_KEYS))}"
+        )
     missing = sorted(_REQUIRED - set(doc))
     if missing:
         raise BadInput(f"{where}: missing keys {', '.join(missing)}", hint="see presets/motions/wave.yaml")
@@ -128,10 +130,14 @@ def parse_preset(doc: dict, where: str) -> dict:
         root.append(_vec3(key.get("root", [0.0, 0.0, 0.0]), f"{where}: {at}: root"))
     times_a = np.array(times)
     if times_a[0] != 0.0 or np.any(np.diff(times_a) <= 0) or times_a[-1] > duration + 1e-9:
-        raise BadInput(f"{where}: key times must start at 0, increase and stay within the duration", hint=f"times: {times}")
+        raise BadInput(
+            f"{where}: key times must start at 0, increase and stay within the duration", hint=f"times: {times}"
+        )
     if bool(doc["loop"]) and times_a[-1] >= duration:
-        raise BadInput(f"{where}: a looping motion's last key must come before the duration (key 0 follows it)",
-                       hint=f"drop the key at t = {times_a[-1]} or lengthen the duration")
+        raise BadInput(
+            f"{where}: a looping motion's last key must come before the duration (key 0 follows it)",
+            hint=f"drop the key at t = {times_a[-1]} or lengthen the duration",
+        )
     return {
         "name": str(doc["name"]),
         "description": str(doc["description"]),
@@ -148,7 +154,9 @@ def parse_preset(doc: dict, where: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 # interpolation
 # ---------------------------------------------------------------------------------------------
-def interpolate_keys(times: np.ndarray, values: np.ndarray, t: np.ndarray, duration: float, loop: bool, kind: str) -> np.ndarray:
+def interpolate_keys(
+    times: np.ndarray, values: np.ndarray, t: np.ndarray, duration: float, loop: bool, kind: str
+) -> np.ndarray:
     """Piecewise-cubic Hermite (Catmull-Rom tangents) or linear interpolation of key values.
 
     times:  [K] key times, seconds (increasing, first 0)
@@ -208,8 +216,16 @@ def motion_from_preset(spec: dict, source_hash: str = "") -> Motion:
     local = pose_joints(poses, skeleton.rest_joints, skeleton.parents)  # [T, 24, 3] pelvis at origin
     trans = np.stack([root[:, 0], -local[..., 1].min(axis=1) + np.maximum(root[:, 1], 0.0), root[:, 2]], axis=1)
     joints = local + trans[:, None, :]
-    return Motion(poses=poses, trans=trans, fps=fps, skeleton=skeleton, name=spec["name"], source_hash=source_hash,
-                  joints=joints, extras={})
+    return Motion(
+        poses=poses,
+        trans=trans,
+        fps=fps,
+        skeleton=skeleton,
+        name=spec["name"],
+        source_hash=source_hash,
+        joints=joints,
+        extras={},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +243,9 @@ def _read(name: str) -> tuple[dict, str]:
         name = user.stem
     if name not in files:
         available = ", ".join(files) or f"none (no presets in {_motions_dir()})"
-        raise BadInput(f"unknown motion preset '{name}'", hint=f"built-in motions: {available}; or give a video, .npz or .bvh file")
+        raise BadInput(
+            f"unknown motion preset '{name}'", hint=f"built-in motions: {available}; or give a video, .npz or .bvh file"
+        )
     path = files[name]
     raw = path.read_bytes()
     try:

@@ -61,14 +61,21 @@ class BodyModel:
 # reading files
 # ---------------------------------------------------------------------------------------------
 _ALLOWED_PICKLE = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("scipy.sparse.csc", "csc_matrix"), ("scipy.sparse._csc", "csc_matrix"),
-    ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"),
-    ("scipy.sparse._csc", "csc_array"), ("scipy.sparse._csr", "csr_array"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("scipy.sparse.csc", "csc_matrix"),
+    ("scipy.sparse._csc", "csc_matrix"),
+    ("scipy.sparse.csr", "csr_matrix"),
+    ("scipy.sparse._csr", "csr_matrix"),
+    ("scipy.sparse._csc", "csc_array"),
+    ("scipy.sparse._csr", "csr_array"),
     ("_codecs", "encode"),  # how Python 3 writes array bytes in protocol-2 pickles
-    ("copyreg", "_reconstructor"), ("builtins", "object"),  # old-protocol objects (Python 2 files); classes still filtered
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),  # old-protocol objects (Python 2 files); classes still filtered
 }
 
 
@@ -87,10 +94,14 @@ def _read_pkl(path: Path) -> dict:
             data = _ArraysOnlyUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as e:
         if "chumpy" in str(e):
-            raise BadInput(f"{path} stores chumpy objects, which hvg does not unpickle",
-                           "convert it to plain numpy arrays (e.g. a SMPL .npz) and pass that file") from None
-        raise BadInput(f"{path} is not a SMPL model file hvg can read ({e})",
-                       "pass SMPL_NEUTRAL.pkl / SMPLX_NEUTRAL.npz as downloaded") from None
+            raise BadInput(
+                f"{path} stores chumpy objects, which hvg does not unpickle",
+                "convert it to plain numpy arrays (e.g. a SMPL .npz) and pass that file",
+            ) from None
+        raise BadInput(
+            f"{path} is not a SMPL model file hvg can read ({e})",
+            "pass SMPL_NEUTRAL.pkl / SMPLX_NEUTRAL.npz as downloaded",
+        ) from None
     except (OSError, EOFError, ValueError) as e:
         raise BadInput(f"cannot read {path}: {e}", "pass SMPL_NEUTRAL.pkl / SMPLX_NEUTRAL.npz as downloaded") from None
     if not isinstance(data, dict):
@@ -125,8 +136,10 @@ def read_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
     data = _read_pkl(path) if path.suffix.lower() == ".pkl" else _read_npz(path, _KEYS)
     missing = [k for k in _KEYS if k not in data]
     if missing:
-        raise BadInput(f"{path} lacks {', '.join(missing)}: not a SMPL / SMPL-X model file",
-                       "pass SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz as downloaded")
+        raise BadInput(
+            f"{path} lacks {', '.join(missing)}: not a SMPL / SMPL-X model file",
+            "pass SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz as downloaded",
+        )
     try:
         v_template = _dense(data["v_template"])  # [V, 3]
         shapedirs = _dense(data["shapedirs"])  # [V, 3, B]
@@ -135,19 +148,35 @@ def read_model_arrays(path: str | Path) -> dict[str, np.ndarray]:
         kintree = np.asarray(data["kintree_table"]).astype(np.int64)  # [2, J]
         faces = np.asarray(data["f"]).astype(np.int64)  # [F, 3]
     except (TypeError, ValueError) as e:
-        raise BadInput(f"{path}: unexpected array in the model file ({e})", "pass SMPL_NEUTRAL.pkl as downloaded") from None
+        raise BadInput(
+            f"{path}: unexpected array in the model file ({e})", "pass SMPL_NEUTRAL.pkl as downloaded"
+        ) from None
     V = v_template.shape[0]
     J = J_regressor.shape[0]
-    if (v_template.shape != (V, 3) or shapedirs.ndim != 3 or shapedirs.shape[:2] != (V, 3)
-            or J_regressor.shape != (J, V) or weights.shape != (V, J) or J not in (24, _SMPLX_NUM_JOINTS)):
-        raise BadInput(f"{path}: array shapes do not form a SMPL ({24}) or SMPL-X ({_SMPLX_NUM_JOINTS}) model "
-                       f"(v_template {v_template.shape}, J_regressor {J_regressor.shape}, weights {weights.shape})",
-                       "pass SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz as downloaded")
+    if (
+        v_template.shape != (V, 3)
+        or shapedirs.ndim != 3
+        or shapedirs.shape[:2] != (V, 3)
+        or J_regressor.shape != (J, V)
+        or weights.shape != (V, J)
+        or J not in (24, _SMPLX_NUM_JOINTS)
+    ):
+        raise BadInput(
+            f"{path}: array shapes do not form a SMPL ({24}) or SMPL-X ({_SMPLX_NUM_JOINTS}) model "
+            f"(v_template {v_template.shape}, J_regressor {J_regressor.shape}, weights {weights.shape})",
+            "pass SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz as downloaded",
+        )
     parents = kintree[0, :22].copy()  # the 22 body joints are SMPL's in both models (SMPL-X's 22-24 are jaw, eyes)
     parents[0] = -1
     if kintree.shape != (2, J) or tuple(int(p) for p in parents) != SMPL_PARENTS[:22]:
         raise BadInput(f"{path}: its kinematic tree is not SMPL's", "pass a SMPL or SMPL-X body model file")
-    return {"v_template": v_template, "shapedirs": shapedirs, "J_regressor": J_regressor, "weights": weights, "f": faces}
+    return {
+        "v_template": v_template,
+        "shapedirs": shapedirs,
+        "J_regressor": J_regressor,
+        "weights": weights,
+        "f": faces,
+    }
 
 
 def body_from_arrays(arrays: dict[str, np.ndarray], betas: np.ndarray | None = None) -> BodyModel:
@@ -206,8 +235,9 @@ def load_body_model(path: str | Path, betas: np.ndarray | None = None) -> BodyMo
     return body_from_arrays(read_model_arrays(path), betas)
 
 
-def fit_body_model(path: str | Path, skeleton: Skeleton, num_betas: int = 10, ridge: float = 0.05
-                   ) -> tuple[BodyModel, np.ndarray]:
+def fit_body_model(
+    path: str | Path, skeleton: Skeleton, num_betas: int = 10, ridge: float = 0.05
+) -> tuple[BodyModel, np.ndarray]:
     """The model's shape closest to a skeleton's bone lengths (e.g. the photo's), then scaled to its size.
 
     Joints are affine in the betas (J_regressor · (v_template + shapedirs · b)), so the betas and a free

@@ -36,11 +36,16 @@ _J = JOINT_INDEX
 # SMPL joint -> MediaPipe landmark(s) at the same place (their mean), for reprojection checks
 JOINT_LANDMARKS: dict[int, tuple[int, ...]] = {
     _J["pelvis"]: (23, 24),
-    _J["left_knee"]: (25,), _J["right_knee"]: (26,),
-    _J["left_ankle"]: (27,), _J["right_ankle"]: (28,),
-    _J["left_shoulder"]: (11,), _J["right_shoulder"]: (12,),
-    _J["left_elbow"]: (13,), _J["right_elbow"]: (14,),
-    _J["left_wrist"]: (15,), _J["right_wrist"]: (16,),
+    _J["left_knee"]: (25,),
+    _J["right_knee"]: (26,),
+    _J["left_ankle"]: (27,),
+    _J["right_ankle"]: (28,),
+    _J["left_shoulder"]: (11,),
+    _J["right_shoulder"]: (12,),
+    _J["left_elbow"]: (13,),
+    _J["right_elbow"]: (14,),
+    _J["left_wrist"]: (15,),
+    _J["right_wrist"]: (16,),
 }
 _FOOT_JOINTS = [_J["left_ankle"], _J["right_ankle"], _J["left_foot"], _J["right_foot"]]
 _MP_LEGS = np.arange(25, 33)  # knees, ankles, heels, foot indices
@@ -144,8 +149,12 @@ def standing_legs(world: np.ndarray, skeleton: Skeleton | None = None) -> np.nda
     skel = skeleton or default_skeleton()
     out = np.array(world, dtype=np.float64, copy=True)
     rest = skel.rest_joints
-    ref_torso = float(np.linalg.norm(0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])
-                               - 0.5 * (rest[_J["left_hip"]] + rest[_J["right_hip"]])))
+    ref_torso = float(
+        np.linalg.norm(
+            0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])
+            - 0.5 * (rest[_J["left_hip"]] + rest[_J["right_hip"]])
+        )
+    )
     torso = float(np.linalg.norm(0.5 * (world[11] + world[12]) - 0.5 * (world[23] + world[24])))
     s = torso / max(ref_torso, 1e-9) if torso > 1e-3 else 1.0
     L = skel.bone_lengths * s
@@ -166,8 +175,9 @@ def standing_legs(world: np.ndarray, skeleton: Skeleton | None = None) -> np.nda
 # ---------------------------------------------------------------------------------------------
 # the fit
 # ---------------------------------------------------------------------------------------------
-def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K: np.ndarray,
-                scale_px: float) -> tuple[np.ndarray, float, float, float]:
+def _fit_camera(
+    points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K: np.ndarray, scale_px: float
+) -> tuple[np.ndarray, float, float, float]:
     """Least-squares camera centre, pitch and yaw for fixed intrinsics.
 
     points: [N, 3] world; observed: [N, 2] px; weights: [N] >= 0; K: [3, 3] px, square pixels;
@@ -204,8 +214,13 @@ def _fit_camera(points: np.ndarray, observed: np.ndarray, weights: np.ndarray, K
     return x[:3], float(x[3]), float(x[4]), err
 
 
-def fit_photo(detection, width: int | None = None, height: int | None = None, skeleton: Skeleton | None = None,
-              fov_deg: float = DEFAULT_FOV_DEG) -> PhotoFit:
+def fit_photo(
+    detection,
+    width: int | None = None,
+    height: int | None = None,
+    skeleton: Skeleton | None = None,
+    fov_deg: float = DEFAULT_FOV_DEG,
+) -> PhotoFit:
     """Skeleton, photo pose, pelvis position and source camera of the person in a photo.
 
     detection: pose.photo.PhotoDetection (landmarks [33, 2] px, visibility [33], world [33, 3] hvg axes)

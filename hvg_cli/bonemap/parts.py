@@ -88,17 +88,42 @@ def _side(side: str) -> list[Part]:
         Part(f"{s}_thigh", j("hip"), j("knee"), c["thigh"], span=(-0.05, 1.05)),
         Part(f"{s}_shin", j("knee"), j("ankle"), c["shin"], span=(-0.04, 1.04)),
         # heel to ball of the foot, along the foot's forward axis, a little below the ankle
-        Part(f"{s}_foot", j("ankle"), None, c["foot"], span=(-0.45, 1.0), direction=_FWD,
-             scale_bone=(j("ankle"), j("foot")), offset=(0.0, -0.2, 0.0), front=_UP),
-        Part(f"{s}_toes", j("foot"), None, c["toes"], span=(-0.2, 0.6), direction=_FWD,
-             scale_bone=(j("ankle"), j("foot")), offset=(0.0, 0.13, 0.0), front=_UP),
+        Part(
+            f"{s}_foot",
+            j("ankle"),
+            None,
+            c["foot"],
+            span=(-0.45, 1.0),
+            direction=_FWD,
+            scale_bone=(j("ankle"), j("foot")),
+            offset=(0.0, -0.2, 0.0),
+            front=_UP,
+        ),
+        Part(
+            f"{s}_toes",
+            j("foot"),
+            None,
+            c["toes"],
+            span=(-0.2, 0.6),
+            direction=_FWD,
+            scale_bone=(j("ankle"), j("foot")),
+            offset=(0.0, 0.13, 0.0),
+            front=_UP,
+        ),
         Part(f"{s}_collar", j("collar"), j("shoulder"), c["collar"], span=(-0.3, 1.15)),
         Part(f"{s}_upper_arm", j("shoulder"), j("elbow"), c["upper_arm"], span=(-0.08, 1.05)),
         Part(f"{s}_forearm", j("elbow"), j("wrist"), c["forearm"], span=(-0.05, 1.05)),
         Part(f"{s}_palm", j("wrist"), j("hand"), c["palm"], span=(-0.1, 1.15)),
         # fingers: a leaf on the hand joint, continuing the wrist->hand bone of the T-pose
-        Part(f"{s}_fingers", j("hand"), None, c["fingers"], span=(-0.1, 1.1),
-             direction=(1.0 if warm else -1.0, 0.0, 0.0), scale_bone=(j("wrist"), j("hand"))),
+        Part(
+            f"{s}_fingers",
+            j("hand"),
+            None,
+            c["fingers"],
+            span=(-0.1, 1.1),
+            direction=(1.0 if warm else -1.0, 0.0, 0.0),
+            scale_bone=(j("wrist"), j("hand")),
+        ),
     ]
 
 
@@ -110,8 +135,16 @@ PARTS: tuple[Part, ...] = (
     Part("chest", _J["spine3"], _J["neck"], (170, 170, 215), span=(-0.4, 1.0)),
     Part("neck", _J["neck"], _J["head"], (55, 55, 55), span=(-0.3, 1.1)),
     # head: from the chin to the crown above the head joint, a little forward
-    Part("head", _J["head"], None, (255, 255, 255), span=(-0.45, 1.9), direction=_UP,
-         scale_bone=(_J["neck"], _J["head"]), offset=(0.0, 0.0, 0.2)),
+    Part(
+        "head",
+        _J["head"],
+        None,
+        (255, 255, 255),
+        span=(-0.45, 1.9),
+        direction=_UP,
+        scale_bone=(_J["neck"], _J["head"]),
+        offset=(0.0, 0.0, 0.2),
+    ),
     *_side("left"),
     *_side("right"),
 )
@@ -169,8 +202,9 @@ def default_radii(skeleton: Skeleton | None = None) -> np.ndarray:
     body = size(skel) / size(ref)
     local = units(skel) / np.maximum(units(ref), 1e-9)  # [P]
     scale = np.clip(body * np.sqrt(local / body), 0.75 * body, 1.33 * body)  # [P]
-    base = np.array([_DEFAULT_RADII[p.name.split("_", 1)[1] if p.name.startswith(("left_", "right_")) else p.name]
-                     for p in PARTS])  # [P, 2]
+    base = np.array(
+        [_DEFAULT_RADII[p.name.split("_", 1)[1] if p.name.startswith(("left_", "right_")) else p.name] for p in PARTS]
+    )  # [P, 2]
     return base * scale[:, None]
 
 
@@ -193,8 +227,9 @@ def _tables() -> dict[str, np.ndarray]:
 _T = _tables()
 
 
-def part_ellipsoids(joints: np.ndarray, global_rot: np.ndarray, radii: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def part_ellipsoids(
+    joints: np.ndarray, global_rot: np.ndarray, radii: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The posed ellipsoids of every part.
 
     joints:     [N, 24, 3] world joint positions, metres
@@ -224,7 +259,9 @@ def part_ellipsoids(joints: np.ndarray, global_rot: np.ndarray, radii: np.ndarra
     front = front - np.sum(front * long, -1, keepdims=True) * long
     fn = np.linalg.norm(front, axis=-1, keepdims=True)
     alt = Gj[..., :, 0] - np.sum(Gj[..., :, 0] * long, -1, keepdims=True) * long
-    front = np.where(fn > 1e-6, front / np.maximum(fn, 1e-12), alt / np.maximum(np.linalg.norm(alt, axis=-1, keepdims=True), 1e-12))
+    front = np.where(
+        fn > 1e-6, front / np.maximum(fn, 1e-12), alt / np.maximum(np.linalg.norm(alt, axis=-1, keepdims=True), 1e-12)
+    )
     width = np.cross(front, long)  # [N, P, 3]: (long, width, depth) is right-handed
     axes = np.stack([long, width, front], axis=-1)  # [N, P, 3, 3] columns
     s0, s1 = t["span"][:, 0], t["span"][:, 1]  # [P]

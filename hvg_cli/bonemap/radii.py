@@ -62,8 +62,14 @@ def _walk(start: np.ndarray, direction: np.ndarray, inside, max_px: float) -> tu
     return float(max_px), 2
 
 
-def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarray, camera: Camera,
-              mask: np.ndarray, base_radii: np.ndarray) -> np.ndarray:
+def fit_radii(
+    skeleton: Skeleton,
+    photo_pose: np.ndarray,
+    photo_trans: np.ndarray,
+    camera: Camera,
+    mask: np.ndarray,
+    base_radii: np.ndarray,
+) -> np.ndarray:
     """Short radii per part adapted to the person's silhouette in the photo.
 
     skeleton:    rest skeleton with the photo's bone lengths
@@ -78,8 +84,12 @@ def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarra
     base = np.asarray(base_radii, dtype=np.float64)
     H, W = mask.shape
     # 1. Posed ellipsoids and a label map at a working resolution (K scaled with the image)
-    G, joints = forward_kinematics(axis_angle_to_matrix(np.asarray(photo_pose)[None]), skeleton.offsets,
-                                   skeleton.parents, np.asarray(photo_trans, dtype=np.float64)[None])  # [1, 24, ...]
+    G, joints = forward_kinematics(
+        axis_angle_to_matrix(np.asarray(photo_pose)[None]),
+        skeleton.offsets,
+        skeleton.parents,
+        np.asarray(photo_trans, dtype=np.float64)[None],
+    )  # [1, 24, ...]
     centers, axes, semi = part_ellipsoids(joints, G, base)  # [1, P, 3], [1, P, 3, 3], [1, P, 3]
     f = min(1.0, MAX_RENDER / max(H, W))
     w, h = max(8, int(round(W * f))), max(8, int(round(H * f)))
@@ -165,8 +175,13 @@ def fit_radii(skeleton: Skeleton, photo_pose: np.ndarray, photo_trans: np.ndarra
     return _symmetrise(out, np.isfinite(ratios))
 
 
-def radii_from_mesh(vertices: np.ndarray, weights: np.ndarray, rest_joints: np.ndarray,
-                    base_radii: np.ndarray, percentile: float = MESH_PERCENTILE) -> np.ndarray:
+def radii_from_mesh(
+    vertices: np.ndarray,
+    weights: np.ndarray,
+    rest_joints: np.ndarray,
+    base_radii: np.ndarray,
+    percentile: float = MESH_PERCENTILE,
+) -> np.ndarray:
     """Short radii per part from a skinned T-pose mesh.
 
     vertices:    [V, 3] rest vertices, metres (same frame as rest_joints)

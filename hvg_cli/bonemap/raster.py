@@ -231,8 +231,18 @@ def _coef_table(q: dict):
     Q, g, k = q["Q"], q["g"], q["k"]
     N, P = k.shape
     coef = torch.stack(
-        [Q[..., 0, 0], 2 * Q[..., 0, 1], Q[..., 1, 1], 2 * Q[..., 0, 2], 2 * Q[..., 1, 2], Q[..., 2, 2],
-         g[..., 0], g[..., 1], g[..., 2], k],
+        [
+            Q[..., 0, 0],
+            2 * Q[..., 0, 1],
+            Q[..., 1, 1],
+            2 * Q[..., 0, 2],
+            2 * Q[..., 1, 2],
+            Q[..., 2, 2],
+            g[..., 0],
+            g[..., 1],
+            g[..., 2],
+            k,
+        ],
         dim=-1,
     )  # [N, P, 10]
     return coef.reshape(N * P, 10)  # [N*P, 10]
@@ -243,7 +253,9 @@ def _pack(t, label, dtype):
     import torch
 
     if dtype == torch.float64:
-        bits = t.contiguous().view(torch.int64) >> _LABEL_BITS  # a new tensor  # drops 8 of 52 mantissa bits: 6e-14 relative
+        bits = (
+            t.contiguous().view(torch.int64) >> _LABEL_BITS
+        )  # a new tensor  # drops 8 of 52 mantissa bits: 6e-14 relative
     else:
         bits = t.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
     bits <<= _LABEL_BITS
@@ -260,9 +272,21 @@ def _unpack(keys, dtype):
     return (keys >> _LABEL_BITS).to(torch.int32).view(torch.float32)
 
 
-def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-              dtype=None, tile: int = 8, max_elements: int = 1 << 21, out: Raster | None = None,
-              colors=None) -> Raster:
+def rasterise(
+    centers,
+    axes,
+    semi,
+    K,
+    world_to_cam,
+    width: int,
+    height: int,
+    far: bool = False,
+    dtype=None,
+    tile: int = 8,
+    max_elements: int = 1 << 21,
+    out: Raster | None = None,
+    colors=None,
+) -> Raster:
     """Rasterise N views of P ellipsoids with exact occlusion (fast path: conic boxes, tiles, scatter-min).
 
     centers:      [N, P, 3] world metres
@@ -339,7 +363,7 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
     for simple in (True, False):
         sel = simple_pair.nonzero()[:, 0] if simple else (~simple_pair).nonzero()[:, 0]  # [R']
         for lo in range(0, sel.numel(), step):
-            idx = sel[lo:lo + step]
+            idx = sel[lo : lo + step]
             pb = pair_box[idx]
             c = coef.index_select(0, pb)[:, :, None].unbind(1)  # 10 x [r, 1]
             u0 = (ptx[idx] * TS).to(dtype)[:, None] + 0.5  # [r, 1] first pixel centre of the tile
@@ -350,9 +374,8 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
             else:
                 t, hit = _solve(c, u0 + DU, v0 + DV, far)
                 key = torch.where(hit, _pack(t, label, dtype), sentinel)
-            pix = torch.add(slot[idx, None] * (TS * TS), inner[None], out=ws.pix[:idx.numel()])  # [r, TS*TS]
-            keys.scatter_reduce_(0, pix.view(-1), key.reshape(-1), reduce="amax" if far else "amin",
-                                 include_self=True)
+            pix = torch.add(slot[idx, None] * (TS * TS), inner[None], out=ws.pix[: idx.numel()])  # [r, TS*TS]
+            keys.scatter_reduce_(0, pix.view(-1), key.reshape(-1), reduce="amax" if far else "amin", include_self=True)
 
     # 3. depth (from the key's bits) and normal of the winners; edge tiles reach past the image
     sh = TS.bit_length() - 1  # log2(TS)
@@ -395,8 +418,9 @@ def rasterise(centers, axes, semi, K, world_to_cam, width: int, height: int, far
 # ---------------------------------------------------------------------------------------------
 # Reference twin: every pixel x every ellipsoid, a ray-ellipsoid intersection in world space
 # ---------------------------------------------------------------------------------------------
-def rasterise_reference(centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False,
-                        dtype=None) -> Raster:
+def rasterise_reference(
+    centers, axes, semi, K, world_to_cam, width: int, height: int, far: bool = False, dtype=None
+) -> Raster:
     """Plain and slow twin of `rasterise` (same signature, same outputs), written independently of it.
 
     For every pixel it casts the world-space ray from the camera centre through the pixel centre, maps it

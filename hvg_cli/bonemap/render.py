@@ -18,8 +18,9 @@ from hvg_cli.core.types import BoneMaps, CameraGrid, Skeleton
 CHANNELS = ("semantic", "normal", "depth", "mask")
 
 
-def posed_ellipsoids(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, radii: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def posed_ellipsoids(
+    poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, radii: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The body's ellipsoids in every frame.
 
     poses:  [T, 24, 3] axis-angle, local to the parent
@@ -33,9 +34,16 @@ def posed_ellipsoids(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, r
     return part_ellipsoids(joints, G, radii)
 
 
-def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, radii: np.ndarray,
-                    grid: CameraGrid, progress: Reporter = SILENT, chunk: int | None = None,
-                    workers: int | None = None) -> BoneMaps:
+def render_bonemaps(
+    poses: np.ndarray,
+    trans: np.ndarray,
+    skeleton: Skeleton,
+    radii: np.ndarray,
+    grid: CameraGrid,
+    progress: Reporter = SILENT,
+    chunk: int | None = None,
+    workers: int | None = None,
+) -> BoneMaps:
     """Render the bone maps of every view and frame of a job.
 
     poses:    [T, 24, 3] axis-angle;  trans: [T, 3] pelvis world position, metres
@@ -59,7 +67,9 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     V, T = grid.shape
     H, W = int(grid.height), int(grid.width)
     if poses.shape[0] != T or trans.shape[0] != T:
-        raise ValueError(f"render_bonemaps: {poses.shape[0]} poses and {trans.shape[0]} positions for a grid of {T} frames")
+        raise ValueError(
+            f"render_bonemaps: {poses.shape[0]} poses and {trans.shape[0]} positions for a grid of {T} frames"
+        )
     centers, axes, semi = posed_ellipsoids(poses, trans, skeleton, radii)  # [T, P, ...]
     palette = torch.from_numpy(PALETTE)  # [P, 3] uint8
     N = V * T
@@ -77,9 +87,15 @@ def render_bonemaps(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, ra
     def one(lo: int) -> int:
         hi = min(lo + chunk, N)
         f = frame[lo:hi]
-        buffers = Raster(torch.from_numpy(depth[lo:hi]), torch.from_numpy(normal[lo:hi]),
-                         torch.from_numpy(label[lo:hi]), torch.from_numpy(semantic[lo:hi]))
-        rasterise(centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H, out=buffers, colors=palette)  # fills the arrays
+        buffers = Raster(
+            torch.from_numpy(depth[lo:hi]),
+            torch.from_numpy(normal[lo:hi]),
+            torch.from_numpy(label[lo:hi]),
+            torch.from_numpy(semantic[lo:hi]),
+        )
+        rasterise(
+            centers[f], axes[f], semi[f], K[lo:hi], w2c[lo:hi], W, H, out=buffers, colors=palette
+        )  # fills the arrays
         return hi - lo
 
     threads = torch.get_num_threads()
@@ -122,12 +138,14 @@ def to_images(maps: BoneMaps, channels: Sequence[str] = CHANNELS) -> np.ndarray:
     if unknown or not channels:
         from hvg_cli.core.errors import BadInput
 
-        raise BadInput(f"unknown bone map channel(s): {', '.join(unknown) or '(none given)'}",
-                       hint=f"choose among {','.join(CHANNELS)}")
+        raise BadInput(
+            f"unknown bone map channel(s): {', '.join(unknown) or '(none given)'}",
+            hint=f"choose among {','.join(CHANNELS)}",
+        )
     out = np.zeros((V, T, H, W * len(channels), 3), np.uint8)
     mask = maps.mask
     for i, name in enumerate(channels):
-        view = out[..., i * W:(i + 1) * W, :]
+        view = out[..., i * W : (i + 1) * W, :]
         if name == "semantic":
             view[:] = maps.semantic
         elif name == "normal":

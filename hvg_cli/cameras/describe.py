@@ -59,11 +59,20 @@ def describe_path(path: CameraPath, description: str) -> CameraSummary:
     sph = spherical_coordinates(centres, focus if focus is not None else DEFAULT_TARGET)  # [V, 3]
     sph[:, 0] = unwrap_degrees(sph[:, 0])  # azimuth continuous along the path (0..345 for an orbit)
     rows = tuple(
-        CameraView(i, round(float(sph[i, 0]), 6) + 0.0, round(float(sph[i, 1]), 6) + 0.0, float(sph[i, 2]),
-                   (float(centres[i, 0]), float(centres[i, 1]), float(centres[i, 2])),
-                   vertical_fov(path.K[i], path.height), None if path.times is None else float(path.times[i]))
+        CameraView(
+            i,
+            round(float(sph[i, 0]), 6) + 0.0,
+            round(float(sph[i, 1]), 6) + 0.0,
+            float(sph[i, 2]),
+            (float(centres[i, 0]), float(centres[i, 1]), float(centres[i, 2])),
+            vertical_fov(path.K[i], path.height),
+            None if path.times is None else float(path.times[i]),
+        )
         for i in range(path.num_views)
     )
-    look = None if focus is None else (round(float(focus[0]), 9) + 0.0, round(float(focus[1]), 9) + 0.0,
-                                        round(float(focus[2]), 9) + 0.0)
+    look = (
+        None
+        if focus is None
+        else (round(float(focus[0]), 9) + 0.0, round(float(focus[1]), 9) + 0.0, round(float(focus[2]), 9) + 0.0)
+    )
     return CameraSummary(path.name, description, path.num_views, path.closed, path.width, path.height, look, rows)

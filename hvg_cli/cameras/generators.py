@@ -47,8 +47,12 @@ def vertical_fov(K: np.ndarray, height: int) -> float:
     return math.degrees(2 * math.atan(0.5 * height / float(K[1, 1])))
 
 
-def spherical_positions(azimuth: np.ndarray, elevation: np.ndarray, radius: np.ndarray,
-                        target: Sequence[float] | np.ndarray = DEFAULT_TARGET) -> np.ndarray:
+def spherical_positions(
+    azimuth: np.ndarray,
+    elevation: np.ndarray,
+    radius: np.ndarray,
+    target: Sequence[float] | np.ndarray = DEFAULT_TARGET,
+) -> np.ndarray:
     """Camera centres on a sphere around the target.
 
     azimuth, elevation: [N] degrees;  radius: [N] metres;  target: [3] metres
@@ -77,8 +81,10 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = WORLD_UP)
     x = np.cross(-np.asarray(up, dtype=np.float64), z)  # right = down × forward (x = y × z)
     xn = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(xn < 1e-9):
-        raise BadInput("a camera looks straight up or down, so 'up' in the picture is undefined",
-                       hint="keep the elevation strictly between -90 and 90 degrees")
+        raise BadInput(
+            "a camera looks straight up or down, so 'up' in the picture is undefined",
+            hint="keep the elevation strictly between -90 and 90 degrees",
+        )
     x = x / xn
     y = np.cross(z, x)  # down
     R = np.stack([x, y, z], axis=-2)  # [N, 3, 3] rows: camera axes in world
@@ -111,8 +117,15 @@ def sweep(views: int, closed: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Validation of user values (generators are called with preset and flag values)
 # ---------------------------------------------------------------------------------------------
-def _check_common(views: int, radius: float | Sequence[float] | np.ndarray, fov: float, width: int, height: int,
-                  elevation: float | Sequence[float] | np.ndarray, min_views: int = 1) -> None:
+def _check_common(
+    views: int,
+    radius: float | Sequence[float] | np.ndarray,
+    fov: float,
+    width: int,
+    height: int,
+    elevation: float | Sequence[float] | np.ndarray,
+    min_views: int = 1,
+) -> None:
     if isinstance(views, bool) or int(views) != views or views < min_views:
         raise BadInput(f"views must be a whole number >= {min_views}, got {views}")
     if views > 10000:
@@ -124,12 +137,23 @@ def _check_common(views: int, radius: float | Sequence[float] | np.ndarray, fov:
     if int(width) != width or int(height) != height or width < 1 or height < 1:
         raise BadInput(f"width and height must be whole numbers of pixels >= 1, got {width}x{height}")
     if np.any(np.abs(np.asarray(elevation)) >= 90):
-        raise BadInput(f"elevation must be strictly between -90 and 90 degrees, got {elevation}",
-                       hint="a camera straight above or below the subject has no upright picture")
+        raise BadInput(
+            f"elevation must be strictly between -90 and 90 degrees, got {elevation}",
+            hint="a camera straight above or below the subject has no upright picture",
+        )
 
 
-def _path(azimuth: np.ndarray, elevation: np.ndarray, radius: np.ndarray, fov: float, width: int, height: int,
-          target: Sequence[float], closed: bool, name: str) -> CameraPath:
+def _path(
+    azimuth: np.ndarray,
+    elevation: np.ndarray,
+    radius: np.ndarray,
+    fov: float,
+    width: int,
+    height: int,
+    target: Sequence[float],
+    closed: bool,
+    name: str,
+) -> CameraPath:
     """Assemble a CameraPath of V look-at cameras from [V] azimuth/elevation (deg) and radius (m)."""
     V = len(azimuth)
     aim = np.asarray(target, dtype=np.float64)  # [3] metres
@@ -148,18 +172,44 @@ def _is_full_turn(degrees: float) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Generators
 # ---------------------------------------------------------------------------------------------
-def static(views: int = 1, azimuth: float = 0.0, elevation: float = 10.0, radius: float = 2.5, fov: float = 40.0,
-           width: int = 512, height: int = 512, target: Sequence[float] = DEFAULT_TARGET) -> CameraPath:
+def static(
+    views: int = 1,
+    azimuth: float = 0.0,
+    elevation: float = 10.0,
+    radius: float = 2.5,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+) -> CameraPath:
     """A camera that does not move (`views` identical copies, 1 by default)."""
     _check_common(views, radius, fov, width, height, elevation)
     V = int(views)
-    return _path(np.full(V, float(azimuth)), np.full(V, float(elevation)), np.full(V, float(radius)),
-                 fov, width, height, target, closed=False, name="static")
+    return _path(
+        np.full(V, float(azimuth)),
+        np.full(V, float(elevation)),
+        np.full(V, float(radius)),
+        fov,
+        width,
+        height,
+        target,
+        closed=False,
+        name="static",
+    )
 
 
-def orbit(views: int = 21, degrees: float = 360.0, elevation: float = 10.0, radius: float = 2.5, fov: float = 40.0,
-          width: int = 512, height: int = 512, target: Sequence[float] = DEFAULT_TARGET, start: float = 0.0,
-          closed: bool | None = None) -> CameraPath:
+def orbit(
+    views: int = 21,
+    degrees: float = 360.0,
+    elevation: float = 10.0,
+    radius: float = 2.5,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+    start: float = 0.0,
+    closed: bool | None = None,
+) -> CameraPath:
     """Cameras on a horizontal circle around the subject, from azimuth `start` through `degrees`.
 
     A full turn (|degrees| = 360) is closed by default: V views at start + degrees * i / V, the first not
@@ -168,17 +218,37 @@ def orbit(views: int = 21, degrees: float = 360.0, elevation: float = 10.0, radi
     closed = _is_full_turn(degrees) if closed is None else bool(closed)
     _check_common(views, radius, fov, width, height, elevation, min_views=3 if closed else 1)
     if degrees == 0 or abs(degrees) > 360:
-        raise BadInput(f"orbit degrees must be non-zero and within [-360, 360], got {degrees}",
-                       hint="use the static camera for no motion")
+        raise BadInput(
+            f"orbit degrees must be non-zero and within [-360, 360], got {degrees}",
+            hint="use the static camera for no motion",
+        )
     V = int(views)
     az = start + degrees * sweep(V, closed)  # [V] degrees
-    return _path(az, np.full(V, float(elevation)), np.full(V, float(radius)), fov, width, height, target,
-                 closed=closed, name="orbit")
+    return _path(
+        az,
+        np.full(V, float(elevation)),
+        np.full(V, float(radius)),
+        fov,
+        width,
+        height,
+        target,
+        closed=closed,
+        name="orbit",
+    )
 
 
-def arc(views: int = 9, degrees: float = 90.0, center: float = 0.0, elevation: float = 5.0, rise: float = 0.0,
-        radius: float = 2.5, fov: float = 40.0, width: int = 512, height: int = 512,
-        target: Sequence[float] = DEFAULT_TARGET) -> CameraPath:
+def arc(
+    views: int = 9,
+    degrees: float = 90.0,
+    center: float = 0.0,
+    elevation: float = 5.0,
+    rise: float = 0.0,
+    radius: float = 2.5,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+) -> CameraPath:
     """A partial sweep centred on azimuth `center`: from center - degrees/2 to center + degrees/2, the
     elevation going from `elevation` to `elevation + rise` on the way (both ends included)."""
     _check_common(views, radius, fov, width, height, [elevation, elevation + rise])
@@ -191,9 +261,17 @@ def arc(views: int = 9, degrees: float = 90.0, center: float = 0.0, elevation: f
     return _path(az, el, np.full(V, float(radius)), fov, width, height, target, closed=False, name="arc")
 
 
-def dolly(views: int = 16, radius: float = 2.0, start_radius: float = 4.0, azimuth: float = 0.0,
-          elevation: float = 5.0, fov: float = 40.0, width: int = 512, height: int = 512,
-          target: Sequence[float] = DEFAULT_TARGET) -> CameraPath:
+def dolly(
+    views: int = 16,
+    radius: float = 2.0,
+    start_radius: float = 4.0,
+    azimuth: float = 0.0,
+    elevation: float = 5.0,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+) -> CameraPath:
     """Move along the view axis toward (start_radius > radius: dolly in) or away from the subject.
 
     radius: where the move ends (the framing distance, metres); start_radius: where it starts.
@@ -201,13 +279,32 @@ def dolly(views: int = 16, radius: float = 2.0, start_radius: float = 4.0, azimu
     _check_common(views, [radius, start_radius], fov, width, height, elevation)
     V = int(views)
     r = start_radius + (radius - start_radius) * sweep(V, closed=False)  # [V] metres
-    return _path(np.full(V, float(azimuth)), np.full(V, float(elevation)), r, fov, width, height, target,
-                 closed=False, name="dolly")
+    return _path(
+        np.full(V, float(azimuth)),
+        np.full(V, float(elevation)),
+        r,
+        fov,
+        width,
+        height,
+        target,
+        closed=False,
+        name="dolly",
+    )
 
 
-def spiral(views: int = 48, degrees: float = 360.0, elevation: float = 10.0, amplitude: float = 15.0,
-           cycles: float = 2.0, rise: float = 0.0, radius: float = 2.5, fov: float = 40.0, width: int = 512,
-           height: int = 512, target: Sequence[float] = DEFAULT_TARGET) -> CameraPath:
+def spiral(
+    views: int = 48,
+    degrees: float = 360.0,
+    elevation: float = 10.0,
+    amplitude: float = 15.0,
+    cycles: float = 2.0,
+    rise: float = 0.0,
+    radius: float = 2.5,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+) -> CameraPath:
     """Orbit whose elevation moves: elevation + rise * u + amplitude * sin(2π cycles u), u in [0, 1].
 
     Closed (no duplicate end) when it makes a full turn, rises by 0 and oscillates a whole number of cycles.
@@ -225,9 +322,16 @@ def spiral(views: int = 48, degrees: float = 360.0, elevation: float = 10.0, amp
     return _path(az, el, np.full(V, float(radius)), fov, width, height, target, closed=closed, name="spiral")
 
 
-def view_set(azimuths: Sequence[float], elevations: float | Sequence[float] = 0.0, radius: float = 2.5,
-             fov: float = 40.0, width: int = 512, height: int = 512, target: Sequence[float] = DEFAULT_TARGET,
-             closed: bool = False) -> CameraPath:
+def view_set(
+    azimuths: Sequence[float],
+    elevations: float | Sequence[float] = 0.0,
+    radius: float = 2.5,
+    fov: float = 40.0,
+    width: int = 512,
+    height: int = 512,
+    target: Sequence[float] = DEFAULT_TARGET,
+    closed: bool = False,
+) -> CameraPath:
     """Fixed views at the given azimuths and elevations (degrees; one elevation for all, or one per view)."""
     az = np.asarray(azimuths, dtype=np.float64).reshape(-1)  # [V]
     el = np.asarray(elevations, dtype=np.float64)
@@ -239,4 +343,11 @@ def view_set(azimuths: Sequence[float], elevations: float | Sequence[float] = 0.
     return _path(az, el, np.full(az.shape, float(radius)), fov, width, height, target, closed=closed, name="view_set")
 
 
-GENERATORS: dict[str, Callable[..., CameraPath]] = {"static": static, "orbit": orbit, "arc": arc, "dolly": dolly, "spiral": spiral, "view_set": view_set}
+GENERATORS: dict[str, Callable[..., CameraPath]] = {
+    "static": static,
+    "orbit": orbit,
+    "arc": arc,
+    "dolly": dolly,
+    "spiral": spiral,
+    "view_set": view_set,
+}

@@ -67,11 +67,15 @@ def from_nerfstudio(doc: dict[str, Any], source: str = "camera_path json") -> Ca
     `source` names the file in error messages.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("camera_path"), list) or not doc["camera_path"]:
-        raise BadInput(f"{source}: not a nerfstudio camera path (no non-empty 'camera_path' list)",
-                       hint="export one from the nerfstudio viewer's Render tab, or `hvg cameras export`")
+        raise BadInput(
+            f"{source}: not a nerfstudio camera path (no non-empty 'camera_path' list)",
+            hint="export one from the nerfstudio viewer's Render tab, or `hvg cameras export`",
+        )
     if doc.get("camera_type", "perspective") != "perspective":
-        raise BadInput(f"{source}: camera_type {doc.get('camera_type')!r} is not supported",
-                       hint="hvg renders perspective cameras only")
+        raise BadInput(
+            f"{source}: camera_type {doc.get('camera_type')!r} is not supported",
+            hint="hvg renders perspective cameras only",
+        )
     width, height = _size(doc, source)
     K, w2c, times = [], [], []
     for i, cam in enumerate(doc["camera_path"]):
@@ -90,8 +94,10 @@ def from_nerfstudio(doc: dict[str, Any], source: str = "camera_path json") -> Ca
         c2w = c2w.reshape(4, 4)
         R = c2w[:3, :3]
         if abs(np.linalg.det(R) - 1) > 1e-3 or np.abs(R.T @ R - np.eye(3)).max() > 1e-3:
-            raise BadInput(f"{where}.camera_to_world has no pure rotation (scaled or skewed)",
-                           hint="hvg reads rigid camera poses only")
+            raise BadInput(
+                f"{where}.camera_to_world has no pure rotation (scaled or skewed)",
+                hint="hvg reads rigid camera poses only",
+            )
         fov = cam.get("fov", doc.get("default_fov", 50.0))
         if isinstance(fov, bool) or not isinstance(fov, (int, float)) or not 0 < fov < 180:
             raise BadInput(f"{where}.fov must be a vertical field of view in degrees in (0, 180), got {fov!r}")
@@ -112,8 +118,9 @@ def from_nerfstudio(doc: dict[str, Any], source: str = "camera_path json") -> Ca
         closed = False
     hvg_name = doc.get("hvg_name")
     name = hvg_name if isinstance(hvg_name, str) else Path(str(source)).stem
-    return CameraPath(K=np.stack(K), world_to_cam=np.stack(w2c), width=width, height=height, closed=closed,
-                      name=name, times=times_arr)
+    return CameraPath(
+        K=np.stack(K), world_to_cam=np.stack(w2c), width=width, height=height, closed=closed, name=name, times=times_arr
+    )
 
 
 def _size(doc: dict[str, Any], source: str) -> tuple[int, int]:

@@ -21,14 +21,38 @@ BG, GRID, INK, SUBJECT, TARGET = (255, 255, 255), (228, 228, 232), (40, 40, 48),
 
 # a standing stick figure facing +z (metres): segments and the head
 _J = {
-    "pelvis": (0, 0.92, 0), "neck": (0, 1.45, 0), "l_sh": (0.19, 1.42, 0), "r_sh": (-0.19, 1.42, 0),
-    "l_el": (0.24, 1.15, 0), "r_el": (-0.24, 1.15, 0), "l_wr": (0.26, 0.9, 0.03), "r_wr": (-0.26, 0.9, 0.03),
-    "l_hip": (0.1, 0.9, 0), "r_hip": (-0.1, 0.9, 0), "l_kn": (0.11, 0.48, 0.02), "r_kn": (-0.11, 0.48, 0.02),
-    "l_an": (0.12, 0.07, 0), "r_an": (-0.12, 0.07, 0), "l_toe": (0.13, 0.0, 0.16), "r_toe": (-0.13, 0.0, 0.16),
+    "pelvis": (0, 0.92, 0),
+    "neck": (0, 1.45, 0),
+    "l_sh": (0.19, 1.42, 0),
+    "r_sh": (-0.19, 1.42, 0),
+    "l_el": (0.24, 1.15, 0),
+    "r_el": (-0.24, 1.15, 0),
+    "l_wr": (0.26, 0.9, 0.03),
+    "r_wr": (-0.26, 0.9, 0.03),
+    "l_hip": (0.1, 0.9, 0),
+    "r_hip": (-0.1, 0.9, 0),
+    "l_kn": (0.11, 0.48, 0.02),
+    "r_kn": (-0.11, 0.48, 0.02),
+    "l_an": (0.12, 0.07, 0),
+    "r_an": (-0.12, 0.07, 0),
+    "l_toe": (0.13, 0.0, 0.16),
+    "r_toe": (-0.13, 0.0, 0.16),
 }
-_SEGMENTS = [("pelvis", "neck"), ("l_sh", "r_sh"), ("l_sh", "l_el"), ("l_el", "l_wr"), ("r_sh", "r_el"),
-             ("r_el", "r_wr"), ("l_hip", "r_hip"), ("l_hip", "l_kn"), ("l_kn", "l_an"), ("l_an", "l_toe"),
-             ("r_hip", "r_kn"), ("r_kn", "r_an"), ("r_an", "r_toe")]
+_SEGMENTS = [
+    ("pelvis", "neck"),
+    ("l_sh", "r_sh"),
+    ("l_sh", "l_el"),
+    ("l_el", "l_wr"),
+    ("r_sh", "r_el"),
+    ("r_el", "r_wr"),
+    ("l_hip", "r_hip"),
+    ("l_hip", "l_kn"),
+    ("l_kn", "l_an"),
+    ("l_an", "l_toe"),
+    ("r_hip", "r_kn"),
+    ("r_kn", "r_an"),
+    ("r_an", "r_toe"),
+]
 _HEAD = (np.array([0.0, 1.6, 0.02]), 0.11)
 _NOSE = np.array([0.0, 1.6, 0.16])
 
@@ -69,15 +93,28 @@ def plot_cameras(path: CameraPath, out_png: Path, title: str | None = None) -> P
     img = Image.new("RGB", (W, H), BG)
     draw = ImageDraw.Draw(img)
     font, small = _font(15), _font(12)
-    draw.text((10, 8), title or f"camera path '{path.name}': {V} view{'s' if V != 1 else ''}"
-              f"{' (closed)' if path.closed else ''}, {path.width}x{path.height}", fill=INK, font=font)
+    draw.text(
+        (10, 8),
+        title
+        or f"camera path '{path.name}': {V} view{'s' if V != 1 else ''}"
+        f"{' (closed)' if path.closed else ''}, {path.width}x{path.height}",
+        fill=INK,
+        font=font,
+    )
 
     # panel axes: (horizontal world axis, sign), (vertical world axis, sign of "down" in the image)
     ys = np.concatenate([centres[:, 1], corners[..., 1].reshape(-1), [0.0, 1.8]])
     panels = [
         ("top-down (from above): x right, front (+z) down", 0, 0, 2, +1, (0.0, 0.0), extent),
-        ("side (from the subject's right): front (+z) right, y up", PANEL, 2, 1, -1,
-         (0.0, float(ys.min() + ys.max()) / 2), max(extent, float(ys.max() - ys.min()) / 2 + 0.2)),
+        (
+            "side (from the subject's right): front (+z) right, y up",
+            PANEL,
+            2,
+            1,
+            -1,
+            (0.0, float(ys.min() + ys.max()) / 2),
+            max(extent, float(ys.max() - ys.min()) / 2 + 0.2),
+        ),
     ]
     for label, x0, ax_h, ax_v, sgn_v, centre, half in panels:
         half *= 1.12

@@ -27,14 +27,42 @@ from hvg_cli.core.types import CameraPath
 _COMMON = {"fov": "float", "width": "int", "height": "int", "target": "vec3"}
 SCHEMA: dict[str, dict[str, str]] = {
     "static": {"views": "int", "azimuth": "float", "elevation": "float", "radius": "float", **_COMMON},
-    "orbit": {"views": "int", "degrees": "float", "elevation": "float", "radius": "float", "start": "float",
-              "closed": "bool", **_COMMON},
-    "arc": {"views": "int", "degrees": "float", "center": "float", "elevation": "float", "rise": "float",
-            "radius": "float", **_COMMON},
-    "dolly": {"views": "int", "radius": "float", "start_radius": "float", "azimuth": "float",
-              "elevation": "float", **_COMMON},
-    "spiral": {"views": "int", "degrees": "float", "elevation": "float", "amplitude": "float", "cycles": "float",
-               "rise": "float", "radius": "float", **_COMMON},
+    "orbit": {
+        "views": "int",
+        "degrees": "float",
+        "elevation": "float",
+        "radius": "float",
+        "start": "float",
+        "closed": "bool",
+        **_COMMON,
+    },
+    "arc": {
+        "views": "int",
+        "degrees": "float",
+        "center": "float",
+        "elevation": "float",
+        "rise": "float",
+        "radius": "float",
+        **_COMMON,
+    },
+    "dolly": {
+        "views": "int",
+        "radius": "float",
+        "start_radius": "float",
+        "azimuth": "float",
+        "elevation": "float",
+        **_COMMON,
+    },
+    "spiral": {
+        "views": "int",
+        "degrees": "float",
+        "elevation": "float",
+        "amplitude": "float",
+        "cycles": "float",
+        "rise": "float",
+        "radius": "float",
+        **_COMMON,
+    },
     "view_set": {"azimuths": "floats", "elevations": "float|floats", "radius": "float", "closed": "bool", **_COMMON},
 }
 TOP_KEYS = {"description": str, "generator": str, "args": dict}
@@ -100,12 +128,15 @@ def read_preset(file: Path) -> CameraPreset:
     args = dict(data.get("args") or {})
     for key, value in args.items():
         if key not in SCHEMA[generator]:
-            raise BadInput(f"{file}: unknown key 'args.{key}' for generator {generator}",
-                           hint=f"allowed: {', '.join(SCHEMA[generator])}")
+            raise BadInput(
+                f"{file}: unknown key 'args.{key}' for generator {generator}",
+                hint=f"allowed: {', '.join(SCHEMA[generator])}",
+            )
         args[key] = _coerce(value, SCHEMA[generator][key], f"{file}: key 'args.{key}'")
     name = file.name[:-5] if file.name.endswith(".yaml") else file.stem
-    preset = CameraPreset(name=name, description=data["description"].strip(), generator=generator, args=args,
-                          source=str(file))
+    preset = CameraPreset(
+        name=name, description=data["description"].strip(), generator=generator, args=args, source=str(file)
+    )
     build_preset(preset, {})  # value errors (negative radius ...) surface when the file is read
     return preset
 
@@ -155,8 +186,10 @@ def build_preset(preset: CameraPreset, overrides: dict[str, Any]) -> CameraPath:
         if key == "elevation" and preset.generator == "view_set":
             args["elevations"] = float(value)
         elif key not in schema:
-            raise BadInput(f"camera preset {preset.name!r} ({preset.generator}) has no setting {key!r}",
-                           hint=f"it takes: {', '.join(k for k in schema if k in OVERRIDES) or 'none of the overrides'}")
+            raise BadInput(
+                f"camera preset {preset.name!r} ({preset.generator}) has no setting {key!r}",
+                hint=f"it takes: {', '.join(k for k in schema if k in OVERRIDES) or 'none of the overrides'}",
+            )
         else:
             args[key] = value
     try:
@@ -183,9 +216,11 @@ def load_camera(name_or_file: str | Path, **overrides: Any) -> CameraPath:
     file = presets_dir() / f"{text}.yaml"
     if not file.is_file():
         names = [f.name[:-5] for f in _preset_files(presets_dir())]
-        raise BadInput(f"unknown camera preset {text!r}",
-                       hint=f"known presets: {', '.join(names) or '(none found in ' + str(presets_dir()) + ')'}"
-                       "; or give a .yaml preset file or a nerfstudio camera_path .json")
+        raise BadInput(
+            f"unknown camera preset {text!r}",
+            hint=f"known presets: {', '.join(names) or '(none found in ' + str(presets_dir()) + ')'}"
+            "; or give a .yaml preset file or a nerfstudio camera_path .json",
+        )
     return build_preset(read_preset(file), overrides)
 
 
@@ -196,8 +231,10 @@ def _override_json(path: CameraPath, overrides: dict[str, Any], file: Path) -> C
     given = {k: v for k, v in overrides.items() if v is not None}
     bad = [k for k in given if k not in ("width", "height", "fov")]
     if bad:
-        raise BadInput(f"{file}: a nerfstudio camera path has fixed poses; cannot override {', '.join(bad)}",
-                       hint="only width, height and fov can be changed")
+        raise BadInput(
+            f"{file}: a nerfstudio camera path has fixed poses; cannot override {', '.join(bad)}",
+            hint="only width, height and fov can be changed",
+        )
     if not given:
         return path
     width, height = int(given.get("width", path.width)), int(given.get("height", path.height))

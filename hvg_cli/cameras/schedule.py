@@ -45,8 +45,7 @@ def camera_grid(path: CameraPath, num_frames: int, mode: str = "moving") -> Came
     if mode == "views":
         K = np.repeat(path.K[:, None], T, axis=1)  # [V, T, 3, 3]
         w2c = np.repeat(path.world_to_cam[:, None], T, axis=1)  # [V, T, 4, 4]
-        return CameraGrid(K=K, world_to_cam=w2c, width=path.width, height=path.height, mode="views",
-                          closed=path.closed)
+        return CameraGrid(K=K, world_to_cam=w2c, width=path.width, height=path.height, mode="views", closed=path.closed)
     s = np.linspace(0.0, 1.0, T) if T > 1 else np.zeros(1)  # [T] time of each frame
     if V == 1:
         K = np.repeat(path.K[None], T, axis=1)  # [1, T, 3, 3]
@@ -96,11 +95,14 @@ def interpolate_path(path: CameraPath, s: np.ndarray) -> tuple[np.ndarray, np.nd
         knots[:, 0] = unwrap_degrees(knots[:, 0])
         knots[:, 3] = unwrap_degrees(knots[:, 3])
         vals = hermite(times, knots, s, closed=path.closed)  # [T, 8]
-        pos = pivot + vals[:, 2:3] * np.stack([
-            np.sin(np.radians(vals[:, 0])) * np.cos(np.radians(vals[:, 1])),
-            np.sin(np.radians(vals[:, 1])),
-            np.cos(np.radians(vals[:, 0])) * np.cos(np.radians(vals[:, 1])),
-        ], axis=-1)  # [T, 3]
+        pos = pivot + vals[:, 2:3] * np.stack(
+            [
+                np.sin(np.radians(vals[:, 0])) * np.cos(np.radians(vals[:, 1])),
+                np.sin(np.radians(vals[:, 1])),
+                np.cos(np.radians(vals[:, 0])) * np.cos(np.radians(vals[:, 1])),
+            ],
+            axis=-1,
+        )  # [T, 3]
         w2c = look_at(pos, pivot)  # [T, 4, 4]
         w2c[:, :3, :] = _roll_matrix(vals[:, 3]) @ w2c[:, :3, :]
         intr_t = vals[:, 4:]
@@ -113,7 +115,13 @@ def interpolate_path(path: CameraPath, s: np.ndarray) -> tuple[np.ndarray, np.nd
         w2c[:, :3, 3] = -np.einsum("tji,tj->ti", Rt, vals[:, :3])
         intr_t = vals[:, 3:]
     K = np.zeros((len(s), 3, 3))  # [T, 3, 3]
-    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = intr_t[:, 0], intr_t[:, 1], intr_t[:, 2], intr_t[:, 3], 1.0
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (
+        intr_t[:, 0],
+        intr_t[:, 1],
+        intr_t[:, 2],
+        intr_t[:, 3],
+        1.0,
+    )
     return K, w2c
 
 
@@ -218,9 +226,15 @@ def _slerp_keyframes(t: np.ndarray, R: np.ndarray, s: np.ndarray) -> np.ndarray:
     return Slerp(t, Rotation.from_matrix(R))(s).as_matrix()
 
 
-def orbit_flags(orbit_deg: float, views: int | None = None, elevation: float | None = None,
-                radius: float | None = None, fov: float | None = None, width: int | None = None,
-                height: int | None = None) -> CameraPath:
+def orbit_flags(
+    orbit_deg: float,
+    views: int | None = None,
+    elevation: float | None = None,
+    radius: float | None = None,
+    fov: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> CameraPath:
     """The path of the `--orbit DEG` shorthand: an orbit through DEG degrees starting at the front.
 
     orbit_deg: 0 -> a static front camera; ±360 -> a closed full turn; otherwise a partial arc.
@@ -236,5 +250,6 @@ def orbit_flags(orbit_deg: float, views: int | None = None, elevation: float | N
         return static(views=views or 1, elevation=elevation, radius=radius, fov=fov, width=width, height=height)
     if views is None:
         views = max(2, int(math.ceil(abs(orbit_deg) / 360.0 * 21)))  # a full turn: 21 (a closed orbit needs 3)
-    return orbit(views=views, degrees=orbit_deg, elevation=elevation, radius=radius, fov=fov, width=width,
-                 height=height)
+    return orbit(
+        views=views, degrees=orbit_deg, elevation=elevation, radius=radius, fov=fov, width=width, height=height
+    )

@@ -50,8 +50,15 @@ def register(app: typer.Typer) -> None:
     @maps_errors
     def batch(
         jobs: Annotated[Path, typer.Argument(metavar="JOBS", help="The jobs file (.yaml).", show_default=False)],
-        shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: run only every n-th job, starting at job i (0-based).", show_default=False)] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and which are already done; run nothing.")] = False,
+        shard: Annotated[
+            Optional[str],
+            typer.Option(
+                "--shard", help="i/n: run only every n-th job, starting at job i (0-based).", show_default=False
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="List the jobs and which are already done; run nothing.")
+        ] = False,
         cache_dir: CacheDirOpt = None,
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -62,7 +69,9 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 emit_json_line(result.as_dict())
                 return
-            mark = {"done": "done", "skipped": "skip", "failed": f"FAIL {result.exit_code}", "todo": "todo"}[result.status]
+            mark = {"done": "done", "skipped": "skip", "failed": f"FAIL {result.exit_code}", "todo": "todo"}[
+                result.status
+            ]
             line = f"[{result.job.index + 1}] {mark:7} {result.job.label}"
             if result.status == "done":
                 line += f" ({result.seconds:.1f} s, stages: {result.stages_cached} cached, {result.stages_computed} computed)"
@@ -70,17 +79,23 @@ def register(app: typer.Typer) -> None:
                 line += f": {result.message}"
             err_console.print(line, markup=False, soft_wrap=True)
 
-        summary = pipeline.run_batch(jobs, shard=shard, dry_run=dry_run, cache=StageCache(cache_dir), progress=report,
-                                     on_result=show)
+        summary = pipeline.run_batch(
+            jobs, shard=shard, dry_run=dry_run, cache=StageCache(cache_dir), progress=report, on_result=show
+        )
         s = summary.as_dict()
         if as_json:
             emit_json_line({"summary": s})
         else:
             err_console.print(
                 f"batch {summary.jobs_file} (shard {s['shard']}, {s['ran']} of {s['total']} jobs): {s['done']} done, "
-                f"{s['skipped']} skipped, {s['failed']} failed" + (f", {s['todo']} to do" if dry_run else "")
+                f"{s['skipped']} skipped, {s['failed']} failed"
+                + (f", {s['todo']} to do" if dry_run else "")
                 + f"; stages: {s['stages_cached']} from the cache, {s['stages_computed']} computed",
-                markup=False, soft_wrap=True)
+                markup=False,
+                soft_wrap=True,
+            )
         if summary.failed:
-            raise BatchFailed(f"{summary.failed} of {s['ran']} jobs failed", "fix them and run the same command again: "
-                              "finished jobs are skipped")
+            raise BatchFailed(
+                f"{summary.failed} of {s['ran']} jobs failed",
+                "fix them and run the same command again: finished jobs are skipped",
+            )

@@ -44,8 +44,17 @@ def register(app: typer.Typer) -> None:
         no_align: jo.NoAlignOpt = False,
         body_model: jo.BodyModelOpt = None,
         grid: jo.GridOpt = False,
-        channels: Annotated[str, typer.Option("--channels", help="Comma-separated, shown side by side: semantic,normal,depth,mask.")] = "semantic,normal,depth,mask",
-        export: Annotated[Optional[Path], typer.Option("--export", help="Also save the raw maps (semantic, normal, depth, mask, label, cameras) to this .npz.", show_default=False)] = None,
+        channels: Annotated[
+            str, typer.Option("--channels", help="Comma-separated, shown side by side: semantic,normal,depth,mask.")
+        ] = "semantic,normal,depth,mask",
+        export: Annotated[
+            Optional[Path],
+            typer.Option(
+                "--export",
+                help="Also save the raw maps (semantic, normal, depth, mask, label, cameras) to this .npz.",
+                show_default=False,
+            ),
+        ] = None,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
         as_json: JsonOpt = False,
@@ -62,15 +71,37 @@ def register(app: typer.Typer) -> None:
           hvg bonemap photo.jpg --motion walk-in-place --export maps.npz --no-align -o bones.mp4
         """
         settings = bonemap_from_flags(
-            orbit=orbit, camera=camera, views=views, elevation=elevation, radius=radius, fov=fov, resolution=resolution,
-            start=start, end=end, frames=frames, max_gap=max_gap, no_align=no_align, body_model=body_model, grid=grid,
+            orbit=orbit,
+            camera=camera,
+            views=views,
+            elevation=elevation,
+            radius=radius,
+            fov=fov,
+            resolution=resolution,
+            start=start,
+            end=end,
+            frames=frames,
+            max_gap=max_gap,
+            no_align=no_align,
+            body_model=body_model,
+            grid=grid,
             channels=channels,
         )
         report = RichReporter(quiet=quiet)
-        result = pipeline.bonemap_job(photo, motion, settings, out, export=export,
-                                      cache=StageCache(cache_dir, enabled=not no_cache), progress=report)
+        result = pipeline.bonemap_job(
+            photo,
+            motion,
+            settings,
+            out,
+            export=export,
+            cache=StageCache(cache_dir, enabled=not no_cache),
+            progress=report,
+        )
         if as_json:
             emit_json(result.as_dict())
         else:
-            err_console.print(f"wrote {result.out}: {result.views} view(s) × {result.frames} frames at {float(result.fps):.3f} fps"
-                              + (f", maps in {result.export}" if result.export else ""), markup=False)
+            err_console.print(
+                f"wrote {result.out}: {result.views} view(s) × {result.frames} frames at {float(result.fps):.3f} fps"
+                + (f", maps in {result.export}" if result.export else ""),
+                markup=False,
+            )

@@ -29,7 +29,11 @@ def info(cache_dir: CacheDirOpt = None, as_json: JsonOpt = False) -> None:
     table.add_column("size", justify="right")
     for name, s in stages.items():
         table.add_row(name, str(s["entries"]), f"{s['bytes'] / 1e6:.1f} MB")
-    table.add_row("total", str(sum(s["entries"] for s in stages.values())), f"{sum(s['bytes'] for s in stages.values()) / 1e6:.1f} MB")
+    table.add_row(
+        "total",
+        str(sum(s["entries"] for s in stages.values())),
+        f"{sum(s['bytes'] for s in stages.values()) / 1e6:.1f} MB",
+    )
     Console().print(table)
 
 
@@ -50,4 +54,6 @@ def clear(
     if as_json:
         emit_json({"removed": removed, "stage": stage})
     else:
-        err_console.print(f"removed {removed} entr{'y' if removed == 1 else 'ies'}" + (f" of stage {stage}" if stage else ""))
+        err_console.print(
+            f"removed {removed} entr{'y' if removed == 1 else 'ies'}" + (f" of stage {stage}" if stage else "")
+        )

@@ -18,18 +18,36 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="A preset name (see `hvg cameras list`), a preset .yaml file or a "
-                                             "nerfstudio camera_path .json file.", show_default=False)]
-DegreesOpt = Annotated[Optional[float], typer.Option("--degrees", help="Sweep of an orbit/arc/spiral, degrees.",
-                                                     show_default=False)]
-SizeOpt = Annotated[Optional[str], typer.Option("--resolution", "-r", help="Image size WxH in pixels, e.g. 576x576 (default: the preset's).",
-                                                show_default=False)]
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        help="A preset name (see `hvg cameras list`), a preset .yaml file or a nerfstudio camera_path .json file.",
+        show_default=False,
+    ),
+]
+DegreesOpt = Annotated[
+    Optional[float], typer.Option("--degrees", help="Sweep of an orbit/arc/spiral, degrees.", show_default=False)
+]
+SizeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--resolution", "-r", help="Image size WxH in pixels, e.g. 576x576 (default: the preset's).", show_default=False
+    ),
+]
 
 
-def _spec(name: str, views: int | None, elevation: float | None, radius: float | None, fov: float | None,
-          degrees: float | None, size: str | None) -> CameraSpec:
-    return camera_from_flags(camera=name, views=views, elevation=elevation, radius=radius, fov=fov, degrees=degrees,
-                             resolution=size)
+def _spec(
+    name: str,
+    views: int | None,
+    elevation: float | None,
+    radius: float | None,
+    fov: float | None,
+    degrees: float | None,
+    size: str | None,
+) -> CameraSpec:
+    return camera_from_flags(
+        camera=name, views=views, elevation=elevation, radius=radius, fov=fov, degrees=degrees, resolution=size
+    )
 
 
 @app.command("list")
@@ -58,10 +76,16 @@ def list_(as_json: JsonOpt = False) -> None:
 @maps_errors
 def show(
     name: NameArg,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the cameras (top-down and side) "
-                                                 "into this PNG.", show_default=False)] = None,
-    views: ViewsOpt = None, elevation: ElevationOpt = None, radius: RadiusOpt = None, fov: FovOpt = None,
-    degrees: DegreesOpt = None, size: SizeOpt = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option("--plot", help="Also draw the cameras (top-down and side) into this PNG.", show_default=False),
+    ] = None,
+    views: ViewsOpt = None,
+    elevation: ElevationOpt = None,
+    radius: RadiusOpt = None,
+    fov: FovOpt = None,
+    degrees: DegreesOpt = None,
+    size: SizeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A table of the path's views: azimuth, elevation, radius, position and fov."""
@@ -75,15 +99,25 @@ def show(
     from rich.table import Table
 
     look = "" if summary.look_at is None else " looking at ({:.2f}, {:.2f}, {:.2f})".format(*summary.look_at)
-    table = Table(title=f"{summary.name}: {summary.num_views} view{'s' if summary.num_views != 1 else ''}"
-                        f"{' (closed)' if summary.closed else ''}, {summary.width}x{summary.height}{look}",
-                  caption=summary.description)
+    table = Table(
+        title=f"{summary.name}: {summary.num_views} view{'s' if summary.num_views != 1 else ''}"
+        f"{' (closed)' if summary.closed else ''}, {summary.width}x{summary.height}{look}",
+        caption=summary.description,
+    )
     with_time = any(v.time is not None for v in summary.views)
-    for col in ("view", "azimuth°", "elevation°", "radius m", "position (x, y, z) m", "fov°") + (("time",) if with_time else ()):
+    for col in ("view", "azimuth°", "elevation°", "radius m", "position (x, y, z) m", "fov°") + (
+        ("time",) if with_time else ()
+    ):
         table.add_column(col, justify="left" if col.startswith("position") else "right")
     for v in summary.views:
-        row = [str(v.index), f"{v.azimuth:.1f}", f"{v.elevation:.1f}", f"{v.radius:.3f}",
-               "({:.3f}, {:.3f}, {:.3f})".format(*v.position), f"{v.fov:.1f}"]
+        row = [
+            str(v.index),
+            f"{v.azimuth:.1f}",
+            f"{v.elevation:.1f}",
+            f"{v.radius:.3f}",
+            "({:.3f}, {:.3f}, {:.3f})".format(*v.position),
+            f"{v.fov:.1f}",
+        ]
         table.add_row(*row, *([f"{v.time:.3f}" if v.time is not None else ""] if with_time else []))
     Console().print(table)
     if plotted:
@@ -95,12 +129,22 @@ def show(
 def export(
     name: NameArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Output file.")] = Path("camera_path.json"),
-    format: Annotated[ExportFormat, typer.Option("--format", help="Output format: nerfstudio (camera_path .json).")] = ExportFormat.NERFSTUDIO,
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="Output format: nerfstudio (camera_path .json).")
+    ] = ExportFormat.NERFSTUDIO,
     fps: Annotated[float, typer.Option("--fps", help="Frames per second written in the file.")] = 24.0,
-    seconds: Annotated[Optional[float], typer.Option("--seconds", help="Duration written in the file "
-                                                     "(default: one view per frame).", show_default=False)] = None,
-    views: ViewsOpt = None, elevation: ElevationOpt = None, radius: RadiusOpt = None, fov: FovOpt = None,
-    degrees: DegreesOpt = None, size: SizeOpt = None,
+    seconds: Annotated[
+        Optional[float],
+        typer.Option(
+            "--seconds", help="Duration written in the file (default: one view per frame).", show_default=False
+        ),
+    ] = None,
+    views: ViewsOpt = None,
+    elevation: ElevationOpt = None,
+    radius: RadiusOpt = None,
+    fov: FovOpt = None,
+    degrees: DegreesOpt = None,
+    size: SizeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the camera path for another tool (nerfstudio's `ns-render camera-path`)."""

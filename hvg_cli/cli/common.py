@@ -32,7 +32,9 @@ err_console = Console(stderr=True, highlight=False)
 # Options shared by several commands -------------------------------------------------------
 CacheDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--cache-dir", help="Stage cache folder (default: $HVG_CACHE_DIR or ~/.cache/hvg).", show_default=False),
+    typer.Option(
+        "--cache-dir", help="Stage cache folder (default: $HVG_CACHE_DIR or ~/.cache/hvg).", show_default=False
+    ),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Compute every stage afresh and store nothing.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON result on stdout.")]
@@ -76,12 +78,16 @@ def maps_errors(fn: Callable) -> Callable:
             _print_error(e.kind, e.message, e.hint)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            _print_error(Interrupted.kind, "stopped by the user", "re-run the same command: finished stages come from the cache")
+            _print_error(
+                Interrupted.kind, "stopped by the user", "re-run the same command: finished stages come from the cache"
+            )
             raise typer.Exit(Interrupted.exit_code) from None
         except Exception as e:  # a bug: say so, keep the traceback behind HVG_DEBUG
             if os.environ.get("HVG_DEBUG"):
                 raise
-            _print_error("internal error", f"{type(e).__name__}: {e}", "set HVG_DEBUG=1 for the traceback and report it")
+            _print_error(
+                "internal error", f"{type(e).__name__}: {e}", "set HVG_DEBUG=1 for the traceback and report it"
+            )
             raise typer.Exit(1) from None
         finally:
             if previous is not None:
@@ -94,11 +100,19 @@ class OneLineUsageErrors(TyperGroup):
     """The app's group: a usage error (unknown flag, bad value) is one line on stderr and exit 2, like every
     other error, instead of click's usage block. `--help` and a bare command still show the help."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
+            rv = super().main(
+                args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
         except typer.TyperException as e:  # click's exceptions (Typer vendors click)
             if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as click shows it
                 e.show()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError has show(); its base does not

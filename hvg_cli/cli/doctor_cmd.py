@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @maps_errors
     def doctor(
-        weights: Annotated[Optional[Path], typer.Option("--weights", help="A diffusion weights folder to check.")] = None,
+        weights: Annotated[
+            Optional[Path], typer.Option("--weights", help="A diffusion weights folder to check.")
+        ] = None,
         cache_dir: CacheDirOpt = None,
         as_json: JsonOpt = False,
     ) -> None:

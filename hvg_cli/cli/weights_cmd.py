@@ -13,8 +13,9 @@ from rich.table import Table
 from hvg_cli import pipeline
 from hvg_cli.cli.common import JsonOpt, emit_json, err_console, maps_errors
 
-app = typer.Typer(help="Check or build HVG diffusion weights folders (safetensors only, local only).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Check or build HVG diffusion weights folders (safetensors only, local only).", no_args_is_help=True
+)
 
 
 def _show(report, as_json: bool, title: str) -> None:
@@ -47,8 +48,12 @@ def check(
 @maps_errors
 def init(
     out: Annotated[Path, typer.Option("--out", "-o", help="New folder to write (must not exist or be empty).")],
-    tiny: Annotated[bool, typer.Option("--tiny", help="Tiny random UNTRAINED weights, for tests and CPU plumbing.")] = False,
-    base: Annotated[Optional[Path], typer.Option("--base", help="A local Stable Video Diffusion diffusers folder.")] = None,
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="Tiny random UNTRAINED weights, for tests and CPU plumbing.")
+    ] = False,
+    base: Annotated[
+        Optional[Path], typer.Option("--base", help="A local Stable Video Diffusion diffusers folder.")
+    ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Copy the base weights instead of symlinking them.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights (--tiny).")] = 0,
     as_json: JsonOpt = False,

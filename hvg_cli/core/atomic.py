@@ -143,11 +143,14 @@ def _is_empty_dir(path: Path) -> bool:
 def _check_folder_target(path: Path, previous_output: Callable[[Path], bool] | None) -> None:
     """OutputError unless `path` is free, an empty folder, or a folder `previous_output` recognises."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise OutputError(f"cannot write the folder {path}: {path} exists and is not a folder",
-                          "remove it or give another name")
+        raise OutputError(
+            f"cannot write the folder {path}: {path} exists and is not a folder", "remove it or give another name"
+        )
     if path.is_dir() and not _is_empty_dir(path) and not (previous_output and previous_output(path)):
-        raise OutputError(f"cannot write the folder {path}: it holds files hvg did not write",
-                          "give a new or empty folder, or move those files away")
+        raise OutputError(
+            f"cannot write the folder {path}: it holds files hvg did not write",
+            "give a new or empty folder, or move those files away",
+        )
 
 
 def _swap_in(tmp: Path, path: Path, previous_output: Callable[[Path], bool] | None) -> None:
@@ -201,8 +204,9 @@ def atomic_folder(path: str | os.PathLike, previous_output: Callable[[Path], boo
         raise
 
 
-def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike,
-                previous_output: Callable[[Path], bool] | None = None) -> Path:
+def atomic_copy(
+    src: str | os.PathLike, dst: str | os.PathLike, previous_output: Callable[[Path], bool] | None = None
+) -> Path:
     """Copy a finished file or folder `src` to `dst` atomically; return dst.
 
     Files get the umask's permissions whatever src's are (a cache entry may be private). A folder is

@@ -62,7 +62,7 @@ def sweep_orphans(stage_dir: Path) -> int:
     host = socket.gethostname()
     removed = 0
     for p in stage_dir.glob(_TMP_PREFIX + "*"):
-        rest = p.name[len(_TMP_PREFIX):]
+        rest = p.name[len(_TMP_PREFIX) :]
         h, _, tail = rest.rpartition("-")  # "<host>-<pid>-<random>": random has no '-'
         h, _, pid = h.rpartition("-")
         if h == host and pid.isdigit() and not _pid_alive(int(pid)):
@@ -86,8 +86,10 @@ def _under(filename: object, root: Path) -> bool:
 
 
 def _cache_write_error(where: Path, e: OSError) -> OutputError:
-    return OutputError(f"cannot write the stage cache under {where}: {e.strerror or e}",
-                       "free some disk space, point --cache-dir (or $HVG_CACHE_DIR) elsewhere, or run with --no-cache")
+    return OutputError(
+        f"cannot write the stage cache under {where}: {e.strerror or e}",
+        "free some disk space, point --cache-dir (or $HVG_CACHE_DIR) elsewhere, or run with --no-cache",
+    )
 
 
 @contextmanager
@@ -203,7 +205,10 @@ def array_hash(*arrays: np.ndarray) -> str:
 
 def _canonical(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {"__type__": type(obj).__name__, **{f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+        return {
+            "__type__": type(obj).__name__,
+            **{f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)},
+        }
     if isinstance(obj, dict):
         return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
@@ -348,8 +353,11 @@ class StageCache:
         if not self.root.exists():
             return out
         for stage_dir in self._stage_dirs():
-            entries = [p for p in stage_dir.iterdir()
-                       if _ENTRY_NAME.fullmatch(p.name) and p.is_dir() and (p / ".complete").exists()]
+            entries = [
+                p
+                for p in stage_dir.iterdir()
+                if _ENTRY_NAME.fullmatch(p.name) and p.is_dir() and (p / ".complete").exists()
+            ]
             size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
             out[stage_dir.name] = {"entries": len(entries), "bytes": size}
         return out
@@ -363,8 +371,9 @@ class StageCache:
         if stage is not None:
             d = self.root / stage
             return [d] if d.is_dir() and not d.is_symlink() else []
-        return sorted(p for p in self.root.iterdir()
-                      if _STAGE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+        return sorted(
+            p for p in self.root.iterdir() if _STAGE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+        )
 
     def clear(self, stage: str | None = None) -> int:
         """Remove every entry (or those of one stage); return how many finished entries were removed.
@@ -384,7 +393,7 @@ class StageCache:
                 elif p.name.startswith(_TMP_PREFIX):
                     shutil.rmtree(p, ignore_errors=True)
             for p in stage_dir.glob(_LOCK_PREFIX + "*"):
-                if p.is_file() and _ENTRY_NAME.fullmatch(p.name[len(_LOCK_PREFIX):]):
+                if p.is_file() and _ENTRY_NAME.fullmatch(p.name[len(_LOCK_PREFIX) :]):
                     p.unlink(missing_ok=True)
             try:
                 stage_dir.rmdir()  # only when nothing else is left in it

@@ -186,8 +186,9 @@ class Background:
                 return cls("colour", (rgb[0], rgb[1], rgb[2]))
         except ValueError:
             pass
-        raise UsageError(f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b",
-                         "for example --background '#202020'")
+        raise UsageError(
+            f"--background {text!r} is not photo, transparent, #rrggbb or r,g,b", "for example --background '#202020'"
+        )
 
     @property
     def value(self) -> str | tuple[int, int, int]:
@@ -326,36 +327,81 @@ def _choice(enum: type[_E], value: object, flag: str) -> _E:
 def _camera_flags(f: dict[str, object]) -> CameraSpec:
     """The camera flags among a command's flags (None or absent = not given) as a CameraSpec."""
     resolution = f.get("resolution")
-    return camera_from_flags(orbit=_opt_float(f.get("orbit")), camera=_opt_str(f.get("camera")),
-                             views=_opt_int(f.get("views")), elevation=_opt_float(f.get("elevation")),
-                             radius=_opt_float(f.get("radius")), fov=_opt_float(f.get("fov")),
-                             resolution="512" if resolution is None else str(resolution))
+    return camera_from_flags(
+        orbit=_opt_float(f.get("orbit")),
+        camera=_opt_str(f.get("camera")),
+        views=_opt_int(f.get("views")),
+        elevation=_opt_float(f.get("elevation")),
+        radius=_opt_float(f.get("radius")),
+        fov=_opt_float(f.get("fov")),
+        resolution="512" if resolution is None else str(resolution),
+    )
 
 
-def camera_from_flags(orbit: float | None = None, camera: str | None = None, views: int | None = None,
-                      elevation: float | None = None, radius: float | None = None, fov: float | None = None,
-                      resolution: str | int | None = "512", degrees: float | None = None) -> CameraSpec:
+def camera_from_flags(
+    orbit: float | None = None,
+    camera: str | None = None,
+    views: int | None = None,
+    elevation: float | None = None,
+    radius: float | None = None,
+    fov: float | None = None,
+    resolution: str | int | None = "512",
+    degrees: float | None = None,
+) -> CameraSpec:
     """The camera flags of `hvg animate | bonemap | cameras` as a CameraSpec (which checks them); resolution None
     keeps the preset's own size."""
     w, h = parse_resolution(resolution) if resolution is not None else (None, None)
-    return CameraSpec(camera=camera, orbit=orbit, views=views, elevation=elevation, radius=radius, fov=fov,
-                      width=w, height=h, degrees=degrees)
+    return CameraSpec(
+        camera=camera,
+        orbit=orbit,
+        views=views,
+        elevation=elevation,
+        radius=radius,
+        fov=fov,
+        width=w,
+        height=h,
+        degrees=degrees,
+    )
 
 
 _CAMERA_FLAGS = ("orbit", "camera", "views", "elevation", "radius", "fov", "resolution")
 BONEMAP_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "channels")
-ANIMATE_FLAGS = _CAMERA_FLAGS + ("start", "end", "frames", "max_gap", "no_align", "body_model", "grid", "per_view",
-                                 "backend", "background", "no_audio", "seed", "steps", "guidance", "guidance_ramp",
-                                 "motion_bucket", "noise_aug", "sampling",
-                                 "tile_views", "tile_frames", "anchor_stride", "device", "dtype", "offload")
+ANIMATE_FLAGS = _CAMERA_FLAGS + (
+    "start",
+    "end",
+    "frames",
+    "max_gap",
+    "no_align",
+    "body_model",
+    "grid",
+    "per_view",
+    "backend",
+    "background",
+    "no_audio",
+    "seed",
+    "steps",
+    "guidance",
+    "guidance_ramp",
+    "motion_bucket",
+    "noise_aug",
+    "sampling",
+    "tile_views",
+    "tile_frames",
+    "anchor_stride",
+    "device",
+    "dtype",
+    "offload",
+)
 CHANNELS = ("semantic", "normal", "depth", "mask")
 
 
 def _check_flags(given: dict[str, object], allowed: tuple[str, ...], command: str) -> None:
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise UsageError(f"`hvg {command}` has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}",
-                         f"options: {', '.join('--' + k.replace('_', '-') for k in allowed)}")
+        raise UsageError(
+            f"`hvg {command}` has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}",
+            f"options: {', '.join('--' + k.replace('_', '-') for k in allowed)}",
+        )
 
 
 def _flag_errors(fn: Callable[..., _S]) -> Callable[..., _S]:
@@ -368,6 +414,7 @@ def _flag_errors(fn: Callable[..., _S]) -> Callable[..., _S]:
             return fn(**flags)
         except (TypeError, ValueError) as e:
             raise UsageError(f"a flag has a value of the wrong type: {e}") from None
+
     return wrapper
 
 
@@ -386,14 +433,21 @@ def bonemap_from_flags(**flags: object) -> BonemapSettings:
     chosen = tuple(c.strip() for c in names if c.strip())
     unknown = [c for c in chosen if c not in CHANNELS]
     if unknown or not chosen:
-        raise UsageError(f"--channels: unknown channel(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CHANNELS)}")
+        raise UsageError(
+            f"--channels: unknown channel(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CHANNELS)}"
+        )
     grid = bool(f.get("grid", False))
     return BonemapSettings(
         camera=_camera_flags(f),
         camera_mode="views" if grid else "moving",
-        timing=Timing(start=_as_int(f.get("start") or 0), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))),
-        align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
-        max_gap=_opt_int(f.get("max_gap")), channels=chosen, grid=grid,
+        timing=Timing(
+            start=_as_int(f.get("start") or 0), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))
+        ),
+        align=not f.get("no_align", False),
+        body_model=str(f["body_model"]) if f.get("body_model") else None,
+        max_gap=_opt_int(f.get("max_gap")),
+        channels=chosen,
+        grid=grid,
     )
 
 
@@ -407,20 +461,29 @@ def animate_from_flags(**flags: object) -> AnimateSettings:
     return AnimateSettings(
         camera=_camera_flags(f),
         camera_mode="views" if (grid or per_view) else "moving",
-        timing=Timing(start=_as_int(f.get("start", 0)), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))),
-        align=not f.get("no_align", False), body_model=str(f["body_model"]) if f.get("body_model") else None,
-        max_gap=_opt_int(f.get("max_gap")), grid=grid, per_view=per_view, audio=not f.get("no_audio", False),
+        timing=Timing(
+            start=_as_int(f.get("start", 0)), end=_opt_int(f.get("end")), max_frames=_opt_int(f.get("frames"))
+        ),
+        align=not f.get("no_align", False),
+        body_model=str(f["body_model"]) if f.get("body_model") else None,
+        max_gap=_opt_int(f.get("max_gap")),
+        grid=grid,
+        per_view=per_view,
+        audio=not f.get("no_audio", False),
         backend=_choice(Backend, f.get("backend", d.backend), "--backend"),
         background=Background.parse(str(f.get("background", "photo"))),
-        seed=_as_int(f.get("seed", d.seed)), steps=_as_int(f.get("steps", d.steps)),
+        seed=_as_int(f.get("seed", d.seed)),
+        steps=_as_int(f.get("steps", d.steps)),
         guidance=_as_float(f.get("guidance", d.guidance)),
         guidance_ramp=_choice(GuidanceRamp, f.get("guidance_ramp", d.guidance_ramp), "--guidance-ramp"),
         motion_bucket=_as_int(f.get("motion_bucket", d.motion_bucket)),
         noise_aug=_as_float(f.get("noise_aug", d.noise_aug)),
         sampling=_choice(Sampling, f.get("sampling", d.sampling), "--sampling"),
-        tile_views=_as_int(f.get("tile_views", d.tile_views)), tile_frames=_as_int(f.get("tile_frames", d.tile_frames)),
+        tile_views=_as_int(f.get("tile_views", d.tile_views)),
+        tile_frames=_as_int(f.get("tile_frames", d.tile_frames)),
         anchor_stride=_as_int(f.get("anchor_stride", d.anchor_stride)),
-        device=check_device(str(f.get("device", d.device))), dtype=_choice(Dtype, f.get("dtype", d.dtype), "--dtype"),
+        device=check_device(str(f.get("device", d.device))),
+        dtype=_choice(Dtype, f.get("dtype", d.dtype), "--dtype"),
         offload=bool(f.get("offload", False)),
     )
 
@@ -445,10 +508,14 @@ def pose_from_flags(**flags: object) -> PoseSettings:
     if f.get("end") is not None and _as_int(f["end"]) <= _as_int(f.get("start", 0)):
         raise UsageError(f"--end ({f['end']}) must be after --start ({f.get('start', 0)})")
     return PoseSettings(
-        start=_as_int(f.get("start", d.start)), end=_opt_int(f.get("end")),
-        stride=_as_int(f.get("stride", d.stride)), person=str(f.get("person", d.person)),
+        start=_as_int(f.get("start", d.start)),
+        end=_opt_int(f.get("end")),
+        stride=_as_int(f.get("stride", d.stride)),
+        person=str(f.get("person", d.person)),
         max_gap=_opt_int(f.get("max_gap")),
-        smooth=not f.get("no_smooth", False), min_cutoff=_as_float(f.get("min_cutoff", d.min_cutoff)),
-        beta=_as_float(f.get("beta", d.beta)), fov_deg=_as_float(f.get("fov", d.fov_deg)),
+        smooth=not f.get("no_smooth", False),
+        min_cutoff=_as_float(f.get("min_cutoff", d.min_cutoff)),
+        beta=_as_float(f.get("beta", d.beta)),
+        fov_deg=_as_float(f.get("fov", d.fov_deg)),
         max_side=_as_int(f.get("max_side", d.max_side)),
     )

@@ -45,8 +45,17 @@ from hvg_cli.core.mocap import MocapArrays, fps_from_float
 from hvg_cli.core.types import NUM_JOINTS
 
 _RESERVED = {
-    "fps_num", "fps_den", "rest_joints", "up", "joints", "fit_error_deg", "source_hash", "name",
-    "audio_path", "start_time", "parents",
+    "fps_num",
+    "fps_den",
+    "rest_joints",
+    "up",
+    "joints",
+    "fit_error_deg",
+    "source_hash",
+    "name",
+    "audio_path",
+    "start_time",
+    "parents",
 }
 _LAYOUTS = (
     "A: poses [T,72|66|156|165] + trans [T,3] + mocap_framerate; "
@@ -160,13 +169,17 @@ def read_motion_npz(path: str | os.PathLike) -> MocapArrays:
     """
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"motion file not found: {path}", hint="check the path, or use a built-in motion (hvg pose --list-presets)")
+        raise BadInput(
+            f"motion file not found: {path}", hint="check the path, or use a built-in motion (hvg pose --list-presets)"
+        )
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise BadInput(f"{path}: not a readable .npz file ({e})", hint=f"layouts accepted: {_LAYOUTS}") from e
     if not hasattr(data, "files"):
-        raise BadInput(f"{path}: holds a single array, not an .npz archive of named arrays", hint=f"layouts accepted: {_LAYOUTS}")
+        raise BadInput(
+            f"{path}: holds a single array, not an .npz archive of named arrays", hint=f"layouts accepted: {_LAYOUTS}"
+        )
     with data:
         found = sorted(data.files)
         keys = set(found)
@@ -174,7 +187,13 @@ def read_motion_npz(path: str | os.PathLike) -> MocapArrays:
         if {"root_orient", "pose_body", "trans"} <= keys:
             root = _float_array(data, "root_orient", path, found)
             body = _float_array(data, "pose_body", path, found)
-            if root.ndim != 2 or root.shape[1] != 3 or body.ndim != 2 or body.shape[1] != 63 or body.shape[0] != root.shape[0]:
+            if (
+                root.ndim != 2
+                or root.shape[1] != 3
+                or body.ndim != 2
+                or body.shape[1] != 63
+                or body.shape[0] != root.shape[0]
+            ):
                 raise _bad(path, found, f"root_orient {root.shape} / pose_body {body.shape}, expected [T,3] / [T,63]")
             body22 = np.concatenate([root, body], axis=1).reshape(-1, 22, 3)  # [T,66] -> [T,22,3]
             rate_key = "mocap_frame_rate" if "mocap_frame_rate" in keys else "mocap_framerate"

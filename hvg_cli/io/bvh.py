@@ -37,7 +37,9 @@ def parse_bvh(text: str, source: str = "<bvh>") -> BvhData:
     pos = 0
 
     def bad(why: str) -> BadInput:
-        return BadInput(f"{source}: not a valid BVH file ({why})", hint="export the motion as BVH again, or use an AMASS .npz")
+        return BadInput(
+            f"{source}: not a valid BVH file ({why})", hint="export the motion as BVH again, or use an AMASS .npz"
+        )
 
     def take() -> str:
         nonlocal pos
@@ -134,7 +136,9 @@ def read_bvh(path: str | os.PathLike) -> BvhData:
     """
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"BVH file not found: {path}", hint="check the path, or use a built-in motion (hvg pose --list-presets)")
+        raise BadInput(
+            f"BVH file not found: {path}", hint="check the path, or use a built-in motion (hvg pose --list-presets)"
+        )
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:

@@ -51,7 +51,9 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
                 rgb = rgb.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
             out = np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise BadInput(f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file") from None
+        raise BadInput(
+            f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file"
+        ) from None
     return np.ascontiguousarray(out)  # [H, W, 3] uint8
 
 
@@ -66,7 +68,9 @@ def check_image(path: str | os.PathLike) -> None:
         with Image.open(p) as im:
             im.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise BadInput(f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file") from None
+        raise BadInput(
+            f"{p} is not an image that can be read ({type(e).__name__})", "give a .jpg or .png file"
+        ) from None
 
 
 def _to_rgb8(im: PILImage.Image) -> PILImage.Image:

@@ -61,16 +61,21 @@ def check_outputs(outputs: Sequence[tuple[str | os.PathLike, str]], inputs: Iter
         seen[res] = out
         for given, r in ins:
             if res == r or (out.exists() and _same_file(out, given)):
-                raise OutputError(f"{out} is also an input ({given}); hvg never writes over its inputs",
-                                  "choose another output path with -o")
+                raise OutputError(
+                    f"{out} is also an input ({given}); hvg never writes over its inputs",
+                    "choose another output path with -o",
+                )
             if kind == "frames" and _inside(r, res):
-                raise OutputError(f"{out} holds an input ({given}); hvg never writes over its inputs",
-                                  "choose another output folder")
+                raise OutputError(
+                    f"{out} holds an input ({given}); hvg never writes over its inputs", "choose another output folder"
+                )
         if kind == "frames":
             if out.exists() and not out.is_dir():
                 raise OutputError(f"{out} exists and is not a folder", "remove it or give another folder name")
             if out.is_dir() and any(out.iterdir()) and not is_frames_folder(out):
-                raise OutputError(f"{out} is a folder that is not empty and was not written by hvg",
-                                  "give a new or empty folder (hvg replaces only its own frame folders)")
+                raise OutputError(
+                    f"{out} is a folder that is not empty and was not written by hvg",
+                    "give a new or empty folder (hvg replaces only its own frame folders)",
+                )
         elif out.is_dir():
             raise OutputError(f"{out} is a folder", "give a file name with a suffix, e.g. out.mp4")

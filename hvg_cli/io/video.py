@@ -39,8 +39,19 @@ from hvg_cli.core.types import VideoInfo
 from hvg_cli.io import check_input_file, fit_size
 
 __all__ = [
-    "VIDEO_SUFFIXES", "GIF_SUFFIX", "ffmpeg_exe", "find_ffmpeg", "probe_video", "decodable_frames", "frame_range",
-    "fit_size", "read_frames", "output_kind", "write_video", "probe_has_audio", "is_frames_folder",
+    "VIDEO_SUFFIXES",
+    "GIF_SUFFIX",
+    "ffmpeg_exe",
+    "find_ffmpeg",
+    "probe_video",
+    "decodable_frames",
+    "frame_range",
+    "fit_size",
+    "read_frames",
+    "output_kind",
+    "write_video",
+    "probe_has_audio",
+    "is_frames_folder",
 ]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
@@ -90,8 +101,9 @@ _VIDEO_STREAM_RE = re.compile(r"Stream #0:(\d+)[^\n]*?: Video: [^\n]*?(\d{2,5})x
 _AUDIO_STREAM_RE = re.compile(r"Stream #0:\d+[^\n]*?: Audio:")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
 # framecrc packet lines: "0, dts, pts, duration, size, 0xcrc[, F=0xflags]"; flag 0x2 = corrupt (cut short)
-_PACKET_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*\d+,\s*0x[0-9a-fA-F]+(?:,\s*F=0x([0-9a-fA-F]+))?",
-                        re.MULTILINE)
+_PACKET_RE = re.compile(
+    r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*\d+,\s*0x[0-9a-fA-F]+(?:,\s*F=0x([0-9a-fA-F]+))?", re.MULTILINE
+)
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _PARTIAL_RE = re.compile(r"partial file", re.IGNORECASE)  # the mp4/mov demuxer: a listed sample lies past the end
 _PKT_FLAG_CORRUPT = 0x2
@@ -111,15 +123,18 @@ def _probe(path: str | os.PathLike) -> _Probe:
         raise BadInput(f"{p} is not a video ffmpeg can read", "give an mp4/mov/mkv/webm/avi file")
     video = _VIDEO_STREAM_RE.search(err)
     if video is None:
-        raise BadInput(f"{p} is not a video: no video stream in it", "give an mp4/mov/mkv/webm/avi file with a video track")
+        raise BadInput(
+            f"{p} is not a video: no video stream in it", "give an mp4/mov/mkv/webm/avi file with a video track"
+        )
     tb_m = _TB_RE.search(out)
     listed = [(int(a), int(b), int(c), int(f or "0", 16)) for a, b, c, f in _PACKET_RE.findall(out)]
     truncated = _PARTIAL_RE.search(err) is not None or bool(listed and listed[-1][3] & _PKT_FLAG_CORRUPT)
     # in a truncated file a packet cut short is not a frame
     packets = [pkt[:3] for pkt in listed if not (truncated and pkt[3] & _PKT_FLAG_CORRUPT)]
     if tb_m is None or not packets:
-        raise BadInput(f"{p} has no video frames" + (" (the file is truncated)" if truncated else ""),
-                       "give a video that plays")
+        raise BadInput(
+            f"{p} has no video frames" + (" (the file is truncated)" if truncated else ""), "give a video that plays"
+        )
     tb = Fraction(int(tb_m.group(1)), int(tb_m.group(2)))
     pts_ticks = sorted(pkt[1] for pkt in packets)
     durations = [pkt[2] for pkt in packets if pkt[2] > 0]
@@ -167,8 +182,14 @@ def _probe(path: str | os.PathLike) -> _Probe:
         has_audio=_AUDIO_STREAM_RE.search(err) is not None,
         duration=duration,
     )
-    probe = _Probe(info, tuple(float(t * tb) for t in pts_ticks), float(start_m.group(1)) if start_m else 0.0, constant,
-                   decodable, truncated)
+    probe = _Probe(
+        info,
+        tuple(float(t * tb) for t in pts_ticks),
+        float(start_m.group(1)) if start_m else 0.0,
+        constant,
+        decodable,
+        truncated,
+    )
     _PROBE_MEMO[memo_key] = probe
     return probe
 
@@ -198,8 +219,13 @@ def frame_range(info: VideoInfo, start: int = 0, end: int | None = None, stride:
 
 
 def read_frames(
-    path: str | os.PathLike, start: int = 0, end: int | None = None, stride: int = 1, prefetch: int = 6,
-    threads: int = 0, size: tuple[int, int] | None = None,
+    path: str | os.PathLike,
+    start: int = 0,
+    end: int | None = None,
+    stride: int = 1,
+    prefetch: int = 6,
+    threads: int = 0,
+    size: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decoded frames `start, start + stride, ... < end` of a video, upright RGB.
 
@@ -279,7 +305,9 @@ class _FrameReader:
             cmd += ["-vf", ",".join(filters)]
         cmd += ["-frames:v", str(self.count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0
+        )
         _widen_pipe(self._proc.stdout)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
@@ -381,7 +409,7 @@ class _FrameReader:
 # writing
 # ---------------------------------------------------------------------------------------------
 def output_kind(path: str | os.PathLike) -> str:
-    """"video" (.mp4 .mov .mkv .m4v), "gif", or "frames" (no suffix: a folder of PNGs)."""
+    """ "video" (.mp4 .mov .mkv .m4v), "gif", or "frames" (no suffix: a folder of PNGs)."""
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "video"
@@ -513,8 +541,10 @@ def _encode(
         if rc != 0:
             errf.seek(0)
             msg = _last_line(errf.read().decode(errors="replace"))
-            raise OutputError(f"ffmpeg could not write {out}: {msg or f'exit code {rc}'}",
-                              "check free disk space and permissions, or choose another output path")
+            raise OutputError(
+                f"ffmpeg could not write {out}: {msg or f'exit code {rc}'}",
+                "check free disk space and permissions, or choose another output path",
+            )
 
 
 def probe_has_audio(path: str | os.PathLike) -> bool:
@@ -522,7 +552,9 @@ def probe_has_audio(path: str | os.PathLike) -> bool:
     p = Path(path)
     if not p.exists():
         return False
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)], capture_output=True, text=True, errors="replace")
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)], capture_output=True, text=True, errors="replace"
+    )
     return _AUDIO_STREAM_RE.search(proc.stderr) is not None
 
 
@@ -547,8 +579,9 @@ def is_frames_folder(path: str | os.PathLike) -> bool:
     if not p.is_dir() or p.is_symlink() or not (p / FRAMES_MARKER).is_file():
         return False
     with os.scandir(p) as it:
-        return all(e.is_file(follow_symlinks=False) and (e.name == FRAMES_MARKER or _FRAME_NAME_RE.match(e.name))
-                   for e in it)
+        return all(
+            e.is_file(follow_symlinks=False) and (e.name == FRAMES_MARKER or _FRAME_NAME_RE.match(e.name)) for e in it
+        )
 
 
 def _write_png_folder(out: Path, frames: Iterable[np.ndarray]) -> Path:

@@ -57,8 +57,11 @@ _PATHS = {  # the non-flag keys of each kind: (required inputs, optional inputs,
     "pose": (("source",), (), ("out", "preview")),
 }
 _FLAGS = {"animate": ANIMATE_FLAGS, "bonemap": BONEMAP_FLAGS, "pose": POSE_FLAGS}
-_GRID = {"animate": ("photo", "motion", "camera", "orbit"), "bonemap": ("photo", "motion", "camera", "orbit"),
-         "pose": ("source",)}
+_GRID = {
+    "animate": ("photo", "motion", "camera", "orbit"),
+    "bonemap": ("photo", "motion", "camera", "orbit"),
+    "pose": ("source",),
+}
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,15 @@ class JobResult:
     stages_computed: int = 0
 
     def as_dict(self) -> dict:
-        return {**self.job.as_dict(), "status": self.status, "exit_code": self.exit_code, "message": self.message,
-                "seconds": round(self.seconds, 3), "stages_cached": self.stages_cached,
-                "stages_computed": self.stages_computed}
+        return {
+            **self.job.as_dict(),
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "seconds": round(self.seconds, 3),
+            "stages_cached": self.stages_cached,
+            "stages_computed": self.stages_computed,
+        }
 
 
 @dataclass(frozen=True)
@@ -114,11 +123,18 @@ class BatchSummary:
         return self.count("failed")
 
     def as_dict(self) -> dict:
-        return {"jobs_file": self.jobs_file, "total": self.total, "shard": f"{self.shard[0]}/{self.shard[1]}",
-                "ran": len(self.results), "done": self.count("done"), "skipped": self.count("skipped"),
-                "failed": self.failed, "todo": self.count("todo"),
-                "stages_cached": sum(r.stages_cached for r in self.results),
-                "stages_computed": sum(r.stages_computed for r in self.results)}
+        return {
+            "jobs_file": self.jobs_file,
+            "total": self.total,
+            "shard": f"{self.shard[0]}/{self.shard[1]}",
+            "ran": len(self.results),
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": self.failed,
+            "todo": self.count("todo"),
+            "stages_cached": sum(r.stages_cached for r in self.results),
+            "stages_computed": sum(r.stages_computed for r in self.results),
+        }
 
 
 # --- reading a jobs file --------------------------------------------------------------------------------------------
@@ -142,7 +158,9 @@ def read_jobs(jobs_file: Path) -> list[BatchJob]:
     try:
         data = yaml.safe_load(jobs_file.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise BadInput(f"{jobs_file}: not valid YAML ({str(e).splitlines()[0]})", "check the file's indentation") from None
+        raise BadInput(
+            f"{jobs_file}: not valid YAML ({str(e).splitlines()[0]})", "check the file's indentation"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
         raise BadInput(f"{jobs_file}: needs a non-empty list under `jobs:`", "see `hvg batch --help` for the layout")
     unknown = sorted(set(data) - {"jobs", "defaults"})
@@ -164,7 +182,9 @@ def read_jobs(jobs_file: Path) -> list[BatchJob]:
         merged.update({_norm(k): v for k, v in options.items()})
         bad = sorted(set(merged) - allowed)
         if bad:
-            raise BadInput(f"{where}: `{kind}` has no option {', '.join(bad)}", f"options: {', '.join(sorted(allowed))}")
+            raise BadInput(
+                f"{where}: `{kind}` has no option {', '.join(bad)}", f"options: {', '.join(sorted(allowed))}"
+            )
         missing = [k for k in required + ("out",) if merged.get(k) in (None, "", [])]
         if missing:
             raise BadInput(f"{where}: `{kind}` needs {', '.join(missing)}")
@@ -175,8 +195,10 @@ def read_jobs(jobs_file: Path) -> list[BatchJob]:
             try:
                 opts["out"] = str(opts["out"]).format(index=len(out), **{k: names.get(k, "") for k in _GRID[kind]})
             except (KeyError, IndexError, ValueError) as e:
-                raise BadInput(f"{where}: `out` names an unknown field {e}", "use {photo}, {motion}, {camera}, "
-                               "{orbit}, {source} or {index}") from None
+                raise BadInput(
+                    f"{where}: `out` names an unknown field {e}",
+                    "use {photo}, {motion}, {camera}, {orbit}, {source} or {index}",
+                ) from None
             paths = {}
             for k in required + optional + outputs:
                 if opts.get(k) is None:
@@ -197,8 +219,10 @@ def read_jobs(jobs_file: Path) -> list[BatchJob]:
         for o in job.outputs:
             key = str(o.resolve())
             if key in seen:
-                raise BadInput(f"{jobs_file}: jobs {seen[key] + 1} and {job.index + 1} both write {o}",
-                               "put {photo}, {motion}, {camera} or {index} in `out`")
+                raise BadInput(
+                    f"{jobs_file}: jobs {seen[key] + 1} and {job.index + 1} both write {o}",
+                    "put {photo}, {motion}, {camera} or {index} in `out`",
+                )
             seen[key] = job.index
     for job in out:  # every job's options are checked before the first job runs
         _settings(job)
@@ -228,7 +252,11 @@ def process_shard(shard: str | None = None) -> tuple[int, int]:
         if not (n >= 1 and 0 <= i < n):
             raise UsageError(f"--shard {shard}: need 0 <= i < n")
         return i, n
-    for rank, size in (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE")):
+    for rank, size in (
+        ("RANK", "WORLD_SIZE"),
+        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+        ("PMI_RANK", "PMI_SIZE"),
+    ):
         if os.environ.get(size, "").isdigit() and os.environ.get(rank, "").isdigit():
             i, n = int(os.environ[rank]), int(os.environ[size])
             if n > 1 and 0 <= i < n:
@@ -294,18 +322,44 @@ def run_job(job: BatchJob, cache: StageCache, progress: Reporter = SILENT) -> No
 
             if torch.cuda.is_available():
                 settings = dataclasses.replace(settings, device=f"cuda:{int(local) % torch.cuda.device_count()}")
-        animate_job(Path(p["photo"]), p["motion"], settings, Path(p["out"]),
-                    weights=Path(p["weights"]) if p.get("weights") else None, cache=cache, progress=progress)
+        animate_job(
+            Path(p["photo"]),
+            p["motion"],
+            settings,
+            Path(p["out"]),
+            weights=Path(p["weights"]) if p.get("weights") else None,
+            cache=cache,
+            progress=progress,
+        )
     elif job.kind == "bonemap":
-        bonemap_job(Path(p["photo"]), p["motion"], settings, Path(p["out"]),
-                    export=Path(p["export"]) if p.get("export") else None, cache=cache, progress=progress)
+        bonemap_job(
+            Path(p["photo"]),
+            p["motion"],
+            settings,
+            Path(p["out"]),
+            export=Path(p["export"]) if p.get("export") else None,
+            cache=cache,
+            progress=progress,
+        )
     else:
-        pose_job(p["source"], Path(p["out"]), settings, preview_path=Path(p["preview"]) if p.get("preview") else None,
-                 cache=cache, progress=progress)
+        pose_job(
+            p["source"],
+            Path(p["out"]),
+            settings,
+            preview_path=Path(p["preview"]) if p.get("preview") else None,
+            cache=cache,
+            progress=progress,
+        )
 
 
-def run_batch(jobs_file: Path, shard: str | None = None, dry_run: bool = False, cache: StageCache | None = None,
-              progress: Reporter = SILENT, on_result: Callable[[JobResult], None] | None = None) -> BatchSummary:
+def run_batch(
+    jobs_file: Path,
+    shard: str | None = None,
+    dry_run: bool = False,
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> BatchSummary:
     """`hvg batch`: run this process's share of the jobs in order; a failing job is reported and the others go on.
 
     on_result(result) is called after every job (the CLI prints a line per job). The summary's `failed` says
@@ -327,8 +381,9 @@ def run_batch(jobs_file: Path, shard: str | None = None, dry_run: bool = False, 
             else:
                 try:
                     run_job(job, cache, progress)
-                    result = JobResult(job, "done", stages_cached=cache.hits - hits0,
-                                       stages_computed=cache.computed - computed0)
+                    result = JobResult(
+                        job, "done", stages_cached=cache.hits - hits0, stages_computed=cache.computed - computed0
+                    )
                     _record_done(job, cache)
                 except HvgError as e:
                     result = JobResult(job, "failed", e.exit_code, str(e))
@@ -337,8 +392,9 @@ def run_batch(jobs_file: Path, shard: str | None = None, dry_run: bool = False, 
                 except Exception as e:  # a bug in hvg: reported like the CLI does, the batch goes on
                     result = JobResult(job, "failed", 1, f"internal error: {type(e).__name__}: {e}")
             if result.status != "done":
-                result = dataclasses.replace(result, stages_cached=cache.hits - hits0,
-                                             stages_computed=cache.computed - computed0)
+                result = dataclasses.replace(
+                    result, stages_cached=cache.hits - hits0, stages_computed=cache.computed - computed0
+                )
             result = dataclasses.replace(result, seconds=time.perf_counter() - t0)
             results.append(result)
             if on_result is not None:

@@ -43,7 +43,17 @@ class DoctorReport:
         return asdict(self)
 
 
-_PACKAGES = ("torch", "mediapipe", "numpy", "diffusers", "transformers", "smplx", "typer", "imageio-ffmpeg", "safetensors")
+_PACKAGES = (
+    "torch",
+    "mediapipe",
+    "numpy",
+    "diffusers",
+    "transformers",
+    "smplx",
+    "typer",
+    "imageio-ffmpeg",
+    "safetensors",
+)
 
 
 def doctor(weights: Path | None = None, cache: StageCache | None = None) -> DoctorReport:
@@ -63,7 +73,8 @@ def doctor(weights: Path | None = None, cache: StageCache | None = None) -> Doct
 
         picked = pick_device("auto")
         device = {"cuda": lambda: f"cuda ({torch.cuda.get_device_name(0)})", "mps": lambda: "mps"}.get(
-            picked, lambda: f"cpu ({torch.get_num_threads()} threads)")()
+            picked, lambda: f"cpu ({torch.get_num_threads()} threads)"
+        )()
 
     from hvg_cli.io.video import find_ffmpeg
 
@@ -85,8 +96,13 @@ def doctor(weights: Path | None = None, cache: StageCache | None = None) -> Doct
     else:
         backends["diffusion"] = "ok"
     return DoctorReport(
-        python=platform.python_version(), versions=versions, device=device, ffmpeg=ffmpeg, pose_model=pose_model,
-        weights=str(weights_dir) if weights_dir else None, backends=backends,
+        python=platform.python_version(),
+        versions=versions,
+        device=device,
+        ffmpeg=ffmpeg,
+        pose_model=pose_model,
+        weights=str(weights_dir) if weights_dir else None,
+        backends=backends,
         cache_dir=str((cache or StageCache()).root),
     )
 
@@ -124,10 +140,25 @@ def camera_path(spec: CameraSpec) -> CameraPath:
     from hvg_cli.cameras.schedule import orbit_flags
 
     if spec.orbit is not None:
-        return orbit_flags(spec.orbit, views=spec.views, elevation=spec.elevation, radius=spec.radius, fov=spec.fov,
-                           width=spec.width, height=spec.height)
-    return load_camera(spec.camera or CameraSpec.DEFAULT_CAMERA, views=spec.views, elevation=spec.elevation,
-                       radius=spec.radius, fov=spec.fov, width=spec.width, height=spec.height, degrees=spec.degrees)
+        return orbit_flags(
+            spec.orbit,
+            views=spec.views,
+            elevation=spec.elevation,
+            radius=spec.radius,
+            fov=spec.fov,
+            width=spec.width,
+            height=spec.height,
+        )
+    return load_camera(
+        spec.camera or CameraSpec.DEFAULT_CAMERA,
+        views=spec.views,
+        elevation=spec.elevation,
+        radius=spec.radius,
+        fov=spec.fov,
+        width=spec.width,
+        height=spec.height,
+        degrees=spec.degrees,
+    )
 
 
 def camera_grid(spec: CameraSpec, num_frames: int, camera_mode: str = "moving") -> CameraGrid:
@@ -155,8 +186,13 @@ def describe_camera_path(spec: CameraSpec) -> CameraSummary:
     return describe_path(path, description)
 
 
-def export_camera_path(spec: CameraSpec, out: Path, format: ExportFormat = ExportFormat.NERFSTUDIO,
-                       fps: float = 24.0, seconds: float | None = None) -> Path:
+def export_camera_path(
+    spec: CameraSpec,
+    out: Path,
+    format: ExportFormat = ExportFormat.NERFSTUDIO,
+    fps: float = 24.0,
+    seconds: float | None = None,
+) -> Path:
     """Write the camera path to a file (format: nerfstudio camera_path .json)."""
     from hvg_cli.cameras.nerfstudio import save_nerfstudio
     from hvg_cli.core.settings import check_number
@@ -181,11 +217,14 @@ def weights_check(path: Path) -> WeightsReport:
     return check_weights(path)
 
 
-def weights_init(out: Path, tiny: bool = False, base: Path | None = None, link: bool = True,
-                 seed: int = 0) -> WeightsReport:
+def weights_init(
+    out: Path, tiny: bool = False, base: Path | None = None, link: bool = True, seed: int = 0
+) -> WeightsReport:
     """`hvg weights init --tiny | --base SVD_FOLDER --out DIR` -> WeightsReport of the new folder."""
     from hvg_cli.backends.diffusion.weights import init_from_base, init_tiny
 
     if tiny == (base is not None):
-        raise UsageError("give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights")
+        raise UsageError(
+            "give exactly one of --tiny or --base SVD_FOLDER", "e.g. hvg weights init --tiny --out tiny-weights"
+        )
     return init_tiny(out, seed=seed) if base is None else init_from_base(base, out, link=link)

@@ -54,8 +54,14 @@ class Job:
     key_parts: tuple  # what identifies the job's pictures, for cache keys
 
 
-def align_job(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, grid: CameraGrid,
-              fill: float = 0.75, smooth: str | float = "median") -> tuple[Alignment, CameraGrid]:
+def align_job(
+    poses: np.ndarray,
+    trans: np.ndarray,
+    skeleton: Skeleton,
+    grid: CameraGrid,
+    fill: float = 0.75,
+    smooth: str | float = "median",
+) -> tuple[Alignment, CameraGrid]:
     """View-temporal alignment of a job: the pelvis at the image centre in every view and frame.
 
     poses [T, 24, 3], trans [T, 3] on `skeleton`; grid [V, T]. One scale per view (the median box fills
@@ -70,21 +76,28 @@ def align_job(poses: np.ndarray, trans: np.ndarray, skeleton: Skeleton, grid: Ca
     joints = pose_joints(poses, skeleton.rest_joints, skeleton.parents, trans)  # [T, 24, 3]
     V, T = grid.shape
     px = project_points(np.broadcast_to(joints, (V,) + joints.shape), grid.K, grid.world_to_cam)  # [V, T, 24, 2]
-    alignment = compute_alignment(px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth,
-                                  extent_px=subject_extent(px))  # [V, T]: never leaves the frame
+    alignment = compute_alignment(
+        px[:, :, 0], subject_box(px), grid.width, grid.height, fill=fill, smooth=smooth, extent_px=subject_extent(px)
+    )  # [V, T]: never leaves the frame
     return alignment, dataclasses.replace(grid, K=aligned_intrinsics(grid.K, alignment))
 
 
 def photo_alignment(subject: Subject, width: int, height: int) -> Alignment:
     """The alignment of the photo from its own camera, so the reference and the bone maps line up."""
-    cam = CameraGrid(K=subject.camera.K[None, None], world_to_cam=subject.camera.world_to_cam[None, None],
-                     width=width, height=height, mode="views")  # [1, 1]: the photo's camera
+    cam = CameraGrid(
+        K=subject.camera.K[None, None],
+        world_to_cam=subject.camera.world_to_cam[None, None],
+        width=width,
+        height=height,
+        mode="views",
+    )  # [1, 1]: the photo's camera
     alignment, _ = align_job(subject.photo_pose[None], subject.photo_trans[None], subject.skeleton, cam)
     return alignment
 
 
-def job_motion(motion_source: str, timing: Timing, max_gap: int | None, cache: StageCache,
-               progress: Reporter = SILENT) -> Motion:
+def job_motion(
+    motion_source: str, timing: Timing, max_gap: int | None, cache: StageCache, progress: Reporter = SILENT
+) -> Motion:
     """The frames [start, end) of a job's motion (at most max_frames of them).
 
     A video is tracked only over that window (the decoder stops at its end; --max-gap as `hvg pose`'s); a file
@@ -111,9 +124,19 @@ def check_job_inputs(photo: Path, motion_source: str, body_model: str | None) ->
         check_input_file(Path(body_model), "a body model", "SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
 
 
-def assemble_job(photo: Path, motion_source: str, camera: CameraSpec, camera_mode: str, timing: Timing,
-                 align: bool, body_model: str | None, cache: StageCache, progress: Reporter = SILENT,
-                 seconds: dict | None = None, max_gap: int | None = None) -> Job:
+def assemble_job(
+    photo: Path,
+    motion_source: str,
+    camera: CameraSpec,
+    camera_mode: str,
+    timing: Timing,
+    align: bool,
+    body_model: str | None,
+    cache: StageCache,
+    progress: Reporter = SILENT,
+    seconds: dict | None = None,
+    max_gap: int | None = None,
+) -> Job:
     """Steps 1-5 shared by `bonemap_job` and `animate_job`; wall time per step goes into `seconds`."""
     seconds = {} if seconds is None else seconds
     # 1. The motion from its source (a video's pose and fit are cached), cut to --start/--end/--frames
@@ -137,8 +160,15 @@ def assemble_job(photo: Path, motion_source: str, camera: CameraSpec, camera_mod
     if align:
         alignment, grid = align_job(motion.poses, motion.trans, motion.skeleton, grid)
     seconds["cameras"] = time.perf_counter() - t
-    key_parts = (subject.source_hash, array_hash(motion.poses, motion.trans, motion.skeleton.rest_joints),
-                 array_hash(grid.K, grid.world_to_cam), grid.width, grid.height, grid.mode, str(motion.fps))
+    key_parts = (
+        subject.source_hash,
+        array_hash(motion.poses, motion.trans, motion.skeleton.rest_joints),
+        array_hash(grid.K, grid.world_to_cam),
+        grid.width,
+        grid.height,
+        grid.mode,
+        str(motion.fps),
+    )
     return Job(subject=subject, motion=motion, grid=grid, alignment=alignment, key_parts=key_parts)
 
 
@@ -149,8 +179,9 @@ def _file_or_frames(path: Path) -> str:
     return "frames" if output_kind(path) == "frames" else "file"
 
 
-def _job_inputs(photo: Path, motion_source: str, camera: CameraSpec, body_model: str | None,
-                weights_dir: Path | None = None) -> list:
+def _job_inputs(
+    photo: Path, motion_source: str, camera: CameraSpec, body_model: str | None, weights_dir: Path | None = None
+) -> list:
     """Every file or folder a bonemap/animate job reads (preset names are not paths and drop out)."""
     return [photo, motion_source, camera.camera, body_model, weights_dir]
 
@@ -167,14 +198,27 @@ class BonemapResult:
     seconds: float
 
     def as_dict(self) -> dict:
-        return {"out": str(self.out), "export": str(self.export) if self.export else None, "views": self.views,
-                "frames": self.frames, "fps": float(self.fps), "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
-                "cached": self.cached, "seconds": round(self.seconds, 3)}
+        return {
+            "out": str(self.out),
+            "export": str(self.export) if self.export else None,
+            "views": self.views,
+            "frames": self.frames,
+            "fps": float(self.fps),
+            "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out: Path,
-                export: Path | None = None, cache: StageCache | None = None,
-                progress: Reporter = SILENT) -> BonemapResult:
+def bonemap_job(
+    photo: Path,
+    motion_source: str,
+    settings: BonemapSettings,
+    out: Path,
+    export: Path | None = None,
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> BonemapResult:
     """`hvg bonemap`: render the bone maps of a job as a video (channels side by side, views in a grid)."""
     from hvg_cli.bonemap.render import grid_images, render_bonemaps, to_images
     from hvg_cli.io.video import write_video
@@ -186,11 +230,28 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
     check_outputs(outs, _job_inputs(photo, motion_source, settings.camera, settings.body_model))
     check_job_inputs(photo, motion_source, settings.body_model)
     # 1-5. Motion, subject, retargeting, cameras, alignment
-    job = assemble_job(photo, motion_source, settings.camera, settings.camera_mode, settings.timing,
-                       settings.align, settings.body_model, cache, progress, max_gap=settings.max_gap)
+    job = assemble_job(
+        photo,
+        motion_source,
+        settings.camera,
+        settings.camera_mode,
+        settings.timing,
+        settings.align,
+        settings.body_model,
+        cache,
+        progress,
+        max_gap=settings.max_gap,
+    )
     V, T = job.grid.shape
-    key = stages.stage_key("bonemap_video", *job.key_parts, job.subject.radii, settings.channels, settings.grid,
-                           Path(out).suffix.lower(), export is not None)
+    key = stages.stage_key(
+        "bonemap_video",
+        *job.key_parts,
+        job.subject.radii,
+        settings.channels,
+        settings.grid,
+        Path(out).suffix.lower(),
+        export is not None,
+    )
 
     def produce(folder: Path) -> None:
         # 6. Bone maps [V, T, H, W, ...] -> images [V, T, H, W * C, 3] -> one stream [T, H', W', 3]
@@ -200,9 +261,17 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
         frames = grid_images(images) if V > 1 else images[0]  # [T, H', W', 3]
         write_video(folder / ("bones" + Path(out).suffix), iter(frames), m.fps)
         if export is not None:
-            np.savez(folder / "maps.npz", semantic=maps.semantic, normal=maps.normal, depth=maps.depth,
-                     mask=maps.mask, label=maps.label, K=job.grid.K, world_to_cam=job.grid.world_to_cam,
-                     fps=np.array([m.fps.numerator, m.fps.denominator]))
+            np.savez(
+                folder / "maps.npz",
+                semantic=maps.semantic,
+                normal=maps.normal,
+                depth=maps.depth,
+                mask=maps.mask,
+                label=maps.label,
+                K=job.grid.K,
+                world_to_cam=job.grid.world_to_cam,
+                fps=np.array([m.fps.numerator, m.fps.denominator]),
+            )
 
     with cache.entry(key, produce) as (entry, cached):
         if cached:
@@ -211,8 +280,15 @@ def bonemap_job(photo: Path, motion_source: str, settings: BonemapSettings, out:
         atomic_copy(entry / ("bones" + Path(out).suffix), Path(out), previous_output=is_frames_folder)
         if export is not None:
             atomic_copy(entry / "maps.npz", Path(export))
-    return BonemapResult(out=Path(out), export=export, views=V, frames=T, fps=job.motion.fps, cached=cached,
-                         seconds=time.perf_counter() - t0)
+    return BonemapResult(
+        out=Path(out),
+        export=export,
+        views=V,
+        frames=T,
+        fps=job.motion.fps,
+        cached=cached,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --- `hvg animate` --------------------------------------------------------------------------------------------------
@@ -228,10 +304,17 @@ class AnimateResult:
     stage_seconds: dict  # wall time per stage of this run
 
     def as_dict(self) -> dict:
-        return {"outputs": [str(p) for p in self.outputs], "views": self.views, "frames": self.frames,
-                "fps": float(self.fps), "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
-                "backend": self.backend, "cached": self.cached, "seconds": round(self.seconds, 3),
-                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}}
+        return {
+            "outputs": [str(p) for p in self.outputs],
+            "views": self.views,
+            "frames": self.frames,
+            "fps": float(self.fps),
+            "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
+            "backend": self.backend,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
 
 
 def choose_backend(requested: Backend, weights: Path | None) -> tuple[str, Path | None]:
@@ -241,8 +324,10 @@ def choose_backend(requested: Backend, weights: Path | None) -> tuple[str, Path 
     found = find_weights(weights)
     if requested == Backend.DIFFUSION:
         if found is None:
-            raise MissingWeights(f"no diffusion weights in {weights or DEFAULT_WEIGHTS}",
-                                 "give --weights DIR, build a folder with `hvg weights init`, or use --backend preview")
+            raise MissingWeights(
+                f"no diffusion weights in {weights or DEFAULT_WEIGHTS}",
+                "give --weights DIR, build a folder with `hvg weights init`, or use --backend preview",
+            )
         return "diffusion", found
     return ("preview", None) if found is None else ("diffusion", found)
 
@@ -255,9 +340,15 @@ def output_paths(out: Path, views: int, per_view: bool) -> list[Path]:
     return [out.with_name(f"{out.stem}_view{v:02d}{out.suffix}") for v in range(views)]
 
 
-def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out: Path,
-                weights: Path | None = None, cache: StageCache | None = None,
-                progress: Reporter = SILENT) -> AnimateResult:
+def animate_job(
+    photo: Path,
+    motion_source: str,
+    settings: AnimateSettings,
+    out: Path,
+    weights: Path | None = None,
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> AnimateResult:
     """`hvg animate`: the person in the photo performs the motion while the camera follows the path."""
     from hvg_cli.bonemap.render import grid_images
     from hvg_cli.io.video import write_video
@@ -269,37 +360,68 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
     kind = _file_or_frames(Path(out))
     background = settings.background.value
     if background == "transparent" and kind != "frames":
-        raise BadInput(f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/")
+        raise BadInput(
+            f"{out}: transparent output needs PNG frames", "give -o a folder name without a suffix, e.g. -o frames/"
+        )
     backend, weights_dir = choose_backend(settings.backend, weights)
     views = camera_path(settings.camera).num_views if settings.per_view else 1
-    check_outputs([(p, kind) for p in output_paths(Path(out), views, settings.per_view)],
-                  _job_inputs(photo, motion_source, settings.camera, settings.body_model, weights_dir))
+    check_outputs(
+        [(p, kind) for p in output_paths(Path(out), views, settings.per_view)],
+        _job_inputs(photo, motion_source, settings.camera, settings.body_model, weights_dir),
+    )
     check_job_inputs(photo, motion_source, settings.body_model)
     # 1-5. Motion, subject, retargeting, cameras, alignment
-    job = assemble_job(photo, motion_source, settings.camera, settings.camera_mode, settings.timing,
-                       settings.align, settings.body_model, cache, progress, seconds, max_gap=settings.max_gap)
+    job = assemble_job(
+        photo,
+        motion_source,
+        settings.camera,
+        settings.camera_mode,
+        settings.timing,
+        settings.align,
+        settings.body_model,
+        cache,
+        progress,
+        seconds,
+        max_gap=settings.max_gap,
+    )
     V, T = job.grid.shape
     motion = job.motion
     suffix = Path(out).suffix.lower()
     # every setting that changes the pictures: a diffusion render also holds the whole sampling (sampling, tiles,
     # anchors, dtype, ...), so `--sampling onepass` after a progressive run renders anew
     sampling = diffusion_settings(settings, float(motion.fps)).sampling_key() if backend == "diffusion" else None
-    identity = (backend, _weights_key(weights_dir), background, settings.grid, settings.per_view, suffix,
-                settings.audio, settings.seed, settings.steps, settings.guidance, sampling)
+    identity = (
+        backend,
+        _weights_key(weights_dir),
+        background,
+        settings.grid,
+        settings.per_view,
+        suffix,
+        settings.audio,
+        settings.seed,
+        settings.steps,
+        settings.guidance,
+        sampling,
+    )
     key = stages.stage_key("render", *job.key_parts, job.subject.radii, *identity)
     names = [f"out{v:02d}{suffix}" for v in range(V if settings.per_view else 1)]
 
     def produce(folder: Path) -> None:
         # 6. Generate every view and frame: [V, T, H, W, 3|4] uint8
         if settings.backend == Backend.AUTO:
-            progress.note(f"backend: diffusion (weights {weights_dir})" if weights_dir else
-                          "backend: preview (no diffusion weights found; see weights/README.md)")
+            progress.note(
+                f"backend: diffusion (weights {weights_dir})"
+                if weights_dir
+                else "backend: preview (no diffusion weights found; see weights/README.md)"
+            )
         t = time.perf_counter()
         if backend == "preview":
             from hvg_cli.backends.preview.render import render_preview
 
             model = stages.preview_model(job.subject, cache, progress)
-            frames = render_preview(job.subject, motion.poses, motion.trans, job.grid, background, progress, model=model)
+            frames = render_preview(
+                job.subject, motion.poses, motion.trans, job.grid, background, progress, model=model
+            )
             if background != "transparent":
                 frames = frames[..., :3]
         else:
@@ -311,8 +433,14 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
         audio = motion.audio_path if settings.audio else None
         streams = [frames[v] for v in range(V)] if settings.per_view else [grid_images(frames) if V > 1 else frames[0]]
         for name, stream in zip(names, streams):
-            write_video(folder / name, iter(stream), motion.fps, audio_from=audio, audio_start=motion.start_time,
-                        audio_duration=T / float(motion.fps))
+            write_video(
+                folder / name,
+                iter(stream),
+                motion.fps,
+                audio_from=audio,
+                audio_start=motion.start_time,
+                audio_duration=T / float(motion.fps),
+            )
         seconds["write"] = time.perf_counter() - t
 
     with cache.entry(key, produce) as (entry, cached):
@@ -324,8 +452,16 @@ def animate_job(photo: Path, motion_source: str, settings: AnimateSettings, out:
         for name, dst in zip(names, outputs):
             atomic_copy(entry / name, dst, previous_output=is_frames_folder)
     seconds["copy"] = time.perf_counter() - t
-    return AnimateResult(outputs=tuple(outputs), views=V, frames=T, fps=motion.fps, backend=backend, cached=cached,
-                         seconds=time.perf_counter() - t0, stage_seconds=seconds)
+    return AnimateResult(
+        outputs=tuple(outputs),
+        views=V,
+        frames=T,
+        fps=motion.fps,
+        backend=backend,
+        cached=cached,
+        seconds=time.perf_counter() - t0,
+        stage_seconds=seconds,
+    )
 
 
 # --- the diffusion backend inside `animate` ---------------------------------------------------------------------
@@ -342,17 +478,33 @@ def diffusion_settings(settings: AnimateSettings, fps: float) -> DiffusionSettin
     micro-conditioning)."""
     from hvg_cli.backends.diffusion import DiffusionSettings
 
-    return DiffusionSettings(steps=settings.steps, guidance_max=settings.guidance, seed=settings.seed, fps=fps,
-                             guidance_ramp=settings.guidance_ramp.value, motion_bucket_id=settings.motion_bucket,
-                             noise_aug_strength=settings.noise_aug,
-                             sampling=settings.sampling.value, tile_views=settings.tile_views,
-                             tile_frames=settings.tile_frames, overlap_views=min(1, settings.tile_views - 1),
-                             overlap_frames=min(3, settings.tile_frames - 1), anchor_stride=settings.anchor_stride,
-                             device=settings.device, dtype=settings.dtype.value, offload=settings.offload)
+    return DiffusionSettings(
+        steps=settings.steps,
+        guidance_max=settings.guidance,
+        seed=settings.seed,
+        fps=fps,
+        guidance_ramp=settings.guidance_ramp.value,
+        motion_bucket_id=settings.motion_bucket,
+        noise_aug_strength=settings.noise_aug,
+        sampling=settings.sampling.value,
+        tile_views=settings.tile_views,
+        tile_frames=settings.tile_frames,
+        overlap_views=min(1, settings.tile_views - 1),
+        overlap_frames=min(3, settings.tile_frames - 1),
+        anchor_stride=settings.anchor_stride,
+        device=settings.device,
+        dtype=settings.dtype.value,
+        offload=settings.offload,
+    )
 
 
-def animate_plan(motion_source: str, settings: AnimateSettings, weights: Path | None = None,
-                 cache: StageCache | None = None, progress: Reporter = SILENT) -> dict:
+def animate_plan(
+    motion_source: str,
+    settings: AnimateSettings,
+    weights: Path | None = None,
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> dict:
     """`hvg animate --dry-run`: the diffusion tile plan of a job (views, frames, tiles, UNet evaluations,
     memory per tile) without loading weights or reading the photo."""
     from hvg_cli.backends.diffusion import dry_run
@@ -361,13 +513,21 @@ def animate_plan(motion_source: str, settings: AnimateSettings, weights: Path | 
     motion = job_motion(motion_source, settings.timing, settings.max_gap, cache, progress)
     grid = camera_grid(settings.camera, motion.num_frames, settings.camera_mode)
     V, T = grid.shape
-    plan = dry_run(V, T, grid.width, grid.height, diffusion_settings(settings, float(motion.fps)), closed=grid.closed,
-                   weights_dir=find_weights(weights))
+    plan = dry_run(
+        V,
+        T,
+        grid.width,
+        grid.height,
+        diffusion_settings(settings, float(motion.fps)),
+        closed=grid.closed,
+        weights_dir=find_weights(weights),
+    )
     return {"views": V, "frames": T, "width": grid.width, "height": grid.height, "fps": float(motion.fps), **plan}
 
 
-def _generate_diffusion(job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache,
-                        progress: Reporter, seconds: dict) -> np.ndarray:
+def _generate_diffusion(
+    job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache, progress: Reporter, seconds: dict
+) -> np.ndarray:
     """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3]."""
     from hvg_cli.align.similarity import warp_image
     from hvg_cli.backends.diffusion import generate

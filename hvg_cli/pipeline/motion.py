@@ -69,7 +69,7 @@ def save_motion(motion: Motion, path: Path) -> Path:
 
 # --- motion sources ---------------------------------------------------------------------------------------------
 def motion_source_kind(source: str | Path) -> str:
-    """"npz" (an AMASS / SMPL / hvg .npz), "bvh", "video" (any other existing file or name with a suffix),
+    """ "npz" (an AMASS / SMPL / hvg .npz), "bvh", "video" (any other existing file or name with a suffix),
     else "preset"."""
     p = Path(source)
     suffix = p.suffix.lower()
@@ -87,14 +87,19 @@ def list_motion_presets() -> list[tuple[str, str, int, Fraction]]:
     return list(_list())
 
 
-def motion_from_source(source: str | Path, settings: PoseSettings = PoseSettings(), cache: StageCache | None = None,
-                       progress: Reporter = SILENT) -> Motion:
+def motion_from_source(
+    source: str | Path,
+    settings: PoseSettings = PoseSettings(),
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> Motion:
     """Any motion source -> Motion: a video (cached stages), an AMASS/hvg .npz, a .bvh, or a preset name."""
     return read_motion_source(source, settings, cache or StageCache(), progress)[0]
 
 
-def read_motion_source(source: str | Path, settings: PoseSettings, cache: StageCache,
-                       progress: Reporter = SILENT) -> tuple[Motion, str, bool]:
+def read_motion_source(
+    source: str | Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT
+) -> tuple[Motion, str, bool]:
     """Any motion source -> (Motion, its kind, whether it came from the cache): a video (cached stages), an
     AMASS/hvg .npz, a .bvh, or a preset name."""
     p = Path(source)
@@ -127,14 +132,27 @@ class PoseResult:
     preview: Path | None = None
 
     def as_dict(self) -> dict:
-        return {"out": str(self.out), "frames": self.frames, "fps": float(self.fps),
-                "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}", "fit_error_deg": self.fit_error_deg,
-                "cached": self.cached, "seconds": round(self.seconds, 3), "source": self.source,
-                "preview": str(self.preview) if self.preview else None}
+        return {
+            "out": str(self.out),
+            "frames": self.frames,
+            "fps": float(self.fps),
+            "fps_exact": f"{self.fps.numerator}/{self.fps.denominator}",
+            "fit_error_deg": self.fit_error_deg,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
+            "source": self.source,
+            "preview": str(self.preview) if self.preview else None,
+        }
 
 
-def pose_job(source: str | Path, out: Path, settings: PoseSettings = PoseSettings(), preview_path: Path | None = None,
-             cache: StageCache | None = None, progress: Reporter = SILENT) -> PoseResult:
+def pose_job(
+    source: str | Path,
+    out: Path,
+    settings: PoseSettings = PoseSettings(),
+    preview_path: Path | None = None,
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> PoseResult:
     """`hvg pose`: a motion source -> a motion file at `out` (.npz AMASS-compatible, or .bvh) (+ an overlay video
     for video sources).
 
@@ -161,12 +179,20 @@ def pose_job(source: str | Path, out: Path, settings: PoseSettings = PoseSetting
     if preview_path is not None:
         write_pose_overlay(Path(source), motion, Path(preview_path), progress)
     return PoseResult(
-        out=out, frames=motion.num_frames, fps=motion.fps, fit_error_deg=motion.fit_error_deg, cached=cached,
-        seconds=time.perf_counter() - t0, source=kind, preview=Path(preview_path) if preview_path else None,
+        out=out,
+        frames=motion.num_frames,
+        fps=motion.fps,
+        fit_error_deg=motion.fit_error_deg,
+        cached=cached,
+        seconds=time.perf_counter() - t0,
+        source=kind,
+        preview=Path(preview_path) if preview_path else None,
     )
 
 
-def write_pose_overlay(video: Path, motion: Motion, out: Path, progress: Reporter = SILENT, max_side: int = 960) -> Path:
+def write_pose_overlay(
+    video: Path, motion: Motion, out: Path, progress: Reporter = SILENT, max_side: int = 960
+) -> Path:
     """The video with the fitted skeleton drawn over each frame (audio kept).
 
     The 24 fitted joints (pelvis-relative) are placed on each frame by a weak-perspective camera fitted to the
@@ -194,8 +220,9 @@ def write_pose_overlay(video: Path, motion: Motion, out: Path, progress: Reporte
                 yield draw_skeleton(frame, pts2d[t], max_side=max_side)
                 task.advance(1)
 
-    return write_video(out, frames(), motion.fps, audio_from=video, audio_start=motion.start_time,
-                       audio_duration=T / float(motion.fps))
+    return write_video(
+        out, frames(), motion.fps, audio_from=video, audio_start=motion.start_time, audio_duration=T / float(motion.fps)
+    )
 
 
 # --- a motion for a job -----------------------------------------------------------------------------------------
@@ -208,15 +235,20 @@ def trim_motion(motion: Motion, timing: Timing) -> Motion:
     if timing.max_frames is not None:
         i1 = min(i1, i0 + timing.max_frames)
     if i0 >= T or i1 <= i0:
-        raise BadInput(f"--start {timing.start} is past the end of the motion {motion.name!r} ({T} frames)",
-                       "give a smaller --start")
+        raise BadInput(
+            f"--start {timing.start} is past the end of the motion {motion.name!r} ({T} frames)",
+            "give a smaller --start",
+        )
     if (i0, i1) == (0, T):
         return motion
     cut = {k: v[i0:i1] for k, v in motion.extras.items() if isinstance(v, np.ndarray) and v.shape[:1] == (T,)}
     return dataclasses.replace(
-        motion, poses=motion.poses[i0:i1], trans=motion.trans[i0:i1],
+        motion,
+        poses=motion.poses[i0:i1],
+        trans=motion.trans[i0:i1],
         joints=None if motion.joints is None else motion.joints[i0:i1],
-        start_time=motion.start_time + i0 / fps, extras={**motion.extras, **cut},
+        start_time=motion.start_time + i0 / fps,
+        extras={**motion.extras, **cut},
     )
 
 

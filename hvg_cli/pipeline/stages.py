@@ -53,10 +53,14 @@ def track_range(video: Path, settings: PoseSettings) -> tuple[VideoInfo, range]:
 
     info = probe_video(video)
     if settings.start >= info.frame_count:
-        raise BadInput(f"--start {settings.start} is past the end of {video} ({info.frame_count} frames)", "give a smaller --start")
+        raise BadInput(
+            f"--start {settings.start} is past the end of {video} ({info.frame_count} frames)", "give a smaller --start"
+        )
     idx = frame_range(info, settings.start, settings.end, settings.stride)
     if len(idx) == 0:
-        raise BadInput(f"no frames of {video} in --start {settings.start} --end {settings.end}", "make --end larger than --start")
+        raise BadInput(
+            f"no frames of {video} in --start {settings.start} --end {settings.end}", "make --end larger than --start"
+        )
     return info, idx
 
 
@@ -86,17 +90,35 @@ def pose_track(video: Path, settings: PoseSettings, cache: StageCache, progress:
         frames = read_frames(video, idx.start, idx.stop, idx.step, threads=1, size=(w, h))
         try:
             with progress.task("pose", total=len(idx), unit="frames") as task:
-                raw = detect_frames(frames, len(idx), person=person, source=str(video), task=task,
-                                    to_source=(info.width / w, info.height / h))
+                raw = detect_frames(
+                    frames,
+                    len(idx),
+                    person=person,
+                    source=str(video),
+                    task=task,
+                    to_source=(info.width / w, info.height / h),
+                )
         finally:
             close = getattr(frames, "close", None)
             if close:
                 close()
         if len(raw.detected) < len(idx):
-            raise BadInput(f"{video}: only {len(raw.detected)} of {len(idx)} frames could be decoded", "re-encode the video")
+            raise BadInput(
+                f"{video}: only {len(raw.detected)} of {len(idx)} frames could be decoded", "re-encode the video"
+            )
         track = finish_track(
-            raw, np.asarray(idx), fps, info.fps, info.width, info.height, source_hash, str(video),
-            max_gap, settings.smooth, settings.min_cutoff, settings.beta,
+            raw,
+            np.asarray(idx),
+            fps,
+            info.fps,
+            info.width,
+            info.height,
+            source_hash,
+            str(video),
+            max_gap,
+            settings.smooth,
+            settings.min_cutoff,
+            settings.beta,
         )
         if raw.people > 1:
             progress.note(f"pose: {raw.people} people on the first frame; following --person {settings.person}")
@@ -116,7 +138,9 @@ def with_audio(motion: Motion, video: Path) -> Motion:
     return dataclasses.replace(motion, audio_path=str(video), name=video.stem)
 
 
-def motion_video(video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT) -> tuple[Motion, bool]:
+def motion_video(
+    video: Path, settings: PoseSettings, cache: StageCache, progress: Reporter = SILENT
+) -> tuple[Motion, bool]:
     """The SMPL-24 motion of the person in a video (stage `motion_video`, on top of `pose_track`), and whether
     it came from the cache.
 
@@ -153,19 +177,23 @@ def motion_video(video: Path, settings: PoseSettings, cache: StageCache, progres
 # preview's texture and the diffusion reference; a 4500x8000 photo would otherwise cost gigabytes in memory and cache.
 PHOTO_MAX_SIDE = 2048
 
+
 def subject_key(photo: Path, settings: SubjectSettings) -> StageKey:
     """Key of `subject`: the photo's bytes, the body model file's bytes and the other settings."""
     model_hash = None
     if settings.body_model:
         model = Path(settings.body_model)
         if not model.is_file():
-            raise BadInput(f"body model file not found: {model}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz")
+            raise BadInput(
+                f"body model file not found: {model}", "pass the path of SMPL_NEUTRAL.pkl or SMPLX_NEUTRAL.npz"
+            )
         model_hash = file_hash(model)
     return stage_key("subject", file_hash(photo), model_hash, dataclasses.replace(settings, body_model=None))
 
 
-def compute_subject(image: np.ndarray, source: str, source_hash: str, settings: SubjectSettings,
-                    progress: Reporter = SILENT) -> tuple[Subject, dict]:
+def compute_subject(
+    image: np.ndarray, source: str, source_hash: str, settings: SubjectSettings, progress: Reporter = SILENT
+) -> tuple[Subject, dict]:
     """The subject of a photo (not cached): detection, fit, radii. Returns (Subject, fit report)."""
     from hvg_cli.body.subject import fit_photo
     from hvg_cli.bonemap.parts import default_radii
@@ -177,7 +205,9 @@ def compute_subject(image: np.ndarray, source: str, source_hash: str, settings: 
         # 1. MediaPipe: landmarks [33, 2] px, world [33, 3] m (hvg axes), mask [H, W]
         det = detect_photo(image, source)
         if det.other_people:
-            progress.note(f"{source}: more than one person; hvg animates the one MediaPipe picked (crop the photo to choose)")
+            progress.note(
+                f"{source}: more than one person; hvg animates the one MediaPipe picked (crop the photo to choose)"
+            )
         task.advance()
         # 2. Skeleton, photo pose, camera (with a body model: its proportions, scaled to the photo's size)
         fit = fit_photo(det, W, H, fov_deg=settings.fov_deg)
@@ -193,18 +223,41 @@ def compute_subject(image: np.ndarray, source: str, source_hash: str, settings: 
             base = default_radii(fit.skeleton)
         task.advance()
         # 3. Radii [P, 2] from the silhouette
-        radii = fit_radii(fit.skeleton, fit.photo_pose, fit.photo_trans, fit.camera, det.mask, base) if settings.fit_radii else base
+        radii = (
+            fit_radii(fit.skeleton, fit.photo_pose, fit.photo_trans, fit.camera, det.mask, base)
+            if settings.fit_radii
+            else base
+        )
         task.advance()
     rel = fit.reprojection_error_px / max(fit.body_height_px, 1.0)
     if rel > 0.03:
-        progress.note(f"{source}: the body fits the photo loosely ({fit.reprojection_error_px:.0f} px mean joint error, "
-                      f"{rel:.1%} of the person's height)")
-    subject = Subject(image=image, mask=det.mask, landmarks=det.landmarks, visibility=det.visibility,
-                      skeleton=fit.skeleton, photo_pose=fit.photo_pose, photo_trans=fit.photo_trans,
-                      camera=fit.camera, radii=radii, source_hash=source_hash, legs_guessed=fit.legs_guessed)
-    report = {"reprojection_error_px": fit.reprojection_error_px, "landmark_error_px": fit.landmark_error_px,
-              "body_height_px": fit.body_height_px, "tilt_deg": fit.tilt_deg, "ik_error_deg": fit.ik_error_deg,
-              "legs_guessed": fit.legs_guessed, "other_people": det.other_people, "body_model": bool(settings.body_model)}
+        progress.note(
+            f"{source}: the body fits the photo loosely ({fit.reprojection_error_px:.0f} px mean joint error, "
+            f"{rel:.1%} of the person's height)"
+        )
+    subject = Subject(
+        image=image,
+        mask=det.mask,
+        landmarks=det.landmarks,
+        visibility=det.visibility,
+        skeleton=fit.skeleton,
+        photo_pose=fit.photo_pose,
+        photo_trans=fit.photo_trans,
+        camera=fit.camera,
+        radii=radii,
+        source_hash=source_hash,
+        legs_guessed=fit.legs_guessed,
+    )
+    report = {
+        "reprojection_error_px": fit.reprojection_error_px,
+        "landmark_error_px": fit.landmark_error_px,
+        "body_height_px": fit.body_height_px,
+        "tilt_deg": fit.tilt_deg,
+        "ik_error_deg": fit.ik_error_deg,
+        "legs_guessed": fit.legs_guessed,
+        "other_people": det.other_people,
+        "body_model": bool(settings.body_model),
+    }
     return subject, report
 
 
@@ -232,9 +285,20 @@ def preview_model(subject: Subject, cache: StageCache, progress: Reporter = SILE
     from hvg_cli.backends.preview.render import build_preview_model, load_preview_model, save_preview_model
 
     sk = subject.skeleton
-    key = stage_key("preview_model", subject.source_hash,
-                    array_hash(subject.mask, sk.rest_joints, subject.photo_pose, subject.photo_trans, subject.radii,
-                               subject.camera.K, subject.camera.world_to_cam, subject.landmarks))
+    key = stage_key(
+        "preview_model",
+        subject.source_hash,
+        array_hash(
+            subject.mask,
+            sk.rest_joints,
+            subject.photo_pose,
+            subject.photo_trans,
+            subject.radii,
+            subject.camera.K,
+            subject.camera.world_to_cam,
+            subject.landmarks,
+        ),
+    )
 
     def produce(folder: Path) -> None:
         save_preview_model(build_preview_model(subject), folder / "model.npz")

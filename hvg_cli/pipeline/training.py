@@ -141,8 +141,9 @@ class SyntheticRender:
     fps: float
 
 
-def render_synthetic(photo: Path, motion_source: str, settings: PrepareSettings, cache: StageCache,
-                     progress: Reporter = SILENT) -> SyntheticRender:
+def render_synthetic(
+    photo: Path, motion_source: str, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT
+) -> SyntheticRender:
     """The preview backend's render and the bone maps of `photo` performing `motion_source`, every view and frame."""
     from hvg_cli.bonemap.render import render_bonemaps
     from hvg_cli.pipeline import stages
@@ -173,14 +174,22 @@ def _slice(render: SyntheticRender, frames: tuple[int, ...]) -> tuple[np.ndarray
     """(frames [V, t, H, W, 3], BoneMaps [V, t, ...], CameraGrid [V, t]) of the window's track frames."""
     idx = list(frames)
     m = render.maps
-    maps = BoneMaps(semantic=m.semantic[:, idx], normal=m.normal[:, idx], depth=m.depth[:, idx], mask=m.mask[:, idx],
-                    label=m.label[:, idx])
-    grid = dataclasses.replace(render.grid, K=render.grid.K[:, idx], world_to_cam=render.grid.world_to_cam[:, idx],
-                               closed=False)
+    maps = BoneMaps(
+        semantic=m.semantic[:, idx],
+        normal=m.normal[:, idx],
+        depth=m.depth[:, idx],
+        mask=m.mask[:, idx],
+        label=m.label[:, idx],
+    )
+    grid = dataclasses.replace(
+        render.grid, K=render.grid.K[:, idx], world_to_cam=render.grid.world_to_cam[:, idx], closed=False
+    )
     return render.frames[:, idx], maps, grid
 
 
-def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT) -> list:
+def synthetic_sources(
+    photos, motions, settings: PrepareSettings, cache: StageCache, progress: Reporter = SILENT
+) -> list:
     """One train.prepare.ClipSource per window of every (photo, motion); each (photo, motion) is rendered at most
     once (when its first unfinished window loads). Returns the list of sources."""
     from hvg_cli.pipeline.motion import motion_from_source
@@ -198,6 +207,7 @@ def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCa
                 T = min(T, settings.max_frames)
             mname = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(str(motion)).stem)[:32]
             for w in windows(T, settings.length, settings.stride, settings.frame_step, settings.gap):
+
                 def load(photo=photo, motion=motion, w=w) -> ClipInputs:
                     if memo.get("key") != (photo, motion):
                         memo.clear()  # one (photo, motion) in memory at a time; a failed render is not kept
@@ -206,10 +216,17 @@ def synthetic_sources(photos, motions, settings: PrepareSettings, cache: StageCa
                     r = memo["render"]
                     frames, maps, grid = _slice(r, w.frames)
                     ref = r.frames[0, w.reference]  # [H, W, 3]: the front view of a frame outside the window
-                    return ClipInputs(photo=np.ascontiguousarray(ref), frames=np.ascontiguousarray(frames), maps=maps,
-                                      grid=grid, fps=r.fps / settings.frame_step, source=f"{photo}|{motion}",
-                                      licence=settings.licence, synthetic=True,
-                                      reference=f"{photo}|{motion}|frame {w.reference}|view 0")
+                    return ClipInputs(
+                        photo=np.ascontiguousarray(ref),
+                        frames=np.ascontiguousarray(frames),
+                        maps=maps,
+                        grid=grid,
+                        fps=r.fps / settings.frame_step,
+                        source=f"{photo}|{motion}",
+                        licence=settings.licence,
+                        synthetic=True,
+                        reference=f"{photo}|{motion}|frame {w.reference}|view 0",
+                    )
 
                 sources.append(ClipSource(f"syn-{ph}-{mname}-{key}-{w.id_suffix}", load))
     return sources
@@ -248,8 +265,9 @@ class MonocularClipSet:
     video_K: np.ndarray  # [3, 3] the solved camera's intrinsics in video pixels (grid.K = alignment @ video_K)
 
 
-def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor: int, cache: StageCache,
-                      progress: Reporter = SILENT) -> MonocularClipSet:
+def monocular_clipset(
+    video: Path, motion, settings: PrepareSettings, vae_factor: int, cache: StageCache, progress: Reporter = SILENT
+) -> MonocularClipSet:
     """Solve the video's camera so the fitted skeleton reprojects on MediaPipe's 2D landmarks, align as animate
     does, render the bone maps for that camera and warp the frames by the same alignment.
 
@@ -282,9 +300,11 @@ def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor
     limit_video = max_error_px(vae_factor, 1.0 / scale)
     error, limit = sol.mean_error_px * scale, limit_video * scale
     if sol.mean_error_px > limit_video:
-        raise BadInput(f"{video.name}: the fitted skeleton reprojects {error:.2f} px from MediaPipe's landmarks at "
-                       f"{settings.width}x{settings.height} (limit {limit:.2f} px)",
-                       "a tripod shot with the whole body visible works best")
+        raise BadInput(
+            f"{video.name}: the fitted skeleton reprojects {error:.2f} px from MediaPipe's landmarks at "
+            f"{settings.width}x{settings.height} (limit {limit:.2f} px)",
+            "a tripod shot with the whole body visible works best",
+        )
     # 3. the subject for the bone radii, from the best-seen frame
     fi = np.asarray(ex["frame_indices"], dtype=int)  # [T] source frame of each track frame
     best = int(np.argmax(np.asarray(ex["visibility"]).mean(1)))
@@ -303,13 +323,15 @@ def monocular_clipset(video: Path, motion, settings: PrepareSettings, vae_factor
         if t >= T:
             break
         a = alignment
-        out[0, t] = np.clip(warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height),
-                            0, 255).astype(np.uint8)
+        out[0, t] = np.clip(
+            warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height), 0, 255
+        ).astype(np.uint8)
     return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit), sol.camera.K.copy())
 
 
-def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache: StageCache,
-                      progress: Reporter = SILENT) -> tuple[list, list[tuple[str, str]], dict]:
+def monocular_sources(
+    videos, settings: PrepareSettings, vae_factor: int, cache: StageCache, progress: Reporter = SILENT
+) -> tuple[list, list[tuple[str, str]], dict]:
     """(sources, skipped, errors): one ClipSource per window of every tracked video; videos that cannot be
     tracked are skipped here with their reason. errors: {video: (error px, limit px)} once a video loaded."""
     from hvg_cli.core.settings import PoseSettings
@@ -336,6 +358,7 @@ def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache:
             continue
         vh = _file_hash(video)[:12]
         for w in wins:
+
             def load(video=video, motion=motion, w=w) -> ClipInputs:
                 if memo.get("key") != video:
                     memo.clear()
@@ -344,16 +367,32 @@ def monocular_sources(videos, settings: PrepareSettings, vae_factor: int, cache:
                     memo.update(key=video, set=cs)
                 cs = memo["set"]
                 frames, maps, grid = _slice(cs, w.frames)
-                return ClipInputs(photo=np.ascontiguousarray(cs.frames[0, w.reference]), frames=np.ascontiguousarray(frames),
-                                  maps=maps, grid=grid, fps=cs.fps / settings.frame_step, source=str(video),
-                                  licence=settings.licence, synthetic=False, reference=f"{video}|frame {w.reference}")
+                return ClipInputs(
+                    photo=np.ascontiguousarray(cs.frames[0, w.reference]),
+                    frames=np.ascontiguousarray(frames),
+                    maps=maps,
+                    grid=grid,
+                    fps=cs.fps / settings.frame_step,
+                    source=str(video),
+                    licence=settings.licence,
+                    synthetic=False,
+                    reference=f"{video}|frame {w.reference}",
+                )
 
             sources.append(ClipSource(f"vid-{vh}-{key}-{w.id_suffix}", load))
     return sources, skipped, errors
 
 
-def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: PrepareSettings = PrepareSettings(),
-                videos=(), cache: StageCache | None = None, progress: Reporter = SILENT) -> PrepareResult:
+def prepare_job(
+    out: Path,
+    weights: Path,
+    synthetic=(),
+    motions=(),
+    settings: PrepareSettings = PrepareSettings(),
+    videos=(),
+    cache: StageCache | None = None,
+    progress: Reporter = SILENT,
+) -> PrepareResult:
     """`hvg prepare`: write (or continue) the dataset at `out`.
 
     weights: an HVG weights folder whose VAE and CLIP encoder encode the clips (the same folder, or one with the
@@ -390,14 +429,32 @@ def prepare_job(out: Path, weights: Path, synthetic=(), motions=(), settings: Pr
         more, skipped, errors = monocular_sources(found, settings, factor, cache, progress)
         sources += more
     if not sources:
-        raise BadInput(f"no window of {settings.length} frames fits the sources"
-                       + (f" ({len(skipped)} videos skipped)" if skipped else ""), "lower --length or --gap")
+        raise BadInput(
+            f"no window of {settings.length} frames fits the sources"
+            + (f" ({len(skipped)} videos skipped)" if skipped else ""),
+            "lower --length or --gap",
+        )
     pipe = load_pipeline(weights, "cpu" if not _has_cuda() else "auto", "fp32")
-    summary = prepare_clips(pipe, sources, out, total=len(sources), clips_per_shard=settings.clips_per_shard,
-                            seed=settings.seed, progress=progress)
+    summary = prepare_clips(
+        pipe,
+        sources,
+        out,
+        total=len(sources),
+        clips_per_shard=settings.clips_per_shard,
+        seed=settings.seed,
+        progress=progress,
+    )
     total = len(TrainDataset(out)) if (Path(out) / "manifest.json").exists() else 0
-    return PrepareResult(str(out), summary.written, summary.existing, tuple(skipped) + summary.skipped,
-                         summary.seconds, summary.clips_per_s, total, errors)
+    return PrepareResult(
+        str(out),
+        summary.written,
+        summary.existing,
+        tuple(skipped) + summary.skipped,
+        summary.seconds,
+        summary.clips_per_s,
+        total,
+        errors,
+    )
 
 
 def _has_cuda() -> bool:
@@ -428,8 +485,9 @@ class ValidationInputs:
     fps: float
 
 
-def validation_inputs(job: ValidationJob, width: int, height: int, frames: int, cache: StageCache,
-                      progress: Reporter = SILENT) -> ValidationInputs:
+def validation_inputs(
+    job: ValidationJob, width: int, height: int, frames: int, cache: StageCache, progress: Reporter = SILENT
+) -> ValidationInputs:
     """The aligned photo, bone maps and cameras of the validation job, built as animate builds them."""
     from hvg_cli.align.similarity import warp_image
     from hvg_cli.bonemap.render import render_bonemaps
@@ -470,8 +528,13 @@ def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob) -> 
             shutil.copy2(Path(base) / "model_index.json", scratch / "model_index.json")
             unet.save_pretrained(scratch / "unet", safe_serialization=True)
             pose_encoder.save_pretrained(scratch / "pose_encoder", safe_serialization=True)
-            ds = DiffusionSettings(steps=job.steps, seed=job.seed, device="cpu" if not _has_cuda() else "auto",
-                                   dtype="fp32", fps=max(1, int(round(inputs.fps))))  # the fps clips are stored with
+            ds = DiffusionSettings(
+                steps=job.steps,
+                seed=job.seed,
+                device="cpu" if not _has_cuda() else "auto",
+                dtype="fp32",
+                fps=max(1, int(round(inputs.fps))),
+            )  # the fps clips are stored with
             frames = generate(scratch, inputs.photo, inputs.maps, inputs.grid, ds)  # [V, T, H, W, 3]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -481,8 +544,9 @@ def make_validator(base: Path, inputs: ValidationInputs, job: ValidationJob) -> 
     return validate
 
 
-def train_job(settings, validation: ValidationJob | None = None, cache: StageCache | None = None,
-              progress: Reporter = SILENT) -> TrainResult:
+def train_job(
+    settings, validation: ValidationJob | None = None, cache: StageCache | None = None, progress: Reporter = SILENT
+) -> TrainResult:
     """`hvg train`: train.loop.train(settings) with the validation job rendered every settings.validate_every
     steps (needs `validation`). Checks run before anything is written; returns train.loop.TrainResult."""
     from hvg_cli.train.dataset import TrainDataset

@@ -33,9 +33,13 @@ LEG_VISIBILITY = 0.5
 class PhotoDetection:
     """One person found by MediaPipe in a photo."""
 
-    landmarks: np.ndarray  # [33, 2] pixels (x right, y down); pixel (i, j) covers [i, i+1) x [j, j+1), as hvg's intrinsics
+    landmarks: (
+        np.ndarray
+    )  # [33, 2] pixels (x right, y down); pixel (i, j) covers [i, i+1) x [j, j+1), as hvg's intrinsics
     visibility: np.ndarray  # [33] in [0, 1]
-    world: np.ndarray  # [33, 3] metres, hvg axes (x = person's left when facing the camera, y up, +z to the camera), hip-centred
+    world: (
+        np.ndarray
+    )  # [33, 3] metres, hvg axes (x = person's left when facing the camera, y up, +z to the camera), hip-centred
     mask: np.ndarray  # [H, W] float32 in [0, 1], MediaPipe's person segmentation
     width: int
     height: int
@@ -74,7 +78,7 @@ def cover_person(image: np.ndarray, landmarks: np.ndarray, visibility: np.ndarra
     (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
     dx, dy = pad * (x1 - x0) + 0.05 * W, pad * (y1 - y0) + 0.05 * H
     out = np.array(image, copy=True)
-    out[max(0, int(y0 - dy)):min(H, int(y1 + dy) + 1), max(0, int(x0 - dx)):min(W, int(x1 + dx) + 1)] = 128
+    out[max(0, int(y0 - dy)) : min(H, int(y1 + dy) + 1), max(0, int(x0 - dx)) : min(W, int(x1 + dx) + 1)] = 128
     return out
 
 
@@ -126,16 +130,21 @@ def detect_photo(image: np.ndarray, source: str) -> PhotoDetection:
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 16:
-        raise BadInput(f"{source}: expected an RGB photo, got an array of shape {image.shape} ({image.dtype})",
-                       "use a .jpg or .png photo of a person")
+        raise BadInput(
+            f"{source}: expected an RGB photo, got an array of shape {image.shape} ({image.dtype})",
+            "use a .jpg or .png photo of a person",
+        )
     mp = _mediapipe()
     H, W = image.shape[:2]
-    with quiet_native_logs(), mp.solutions.pose.Pose(
-        static_image_mode=True,
-        model_complexity=_pose_model_complexity(),
-        enable_segmentation=True,
-        min_detection_confidence=0.5,
-    ) as pose:
+    with (
+        quiet_native_logs(),
+        mp.solutions.pose.Pose(
+            static_image_mode=True,
+            model_complexity=_pose_model_complexity(),
+            enable_segmentation=True,
+            min_detection_confidence=0.5,
+        ) as pose,
+    ):
         result = pose.process(np.ascontiguousarray(image))
         # MediaPipe's normalised coordinates span [0, 1] over the image's edges = hvg's continuous pixel coordinates
         found = _landmarks(result, 0, W, H)

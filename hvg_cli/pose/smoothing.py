@@ -19,7 +19,9 @@ def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
     return 1.0 / (1.0 + tau / dt)
 
 
-def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1.5, d_cutoff: float = 1.0) -> np.ndarray:
+def one_euro(
+    x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1.5, d_cutoff: float = 1.0
+) -> np.ndarray:
     """Filter a track forwards in time.
 
     x:   [T, N, D] N points with D coordinates per frame (any unit; see the module doc for beta)
@@ -46,7 +48,9 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1
     return out
 
 
-def one_euro_reference(x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1.5, d_cutoff: float = 1.0) -> np.ndarray:
+def one_euro_reference(
+    x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1.5, d_cutoff: float = 1.0
+) -> np.ndarray:
     """Plain twin of `one_euro`: one point at a time, scalar arithmetic, as in the paper's pseudo-code."""
     x = np.asarray(x, dtype=np.float64)
     T, N, D = x.shape

@@ -31,7 +31,9 @@ class Candidate:
         return 0.5 * (self.box[0] + self.box[2])
 
 
-def landmark_box(points: np.ndarray, visibility: np.ndarray, min_visibility: float = 0.5) -> tuple[float, float, float, float]:
+def landmark_box(
+    points: np.ndarray, visibility: np.ndarray, min_visibility: float = 0.5
+) -> tuple[float, float, float, float]:
     """Bounding box (x0, y0, x1, y1) of the visible landmarks. points: [33, 2] px; visibility: [33]."""
     seen = points[visibility >= min_visibility]
     if len(seen) < 4:
@@ -64,7 +66,9 @@ def parse_person(person: str) -> str | int:
     try:
         i = int(p)
     except ValueError:
-        raise BadInput(f"--person {person!r} is not understood", 'use "largest", "first" or an index from the left: 0, 1, ...') from None
+        raise BadInput(
+            f"--person {person!r} is not understood", 'use "largest", "first" or an index from the left: 0, 1, ...'
+        ) from None
     if i < 0:
         raise BadInput(f"--person {person!r} must be 0 or more", "0 is the leftmost person")
     return i

@@ -97,8 +97,10 @@ def _mediapipe() -> ModuleType:
 
         if importlib.util.find_spec("mediapipe") is None:
             raise MissingDependency("mediapipe is not installed", "pip install mediapipe==0.10.14") from e
-        raise MissingDependency(f"mediapipe is installed but does not import ({e})",
-                                "reinstall it: pip install --force-reinstall mediapipe==0.10.14") from e
+        raise MissingDependency(
+            f"mediapipe is installed but does not import ({e})",
+            "reinstall it: pip install --force-reinstall mediapipe==0.10.14",
+        ) from e
     return mp
 
 
@@ -135,7 +137,9 @@ def find_people(frame: np.ndarray) -> list[Candidate]:
     overlap = int(0.1 * W)
     regions = [(0, W), (0, W // 2 + overlap), (W // 2 - overlap, W)]
     found: list[Candidate] = []
-    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=MODEL_COMPLEXITY, enable_segmentation=False) as pose:
+    with mp.solutions.pose.Pose(
+        static_image_mode=True, model_complexity=MODEL_COMPLEXITY, enable_segmentation=False
+    ) as pose:
         for x0, x1 in regions:
             res = pose.process(np.ascontiguousarray(frame[:, x0:x1]))
             lm = _landmarks(res, x0, x1 - x0, H)
@@ -157,7 +161,11 @@ class RawTrack:
 
 
 def detect_frames(
-    frames: Iterable[np.ndarray], count: int, person: str | int = "largest", source: str = "video", task=None,
+    frames: Iterable[np.ndarray],
+    count: int,
+    person: str | int = "largest",
+    source: str = "video",
+    task=None,
     to_source: tuple[float, float] = (1.0, 1.0),
 ) -> RawTrack:
     """Run MediaPipe Pose (tracking mode) over `frames` ([H, W, 3] uint8, `count` of them).
@@ -214,7 +222,9 @@ def finish_track(
     beta: float = 1.5,
 ) -> PoseTrack:
     """Fill gaps (or raise NoPerson), smooth, and package a RawTrack as a PoseTrack."""
-    image, vis, world = fill_gaps(raw.detected, [raw.image, raw.visibility, raw.world], max_gap, frame_indices, float(source_fps), source)
+    image, vis, world = fill_gaps(
+        raw.detected, [raw.image, raw.visibility, raw.world], max_gap, frame_indices, float(source_fps), source
+    )
     if smooth and len(image) > 1:
         # image landmarks in "metres" of the body: px / (median landmark-box height px / 1.7 m)
         heights = image[:, :, 1].max(axis=1) - image[:, :, 1].min(axis=1)  # [T] px

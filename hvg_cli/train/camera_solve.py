@@ -136,13 +136,16 @@ def _ransac_start(X: np.ndarray, x: np.ndarray, cx: float, cy: float, thresh: fl
         if again is not None:
             best = again
     if best is None:
-        raise BadInput("the video camera could not be solved from the landmarks",
-                       "use a clip where the person is clearly visible and moves")
+        raise BadInput(
+            "the video camera could not be solved from the landmarks",
+            "use a clip where the person is clearly visible and moves",
+        )
     return best
 
 
-def solve_camera(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, width: int, height: int,
-                 min_weight: float = 0.5) -> CameraSolve:
+def solve_camera(
+    points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, width: int, height: int, min_weight: float = 0.5
+) -> CameraSolve:
     """A fixed camera for a clip.
 
     points:  [T, N, 3] world positions of N skeleton points per frame, metres (the fitted motion's joints)
@@ -156,12 +159,16 @@ def solve_camera(points: np.ndarray, pixels: np.ndarray, weights: np.ndarray, wi
     use = weights >= min_weight  # [T, N]
     X, x, w = points[use].astype(np.float64), pixels[use].astype(np.float64), weights[use].astype(np.float64)
     if len(X) < 12:
-        raise BadInput(f"only {len(X)} confident landmarks to solve the video camera from (12 needed)",
-                       "use a clip where the person is clearly visible")
+        raise BadInput(
+            f"only {len(X)} confident landmarks to solve the video camera from (12 needed)",
+            "use a clip where the person is clearly visible",
+        )
     spread = np.linalg.svd(X - X.mean(0), compute_uv=False)
     if spread[-1] < 1e-3 * spread[0]:
-        raise BadInput("the skeleton points lie on one plane over the whole clip: the camera cannot be solved",
-                       "use a longer clip with more movement")
+        raise BadInput(
+            "the skeleton points lie on one plane over the whole clip: the camera cannot be solved",
+            "use a longer clip with more movement",
+        )
     cx, cy = width / 2.0, height / 2.0
 
     # 1. linear start, robust: RANSAC over 8-point DLTs, each scored with its constrained camera

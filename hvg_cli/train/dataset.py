@@ -40,8 +40,14 @@ MANIFEST = "manifest.json"
 PREPARE_HINT = "make the dataset again with `hvg prepare` from this version of hvg"
 
 TENSOR_FIELDS = ("latents", "ref_latent", "ref_embedding", "semantic", "normal", "depth", "mask", "K", "world_to_cam")
-_DTYPES = {"semantic": np.uint8, "normal": np.float16, "depth": np.float32, "mask": np.bool_,
-           "K": np.float32, "world_to_cam": np.float32}
+_DTYPES = {
+    "semantic": np.uint8,
+    "normal": np.float16,
+    "depth": np.float32,
+    "mask": np.bool_,
+    "K": np.float32,
+    "world_to_cam": np.float32,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +84,15 @@ class TrainClip:
         """Shapes agree with each other (the writer calls it before anything is written)."""
         V, T, C, h, w = self.latents.shape
         H, W = self.mask.shape[2:]
-        want = {"ref_latent": (C, h, w), "semantic": (V, T, H, W, 3), "normal": (V, T, H, W, 3),
-                "depth": (V, T, H, W), "mask": (V, T, H, W), "K": (V, T, 3, 3), "world_to_cam": (V, T, 4, 4)}
+        want = {
+            "ref_latent": (C, h, w),
+            "semantic": (V, T, H, W, 3),
+            "normal": (V, T, H, W, 3),
+            "depth": (V, T, H, W),
+            "mask": (V, T, H, W),
+            "K": (V, T, 3, 3),
+            "world_to_cam": (V, T, 4, 4),
+        }
         for name, shape in want.items():
             got = tuple(getattr(self, name).shape)
             if got != shape:
@@ -92,17 +105,33 @@ class TrainClip:
             raise BadInput(f"clip id {self.id!r} must be non-empty and hold no '/'")
 
     def meta(self) -> dict:
-        return {"id": self.id, "views": self.views, "frames": self.frames, "fps": float(self.fps),
-                "motion_bucket_id": int(self.motion_bucket_id), "noise_aug_strength": float(self.noise_aug_strength),
-                "source": self.source, "licence": self.licence, "synthetic": bool(self.synthetic),
-                "reference": self.reference}
+        return {
+            "id": self.id,
+            "views": self.views,
+            "frames": self.frames,
+            "fps": float(self.fps),
+            "motion_bucket_id": int(self.motion_bucket_id),
+            "noise_aug_strength": float(self.noise_aug_strength),
+            "source": self.source,
+            "licence": self.licence,
+            "synthetic": bool(self.synthetic),
+            "reference": self.reference,
+        }
 
 
 def _sizes(clip: TrainClip) -> dict:
     V, T, C, h, w = clip.latents.shape
     H, W = clip.mask.shape[2:]
-    return {"views": V, "frames": T, "latent_channels": C, "latent_height": h, "latent_width": w,
-            "height": H, "width": W, "embedding_dim": int(clip.ref_embedding.shape[0])}
+    return {
+        "views": V,
+        "frames": T,
+        "latent_channels": C,
+        "latent_height": h,
+        "latent_width": w,
+        "height": H,
+        "width": W,
+        "embedding_dim": int(clip.ref_embedding.shape[0]),
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -120,16 +149,28 @@ class DatasetWriter:
     Every clip of a dataset has the same sizes (views, frames, pixels, latents): training batches them.
     """
 
-    def __init__(self, root: str | os.PathLike, clips_per_shard: int = 16, vae_scaling_factor: float | None = None,
-                 info: dict | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        clips_per_shard: int = 16,
+        vae_scaling_factor: float | None = None,
+        info: dict | None = None,
+    ):
         self.root = Path(root)
         self.clips_per_shard = max(1, int(clips_per_shard))
         self._pending: list[TrainClip] = []
         if (self.root / MANIFEST).exists():
             self.manifest = read_manifest(self.root)  # version-checked: appending to an old format is refused
         else:
-            self.manifest = {"format": FORMAT, "version": FORMAT_VERSION, "sizes": None,
-                             "vae_scaling_factor": vae_scaling_factor, "info": info or {}, "shards": [], "clips": []}
+            self.manifest = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "sizes": None,
+                "vae_scaling_factor": vae_scaling_factor,
+                "info": info or {},
+                "shards": [],
+                "clips": [],
+            }
         self._ids = {c["id"] for c in self.manifest["clips"]}
 
     def has(self, clip_id: str) -> bool:
@@ -143,8 +184,10 @@ class DatasetWriter:
         if self.manifest["sizes"] is None:
             self.manifest["sizes"] = sizes
         elif sizes != self.manifest["sizes"]:
-            raise BadInput(f"clip {clip.id} has sizes {sizes}, the dataset {self.manifest['sizes']}",
-                           "use one resolution, view count and clip length per dataset")
+            raise BadInput(
+                f"clip {clip.id} has sizes {sizes}, the dataset {self.manifest['sizes']}",
+                "use one resolution, view count and clip length per dataset",
+            )
         self._pending.append(clip)
         if len(self._pending) >= self.clips_per_shard:
             self.flush()
@@ -191,22 +234,31 @@ def read_manifest(root: str | os.PathLike) -> dict:
     if not root.is_dir():
         raise BadInput(f"dataset folder {root} does not exist", "make one with `hvg prepare VIDEOS -o DATASET`")
     if not path.exists():
-        raise BadInput(f"{root} has no {MANIFEST} (not an hvg training dataset)",
-                       "make one with `hvg prepare VIDEOS -o DATASET`")
+        raise BadInput(
+            f"{root} has no {MANIFEST} (not an hvg training dataset)", "make one with `hvg prepare VIDEOS -o DATASET`"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"{path} is not valid JSON ({e})", PREPARE_HINT) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BadInput(f"{path} is not an hvg training manifest (format {manifest.get('format')!r})"
-                       if isinstance(manifest, dict) else f"{path} is not an hvg training manifest", PREPARE_HINT)
+        raise BadInput(
+            f"{path} is not an hvg training manifest (format {manifest.get('format')!r})"
+            if isinstance(manifest, dict)
+            else f"{path} is not an hvg training manifest",
+            PREPARE_HINT,
+        )
     version = manifest.get("version")
     if not isinstance(version, int) or version < FORMAT_VERSION:
-        raise BadInput(f"{root} was made by an older hvg (dataset format version {version}, this hvg reads "
-                       f"{FORMAT_VERSION})", PREPARE_HINT)
+        raise BadInput(
+            f"{root} was made by an older hvg (dataset format version {version}, this hvg reads {FORMAT_VERSION})",
+            PREPARE_HINT,
+        )
     if version > FORMAT_VERSION:
-        raise BadInput(f"{root} was made by a newer hvg (dataset format version {version}, this hvg reads "
-                       f"{FORMAT_VERSION})", "update hvg")
+        raise BadInput(
+            f"{root} was made by a newer hvg (dataset format version {version}, this hvg reads {FORMAT_VERSION})",
+            "update hvg",
+        )
     return manifest
 
 
@@ -242,18 +294,26 @@ class TrainDataset:
             try:
                 self._open[name] = safe_open(str(self.root / name), framework="np")
             except Exception as e:
-                raise BadInput(f"{self.root / name} is not a readable safetensors shard ({type(e).__name__})",
-                               PREPARE_HINT) from None
+                raise BadInput(
+                    f"{self.root / name} is not a readable safetensors shard ({type(e).__name__})", PREPARE_HINT
+                ) from None
         return self._open[name]
 
     def __getitem__(self, i: int) -> TrainClip:
         meta = self.clips[i]
         sf = self._shard(meta["shard"])
         arrays = {f: sf.get_tensor(f"{meta['id']}/{f}") for f in TENSOR_FIELDS}
-        return TrainClip(id=meta["id"], **arrays, fps=meta["fps"], motion_bucket_id=meta["motion_bucket_id"],
-                         noise_aug_strength=meta["noise_aug_strength"], source=meta.get("source", ""),
-                         licence=meta.get("licence", ""), synthetic=bool(meta.get("synthetic", False)),
-                         reference=meta.get("reference", ""))
+        return TrainClip(
+            id=meta["id"],
+            **arrays,
+            fps=meta["fps"],
+            motion_bucket_id=meta["motion_bucket_id"],
+            noise_aug_strength=meta["noise_aug_strength"],
+            source=meta.get("source", ""),
+            licence=meta.get("licence", ""),
+            synthetic=bool(meta.get("synthetic", False)),
+            reference=meta.get("reference", ""),
+        )
 
     def __getstate__(self):  # safe_open handles do not pickle (DataLoader workers reopen them)
         state = dict(self.__dict__)
@@ -261,8 +321,17 @@ class TrainDataset:
         return state
 
 
-def random_clip(clip_id: str, views: int = 1, frames: int = 2, height: int = 32, width: int = 32,
-                latent_factor: int = 2, channels: int = 4, embedding_dim: int = 32, seed: int = 0) -> TrainClip:
+def random_clip(
+    clip_id: str,
+    views: int = 1,
+    frames: int = 2,
+    height: int = 32,
+    width: int = 32,
+    latent_factor: int = 2,
+    channels: int = 4,
+    embedding_dim: int = 32,
+    seed: int = 0,
+) -> TrainClip:
     """A synthetic clip of random numbers with consistent shapes (tests, plumbing, benchmarks' set-up).
 
     Bone maps: a random blob mask with random colours, normals and depths; cameras: an orbit at 2.5 m.
@@ -287,6 +356,11 @@ def random_clip(clip_id: str, views: int = 1, frames: int = 2, height: int = 32,
         semantic=(rng.integers(0, 256, (V, T, H, W, 3)) * mask[..., None]).astype(np.uint8),
         normal=(rng.uniform(-1, 1, (V, T, H, W, 3)) * mask[..., None]).astype(np.float16),
         depth=(rng.uniform(2.0, 3.0, (V, T, H, W)) * mask).astype(np.float32),
-        mask=mask, K=np.ascontiguousarray(K), world_to_cam=w2c,
-        source="random", licence="CC0-1.0", synthetic=True, reference="random",
+        mask=mask,
+        K=np.ascontiguousarray(K),
+        world_to_cam=w2c,
+        source="random",
+        licence="CC0-1.0",
+        synthetic=True,
+        reference="random",
     )

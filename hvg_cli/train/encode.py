@@ -46,10 +46,23 @@ def encode_frames(pipe, frames: np.ndarray, chunk: int = 8) -> Tensor:
     return torch.cat(out)
 
 
-def encode_clip(pipe, clip_id: str, photo: np.ndarray, frames: np.ndarray, maps: BoneMaps, grid: CameraGrid,
-                fps: float, motion_bucket_id: int = 127, noise_aug_strength: float = 0.02, seed: int = 0,
-                source: str = "", licence: str = "", synthetic: bool = False, reference: str = "",
-                chunk: int = 8) -> TrainClip:
+def encode_clip(
+    pipe,
+    clip_id: str,
+    photo: np.ndarray,
+    frames: np.ndarray,
+    maps: BoneMaps,
+    grid: CameraGrid,
+    fps: float,
+    motion_bucket_id: int = 127,
+    noise_aug_strength: float = 0.02,
+    seed: int = 0,
+    source: str = "",
+    licence: str = "",
+    synthetic: bool = False,
+    reference: str = "",
+    chunk: int = 8,
+) -> TrainClip:
     """A TrainClip from aligned inputs.
 
     pipe:   a loaded HVGPipeline (its VAE and CLIP encoder are used; the UNet is not run)
@@ -63,13 +76,20 @@ def encode_clip(pipe, clip_id: str, photo: np.ndarray, frames: np.ndarray, maps:
 
     V, T, H, W = maps.shape
     if frames.shape != (V, T, H, W, 3) or frames.dtype != np.uint8:
-        raise BadInput(f"clip {clip_id}: frames are {frames.shape} {frames.dtype}, the bone maps {(V, T, H, W)}",
-                       "align the frames to the bone maps' size (uint8 RGB)")
+        raise BadInput(
+            f"clip {clip_id}: frames are {frames.shape} {frames.dtype}, the bone maps {(V, T, H, W)}",
+            "align the frames to the bone maps' size (uint8 RGB)",
+        )
     check_sizes(photo, maps, grid, pipe)
 
     # 1. Reference: exactly the sampler's encode_reference (no CFG doubling: guidance 1)
-    ref_settings = DiffusionSettings(guidance_min=1.0, guidance_max=1.0, fps=int(round(fps)),
-                                     motion_bucket_id=int(motion_bucket_id), noise_aug_strength=float(noise_aug_strength))
+    ref_settings = DiffusionSettings(
+        guidance_min=1.0,
+        guidance_max=1.0,
+        fps=int(round(fps)),
+        motion_bucket_id=int(motion_bucket_id),
+        noise_aug_strength=float(noise_aug_strength),
+    )
     ref = pipe.encode_reference(photo, reference_noise(seed, clip_id, H, W), ref_settings)
     emb = ref.embeddings[0, 0].float().cpu().numpy()  # [D]
     ref_latent = ref.latents[0].float().cpu().numpy()  # [C, h, w]
@@ -77,9 +97,22 @@ def encode_clip(pipe, clip_id: str, photo: np.ndarray, frames: np.ndarray, maps:
     # 2. Targets: [V, T, H, W, 3] -> [V*T, H, W, 3] -> latents [V*T, C, h, w] -> [V, T, C, h, w]
     lat = encode_frames(pipe, frames.reshape(V * T, H, W, 3), chunk)
     latents = lat.reshape(V, T, *lat.shape[1:]).numpy()
-    return TrainClip(id=clip_id, latents=latents, ref_latent=ref_latent, ref_embedding=emb,
-                     semantic=maps.semantic, normal=maps.normal.astype(np.float16), depth=maps.depth.astype(np.float32),
-                     mask=maps.mask.astype(bool), K=grid.K.astype(np.float32),
-                     world_to_cam=grid.world_to_cam.astype(np.float32), fps=float(fps),
-                     motion_bucket_id=int(motion_bucket_id), noise_aug_strength=float(noise_aug_strength),
-                     source=source, licence=licence, synthetic=synthetic, reference=reference)
+    return TrainClip(
+        id=clip_id,
+        latents=latents,
+        ref_latent=ref_latent,
+        ref_embedding=emb,
+        semantic=maps.semantic,
+        normal=maps.normal.astype(np.float16),
+        depth=maps.depth.astype(np.float32),
+        mask=maps.mask.astype(bool),
+        K=grid.K.astype(np.float32),
+        world_to_cam=grid.world_to_cam.astype(np.float32),
+        fps=float(fps),
+        motion_bucket_id=int(motion_bucket_id),
+        noise_aug_strength=float(noise_aug_strength),
+        source=source,
+        licence=licence,
+        synthetic=synthetic,
+        reference=reference,
+    )

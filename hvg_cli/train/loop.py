@@ -133,11 +133,29 @@ class TrainSettings:
         The split of the global batch (batch_size, processes, grad_accum) does not enter, only its size;
         nor do the step count, checkpointing, logging, paths or the device.
         """
-        skip = {"weights", "data", "out", "work_dir", "steps", "batch_size", "grad_accum", "checkpoint_every",
-                "checkpoints_total_limit", "validate_every", "resume", "log_every", "cpu", "num_workers", "lr_schedule", "warmup_steps"}
+        skip = {
+            "weights",
+            "data",
+            "out",
+            "work_dir",
+            "steps",
+            "batch_size",
+            "grad_accum",
+            "checkpoint_every",
+            "checkpoints_total_limit",
+            "validate_every",
+            "resume",
+            "log_every",
+            "cpu",
+            "num_workers",
+            "lr_schedule",
+            "warmup_steps",
+        }
         key = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         key["global_batch"] = global_batch
-        key["lr_schedule"] = [self.lr_schedule, self.warmup_steps] + ([self.steps] if self.lr_schedule == "cosine" else [])
+        key["lr_schedule"] = [self.lr_schedule, self.warmup_steps] + (
+            [self.steps] if self.lr_schedule == "cosine" else []
+        )
         return key
 
 
@@ -239,35 +257,47 @@ def _preflight(settings: TrainSettings):
     factor = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
     problems = []
     if s["latent_channels"] != unet_cfg["out_channels"] or 2 * s["latent_channels"] != unet_cfg["in_channels"]:
-        problems.append(f"latents have {s['latent_channels']} channels, the UNet takes {unet_cfg['in_channels']} = "
-                        f"2 × {unet_cfg['out_channels']}")
+        problems.append(
+            f"latents have {s['latent_channels']} channels, the UNet takes {unet_cfg['in_channels']} = "
+            f"2 × {unet_cfg['out_channels']}"
+        )
     if s["embedding_dim"] != unet_cfg["cross_attention_dim"]:
-        problems.append(f"CLIP embeddings have {s['embedding_dim']} values, the UNet's cross-attention takes "
-                        f"{unet_cfg['cross_attention_dim']}")
+        problems.append(
+            f"CLIP embeddings have {s['embedding_dim']} values, the UNet's cross-attention takes "
+            f"{unet_cfg['cross_attention_dim']}"
+        )
     if s["height"] != s["latent_height"] * factor or s["width"] != s["latent_width"] * factor:
-        problems.append(f"bone maps of {s['width']}x{s['height']} px do not match latents of "
-                        f"{s['latent_width']}x{s['latent_height']} at this VAE's factor {factor}")
+        problems.append(
+            f"bone maps of {s['width']}x{s['height']} px do not match latents of "
+            f"{s['latent_width']}x{s['latent_height']} at this VAE's factor {factor}"
+        )
     if pe_cfg.get("downscale", factor) != factor:
         problems.append(f"the pose encoder downsamples by {pe_cfg.get('downscale')}, the VAE by {factor}")
     mult = 2 ** (len(unet_cfg["block_out_channels"]) - 1)
     if s["latent_height"] % mult or s["latent_width"] % mult:
-        problems.append(f"latents of {s['latent_width']}x{s['latent_height']} are not a multiple of {mult}, "
-                        "which this UNet needs")
+        problems.append(
+            f"latents of {s['latent_width']}x{s['latent_height']} are not a multiple of {mult}, which this UNet needs"
+        )
     if problems:
-        raise BadInput(f"the dataset {settings.data} does not fit the weights {settings.weights}: {problems[0]}",
-                       "prepare the dataset with these weights (`hvg prepare --weights ...`)")
+        raise BadInput(
+            f"the dataset {settings.data} does not fit the weights {settings.weights}: {problems[0]}",
+            "prepare the dataset with these weights (`hvg prepare --weights ...`)",
+        )
     if settings.unet == "lora":
         try:
             import peft  # noqa: F401
         except ImportError:
-            raise MissingDependency("--unet lora needs the peft package",
-                                    "pip install peft, or use --unet temporal") from None
+            raise MissingDependency(
+                "--unet lora needs the peft package", "pip install peft, or use --unet temporal"
+            ) from None
     if settings.optimizer == "adamw8bit":
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
-            raise MissingDependency("--optimizer adamw8bit needs the bitsandbytes package",
-                                    "pip install bitsandbytes, or use --optimizer adamw") from None
+            raise MissingDependency(
+                "--optimizer adamw8bit needs the bitsandbytes package",
+                "pip install bitsandbytes, or use --optimizer adamw",
+            ) from None
     return report, data
 
 
@@ -297,21 +327,35 @@ def _make_batch(clips, draws, precond, device):
         embs.append(torch.from_numpy(clip.ref_embedding).float()[None] * float(d.keep_embedding))  # [1, D]
         refs.append(torch.from_numpy(clip.ref_latent).float() * float(d.keep_latent))  # [C, h, w]
         # SVD's micro-conditioning, as the sampler builds it from its integer fps setting
-        ids.append(torch.tensor([round(clip.fps) - 1, clip.motion_bucket_id, clip.noise_aug_strength],
-                                dtype=torch.float32))  # [3]
-        conds.append(conditioning_torch(
-            clip.semantic.reshape(n, H, W, 3), clip.normal.reshape(n, H, W, 3), clip.depth.reshape(n, H, W),
-            clip.mask.reshape(n, H, W), clip.K.reshape(n, 3, 3), clip.world_to_cam.reshape(n, 4, 4), device=device,
-        ))  # [V*T, 14, H, W]
+        ids.append(
+            torch.tensor([round(clip.fps) - 1, clip.motion_bucket_id, clip.noise_aug_strength], dtype=torch.float32)
+        )  # [3]
+        conds.append(
+            conditioning_torch(
+                clip.semantic.reshape(n, H, W, 3),
+                clip.normal.reshape(n, H, W, 3),
+                clip.depth.reshape(n, H, W),
+                clip.mask.reshape(n, H, W),
+                clip.K.reshape(n, 3, 3),
+                clip.world_to_cam.reshape(n, 4, 4),
+                device=device,
+            )
+        )  # [V*T, 14, H, W]
         keep_pose.append(float(d.keep_pose))
         sigmas.append(d.sigma)
     sigma = torch.tensor(sigmas, dtype=torch.float32)  # [B]
     x0 = torch.stack(x0s)  # [B, F, C, h, w]
     x = torch.stack(noisy)  # [B, F, C, h, w]
     scaled = precond.c_in(sigma)[:, None, None, None, None] * x  # [B, F, C, h, w]
-    inputs = dict(scaled=scaled, ref_latent=torch.stack(refs), c_noise=precond.c_noise(sigma),
-                  embedding=torch.stack(embs), time_ids=torch.stack(ids), pose_cond=torch.cat(conds),
-                  pose_keep=torch.tensor(keep_pose))
+    inputs = dict(
+        scaled=scaled,
+        ref_latent=torch.stack(refs),
+        c_noise=precond.c_noise(sigma),
+        embedding=torch.stack(embs),
+        time_ids=torch.stack(ids),
+        pose_cond=torch.cat(conds),
+        pose_keep=torch.tensor(keep_pose),
+    )
     inputs = {k: v.to(device) for k, v in inputs.items()}
     return inputs, x.to(device), x0.to(device), sigma.to(device)
 
@@ -321,8 +365,19 @@ class _StepBatches:
     process, built on the CPU: a pure function of (seed, step, micro-batch, rank), so DataLoader workers can
     build batches ahead in any order and the run stays exact. Module-level, so workers can unpickle it."""
 
-    def __init__(self, data, settings: TrainSettings, G: int, P: int, rank: int, start: int, latent_shape,
-                 levels, dropout, precond):
+    def __init__(
+        self,
+        data,
+        settings: TrainSettings,
+        G: int,
+        P: int,
+        rank: int,
+        start: int,
+        latent_shape,
+        levels,
+        dropout,
+        precond,
+    ):
         self.data, self.settings, self.G, self.P, self.rank, self.start = data, settings, G, P, rank, start
         self.latent_shape, self.levels, self.dropout, self.precond = latent_shape, levels, dropout, precond
 
@@ -378,8 +433,10 @@ def _resolve_resume(settings: TrainSettings) -> Path | None:
         return found[-1][1] if found else None
     path = Path(settings.resume).expanduser()
     if not (path / STATE_FILE).exists():
-        raise BadInput(f"{path} is not a training checkpoint (no {STATE_FILE})",
-                       "use --resume latest or a checkpoint-N folder from the work folder")
+        raise BadInput(
+            f"{path} is not a training checkpoint (no {STATE_FILE})",
+            "use --resume latest or a checkpoint-N folder from the work folder",
+        )
     return path
 
 
@@ -449,13 +506,24 @@ def _export(settings: TrainSettings, unet, pose_encoder, provenance: dict, extra
         unet.save_pretrained(tmp / "unet", safe_serialization=True)
         pose_encoder.save_pretrained(tmp / "pose_encoder", safe_serialization=True)
         base_meta = json.loads((base / "hvg.json").read_text()) if (base / "hvg.json").exists() else {}
-        meta = {"format": "hvg-diffusion", "version": 1, "untrained": bool(base_meta.get("untrained", False)),
-                "base": str(base), "note": f"trained by hvg train for {provenance['steps']} steps", "training": provenance}
+        meta = {
+            "format": "hvg-diffusion",
+            "version": 1,
+            "untrained": bool(base_meta.get("untrained", False)),
+            "base": str(base),
+            "note": f"trained by hvg train for {provenance['steps']} steps",
+            "training": provenance,
+        }
         (tmp / "hvg.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "README.md").write_text(
             "# HVG weights trained with `hvg train`\n\nProvenance (base, data manifest hash, steps, what was trained) "
-            "is in hvg.json under \"training\".\n" + ("\nThe base was UNTRAINED random weights: so is the video "
-                                                       "this folder makes.\n" if meta["untrained"] else ""))
+            'is in hvg.json under "training".\n'
+            + (
+                "\nThe base was UNTRAINED random weights: so is the video this folder makes.\n"
+                if meta["untrained"]
+                else ""
+            )
+        )
         for name, src in (extra or {}).items():
             if Path(src).is_dir():
                 shutil.copytree(src, tmp / name)
@@ -493,24 +561,30 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
 
     from hvg_cli.train.model import HVGDenoiser, add_lora, load_components, select_trainable
     from hvg_cli.train.objective import ConditioningDropout, NoiseLevels, Preconditioning, edm_loss
+
     # 1. Check everything that can be checked before a file is written
     report, data = _preflight(settings)
     on_cpu = settings.cpu or not torch.cuda.is_available()
     if settings.mixed_precision != "no" and on_cpu:
         # fp16 needs a GPU's scaler; bf16 on the CPU was measured here (torch 2.13, oneDNN) to return NaN weight
         # gradients from the UNet's temporal Conv3d backward while the same op in float32 is finite
-        raise BadInput(f"{settings.mixed_precision} mixed precision is not supported on the CPU",
-                       "use --mixed-precision no on the CPU (bf16/fp16 on a GPU)")
+        raise BadInput(
+            f"{settings.mixed_precision} mixed precision is not supported on the CPU",
+            "use --mixed-precision no on the CPU (bf16/fp16 on a GPU)",
+        )
     levels = NoiseLevels(settings.p_mean, settings.p_std)
-    dropout = ConditioningDropout(settings.drop_reference, settings.drop_embedding, settings.drop_latent,
-                                  settings.drop_pose)
+    dropout = ConditioningDropout(
+        settings.drop_reference, settings.drop_embedding, settings.drop_latent, settings.drop_pose
+    )
     unet, pose_encoder, sched_cfg = load_components(settings.weights)
     precond = Preconditioning.from_scheduler_config(sched_cfg)
     resume_dir = _resolve_resume(settings)
     work = settings.work
     if settings.resume is None and _checkpoints(work):
-        raise BadInput(f"{work / 'checkpoints'} holds checkpoints of an earlier run",
-                       "continue it with --resume latest, or delete that folder to start afresh")
+        raise BadInput(
+            f"{work / 'checkpoints'} holds checkpoints of an earlier run",
+            "continue it with --resume latest, or delete that folder to start afresh",
+        )
 
     # 2. accelerate: processes, device, mixed precision, trackers
     trackers = [_csv_tracker_class()(work / "metrics.csv", _checkpoint_step(resume_dir))]
@@ -532,10 +606,13 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
     # with one view the view attention reduces to to_out(to_v(.)) (views.ViewAttention): its to_q / to_k take no
     # part in the loss, and DDP must be told to look for such parameters (a graph walk per step; V > 1 uses all)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=data.sizes["views"] == 1)
-    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=settings.cpu, log_with=trackers,
-                              kwargs_handlers=[ddp],
-                              project_config=ProjectConfiguration(project_dir=str(work),
-                                                                  logging_dir=str(work / "logs")))
+    accelerator = Accelerator(
+        mixed_precision=settings.mixed_precision,
+        cpu=settings.cpu,
+        log_with=trackers,
+        kwargs_handlers=[ddp],
+        project_config=ProjectConfiguration(project_dir=str(work), logging_dir=str(work / "logs")),
+    )
     P, rank = accelerator.num_processes, accelerator.process_index
     G = settings.batch_size * P * settings.grad_accum
     key = settings.math_key(G)
@@ -555,9 +632,12 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
     groups = [{"params": [params[n] for n in names["new"]], "lr": settings.lr_new}]
     if names["unet"]:
         groups.append({"params": [params[n] for n in names["unet"]], "lr": settings.lr})
-    trained = {"pose_encoder": sum(params[n].numel() for n in names["new"] if n.startswith("pose_encoder.")),
-               "view_attention": sum(params[n].numel() for n in names["new"] if not n.startswith("pose_encoder.")),
-               "unet": sum(params[n].numel() for n in names["unet"]), "unet_mode": settings.unet}
+    trained = {
+        "pose_encoder": sum(params[n].numel() for n in names["new"] if n.startswith("pose_encoder.")),
+        "view_attention": sum(params[n].numel() for n in names["new"] if not n.startswith("pose_encoder.")),
+        "unet": sum(params[n].numel() for n in names["unet"]),
+        "unet_mode": settings.unet,
+    }
     trainable_names = set(names["new"]) | set(names["unet"])
     if settings.optimizer == "adamw8bit":
         import bitsandbytes as bnb
@@ -565,8 +645,12 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
         opt_cls = bnb.optim.AdamW8bit
     else:
         opt_cls = torch.optim.AdamW
-    optimizer = opt_cls(groups, betas=(settings.adam_beta1, settings.adam_beta2), eps=settings.adam_eps,
-                        weight_decay=settings.weight_decay)
+    optimizer = opt_cls(
+        groups,
+        betas=(settings.adam_beta1, settings.adam_beta2),
+        eps=settings.adam_eps,
+        weight_decay=settings.weight_decay,
+    )
     # the LR schedule is stepped once per optimizer step here (accelerate's prepared scheduler would step
     # once per process), and checkpointed as a custom object
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings))
@@ -589,8 +673,10 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
     if resume_dir is not None:
         state = json.loads((resume_dir / STATE_FILE).read_text())
         if state.get("key") != key_hash:
-            raise BadInput(f"{resume_dir} was saved with other settings, weights, data or global batch size",
-                           "resume with the settings of that run, or start without --resume")
+            raise BadInput(
+                f"{resume_dir} was saved with other settings, weights, data or global batch size",
+                "resume with the settings of that run, or start without --resume",
+            )
         accelerator.load_state(str(resume_dir))
         start = int(state["step"])
         if accelerator.is_main_process:
@@ -599,8 +685,10 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
         progress.note(f"no checkpoint in {work / 'checkpoints'}: starting from step 0")
     if start > settings.steps:
         raise BadInput(f"the checkpoint is at step {start}, beyond --steps {settings.steps}")
-    accelerator.init_trackers("hvg-train", config={k: v for k, v in dataclasses.asdict(settings).items()
-                                                   if isinstance(v, (int, float, str, bool))})
+    accelerator.init_trackers(
+        "hvg-train",
+        config={k: v for k, v in dataclasses.asdict(settings).items() if isinstance(v, (int, float, str, bool))},
+    )
 
     # 5. Train: step s reads global samples s·G + j, j < G; this process computes its share
     loss_value = float("nan")
@@ -614,8 +702,14 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
             task.advance(start)
         t0 = time.perf_counter()
         batches = _StepBatches(data, settings, G, P, rank, start, latent_shape, levels, dropout, precond)
-        loader = iter(torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False,  # type: ignore[arg-type]  # an IterableDataset
-                                                  num_workers=settings.num_workers))
+        loader = iter(
+            torch.utils.data.DataLoader(
+                batches,  # type: ignore[arg-type]  # an iterable of ready batches, as an IterableDataset is
+                batch_size=None,
+                shuffle=False,
+                num_workers=settings.num_workers,
+            )
+        )
         dev = accelerator.device
         for s in range(start, settings.steps):
             local_losses = []
@@ -641,17 +735,27 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
             all_losses = accelerator.gather(torch.cat(local_losses))  # [G]
             loss_value = float(all_losses.mean())
             skipped = settings.mixed_precision == "fp16" and accelerator.optimizer_step_was_skipped
-            if not skipped and not (math.isfinite(loss_value) and (grad_norm is None or math.isfinite(float(grad_norm)))):
-                raise HvgError(f"training diverged at step {step_done}: loss {loss_value}, gradient norm {grad_norm}",
-                               "lower --lr / --lr-new, or resume from the last checkpoint with other settings")
+            if not skipped and not (
+                math.isfinite(loss_value) and (grad_norm is None or math.isfinite(float(grad_norm)))
+            ):
+                raise HvgError(
+                    f"training diverged at step {step_done}: loss {loss_value}, gradient norm {grad_norm}",
+                    "lower --lr / --lr-new, or resume from the last checkpoint with other settings",
+                )
             if step_done % settings.log_every == 0 or step_done == settings.steps:
-                row = {"loss": loss_value, "lr_new": optimizer.param_groups[0]["lr"],
-                       "lr_unet": optimizer.param_groups[-1]["lr"] if names["unet"] else 0.0,
-                       "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
-                       "seconds": round(time.perf_counter() - t0, 3)}
+                row = {
+                    "loss": loss_value,
+                    "lr_new": optimizer.param_groups[0]["lr"],
+                    "lr_unet": optimizer.param_groups[-1]["lr"] if names["unet"] else 0.0,
+                    "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
                 accelerator.log(row, step=step_done)
-            if validate is not None and settings.validate_every and (
-                    step_done % settings.validate_every == 0 or step_done == settings.steps):
+            if (
+                validate is not None
+                and settings.validate_every
+                and (step_done % settings.validate_every == 0 or step_done == settings.steps)
+            ):
                 _run_validation(accelerator, validate, step_done, core, ema, trainable, work)
             if settings.checkpoint_every and step_done % settings.checkpoint_every == 0 and step_done < settings.steps:
                 _save_checkpoint(accelerator, work, step_done, key_hash, settings.checkpoints_total_limit)
@@ -680,21 +784,44 @@ def train(settings: TrainSettings, progress: Reporter = SILENT, validate=None) -
 
             merge_lora(export_unet)
         provenance = {
-            "base": str(Path(settings.weights).expanduser()), "base_meta": report.meta,
-            "data": str(Path(settings.data).expanduser()), "data_manifest_sha256": data.manifest_sha256,
-            "data_clips": len(data), "steps": settings.steps, "global_batch": G, "processes": P,
-            "trained": trained, "ema_decay": settings.ema_decay, "seed": settings.seed,
-            "objective": {"p_mean": settings.p_mean, "p_std": settings.p_std, "sigma_data": precond.sigma_data,
-                          "prediction_type": precond.prediction_type},
+            "base": str(Path(settings.weights).expanduser()),
+            "base_meta": report.meta,
+            "data": str(Path(settings.data).expanduser()),
+            "data_manifest_sha256": data.manifest_sha256,
+            "data_clips": len(data),
+            "steps": settings.steps,
+            "global_batch": G,
+            "processes": P,
+            "trained": trained,
+            "ema_decay": settings.ema_decay,
+            "seed": settings.seed,
+            "objective": {
+                "p_mean": settings.p_mean,
+                "p_std": settings.p_std,
+                "sigma_data": precond.sigma_data,
+                "prediction_type": precond.prediction_type,
+            },
             "settings": {k: v for k, v in dataclasses.asdict(settings).items()},
         }
         core.float()
-        _export(settings, export_unet, core.pose_encoder, provenance,
-                extra={"training_metrics.csv": work / "metrics.csv", "validation": work / "validation"})
+        _export(
+            settings,
+            export_unet,
+            core.pose_encoder,
+            provenance,
+            extra={"training_metrics.csv": work / "metrics.csv", "validation": work / "validation"},
+        )
     accelerator.wait_for_everyone()
-    return TrainResult(out=str(out), steps=settings.steps, resumed_from=start, final_loss=loss_value,
-                       global_batch=G, trained=trained, metrics=str(work / "metrics.csv"),
-                       data_manifest_sha256=data.manifest_sha256)
+    return TrainResult(
+        out=str(out),
+        steps=settings.steps,
+        resumed_from=start,
+        final_loss=loss_value,
+        global_batch=G,
+        trained=trained,
+        metrics=str(work / "metrics.csv"),
+        data_manifest_sha256=data.manifest_sha256,
+    )
 
 
 def _run_validation(accelerator, validate, step: int, core, ema, trainable, work: Path) -> None:
@@ -729,7 +856,7 @@ def _register_trainable_only_hooks(accelerator, trainable_names: set[str]) -> No
     from safetensors.torch import load_file
 
     def strip(name: str) -> str:
-        return name[len("module."):] if name.startswith("module.") else name
+        return name[len("module.") :] if name.startswith("module.") else name
 
     def save_hook(models, weights, output_dir):
         for i, w in enumerate(weights):
@@ -741,8 +868,10 @@ def _register_trainable_only_hooks(accelerator, trainable_names: set[str]) -> No
             state = load_file(os.path.join(input_dir, fname))
             state = {strip(k): v for k, v in state.items()}
             if set(state) != trainable_names:
-                raise BadInput(f"{input_dir} holds other trained parameters than this run trains",
-                               "resume with the --unet mode of that run")
+                raise BadInput(
+                    f"{input_dir} holds other trained parameters than this run trains",
+                    "resume with the --unet mode of that run",
+                )
             core = accelerator.unwrap_model(m)
             missing, unexpected = core.load_state_dict(state, strict=False)
             if unexpected:
@@ -753,8 +882,14 @@ def _register_trainable_only_hooks(accelerator, trainable_names: set[str]) -> No
     accelerator.register_load_state_pre_hook(load_hook)
 
 
-def evaluate_loss(weights: str | os.PathLike, data: str | os.PathLike, seed: int = 0, samples: int | None = None,
-                  p_mean: float = 0.7, p_std: float = 1.6) -> float:
+def evaluate_loss(
+    weights: str | os.PathLike,
+    data: str | os.PathLike,
+    seed: int = 0,
+    samples: int | None = None,
+    p_mean: float = 0.7,
+    p_std: float = 1.6,
+) -> float:
     """Mean EDM loss of a weights folder on a dataset, with fixed draws and no conditioning dropout.
 
     Sample i reads clip i mod N and draws σ and noise from the evaluation stream (seed, step −2, i), the

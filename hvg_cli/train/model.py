@@ -49,9 +49,17 @@ class HVGDenoiser(nn.Module):
         self.unet = unet
         self.pose_encoder = pose_encoder
 
-    def forward(self, scaled: torch.Tensor, ref_latent: torch.Tensor, c_noise: torch.Tensor,
-                embedding: torch.Tensor, time_ids: torch.Tensor, pose_cond: torch.Tensor,
-                pose_keep: torch.Tensor, num_views: int = 1) -> torch.Tensor:
+    def forward(
+        self,
+        scaled: torch.Tensor,
+        ref_latent: torch.Tensor,
+        c_noise: torch.Tensor,
+        embedding: torch.Tensor,
+        time_ids: torch.Tensor,
+        pose_cond: torch.Tensor,
+        pose_keep: torch.Tensor,
+        num_views: int = 1,
+    ) -> torch.Tensor:
         """The UNet's output F.
 
         scaled:     [B, F, C, h, w] c_in(σ)·(x0 + σ·n), F = views × frames, view-major
@@ -84,8 +92,9 @@ class HVGDenoiser(nn.Module):
         keep = pose_keep.to(residual.dtype).repeat_interleave(F)[:, None, None, None]  # [B*F, 1, 1, 1]
         # the multiply keeps every pose-encoder parameter in the graph (DDP needs no unused-parameter search)
         with conv_in_residual(self.unet, residual * keep):
-            out = self.unet(model_in, t, encoder_hidden_states=emb, added_time_ids=ids, num_views=V,
-                            return_dict=False)[0]  # [B*V, T, C, h, w]
+            out = self.unet(model_in, t, encoder_hidden_states=emb, added_time_ids=ids, num_views=V, return_dict=False)[
+                0
+            ]  # [B*V, T, C, h, w]
         return out.reshape(B, F, *out.shape[2:])  # [B, F, C, h, w], view-major
 
 
@@ -117,9 +126,12 @@ def add_lora(unet: nn.Module, rank: int) -> None:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise MissingDependency("--unet lora needs the peft package", "pip install peft, or use --unet temporal") from None
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                       target_modules=list(LORA_TARGETS)), unet)
+        raise MissingDependency(
+            "--unet lora needs the peft package", "pip install peft, or use --unet temporal"
+        ) from None
+    inject_adapter_in_model(
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)), unet
+    )
 
 
 def merge_lora(unet: nn.Module) -> int:

@@ -60,7 +60,8 @@ class Preconditioning:
             raise BadInput(
                 f"the base's scheduler has prediction_type={pred!r}, timestep_type={ttype!r}; training supports "
                 "Stable Video Diffusion's EDM setting (v_prediction, continuous)",
-                "use a Stable Video Diffusion base (scheduler/scheduler_config.json as SVD ships it)")
+                "use a Stable Video Diffusion base (scheduler/scheduler_config.json as SVD ships it)",
+            )
         return cls(prediction_type=pred, sigma_data=1.0)
 
     # each takes σ as a tensor of any shape and returns a tensor of that shape

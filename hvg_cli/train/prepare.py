@@ -55,9 +55,17 @@ class PrepareSummary:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
 
-def prepare_clips(pipe, sources: Iterable[ClipSource], out: str | os.PathLike, total: int | None = None,
-                  clips_per_shard: int = 16, seed: int = 0, motion_bucket_id: int = 127,
-                  noise_aug_strength: float = 0.02, progress: Reporter = SILENT) -> PrepareSummary:
+def prepare_clips(
+    pipe,
+    sources: Iterable[ClipSource],
+    out: str | os.PathLike,
+    total: int | None = None,
+    clips_per_shard: int = 16,
+    seed: int = 0,
+    motion_bucket_id: int = 127,
+    noise_aug_strength: float = 0.02,
+    progress: Reporter = SILENT,
+) -> PrepareSummary:
     """Encode every source into the dataset at `out` (created or continued).
 
     pipe: a loaded HVGPipeline (VAE and CLIP encode; see encode.encode_clip); total: number of sources, for
@@ -66,8 +74,9 @@ def prepare_clips(pipe, sources: Iterable[ClipSource], out: str | os.PathLike, t
     from hvg_cli.train.dataset import DatasetWriter
     from hvg_cli.train.encode import encode_clip
 
-    writer = DatasetWriter(out, clips_per_shard=clips_per_shard,
-                           vae_scaling_factor=float(pipe.vae.config.scaling_factor))
+    writer = DatasetWriter(
+        out, clips_per_shard=clips_per_shard, vae_scaling_factor=float(pipe.vae.config.scaling_factor)
+    )
     written = existing = 0
     skipped: list[tuple[str, str]] = []
     t0 = time.perf_counter()
@@ -79,10 +88,22 @@ def prepare_clips(pipe, sources: Iterable[ClipSource], out: str | os.PathLike, t
                 continue
             try:
                 x = src.load()
-                clip = encode_clip(pipe, src.id, x.photo, x.frames, x.maps, x.grid, x.fps,
-                                   motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
-                                   seed=seed, source=x.source, licence=x.licence, synthetic=x.synthetic,
-                                   reference=x.reference)
+                clip = encode_clip(
+                    pipe,
+                    src.id,
+                    x.photo,
+                    x.frames,
+                    x.maps,
+                    x.grid,
+                    x.fps,
+                    motion_bucket_id=motion_bucket_id,
+                    noise_aug_strength=noise_aug_strength,
+                    seed=seed,
+                    source=x.source,
+                    licence=x.licence,
+                    synthetic=x.synthetic,
+                    reference=x.reference,
+                )
                 writer.add(clip)
                 written += 1
             except HvgError as e:

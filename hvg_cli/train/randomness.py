@@ -46,8 +46,9 @@ class SampleDraws:
     noise: object  # torch.Tensor [*latent_shape] float32, unit Gaussian
 
 
-def draw_sample(seed: int, step: int, index: int, latent_shape: tuple[int, ...], levels: NoiseLevels,
-                dropout: ConditioningDropout) -> SampleDraws:
+def draw_sample(
+    seed: int, step: int, index: int, latent_shape: tuple[int, ...], levels: NoiseLevels, dropout: ConditioningDropout
+) -> SampleDraws:
     """All random draws of the sample `index` of the global batch at optimizer step `step` (order in module doc)."""
     import torch
 

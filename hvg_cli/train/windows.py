@@ -24,8 +24,9 @@ class Window:
         return f"f{self.frames[0]:06d}-r{self.reference:06d}"
 
 
-def windows(num_frames: int, length: int, stride: int, frame_step: int = 1, gap: int = 8,
-            usable: list[bool] | None = None) -> list[Window]:
+def windows(
+    num_frames: int, length: int, stride: int, frame_step: int = 1, gap: int = 8, usable: list[bool] | None = None
+) -> list[Window]:
     """Every window of a track of `num_frames` frames whose frames (and reference) are all usable.
 
     usable: [num_frames] False where the person was lost or the frame is bad (None: all usable).

@@ -24,8 +24,17 @@ from hvg_cli.backends.diffusion.weights import check_weights, init_from_base, in
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid
 
-__all__ = ["DiffusionSettings", "generate", "dry_run", "job_fingerprint", "weights_identity",
-           "pose_control_untrained", "check_weights", "init_tiny", "init_from_base"]
+__all__ = [
+    "DiffusionSettings",
+    "generate",
+    "dry_run",
+    "job_fingerprint",
+    "weights_identity",
+    "pose_control_untrained",
+    "check_weights",
+    "init_tiny",
+    "init_from_base",
+]
 
 
 def weights_identity(weights_dir: str | os.PathLike) -> str:
@@ -55,8 +64,9 @@ def pose_control_untrained(meta: dict) -> bool:
     return bool(meta.get("base")) and not meta.get("untrained", False)
 
 
-def job_fingerprint(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid,
-                    settings: DiffusionSettings) -> str:
+def job_fingerprint(
+    weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, settings: DiffusionSettings
+) -> str:
     """What makes a saved sampler state valid for this job: weights (contents), inputs, sampling settings."""
     from hvg_cli.core.cache import array_hash, canonical_json
 
@@ -69,8 +79,15 @@ def job_fingerprint(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: Camera
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def generate(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, settings: DiffusionSettings,
-             cache_dir=None, progress: Reporter = SILENT) -> np.ndarray:
+def generate(
+    weights_dir,
+    photo: np.ndarray,
+    maps: BoneMaps,
+    grid: CameraGrid,
+    settings: DiffusionSettings,
+    cache_dir=None,
+    progress: Reporter = SILENT,
+) -> np.ndarray:
     """Generate every view and frame with the HVG diffusion model.
 
     weights_dir: an HVG weights folder (weights/README.md); checked, then loaded locally (safetensors only)
@@ -88,12 +105,15 @@ def generate(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, s
     if meta.get("untrained"):
         progress.note(f"{weights_dir} holds UNTRAINED weights: the video will be meaningless")
     elif pose_control_untrained(meta):
-        progress.note(f"{weights_dir}: pose control has never been trained (a fresh pose encoder on the base "
-                      "model): the motion and the camera are ignored until it is trained (`hvg train`)")
+        progress.note(
+            f"{weights_dir}: pose control has never been trained (a fresh pose encoder on the base "
+            "model): the motion and the camera are ignored until it is trained (`hvg train`)"
+        )
     # the fingerprint hashes every bone map: only worth it when there is a saved state to check
     fp = job_fingerprint(weights_dir, photo, maps, grid, settings) if cache_dir is not None else ""
-    out = pipe(photo, maps, grid, settings, state_dir=cache_dir, fingerprint=fp, output_type="latent",
-               progress=progress)
+    out = pipe(
+        photo, maps, grid, settings, state_dir=cache_dir, fingerprint=fp, output_type="latent", progress=progress
+    )
     with progress.task("diffusion decode", total=1, unit="grids") as task:
         frames = pipe.decode(out.frames, settings.decode_chunk, "uint8")  # [V, T, H, W, 3] uint8
         task.advance(1)
@@ -101,8 +121,15 @@ def generate(weights_dir, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, s
     return frames
 
 
-def dry_run(views: int, frames: int, width: int, height: int, settings: DiffusionSettings, closed: bool = False,
-            weights_dir=None) -> dict:
+def dry_run(
+    views: int,
+    frames: int,
+    width: int,
+    height: int,
+    settings: DiffusionSettings,
+    closed: bool = False,
+    weights_dir=None,
+) -> dict:
     """The tile plan, UNet evaluation counts, a per-tile memory estimate and where the pose features will
     live ("pose_features": kept on the device or recomputed per tile, see plan.pose_feature_policy), without
     loading weights."""
@@ -130,12 +157,21 @@ def dry_run(views: int, frames: int, width: int, height: int, settings: Diffusio
     free = None
     if settings.pose_residuals == "auto":
         free = device_free_bytes(_dry_run_device(settings.device))
-    out["pose_features"] = pose_feature_policy(plan, pose_feature_channels(pe_cfg), dtype_bytes,
-                                               settings.pose_residuals, free, out["memory_estimate"]["total_bytes"])
+    out["pose_features"] = pose_feature_policy(
+        plan,
+        pose_feature_channels(pe_cfg),
+        dtype_bytes,
+        settings.pose_residuals,
+        free,
+        out["memory_estimate"]["total_bytes"],
+    )
     out["pose_features"]["where"] = "device, once per frame" if out["pose_features"]["keep"] else "recomputed per tile"
-    out["micro_conditioning"] = {"fps": settings.fps, "anchor_fps": settings.anchor_fps(),
-                                 "motion_bucket_id": settings.motion_bucket_id,
-                                 "noise_aug_strength": settings.noise_aug_strength}
+    out["micro_conditioning"] = {
+        "fps": settings.fps,
+        "anchor_fps": settings.anchor_fps(),
+        "motion_bucket_id": settings.motion_bucket_id,
+        "noise_aug_strength": settings.noise_aug_strength,
+    }
     other = settings.with_(sampling="onepass" if settings.sampling == "progressive" else "progressive")
     out["compare"] = {other.sampling: make_plan(views, frames, h, w, other, closed=closed).tile_evaluations}
     return out

@@ -112,8 +112,7 @@ class PoseResiduals:
     Both give the same residuals (the head is per pixel and the trunk per frame).
     """
 
-    def __init__(self, pipe: HVGPipeline, cond_fn: Callable, views: int, frames: int, keep: bool,
-                 chunk: int = 8):
+    def __init__(self, pipe: HVGPipeline, cond_fn: Callable, views: int, frames: int, keep: bool, chunk: int = 8):
         self.pipe, self.cond_fn, self.keep = pipe, cond_fn, keep
         self.features = None
         if not keep:
@@ -147,14 +146,26 @@ class HVGPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->pose_encoder->unet->vae"
     _callback_tensor_inputs = ["latents", "noise_pred"]
 
-    def __init__(self, vae: AutoencoderKLTemporalDecoder, image_encoder: CLIPVisionModelWithProjection,
-                 unet: HVGUNet | UNetSpatioTemporalConditionModel, scheduler: EulerDiscreteScheduler,
-                 feature_extractor: CLIPImageProcessor, pose_encoder: PoseEncoder):
+    def __init__(
+        self,
+        vae: AutoencoderKLTemporalDecoder,
+        image_encoder: CLIPVisionModelWithProjection,
+        unet: HVGUNet | UNetSpatioTemporalConditionModel,
+        scheduler: EulerDiscreteScheduler,
+        feature_extractor: CLIPImageProcessor,
+        pose_encoder: PoseEncoder,
+    ):
         super().__init__()
         # a plain SVD UNet (e.g. diffusers loading an older folder) gains zero view attention in place
         unet = as_view_unet(unet)
-        self.register_modules(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
-                              feature_extractor=feature_extractor, pose_encoder=pose_encoder)
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            unet=unet,
+            scheduler=scheduler,
+            feature_extractor=feature_extractor,
+            pose_encoder=pose_encoder,
+        )
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     # -----------------------------------------------------------------------------------------
@@ -172,8 +183,14 @@ class HVGPipeline(DiffusionPipeline):
         # CLIP: resize to 224 with antialiasing in [-1, 1], back to [0, 1], normalise
         clip_in = resize_antialiased(image * 2.0 - 1.0, (224, 224))  # [1, 3, 224, 224]
         clip_in = (clip_in + 1.0) / 2.0
-        pixel_values = self.feature_extractor(images=clip_in, do_normalize=True, do_center_crop=False, do_resize=False,
-                                              do_rescale=False, return_tensors="pt").pixel_values  # [1, 3, 224, 224]
+        pixel_values = self.feature_extractor(
+            images=clip_in,
+            do_normalize=True,
+            do_center_crop=False,
+            do_resize=False,
+            do_rescale=False,
+            return_tensors="pt",
+        ).pixel_values  # [1, 3, 224, 224]
         enc_dtype = next(self.image_encoder.parameters()).dtype
         emb = self.image_encoder(pixel_values.to(device=device, dtype=enc_dtype)).image_embeds[:, None]  # [1, 1, D]
 
@@ -186,8 +203,10 @@ class HVGPipeline(DiffusionPipeline):
         ids = [settings.fps - 1, settings.motion_bucket_id, settings.noise_aug_strength]
         expected = self.unet.add_embedding.linear_1.in_features
         if self.unet.config.addition_time_embed_dim * len(ids) != expected:
-            raise BadInput("the UNet's added-time embedding does not take (fps, motion bucket, noise aug)",
-                           "check unet/config.json (addition_time_embed_dim, projection_class_embeddings_input_dim)")
+            raise BadInput(
+                "the UNet's added-time embedding does not take (fps, motion bucket, noise aug)",
+                "check unet/config.json (addition_time_embed_dim, projection_class_embeddings_input_dim)",
+            )
         time_ids = torch.tensor([ids], dtype=emb.dtype, device=device)  # [1, 3]
         if cfg:  # batch (uncond, cond)
             emb = torch.cat([torch.zeros_like(emb), emb])  # [2, 1, D]
@@ -201,8 +220,15 @@ class HVGPipeline(DiffusionPipeline):
     # and views meet only through the view attention (views.py)
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_tile(self, ref: Reference, scaled: torch.Tensor, t: torch.Tensor, residual: torch.Tensor | None,
-                     guidance: torch.Tensor, views: int) -> torch.Tensor:
+    def predict_tile(
+        self,
+        ref: Reference,
+        scaled: torch.Tensor,
+        t: torch.Tensor,
+        residual: torch.Tensor | None,
+        guidance: torch.Tensor,
+        views: int,
+    ) -> torch.Tensor:
         """The guided prediction of one tile.
 
         scaled:   [F, 4, h, w] scheduler-scaled noisy latents, F = views × frames, view-major
@@ -223,8 +249,9 @@ class HVGPipeline(DiffusionPipeline):
             # the UNet flattens [B*V, T] to index (b·V + v)·T + t: the view-major residual repeated B times
             residual = residual.repeat(B, 1, 1, 1)  # [B*V*T, C0, h, w]
         with conv_in_residual(self.unet, residual):
-            pred = self.unet(model_in, t, encoder_hidden_states=emb, added_time_ids=time_ids, num_views=V,
-                             return_dict=False)[0]  # [B*V, T, 4, h, w]
+            pred = self.unet(
+                model_in, t, encoder_hidden_states=emb, added_time_ids=time_ids, num_views=V, return_dict=False
+            )[0]  # [B*V, T, 4, h, w]
         pred = pred.reshape(B, F, *pred.shape[2:])  # [B, F, 4, h, w], view-major
         if ref.cfg:
             uncond, cond_pred = pred.chunk(2)  # [1, F, 4, h, w] each
@@ -291,21 +318,35 @@ class HVGPipeline(DiffusionPipeline):
         from hvg_cli.backends.diffusion.plan import device_free_bytes, memory_estimate, pose_feature_policy
 
         dtype_bytes = torch.finfo(self.pose_encoder.dtype).bits // 8
-        est = memory_estimate(plan, None, dtype_bytes, unet_channels=self.unet.config.block_out_channels,
-                              params={})  # weights already resident: count activations and the grid only
+        est = memory_estimate(
+            plan, None, dtype_bytes, unet_channels=self.unet.config.block_out_channels, params={}
+        )  # weights already resident: count activations and the grid only
         free = device_free_bytes(str(self._execution_device)) if settings.pose_residuals == "auto" else None
-        policy = pose_feature_policy(plan, self.pose_encoder.feature_channels, dtype_bytes, settings.pose_residuals,
-                                     free, est["total_bytes"])
+        policy = pose_feature_policy(
+            plan, self.pose_encoder.feature_channels, dtype_bytes, settings.pose_residuals, free, est["total_bytes"]
+        )
         return policy["keep"], policy
 
     @torch.no_grad()
-    def __call__(self, photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, settings: DiffusionSettings | None = None,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 min_guidance_scale: float | None = None, generator: torch.Generator | None = None,
-                 latents: torch.Tensor | None = None, output_type: str = "np", return_dict: bool = True,
-                 callback_on_step_end: Callable[[HVGPipeline, int, torch.Tensor, dict], dict] | None = None,
-                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-                 state_dir: str | Path | None = None, fingerprint: str = "", progress=None):
+    def __call__(
+        self,
+        photo: np.ndarray,
+        maps: BoneMaps,
+        grid: CameraGrid,
+        settings: DiffusionSettings | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        min_guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[HVGPipeline, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        state_dir: str | Path | None = None,
+        fingerprint: str = "",
+        progress=None,
+    ):
         """Generate every view and frame.
 
         photo:     [H, W, 3] uint8 aligned reference; maps (aligned) and grid give V×T frames of H×W
@@ -337,7 +378,9 @@ class HVGPipeline(DiffusionPipeline):
             raise BadInput(f"unknown output_type {output_type!r}", f"use one of {', '.join(OUTPUT_TYPES)}")
         bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if bad:
-            raise BadInput(f"callback_on_step_end_tensor_inputs {sorted(bad)} are not among {self._callback_tensor_inputs}")
+            raise BadInput(
+                f"callback_on_step_end_tensor_inputs {sorted(bad)} are not among {self._callback_tensor_inputs}"
+            )
         settings = settings or DiffusionSettings()
         overrides = {"steps": num_inference_steps, "guidance_max": guidance_scale, "guidance_min": min_guidance_scale}
         settings = settings.with_(**{k: v for k, v in overrides.items() if v is not None})
@@ -380,9 +423,13 @@ class HVGPipeline(DiffusionPipeline):
             n = iv.size if pairs else len(views) * len(times)
             # every [v, t, ...] selection reshaped to [v*t, ...], view-major
             return conditioning_torch(
-                maps.semantic[iv, it].reshape(n, H, W, 3), maps.normal[iv, it].reshape(n, H, W, 3),
-                maps.depth[iv, it].reshape(n, H, W), maps.mask[iv, it].reshape(n, H, W),
-                grid.K[iv, it].reshape(n, 3, 3), grid.world_to_cam[iv, it].reshape(n, 4, 4), device=device,
+                maps.semantic[iv, it].reshape(n, H, W, 3),
+                maps.normal[iv, it].reshape(n, H, W, 3),
+                maps.depth[iv, it].reshape(n, H, W),
+                maps.mask[iv, it].reshape(n, H, W),
+                grid.K[iv, it].reshape(n, 3, 3),
+                grid.world_to_cam[iv, it].reshape(n, 4, 4),
+                device=device,
             )  # [n, 14, H, W]
 
         keep, policy = self.keep_pose_features(plan, settings)
@@ -391,9 +438,20 @@ class HVGPipeline(DiffusionPipeline):
         residuals = PoseResiduals(self, cond_fn, V, T, keep=keep)
 
         # 6. Denoise the V×T grid stage by stage, tile by tile (sampler.py)
-        result = sample(self, ref, plan, noise.to(device=device, dtype=dtype), residuals, guidance, settings,
-                        state_dir=state_dir, fingerprint=fingerprint, callback_on_step_end=callback_on_step_end,
-                        tensor_inputs=tuple(callback_on_step_end_tensor_inputs), progress=progress)
+        result = sample(
+            self,
+            ref,
+            plan,
+            noise.to(device=device, dtype=dtype),
+            residuals,
+            guidance,
+            settings,
+            state_dir=state_dir,
+            fingerprint=fingerprint,
+            callback_on_step_end=callback_on_step_end,
+            tensor_inputs=tuple(callback_on_step_end_tensor_inputs),
+            progress=progress,
+        )
         self._stage = None
 
         # 7. Decode in chunks
@@ -418,12 +476,15 @@ def guidance_scales(settings: DiffusionSettings, frames: int) -> torch.Tensor:
 def check_sizes(photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, pipe: HVGPipeline) -> None:
     V, T, H, W = maps.shape
     if photo.shape != (H, W, 3) or photo.dtype != np.uint8:
-        raise BadInput(f"the aligned photo is {photo.shape} {photo.dtype}, the bone maps are {H}x{W}",
-                       "align the photo to the bone maps' size (uint8 RGB)")
+        raise BadInput(
+            f"the aligned photo is {photo.shape} {photo.dtype}, the bone maps are {H}x{W}",
+            "align the photo to the bone maps' size (uint8 RGB)",
+        )
     if grid.shape != (V, T):
         raise BadInput(f"the camera grid is {grid.shape}, the bone maps are {(V, T)} views x frames")
     mult = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
     if H % mult or W % mult:
-        raise BadInput(f"{W}x{H} is not a multiple of {mult} pixels, which this model needs",
-                       f"use a width and height divisible by {mult}")
-
+        raise BadInput(
+            f"{W}x{H} is not a multiple of {mult} pixels, which this model needs",
+            f"use a width and height divisible by {mult}",
+        )

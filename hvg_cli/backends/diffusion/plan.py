@@ -82,8 +82,13 @@ class SamplingPlan:
             "sampling": self.sampling,
             "steps": self.steps,
             "stages": [
-                {"name": s.name, "frames": len(s.times), "tiles": len(s.tiles), "held": len(s.held),
-                 "tile_shapes": sorted({(len(t.views), len(t.cols)) for t in s.tiles})}
+                {
+                    "name": s.name,
+                    "frames": len(s.times),
+                    "tiles": len(s.tiles),
+                    "held": len(s.held),
+                    "tile_shapes": sorted({(len(t.views), len(t.cols)) for t in s.tiles}),
+                }
                 for s in self.stages
             ],
             "tile_evaluations": self.tile_evaluations,
@@ -136,8 +141,9 @@ def anchor_frames(frames: int, stride: int) -> tuple[int, ...]:
     return tuple(sorted(set(range(0, frames, stride)) | {frames - 1}))
 
 
-def make_plan(views: int, frames: int, latent_height: int, latent_width: int, settings: DiffusionSettings,
-              closed: bool = False) -> SamplingPlan:
+def make_plan(
+    views: int, frames: int, latent_height: int, latent_width: int, settings: DiffusionSettings, closed: bool = False
+) -> SamplingPlan:
     """The stages and tiles the sampler will run for a V×T job."""
     s = settings
     closed = bool(closed and views > 2)
@@ -162,8 +168,10 @@ def make_plan(views: int, frames: int, latent_height: int, latent_width: int, se
 # ---------------------------------------------------------------------------------------------
 # memory estimate (no weights loaded: configs and safetensors headers only)
 # ---------------------------------------------------------------------------------------------
-_SVD_XT = {"block_out_channels": [320, 640, 1280, 1280], "params": {"unet": 1_524_623_082, "vae": 97_739_049,
-           "image_encoder": 632_076_800, "pose_encoder": 1_000_000}}
+_SVD_XT = {
+    "block_out_channels": [320, 640, 1280, 1280],
+    "params": {"unet": 1_524_623_082, "vae": 97_739_049, "image_encoder": 632_076_800, "pose_encoder": 1_000_000},
+}
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1, "BOOL": 1}
 
 
@@ -187,9 +195,14 @@ def _weights_facts(weights_dir: str | os.PathLike | None) -> dict:
     return {"block_out_channels": cfg["block_out_channels"], "params": params}
 
 
-def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = None, dtype_bytes: int = 2,
-                    unet_channels: list[int] | tuple[int, ...] | None = None, params: dict | None = None,
-                    offload: bool = False) -> dict:
+def memory_estimate(
+    plan: SamplingPlan,
+    weights_dir: str | os.PathLike | None = None,
+    dtype_bytes: int = 2,
+    unet_channels: list[int] | tuple[int, ...] | None = None,
+    params: dict | None = None,
+    offload: bool = False,
+) -> dict:
     """Rough peak memory of one tile evaluation, in bytes (an estimate, not a measurement).
 
     weights: every component resident at `dtype_bytes` per parameter (`params` overrides the counts read
@@ -211,8 +224,13 @@ def memory_estimate(plan: SamplingPlan, weights_dir: str | os.PathLike | None = 
     resident = {k: v for k, v in facts["params"].items() if not (offload and k == "image_encoder")}
     weights = sum(resident.values()) * dtype_bytes
     grid = plan.views * plan.frames * 4 * h * w * 4 * 3  # latents, noise, fused prediction (fp32)
-    return {"weights_bytes": int(weights), "tile_activation_bytes": int(activations), "grid_bytes": int(grid),
-            "total_bytes": int(weights + activations + grid), "tile_frames": f}
+    return {
+        "weights_bytes": int(weights),
+        "tile_activation_bytes": int(activations),
+        "grid_bytes": int(grid),
+        "total_bytes": int(weights + activations + grid),
+        "tile_frames": f,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,8 +248,14 @@ def pose_feature_channels(config: dict | None) -> int:
     return (chans + [chans[-1]] * (stages + 1 - len(chans)))[-1]
 
 
-def pose_feature_policy(plan: SamplingPlan, feature_channels: int, dtype_bytes: int, setting: str = "auto",
-                        free_bytes: int | None = None, other_bytes: int = 0) -> dict:
+def pose_feature_policy(
+    plan: SamplingPlan,
+    feature_channels: int,
+    dtype_bytes: int,
+    setting: str = "auto",
+    free_bytes: int | None = None,
+    other_bytes: int = 0,
+) -> dict:
     """Keep the pose features of every (view, frame) on the device, or recompute them per tile?
 
     The features take V × T × C_f × h × w × dtype_bytes. setting "keep" / "recompute" decide outright;
@@ -243,15 +267,27 @@ def pose_feature_policy(plan: SamplingPlan, feature_channels: int, dtype_bytes: 
     need = plan.views * plan.frames * feature_channels * plan.latent_height * plan.latent_width * dtype_bytes
     mb = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
     if setting in ("keep", "recompute"):
-        return {"keep": setting == "keep", "feature_bytes": need, "budget_bytes": None,
-                "reason": f"asked for ({setting}); features {mb(need)}"}
+        return {
+            "keep": setting == "keep",
+            "feature_bytes": need,
+            "budget_bytes": None,
+            "reason": f"asked for ({setting}); features {mb(need)}",
+        }
     if free_bytes is None:
-        return {"keep": True, "feature_bytes": need, "budget_bytes": None,
-                "reason": f"device memory unknown; features {mb(need)}"}
+        return {
+            "keep": True,
+            "feature_bytes": need,
+            "budget_bytes": None,
+            "reason": f"device memory unknown; features {mb(need)}",
+        }
     budget = max(0, int((free_bytes - other_bytes) * POSE_FEATURE_SHARE))
     keep = need <= budget
-    return {"keep": keep, "feature_bytes": need, "budget_bytes": budget,
-            "reason": f"features {mb(need)} {'fit in' if keep else 'exceed'} the budget of {mb(budget)}"}
+    return {
+        "keep": keep,
+        "feature_bytes": need,
+        "budget_bytes": budget,
+        "reason": f"features {mb(need)} {'fit in' if keep else 'exceed'} the budget of {mb(budget)}",
+    }
 
 
 def device_free_bytes(device: str) -> int | None:

@@ -38,8 +38,13 @@ class PoseEncoder(ModelMixin, ConfigMixin):
     """Small conv net: 14-channel bone map + rays at pixel resolution -> UNet conv_in features."""
 
     @register_to_config
-    def __init__(self, in_channels: int = IN_CHANNELS, block_out_channels: tuple[int, ...] = (16, 32, 64, 128),
-                 out_channels: int = 320, downscale: int = 8):
+    def __init__(
+        self,
+        in_channels: int = IN_CHANNELS,
+        block_out_channels: tuple[int, ...] = (16, 32, 64, 128),
+        out_channels: int = 320,
+        downscale: int = 8,
+    ):
         super().__init__()
         stages = int(round(math.log2(downscale)))
         if 2**stages != downscale:
@@ -98,8 +103,14 @@ def plucker_rays(K: np.ndarray, world_to_cam: np.ndarray, width: int, height: in
     return out.reshape(len(K), height, width, 6).transpose(0, 3, 1, 2).astype(np.float32)  # [N, 6, H, W]
 
 
-def conditioning(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, mask: np.ndarray,
-                 K: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
+def conditioning(
+    semantic: np.ndarray,
+    normal: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray,
+    K: np.ndarray,
+    world_to_cam: np.ndarray,
+) -> np.ndarray:
     """The encoder's input for N frames.
 
     semantic [N, H, W, 3] uint8, normal [N, H, W, 3] float16, depth [N, H, W] metres, mask [N, H, W] bool,
@@ -115,8 +126,15 @@ def conditioning(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, ma
     return np.concatenate([maps, rays], axis=1)  # [N, 14, H, W]
 
 
-def conditioning_torch(semantic: np.ndarray, normal: np.ndarray, depth: np.ndarray, mask: np.ndarray,
-                       K: np.ndarray, world_to_cam: np.ndarray, device="cpu") -> torch.Tensor:
+def conditioning_torch(
+    semantic: np.ndarray,
+    normal: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray,
+    K: np.ndarray,
+    world_to_cam: np.ndarray,
+    device="cpu",
+) -> torch.Tensor:
     """`conditioning` computed with torch on `device` (the sampler's path; `conditioning` is its plain twin).
 
     Same inputs; returns [N, 14, H, W] float32 on `device`.

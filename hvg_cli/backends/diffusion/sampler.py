@@ -34,8 +34,9 @@ STATE_FILE = "sampler_state.safetensors"
 # ---------------------------------------------------------------------------------------------
 # state on disk
 # ---------------------------------------------------------------------------------------------
-def save_state(state_dir: Path, fingerprint: str, stage: int, step: int, latents: torch.Tensor | None,
-               anchors: torch.Tensor | None) -> None:
+def save_state(
+    state_dir: Path, fingerprint: str, stage: int, step: int, latents: torch.Tensor | None, anchors: torch.Tensor | None
+) -> None:
     """Write the sampler state atomically (core.atomic: temp file in the same folder, then rename)."""
     from safetensors.torch import save
 
@@ -80,10 +81,20 @@ class SampleResult:
     interrupted: bool = False  # stopped by `pipe._interrupt` (the state was saved first)
 
 
-def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callable, guidance: torch.Tensor,
-           settings: DiffusionSettings, state_dir: str | Path | None = None, fingerprint: str = "",
-           callback_on_step_end: Callable | None = None, tensor_inputs: tuple[str, ...] = ("latents",),
-           progress=None) -> SampleResult:
+def sample(
+    pipe,
+    ref,
+    plan: SamplingPlan,
+    noise: torch.Tensor,
+    residuals: Callable,
+    guidance: torch.Tensor,
+    settings: DiffusionSettings,
+    state_dir: str | Path | None = None,
+    fingerprint: str = "",
+    callback_on_step_end: Callable | None = None,
+    tensor_inputs: tuple[str, ...] = ("latents",),
+    progress=None,
+) -> SampleResult:
     """Denoise the grid stage by stage.
 
     noise:     [V, T, 4, h, w] unit Gaussian noise from the seed (also the held anchors' fixed ε)
@@ -104,8 +115,10 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
         return SampleResult(saved["latents"].to(noise.device, noise.dtype), plan.stages[-1].times)
     if saved and (first_stage or saved["step"]):
         name = plan.stages[first_stage].name
-        progress.note(f"diffusion: resuming from saved state: {name} stage, step {saved['step'] + 1} of {plan.steps}"
-                      f" (stage {first_stage + 1} of {len(plan.stages)})")
+        progress.note(
+            f"diffusion: resuming from saved state: {name} stage, step {saved['step'] + 1} of {plan.steps}"
+            f" (stage {first_stage + 1} of {len(plan.stages)})"
+        )
 
     latents = noise[:, :0]  # [V, 0, 4, h, w]: replaced by the first stage (a plan has at least one)
     for si in range(first_stage, len(plan.stages)):
@@ -143,7 +156,9 @@ def sample(pipe, ref, plan: SamplingPlan, noise: torch.Tensor, residuals: Callab
                     frames = tuple(times[c] for c in tile.cols)
                     g = guidance[list(frames)].repeat(v)  # [v*t], view-major
                     x = x.reshape(v * n, *x.shape[2:])  # [v*t, 4, h, w], view-major
-                    pred = pipe.predict_tile(stage_ref, x, t, residuals(tile.views, frames), g, views=v)  # [v*t, 4, h, w]
+                    pred = pipe.predict_tile(
+                        stage_ref, x, t, residuals(tile.views, frames), g, views=v
+                    )  # [v*t, 4, h, w]
                     blend.add(tile, pred.reshape(v, n, *pred.shape[1:]))  # [v, t, 4, h, w]
                 noise_pred = blend.result()  # [V, n, 4, h, w]
                 latents = sched.step(noise_pred, t, latents, return_dict=False)[0]

@@ -63,7 +63,9 @@ class DiffusionSettings:
         if not 0 <= self.overlap_views < self.tile_views:
             raise BadInput(f"overlap_views must be in [0, tile_views), got {self.overlap_views} for {self.tile_views}")
         if not 0 <= self.overlap_frames < self.tile_frames:
-            raise BadInput(f"overlap_frames must be in [0, tile_frames), got {self.overlap_frames} for {self.tile_frames}")
+            raise BadInput(
+                f"overlap_frames must be in [0, tile_frames), got {self.overlap_frames} for {self.tile_frames}"
+            )
         if self.guidance_ramp not in GUIDANCE_RAMPS:
             raise BadInput(f"unknown guidance ramp {self.guidance_ramp!r}", f"use one of {', '.join(GUIDANCE_RAMPS)}")
         if self.pose_residuals not in POSE_RESIDUALS:

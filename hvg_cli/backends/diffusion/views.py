@@ -81,8 +81,16 @@ class BatchChunkedAttnProcessor:
         self.inner = AttnProcessor2_0()
         self.max_batch = max_batch
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args, **kwargs):
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args,
+        **kwargs,
+    ):
         n = hidden_states.shape[0]
         if n <= self.max_batch:
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
@@ -106,8 +114,9 @@ class ViewAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim_head, out_bias=True,
-                              processor=BatchChunkedAttnProcessor())
+        self.attn = Attention(
+            query_dim=dim, heads=heads, dim_head=dim_head, out_bias=True, processor=BatchChunkedAttnProcessor()
+        )
         nn.init.zeros_(self.attn.to_out[0].weight)  # a fresh model adds exactly 0: SVD per view
         nn.init.zeros_(self.attn.to_out[0].bias)
         self.views = 1
@@ -198,8 +207,15 @@ class HVGUNet(UNetSpatioTemporalConditionModel):
         self._view_modules = [m for m in self.modules() if isinstance(m, ViewAttention)]
         chunk_temporal_attention(self)
 
-    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
-                added_time_ids: torch.Tensor, return_dict: bool = True, num_views: int = 1) -> Any:
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep,
+        encoder_hidden_states: torch.Tensor,
+        added_time_ids: torch.Tensor,
+        return_dict: bool = True,
+        num_views: int = 1,
+    ) -> Any:
         n, T = sample.shape[:2]
         if num_views < 1 or n % num_views:
             raise ValueError(f"the batch of {n} is not a multiple of num_views={num_views}")
@@ -257,19 +273,24 @@ def load_view_unet(folder: str | os.PathLike, torch_dtype: torch.dtype | None = 
 
     folder = Path(folder)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
-    unet, info = HVGUNet.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                         output_loading_info=True, **kwargs)
+    unet, info = HVGUNet.from_pretrained(
+        folder, local_files_only=True, use_safetensors=True, output_loading_info=True, **kwargs
+    )
     missing = set(info["missing_keys"])
     base_missing = sorted(k for k in missing if not is_view_key(k))
     if base_missing:
-        raise BadInput(f"{folder} lacks {len(base_missing)} UNet tensors (first: {base_missing[0]})",
-                       "re-download the base or rebuild the folder with `hvg weights init`")
+        raise BadInput(
+            f"{folder} lacks {len(base_missing)} UNet tensors (first: {base_missing[0]})",
+            "re-download the base or rebuild the folder with `hvg weights init`",
+        )
     view_keys = [k for k in unet.state_dict() if is_view_key(k)]
     view_missing = [k for k in view_keys if k in missing]
     if view_missing and len(view_missing) != len(view_keys):
-        raise BadInput(f"{folder} holds only part of the view attention ({len(view_missing)} of {len(view_keys)} "
-                       f"tensors missing, first: {view_missing[0]})",
-                       "rebuild the folder with `hvg weights init`, or restore the missing file")
+        raise BadInput(
+            f"{folder} holds only part of the view attention ({len(view_missing)} of {len(view_keys)} "
+            f"tensors missing, first: {view_missing[0]})",
+            "rebuild the folder with `hvg weights init`, or restore the missing file",
+        )
     if view_missing:
         init_view_attention(unet, seed=0)
         if torch_dtype is not None:

@@ -80,50 +80,99 @@ def tiny_components(seed: int = 0) -> dict:
     _quiet()
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8, out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=8,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        cross_attention_dim=32, num_attention_heads=8, projection_class_embeddings_input_dim=96,
+        cross_attention_dim=32,
+        num_attention_heads=8,
+        projection_class_embeddings_input_dim=96,
         addition_time_embed_dim=32,
     )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", trained_betas=None,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        trained_betas=None,
         use_karras_sigmas=True,
     )
     torch.manual_seed(seed)
-    vae = AutoencoderKLTemporalDecoder(block_out_channels=[32, 64], in_channels=3, out_channels=3,
-                                       down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"], latent_channels=4)
+    vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        latent_channels=4,
+    )
     torch.manual_seed(seed)
-    clip_cfg = CLIPVisionConfig(hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
-                                image_size=224, intermediate_size=37, patch_size=32)
+    clip_cfg = CLIPVisionConfig(
+        hidden_size=32,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=224,
+        intermediate_size=37,
+        patch_size=32,
+    )
     image_encoder = CLIPVisionModelWithProjection(clip_cfg)
     feature_extractor = CLIPImageProcessor(crop_size=224, size=224)
     torch.manual_seed(seed)
     pose_encoder = pose_encoder_for(unet, vae, block_out_channels=(8, 16))
     for m in (unet, vae, image_encoder, pose_encoder):
         m.eval()  # as from_pretrained leaves them (train mode takes other kernels in the VAE)
-    return {"vae": vae, "image_encoder": image_encoder, "unet": unet, "scheduler": scheduler,
-            "feature_extractor": feature_extractor, "pose_encoder": pose_encoder}
+    return {
+        "vae": vae,
+        "image_encoder": image_encoder,
+        "unet": unet,
+        "scheduler": scheduler,
+        "feature_extractor": feature_extractor,
+        "pose_encoder": pose_encoder,
+    }
 
 
 def pose_encoder_for(unet: Any, vae: Any, block_out_channels: tuple[int, ...] = (16, 32, 64, 128)) -> PoseEncoder:
     """A fresh zero-initialised pose encoder sized for this UNet (conv_in width) and VAE (downscale)."""
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
 
-    return PoseEncoder(block_out_channels=tuple(block_out_channels), out_channels=unet.config.block_out_channels[0],
-                       downscale=2 ** (len(vae.config.block_out_channels) - 1))
+    return PoseEncoder(
+        block_out_channels=tuple(block_out_channels),
+        out_channels=unet.config.block_out_channels[0],
+        downscale=2 ** (len(vae.config.block_out_channels) - 1),
+    )
 
 
 META_VERSION = 2  # 2: view attention in the UNet; pose_control_trained / view_attention_trained
 
 
-def write_meta(out: Path, untrained: bool, base: str | None, note: str, pose_control_trained: bool = False,
-               view_attention_trained: bool = False) -> None:
+def write_meta(
+    out: Path,
+    untrained: bool,
+    base: str | None,
+    note: str,
+    pose_control_trained: bool = False,
+    view_attention_trained: bool = False,
+) -> None:
     """hvg.json: where the folder came from and which HVG parts were ever trained (training sets them true)."""
-    meta = {"format": "hvg-diffusion", "version": META_VERSION, "untrained": untrained, "base": base, "note": note,
-            "pose_control_trained": pose_control_trained, "view_attention_trained": view_attention_trained}
+    meta = {
+        "format": "hvg-diffusion",
+        "version": META_VERSION,
+        "untrained": untrained,
+        "base": base,
+        "note": note,
+        "pose_control_trained": pose_control_trained,
+        "view_attention_trained": view_attention_trained,
+    }
     (out / "hvg.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -160,8 +209,10 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
 
     base = Path(base).expanduser()
     if not (base / "model_index.json").exists():
-        raise MissingWeights(f"{base} is not a diffusers folder (no model_index.json)",
-                             "download stabilityai/stable-video-diffusion-img2vid(-xt) with `hf download` first")
+        raise MissingWeights(
+            f"{base} is not a diffusers folder (no model_index.json)",
+            "download stabilityai/stable-video-diffusion-img2vid(-xt) with `hf download` first",
+        )
     out = _fresh_out(out)
     index = json.loads((base / "model_index.json").read_text())
     for comp in ("unet", "vae", "image_encoder"):
@@ -172,8 +223,13 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
         dst.mkdir()
         # pickle files (.bin, .pt ...) are never linked or copied: only configs and safetensors; the
         # unet's shard index (if any) is rewritten below from the files actually placed
-        files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() not in PICKLE_SUFFIXES
-                       and not (comp == "unet" and p.name.endswith(".index.json")))
+        files = sorted(
+            p
+            for p in src.iterdir()
+            if p.is_file()
+            and p.suffix.lower() not in PICKLE_SUFFIXES
+            and not (comp == "unet" and p.name.endswith(".index.json"))
+        )
         plain = {p.name for p in files if p.suffix == ".safetensors" and ".fp16." not in p.name}
         for p in files:
             name = p.name
@@ -195,8 +251,13 @@ def init_from_base(base: str | os.PathLike, out: str | os.PathLike, link: bool =
     index["unet"] = ["hvg_cli.backends.diffusion.views", "HVGUNet"]
     index["pose_encoder"] = ["hvg_cli.backends.diffusion.pose_encoder", "PoseEncoder"]
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    write_meta(out, False, str(base), "SVD base with a fresh zero-initialised pose encoder and view attention "
-               "(pose control and view attention untrained)")
+    write_meta(
+        out,
+        False,
+        str(base),
+        "SVD base with a fresh zero-initialised pose encoder and view attention "
+        "(pose control and view attention untrained)",
+    )
     return check_weights(out)
 
 
@@ -217,8 +278,9 @@ def _headers(files: list[Path]) -> dict[str, tuple[Path, str, tuple[int, ...]]]:
                     sl = sf.get_slice(k)
                     out[k] = (f, sl.get_dtype(), tuple(sl.get_shape()))
         except Exception as e:
-            raise BadInput(f"{f} is not a readable safetensors file ({type(e).__name__})",
-                           "re-download or rebuild the weights") from None
+            raise BadInput(
+                f"{f} is not a readable safetensors file ({type(e).__name__})", "re-download or rebuild the weights"
+            ) from None
     return out
 
 
@@ -276,8 +338,10 @@ def _fresh_out(out: str | os.PathLike) -> Path:
 def _refuse_pickles(folder: Path) -> None:
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES:
-            raise BadInput(f"{p} is a pickle file ({p.suffix}); hvg loads safetensors only",
-                           "convert it to .safetensors or remove it")
+            raise BadInput(
+                f"{p} is a pickle file ({p.suffix}); hvg loads safetensors only",
+                "convert it to .safetensors or remove it",
+            )
 
 
 def check_weights(path: str | os.PathLike) -> WeightsReport:
@@ -377,19 +441,26 @@ def _check_component(d: Path, comp: str) -> tuple[int, list[str]]:
         view_missing = [k for k in missing if is_view_key(k)]
         missing = [k for k in missing if not is_view_key(k)]
         if view_missing and len(view_missing) < len(view_keys):
-            raise BadInput(f"{d} holds only part of the view attention ({len(view_missing)} of {len(view_keys)} "
-                           f"tensors missing, first: {view_missing[0]})", HINT_INIT)
+            raise BadInput(
+                f"{d} holds only part of the view attention ({len(view_missing)} of {len(view_keys)} "
+                f"tensors missing, first: {view_missing[0]})",
+                HINT_INIT,
+            )
         if view_missing:
-            notes.append(f"{d} has no view attention (a folder from before it): it loads with view attention "
-                         "zero, every view generated alone; `hvg weights init` writes it")
+            notes.append(
+                f"{d} has no view attention (a folder from before it): it loads with view attention "
+                "zero, every view generated alone; `hvg weights init` writes it"
+            )
         elif _view_output_is_zero(heads):
             notes.append("view attention untrained (zero output projections): every view is generated alone")
     if missing:
         raise BadInput(f"{d} lacks {len(missing)} tensors (first: {missing[0]})", "re-download or rebuild the weights")
     for k, shape in expected.items():
         if k in shapes and shapes[k] != shape:
-            raise BadInput(f"{heads[k][0]}: tensor {k} has shape {list(shapes[k])}, the config says {list(shape)}",
-                           "the weights do not match config.json: rebuild the folder")
+            raise BadInput(
+                f"{heads[k][0]}: tensor {k} has shape {list(shapes[k])}, the config says {list(shape)}",
+                "the weights do not match config.json: rebuild the folder",
+            )
     return int(sum(math.prod(s) for k, s in shapes.items() if k in expected)), notes
 
 
@@ -406,12 +477,16 @@ def _check_index(d: Path, heads: dict) -> None:
     named = set(weight_map.values())
     for f in sorted({f for f, _, _ in heads.values()}):
         if f.name not in named:
-            raise BadInput(f"{f} is not listed in {idx_path.name}, so it would never be loaded",
-                           "remove the file or rebuild the folder with `hvg weights init`")
+            raise BadInput(
+                f"{f} is not listed in {idx_path.name}, so it would never be loaded",
+                "remove the file or rebuild the folder with `hvg weights init`",
+            )
     for k, name in weight_map.items():
         if k not in heads or heads[k][0].name != name:
-            raise BadInput(f"{idx_path.name} maps {k} to {name}, which does not hold it",
-                           "rebuild the folder with `hvg weights init`")
+            raise BadInput(
+                f"{idx_path.name} maps {k} to {name}, which does not hold it",
+                "rebuild the folder with `hvg weights init`",
+            )
 
 
 def _view_output_is_zero(heads: dict) -> bool:
@@ -457,7 +532,9 @@ def pick_dtype(name: str, device: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def load_pipeline(path: str | os.PathLike, device: str = "auto", dtype: str = "auto", offload: bool = False) -> HVGPipeline:
+def load_pipeline(
+    path: str | os.PathLike, device: str = "auto", dtype: str = "auto", offload: bool = False
+) -> HVGPipeline:
     """Check the folder, then load HVGPipeline from it: local files only, safetensors only."""
     import torch
 
@@ -471,8 +548,9 @@ def load_pipeline(path: str | os.PathLike, device: str = "auto", dtype: str = "a
     folder = Path(path).expanduser()
     # the UNet is loaded here as HVGUNet whatever model_index.json names (older folders name diffusers' UNet)
     unet = load_view_unet(folder / "unet", torch_dtype=torch_dtype)
-    pipe = HVGPipeline.from_pretrained(str(folder), unet=unet, local_files_only=True, use_safetensors=True,
-                                       dtype=torch_dtype)
+    pipe = HVGPipeline.from_pretrained(
+        str(folder), unet=unet, local_files_only=True, use_safetensors=True, dtype=torch_dtype
+    )
     if torch_dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
         pipe.vae.to(dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)

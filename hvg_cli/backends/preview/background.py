@@ -103,7 +103,6 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> n
     return filled
 
 
-
 BACKDROP_DEFAULT = 2.0  # metres behind the person when the photo shows no floor-to-wall line
 BACKDROP_RANGE = (0.8, 8.0)  # metres: where the backdrop may stand behind the person
 CANVAS_WIDTH = 1024  # pixels across the soft canvas (the whole turn around the photo camera)
@@ -155,13 +154,16 @@ def angular_uv(q, K: np.ndarray, width: int) -> tuple[Tensor, Tensor]:
     slope = q[..., 1] / horiz  # tangent of the elevation (down positive)
     pc = phi.clamp(-phi_e, phi_e)
     u_in = cx + fx * torch.tan(pc)
-    u = torch.where(phi.abs() <= phi_e, u_in, cx + torch.sign(phi) * (fx * math.tan(phi_e) + slope_o * (phi.abs() - phi_e)))
+    u = torch.where(
+        phi.abs() <= phi_e, u_in, cx + torch.sign(phi) * (fx * math.tan(phi_e) + slope_o * (phi.abs() - phi_e))
+    )
     v = cy + fy * slope / torch.cos(pc)
     return u, v
 
 
-def backdrop_distance(filled: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, subject_pos: np.ndarray,
-                      mask: np.ndarray | None = None) -> float:
+def backdrop_distance(
+    filled: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, subject_pos: np.ndarray, mask: np.ndarray | None = None
+) -> float:
     """Metres behind the person at which the photo's floor meets its wall (or BACKDROP_DEFAULT).
 
     The ground line at distance D behind the person projects to a row of the photo; the chosen D is the
@@ -206,8 +208,14 @@ def _backdrop_normal(world_to_cam: np.ndarray, subject_pos: np.ndarray):
     return d / max(np.linalg.norm(d), 1e-9), centre
 
 
-def build_backdrop(filled: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, subject_pos: np.ndarray,
-                   distance: float | None = None, mask: np.ndarray | None = None) -> Backdrop:
+def build_backdrop(
+    filled: np.ndarray,
+    K: np.ndarray,
+    world_to_cam: np.ndarray,
+    subject_pos: np.ndarray,
+    distance: float | None = None,
+    mask: np.ndarray | None = None,
+) -> Backdrop:
     """The photo's world from the filled photo and its camera.
 
     filled: [H, W, 3] float32 in [0, 1] (`remove_person`); K: [3, 3] at that size; world_to_cam: [4, 4];
@@ -254,9 +262,14 @@ def build_backdrop(filled: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, 
     dist = np.maximum(np.maximum(-gu.numpy(), gu.numpy() - W), 0.0)  # photo px outside, horizontally
     a = np.exp(-dist / (FADE_WIDTHS * W))[..., None]
     canvas = (a * pp + (1 - a) * row).astype(np.float32)
-    return Backdrop(image=np.ascontiguousarray(filled, dtype=np.float32), canvas=canvas, K=np.asarray(K, np.float64),
-                    world_to_cam=np.asarray(world_to_cam, np.float64), plane=np.append(n, c),
-                    canvas_box=np.array([u0, v0, u1, v1]))
+    return Backdrop(
+        image=np.ascontiguousarray(filled, dtype=np.float32),
+        canvas=canvas,
+        K=np.asarray(K, np.float64),
+        world_to_cam=np.asarray(world_to_cam, np.float64),
+        plane=np.append(n, c),
+        canvas_box=np.array([u0, v0, u1, v1]),
+    )
 
 
 def _horizon_row(K: np.ndarray, world_to_cam: np.ndarray) -> float:
@@ -275,8 +288,9 @@ def world_rays(K_out, world_to_cam_out, width: int, height: int) -> tuple[Tensor
     M = torch.as_tensor(np.asarray(world_to_cam_out), dtype=torch.float64)
     R, t = M[:, :3, :3], M[:, :3, 3]
     o = -torch.einsum("bji,bj->bi", R, t)  # [B, 3] camera centres, world
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
+    )
     pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3)  # [H*W, 3]
     A = (R.transpose(1, 2) @ torch.linalg.inv(K)).to(torch.float32)  # [B, 3, 3] pixel -> world direction
     return o.to(torch.float32), pix @ A.transpose(1, 2)
@@ -310,8 +324,9 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     out = out.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 3]
     # 2. The photo on the planes: per camera, the weight and the photo coordinates of every pixel
     image = torch.from_numpy(backdrop.image)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")  # [H, W] pixel centres
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
+    )  # [H, W] pixel centres
     for b in range(B):
         fade = _backdrop_fade(backdrop, M[b])
         w, u, v = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=fade > 0)
@@ -395,7 +410,9 @@ def _photo_on_planes(backdrop: Backdrop, K: np.ndarray, world_to_cam: np.ndarray
     return w, u, v
 
 
-def render_background_reference(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int, sharp: bool = True) -> Tensor:
+def render_background_reference(
+    backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int, sharp: bool = True
+) -> Tensor:
     """The plain twin of `render_background`: every pixel's ray cut with the planes, projected, sampled.
 
     sharp: False leaves out the photo itself (the soft canvas only).
@@ -410,7 +427,9 @@ def render_background_reference(backdrop: Backdrop, K_out, world_to_cam_out, wid
     c = float(backdrop.plane[3])
     # 1. The ground y = 0 (cameras above it); rays that miss keep their direction (a point at infinity)
     oy = o[:, None, 1]
-    tg = torch.where(d[..., 1] < -1e-9, -oy / torch.where(d[..., 1] < -1e-9, d[..., 1], -1.0), torch.full_like(d[..., 1], math.inf))
+    tg = torch.where(
+        d[..., 1] < -1e-9, -oy / torch.where(d[..., 1] < -1e-9, d[..., 1], -1.0), torch.full_like(d[..., 1], math.inf)
+    )
     tg = torch.where(oy > 0, tg, torch.full_like(tg, math.inf))
     # 2. The backdrop: hit from its front side only (a camera behind it does not see it)
     side = o @ n - c  # [B] metres in front of the backdrop

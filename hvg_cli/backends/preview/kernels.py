@@ -142,8 +142,11 @@ def _zbuffer(uv, z, faces, width, height, near, best, face_out):
             for dx in range(nx):
                 dxf = np.float32(dx)
                 # branch-free (inside or not is data, not control flow: measured 1.5x faster here)
-                inside = (fa0 * dxf + e0 + fc0 >= EDGE_EPS32) & (fa1 * dxf + e1 + fc1 >= EDGE_EPS32) \
+                inside = (
+                    (fa0 * dxf + e0 + fc0 >= EDGE_EPS32)
+                    & (fa1 * dxf + e1 + fc1 >= EDGE_EPS32)
                     & (fa2 * dxf + e2 + fc2 >= EDGE_EPS32)
+                )
                 d = one / (za * dxf + ez + zc)
                 p = row + dx
                 old = best[p]
@@ -248,7 +251,9 @@ def _resolve(face_buf, uv, inv_z, faces, tex_uv, texture, width, height, ssaa, b
 
 
 @njit(cache=True, nogil=True)
-def render_textured_batch(verts, faces, tex_uv, texture, K, width, height, ssaa, near) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_textured_batch(
+    verts, faces, tex_uv, texture, K, width, height, ssaa, near
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rasterise and shade a batch at `ssaa` x supersampling.
 
     verts: [B, N, 3] f64 camera metres; faces: [F, 3] int; tex_uv: [N, 2] f64 texture px;
@@ -273,7 +278,9 @@ def render_textured_batch(verts, faces, tex_uv, texture, K, width, height, ssaa,
         best = np.full(H2 * W2, np.inf, np.float32)
         face_buf = np.full(H2 * W2, -1, np.int32)
         box = _zbuffer(uv, zb, faces, W2, H2, near, best, face_buf)
-        _resolve(face_buf, uv, 1.0 / zb, faces, tex_uv, texture, width, height, ssaa, box, colour[b], cover[b], depth[b])
+        _resolve(
+            face_buf, uv, 1.0 / zb, faces, tex_uv, texture, width, height, ssaa, box, colour[b], cover[b], depth[b]
+        )
     return colour, cover, depth
 
 

@@ -113,7 +113,9 @@ def lattice_mesh(mask: np.ndarray, spacing: float) -> LatticeMesh:
     a, b = vid[ci, cj], vid[ci, cj + 1]
     c, d = vid[ci + 1, cj + 1], vid[ci + 1, cj]
     faces = np.concatenate([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], 0)
-    return LatticeMesh(uv=uv, faces=faces, grid_index=np.stack([rows, cols], -1), snapped=snapped, spacing=float(spacing))
+    return LatticeMesh(
+        uv=uv, faces=faces, grid_index=np.stack([rows, cols], -1), snapped=snapped, spacing=float(spacing)
+    )
 
 
 def auto_spacing(mask: np.ndarray, target_vertices: int = 25000) -> float:
@@ -140,8 +142,14 @@ def vertex_adjacency(faces: np.ndarray, n: int) -> sparse.csr_matrix:
     return A
 
 
-def harmonic_fill(A, values: np.ndarray, known: np.ndarray, source: np.ndarray | float = 0.0, reg: float = 1e-6,
-                  default: float | None = None) -> np.ndarray:
+def harmonic_fill(
+    A,
+    values: np.ndarray,
+    known: np.ndarray,
+    source: np.ndarray | float = 0.0,
+    reg: float = 1e-6,
+    default: float | None = None,
+) -> np.ndarray:
     """Solve the graph Poisson problem L x = source on unknown vertices, x = values on known ones.
 
     A:      sparse [n, n] adjacency (graph Laplacian L = D - A; unknown vertices see only mesh neighbours,
@@ -184,8 +192,9 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     W, H = width or cam.width, height or cam.height
     scale = np.array([W / cam.width, H / cam.height])  # photo pixels -> render pixels
     K = cam.resized(W, H).K
-    c, a, s = posed_ellipsoids(subject.photo_pose[None], np.asarray(subject.photo_trans)[None], subject.skeleton,
-                               subject.radii)  # [1, P, ...]
+    c, a, s = posed_ellipsoids(
+        subject.photo_pose[None], np.asarray(subject.photo_trans)[None], subject.skeleton, subject.radii
+    )  # [1, P, ...]
     out = {}
     for far in (False, True):
         r = rasterise(c, a, s, K[None], cam.world_to_cam[None], W, H, far=far, dtype=torch.float64)
@@ -193,8 +202,9 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
     before = out["label_near"]
-    out["label_near"] = trim_hands(before, out["label_far"], np.asarray(subject.landmarks) * scale,
-                                   np.asarray(subject.visibility))
+    out["label_near"] = trim_hands(
+        before, out["label_far"], np.asarray(subject.landmarks) * scale, np.asarray(subject.visibility)
+    )
     # pixels a hand gave up keep no depth: the hand's ellipsoid is in front of what they show (clothes, the
     # hip), so their depth is filled from the body around them (else they stand out as a plate from the side)
     dropped = out["label_near"] != before
@@ -206,7 +216,9 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
 _MP_HAND = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
 
 
-def trim_hands(label_near: np.ndarray, label_far: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+def trim_hands(
+    label_near: np.ndarray, label_far: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
+) -> np.ndarray:
     """Hand parts keep only the pixels near the photo's own hand landmarks.
 
     The hand ellipsoids are coarse: a hand in a pocket or on the hip would otherwise claim a patch of
@@ -243,8 +255,9 @@ def trim_hands(label_near: np.ndarray, label_far: np.ndarray, landmarks: np.ndar
     return out
 
 
-def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask: np.ndarray,
-         body_depth: float) -> PhotoMesh:
+def lift(
+    lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, mask: np.ndarray, body_depth: float
+) -> PhotoMesh:
     """Give the lattice mesh depth, a back sheet and the outline strip; see the module doc.
 
     maps: from `body_maps_at_photo` at the mask's resolution. K: [3, 3] photo intrinsics. cam_to_world: [4, 4].
@@ -300,7 +313,9 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
     # back sheet: reversed winding; outline strip: quads (a, b) front -> (b, a) back
     front = lat.faces
     back = lat.faces[:, ::-1] + n
-    strip = np.concatenate([np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0)
+    strip = np.concatenate(
+        [np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0
+    )
     # under-layer: where a part lies in front of a part it is not joined to (an arm across the torso),
     # a copy of the front sheet sits on the hidden part's surface, continued smoothly under the occluder,
     # and is textured from the inpainted photo (second half of the texture atlas, u + W). Hidden at rest;
@@ -327,7 +342,9 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
         new_uv = lat.uv[ids] + np.array([W, 0.0])
         new_lab, new_cov = lab_f[ids], covered[ids]
     faces = np.concatenate([front, back, strip, uf.reshape(-1, 3)], 0).astype(np.int64)
-    kind = np.concatenate([np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf), 3)]).astype(np.int8)
+    kind = np.concatenate(
+        [np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf), 3)]
+    ).astype(np.int8)
     uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, 0.003 * H))
     uv_all = np.concatenate([lat.uv, lat.uv, np.reshape(new_uv, (-1, 2))], 0)
     return PhotoMesh(
@@ -345,8 +362,9 @@ def lift(lat: LatticeMesh, maps: dict, K: np.ndarray, cam_to_world: np.ndarray, 
 HAND_REST = 0.04  # metres: the most a hand (or forearm) over the body stands in front of it
 
 
-def rest_hands_on_body(A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray,
-                       body_depth: float) -> tuple[np.ndarray, np.ndarray]:
+def rest_hands_on_body(
+    A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray, body_depth: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Move hands and forearms that lie over the body back onto it, along their photo rays.
 
     The body fit places a hand on the hip or in a pocket where its landmarks say, often a hand's length in
@@ -372,7 +390,9 @@ def rest_hands_on_body(A, z_front: np.ndarray, z_back: np.ndarray, lab_n: np.nda
     return z_front + shift, z_back + shift
 
 
-def lipschitz_minorant(faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float) -> np.ndarray:
+def lipschitz_minorant(
+    faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float
+) -> np.ndarray:
     """The largest function below `values` that changes by at most `slope` per unit length along mesh edges.
 
     out(v) = min over u of values(u) + slope * (shortest path from u to v), by one Dijkstra run from a

@@ -90,7 +90,9 @@ def _barycentric(p0, p1, p2, px, py):
     return w0 / area, w1 / area, w2 / area
 
 
-def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_fragments: int = 40_000_000) -> Fragments:
+def rasterise(
+    verts, faces, K, width: int, height: int, near: float = 0.01, max_fragments: int = 40_000_000
+) -> Fragments:
     """Rasterise triangle meshes with a z-buffer.
 
     verts:   [B, N, 3] camera space, metres (float64 recommended)
@@ -134,7 +136,10 @@ def rasterise(verts, faces, K, width: int, height: int, near: float = 0.01, max_
     nn = t[:, [2, 0, 1]]
     ea = -(nn[..., 1] - nxt[..., 1]) / ar[:, None]  # [M, 3]
     eb = (nn[..., 0] - nxt[..., 0]) / ar[:, None]
-    ec = ((nn[..., 0] - nxt[..., 0]) * (o[:, None, 1] - nxt[..., 1]) - (nn[..., 1] - nxt[..., 1]) * (o[:, None, 0] - nxt[..., 0])) / ar[:, None]
+    ec = (
+        (nn[..., 0] - nxt[..., 0]) * (o[:, None, 1] - nxt[..., 1])
+        - (nn[..., 1] - nxt[..., 1]) * (o[:, None, 0] - nxt[..., 0])
+    ) / ar[:, None]
     coef = torch.stack([ea, eb, ec], -1)  # [M, 3 corners, 3]
     zc = (coef * zi[..., None]).sum(1)  # [M, 3]: 1/z = za dx + zb dy + zc
     coef32, zc32 = coef.to(torch.float32), zc.to(torch.float32)
@@ -309,7 +314,9 @@ def supersampled_intrinsics(K, factor: int) -> Tensor:
     return K2
 
 
-def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, rasteriser=None) -> tuple[Tensor, Tensor, Tensor]:
+def render_textured(
+    verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, rasteriser=None
+) -> tuple[Tensor, Tensor, Tensor]:
     """Render textured meshes, anti-aliased by supersampling.
 
     verts:   [B, N, 3] camera space, metres
@@ -335,12 +342,20 @@ def render_textured(verts, faces, uv, texture, K, width: int, height: int, ssaa:
     puv = (frags.bary[..., None] * tuv).sum(1)  # [n, 2]
     col = sample_bilinear_torch(texture, puv[:, 0], puv[:, 1])  # [n, C]
     # accumulate the ssaa x ssaa samples of each output pixel
-    dst = (b * height + torch.div(y, ssaa, rounding_mode="floor")) * width + torch.div(x, ssaa, rounding_mode="floor")  # [n]
+    dst = (b * height + torch.div(y, ssaa, rounding_mode="floor")) * width + torch.div(
+        x, ssaa, rounding_mode="floor"
+    )  # [n]
     n_px = B * height * width
     colour = torch.zeros(n_px, C, dtype=texture.dtype).index_add_(0, dst, col) / (ssaa * ssaa)
     count = torch.bincount(dst, minlength=n_px).to(texture.dtype)
-    depth = torch.zeros(n_px, dtype=torch.float64).index_add_(0, dst, frags.depth) / count.clamp_min(1).to(torch.float64)
-    return colour.view(B, height, width, C), (count / (ssaa * ssaa)).view(B, height, width), depth.view(B, height, width)
+    depth = torch.zeros(n_px, dtype=torch.float64).index_add_(0, dst, frags.depth) / count.clamp_min(1).to(
+        torch.float64
+    )
+    return (
+        colour.view(B, height, width, C),
+        (count / (ssaa * ssaa)).view(B, height, width),
+        depth.view(B, height, width),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,7 +401,9 @@ def rasterise_fast(verts, faces, K, width: int, height: int, near: float = 0.01)
     return _fragments_from_faces(face, uv[:, ft], vt[:, ft, 2])
 
 
-def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, near: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
+def render_textured_fast(
+    verts, faces, uv, texture, K, width: int, height: int, ssaa: int = 2, near: float = 0.01
+) -> tuple[Tensor, Tensor, Tensor]:
     """`render_textured` compiled, fused (z-buffer, then one resolve pass per output pixel; no fragment lists).
 
     verts:   [B, N, 3] camera space, metres; faces: [F, 3]; uv: [N, 2] texture px; K: [B, 3, 3] px
@@ -403,8 +420,9 @@ def render_textured_fast(verts, faces, uv, texture, K, width: int, height: int, 
     _check_mesh(v, f, t)
     if tex.ndim != 3 or 0 in tex.shape or int(ssaa) < 1:
         raise ValueError(f"texture must be [Ht, Wt, C] and non-empty (got {tex.shape}), ssaa >= 1 (got {ssaa})")
-    colour, cover, depth = render_textured_batch(v, f, t, tex, _np(K, np.float64), int(width), int(height), int(ssaa),
-                                                 float(near))
+    colour, cover, depth = render_textured_batch(
+        v, f, t, tex, _np(K, np.float64), int(width), int(height), int(ssaa), float(near)
+    )
     return torch.from_numpy(colour), torch.from_numpy(cover), torch.from_numpy(depth)
 
 
@@ -426,5 +444,10 @@ def skin_to_camera(mesh, transforms, world_to_cam) -> np.ndarray:
     # compose: x_cam = Rc (R_j x + t_j) + tc = (Rc R_j) x + (Rc t_j + tc)
     R = np.einsum("bik,bjkl->bjil", w2c[:, :3, :3], A[..., :3])  # [B, 24, 3, 3]
     t = np.einsum("bik,bjk->bji", w2c[:, :3, :3], A[..., 3]) + w2c[:, None, :3, 3]  # [B, 24, 3]
-    return _skin(_np(mesh.verts, np.float64), ji, _np(mesh.joint_weight, np.float64), np.ascontiguousarray(R),
-                 np.ascontiguousarray(t))
+    return _skin(
+        _np(mesh.verts, np.float64),
+        ji,
+        _np(mesh.joint_weight, np.float64),
+        np.ascontiguousarray(R),
+        np.ascontiguousarray(t),
+    )

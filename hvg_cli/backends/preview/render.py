@@ -125,13 +125,19 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
     skinned = dataclasses.replace(skinned, uv=uv)
     # the world: the filled photo on the ground and on a backdrop behind the person, softly continued
-    backdrop = build_backdrop(remove_person(subject.image, mask), photo_cam.K, cam.world_to_cam,
-                              np.asarray(subject.photo_trans, np.float64), mask=mask)
+    backdrop = build_backdrop(
+        remove_person(subject.image, mask),
+        photo_cam.K,
+        cam.world_to_cam,
+        np.asarray(subject.photo_trans, np.float64),
+        mask=mask,
+    )
     return PreviewModel(mesh=skinned, texture=texture, backdrop=backdrop, spacing=spacing)
 
 
-def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray,
-                 mask: np.ndarray) -> np.ndarray:
+def back_of_head(
+    texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
     """The texture with the face replaced by the hair's colour, softly.
 
     texture:   [H, W, 3] float32 in [0, 1] (the person's colours)
@@ -170,7 +176,11 @@ def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndar
     # the back of the neck too, down to the shoulders: hair falling on the back reads as a back, an oval
     # of hair above a bare neck still reads as a face to a detector (measured: 2 of 7 back views)
     lm = np.asarray(landmarks, np.float64)
-    shoulders_y = float((lm[11, 1] + lm[12, 1]) / 2.0) if np.asarray(visibility)[[11, 12]].min() >= 0.5 else centre[1] + 2 * half_h
+    shoulders_y = (
+        float((lm[11, 1] + lm[12, 1]) / 2.0)
+        if np.asarray(visibility)[[11, 12]].min() >= 0.5
+        else centre[1] + 2 * half_h
+    )
     neck = (np.abs(xs - centre[0]) <= 0.85 * half_w) & (ys >= centre[1]) & (ys <= max(shoulders_y, centre[1] + half_h))
     region = ((r2 <= 1.3) | neck) & (mask > 0.5)
     known = hair & ~region
@@ -184,8 +194,11 @@ def back_of_head(texture: np.ndarray, landmarks: np.ndarray, visibility: np.ndar
     # face in the photo still form face-like patterns for a detector (measured: 2 of 7 back views)
     # and so do long hair's curls falling past the shoulders: pixels of the hair's colour near the head
     colour = np.median(texture[hair], axis=0)  # [3]
-    near_hair = (np.linalg.norm(texture - colour, axis=-1) < 0.25) & (np.abs(xs - centre[0]) < 3.0 * half_w) \
+    near_hair = (
+        (np.linalg.norm(texture - colour, axis=-1) < 0.25)
+        & (np.abs(xs - centre[0]) < 3.0 * half_w)
         & (ys < centre[1] + 6.0 * half_h)
+    )
     zone = (((r2 <= 3.0) & (ys <= max(shoulders_y, centre[1] + half_h))) | near_hair) & (mask > 0.5)
     sig = max(1.0, 0.3 * half_w)
     m = (mask > 0.5).astype(np.float32)
@@ -207,8 +220,18 @@ def _background_value(background):
     return rgb / 255.0
 
 
-def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, width: int, height: int, ssaa: int = SSAA,
-                  engine: str = "fast") -> tuple[Tensor, Tensor, Tensor]:
+def render_layers(
+    model: PreviewModel,
+    subject,
+    poses,
+    trans,
+    K,
+    world_to_cam,
+    width: int,
+    height: int,
+    ssaa: int = SSAA,
+    engine: str = "fast",
+) -> tuple[Tensor, Tensor, Tensor]:
     """Render the posed person for a batch of (pose, camera) pairs.
 
     poses: [B, 24, 3]; trans: [B, 3]; K: [B, 3, 3]; world_to_cam: [B, 4, 4]
@@ -221,26 +244,48 @@ def render_layers(model: PreviewModel, subject, poses, trans, K, world_to_cam, w
     from .skin import joint_transforms, pose_vertices
 
     # 1. Joint transforms photo pose -> target pose: [B, 24, 3, 4] world
-    A = joint_transforms(np.asarray(poses, np.float64), np.asarray(trans, np.float64), subject.skeleton,
-                         np.asarray(subject.photo_pose, np.float64), np.asarray(subject.photo_trans, np.float64))
+    A = joint_transforms(
+        np.asarray(poses, np.float64),
+        np.asarray(trans, np.float64),
+        subject.skeleton,
+        np.asarray(subject.photo_pose, np.float64),
+        np.asarray(subject.photo_trans, np.float64),
+    )
     if engine == "fast":
         # 2. Skin straight into camera space [B, N, 3], then z-buffer and shade at ssaa x ssaa samples per pixel
         vc = skin_to_camera(model.mesh, A, world_to_cam)
-        return render_textured_fast(vc, model.mesh.faces, model.mesh.uv, model.texture, np.asarray(K, np.float64),
-                                    width, height, ssaa=ssaa)
+        return render_textured_fast(
+            vc, model.mesh.faces, model.mesh.uv, model.texture, np.asarray(K, np.float64), width, height, ssaa=ssaa
+        )
     if engine != "legacy":
         raise ValueError(f"unknown preview engine {engine!r} (fast | legacy)")
     v = pose_vertices(model.mesh, A)  # [B, N, 3] world
     w2c = torch.as_tensor(np.asarray(world_to_cam), dtype=torch.float64)
     vc_t = torch.einsum("bij,bnj->bni", w2c[:, :3, :3], v) + w2c[:, None, :3, 3]  # [B, N, 3] camera
     tex = torch.from_numpy(model.texture)
-    colour, cov, depth = render_textured(vc_t, torch.from_numpy(model.mesh.faces), torch.from_numpy(model.mesh.uv), tex,
-                                         torch.as_tensor(np.asarray(K), dtype=torch.float64), width, height, ssaa=ssaa)
+    colour, cov, depth = render_textured(
+        vc_t,
+        torch.from_numpy(model.mesh.faces),
+        torch.from_numpy(model.mesh.uv),
+        tex,
+        torch.as_tensor(np.asarray(K), dtype=torch.float64),
+        width,
+        height,
+        ssaa=ssaa,
+    )
     return colour, cov.to(torch.float32), depth
 
 
-def render_preview(subject, poses, trans, grid, background="photo", progress=SILENT, model: PreviewModel | None = None,
-                   engine: str = "fast") -> np.ndarray:
+def render_preview(
+    subject,
+    poses,
+    trans,
+    grid,
+    background="photo",
+    progress=SILENT,
+    model: PreviewModel | None = None,
+    engine: str = "fast",
+) -> np.ndarray:
     """Render the subject performing `poses` through every camera of `grid`.
 
     subject:    core Subject (photo, mask, skeleton, photo pose and camera)
@@ -257,8 +302,10 @@ def render_preview(subject, poses, trans, grid, background="photo", progress=SIL
     trans = np.asarray(trans, dtype=np.float64)
     V, T = grid.shape
     if poses.shape != (T, 24, 3) or trans.shape != (T, 3):
-        raise BadInput(f"motion of {poses.shape[0]} frames does not match the camera grid's {T}",
-                       hint="schedule the cameras for the motion's frame count")
+        raise BadInput(
+            f"motion of {poses.shape[0]} frames does not match the camera grid's {T}",
+            hint="schedule the cameras for the motion's frame count",
+        )
     with _single_thread():
         model = model or build_preview_model(subject)
         return _render(model, subject, poses, trans, grid, bg, progress, engine)
@@ -317,8 +364,9 @@ class _Backdrop:
             hit = self.cache.get(key)
         if hit is not None:
             return hit
-        back = render_background(self.model.backdrop, g.K[v, t][None], g.world_to_cam[v, t][None], self.width,
-                                 self.height).numpy()  # [1, H, W, 3]
+        back = render_background(
+            self.model.backdrop, g.K[v, t][None], g.world_to_cam[v, t][None], self.width, self.height
+        ).numpy()  # [1, H, W, 3]
         with self.lock:
             if len(self.cache) >= 8:
                 self.cache.pop(next(iter(self.cache)))
@@ -329,10 +377,19 @@ class _Backdrop:
 def _kernel_ready(model: PreviewModel) -> PreviewModel:
     """The model with the arrays the kernels read in their dtypes, C-contiguous (a copy only where one differs),
     so no frame converts the texture again."""
-    want = {"verts": np.float64, "faces": np.int64, "uv": np.float64, "joint_index": np.int64, "joint_weight": np.float64}
+    want = {
+        "verts": np.float64,
+        "faces": np.int64,
+        "uv": np.float64,
+        "joint_index": np.int64,
+        "joint_weight": np.float64,
+    }
     mesh = model.mesh
-    fix = {k: np.ascontiguousarray(getattr(mesh, k), dtype=d) for k, d in want.items()
-           if getattr(mesh, k).dtype != d or not getattr(mesh, k).flags.c_contiguous}
+    fix = {
+        k: np.ascontiguousarray(getattr(mesh, k), dtype=d)
+        for k, d in want.items()
+        if getattr(mesh, k).dtype != d or not getattr(mesh, k).flags.c_contiguous
+    }
     if fix:
         mesh = dataclasses.replace(mesh, **fix)
     tex = model.texture
@@ -363,8 +420,17 @@ def _render(model, subject, poses, trans, grid, bg, progress, engine="fast", wor
 
     def frame(v: int, t: int) -> int:
         # 1. The person: premultiplied colour [1, H, W, 3] and coverage [1, H, W]
-        colour, cov, _ = render_layers(model, subject, poses[t : t + 1], trans[t : t + 1], grid.K[v, t : t + 1],
-                                       grid.world_to_cam[v, t : t + 1], W, H, engine="fast")
+        colour, cov, _ = render_layers(
+            model,
+            subject,
+            poses[t : t + 1],
+            trans[t : t + 1],
+            grid.K[v, t : t + 1],
+            grid.world_to_cam[v, t : t + 1],
+            W,
+            H,
+            engine="fast",
+        )
         # 2. Composite over the background (or keep the coverage as alpha) straight into the output, 8 bits
         if transparent:
             straight_alpha(colour.numpy(), cov.numpy(), out[v, t : t + 1])
@@ -407,8 +473,9 @@ def _render_legacy(model, subject, poses, trans, grid, bg, progress):
         for v in range(V):
             for t0 in range(0, T, FRAME_BATCH):
                 ts = np.arange(t0, min(T, t0 + FRAME_BATCH))
-                colour, cov, _ = render_layers(model, subject, poses[ts], trans[ts], grid.K[v, ts], grid.world_to_cam[v, ts], W, H,
-                                               engine="legacy")
+                colour, cov, _ = render_layers(
+                    model, subject, poses[ts], trans[ts], grid.K[v, ts], grid.world_to_cam[v, ts], W, H, engine="legacy"
+                )
                 if isinstance(bg, str) and bg == "transparent":
                     straight = colour / cov.clamp_min(1e-6)[..., None]
                     rgba = torch.cat([straight, cov[..., None]], -1)
@@ -419,7 +486,9 @@ def _render_legacy(model, subject, poses, trans, grid, bg, progress):
                             key = grid.K[v, t].tobytes() + grid.world_to_cam[v, t].tobytes()
                             if key not in bg_cache:
                                 bg_cache.clear()
-                                bg_cache[key] = render_background(model.backdrop, grid.K[v, t][None], grid.world_to_cam[v, t][None], W, H)[0].numpy()
+                                bg_cache[key] = render_background(
+                                    model.backdrop, grid.K[v, t][None], grid.world_to_cam[v, t][None], W, H
+                                )[0].numpy()
                             frames_back.append(bg_cache[key])
                         back = torch.from_numpy(np.stack(frames_back))
                     else:

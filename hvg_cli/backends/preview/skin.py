@@ -61,7 +61,9 @@ def part_adjacency() -> np.ndarray:
     return adj
 
 
-def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, covered: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cut_overlaps(
+    verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, covered: np.ndarray, depth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Separate triangles that span parts which are not neighbours in the body.
 
     verts: [N, 3]; faces: [F, 3]; labels: [N] part (filled where the body does not cover);
@@ -97,7 +99,9 @@ def cut_overlaps(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, cover
     return faces, np.asarray(src), np.asarray(new_labels)
 
 
-def skin_weights(faces: np.ndarray, labels: np.ndarray, n: int, iterations: int, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+def skin_weights(
+    faces: np.ndarray, labels: np.ndarray, n: int, iterations: int, k: int = TOP_K
+) -> tuple[np.ndarray, np.ndarray]:
     """One-hot joint weights by part, diffused over mesh edges, top-k kept.
 
     returns: (joint_index [n, k] int, joint_weight [n, k] float, rows summing to 1)
@@ -139,13 +143,23 @@ def skin_photo_mesh(mesh, camera, spacing: float) -> SkinnedMesh:
     faces[strip] = remap[faces[strip]]
     uv = np.concatenate([mesh.uv[src], mesh.uv_inner[src[used]]])
     src = np.concatenate([src, src[used]])
-    back = np.concatenate([mesh.back[src[: len(src) - len(used)]], np.zeros(len(used), bool)])  # strip copies: front panel
-    return SkinnedMesh(verts=mesh.verts[src], faces=faces, uv=uv, joint_index=np.concatenate([idx, idx[used]]),
-                       joint_weight=np.concatenate([w, w[used]]), labels=np.concatenate([labels, labels[used]]),
-                       back=back)
+    back = np.concatenate(
+        [mesh.back[src[: len(src) - len(used)]], np.zeros(len(used), bool)]
+    )  # strip copies: front panel
+    return SkinnedMesh(
+        verts=mesh.verts[src],
+        faces=faces,
+        uv=uv,
+        joint_index=np.concatenate([idx, idx[used]]),
+        joint_weight=np.concatenate([w, w[used]]),
+        labels=np.concatenate([labels, labels[used]]),
+        back=back,
+    )
 
 
-def joint_transforms(poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: np.ndarray, rest_trans: np.ndarray) -> np.ndarray:
+def joint_transforms(
+    poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: np.ndarray, rest_trans: np.ndarray
+) -> np.ndarray:
     """Per-joint rigid transforms taking the photo pose to each target pose.
 
     poses: [T, 24, 3] axis-angle; trans: [T, 3] pelvis world positions, metres
@@ -156,7 +170,9 @@ def joint_transforms(poses: np.ndarray, trans: np.ndarray, skeleton, rest_pose: 
 
     off = skeleton.offsets
     G, P = forward_kinematics(axis_angle_to_matrix(poses), off, skeleton.parents, trans)  # [T, 24, 3, 3], [T, 24, 3]
-    G0, P0 = forward_kinematics(axis_angle_to_matrix(rest_pose[None]), off, skeleton.parents, np.asarray(rest_trans)[None])
+    G0, P0 = forward_kinematics(
+        axis_angle_to_matrix(rest_pose[None]), off, skeleton.parents, np.asarray(rest_trans)[None]
+    )
     R = G @ np.swapaxes(G0, -1, -2)  # [T, 24, 3, 3]: G_t G_photo^T
     t = P - np.einsum("tjab,tjb->tja", R, np.broadcast_to(P0, P.shape))  # [T, 24, 3]
     return np.concatenate([R, t[..., None]], -1)
