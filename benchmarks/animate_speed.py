@@ -53,6 +53,7 @@ def render_worker(args) -> int:
     from hvg_cli import pipeline
     from hvg_cli.backends.preview.render import render_preview
     from hvg_cli.core.cache import StageCache
+    from hvg_cli.pipeline import stages
 
     settings = _settings(args)
     cache = StageCache(Path(args.cache))
@@ -66,7 +67,7 @@ def render_worker(args) -> int:
         settings.body_model,
         cache,
     )
-    model = pipeline.preview_model_stage(job.subject, cache)
+    model = stages.preview_model(job.subject, cache)
     g = job.grid
     # 1. Start-up: the first frame alone (numba loads its compiled kernels from the cache, or compiles them)
     t = time.perf_counter()
@@ -122,6 +123,7 @@ def main() -> int:
 
     from hvg_cli import pipeline
     from hvg_cli.core.cache import StageCache
+    from hvg_cli.pipeline import stages
 
     settings = _settings(args)
     ok = True
@@ -163,7 +165,7 @@ def main() -> int:
                 settings.body_model,
                 cache,
             )
-            pipeline.preview_model_stage(job.subject, cache)
+            stages.preview_model(job.subject, cache)
         # 2. The renderer alone, new and old, each in a fresh process (its own peak memory)
         cmd = [
             sys.executable,
