@@ -421,8 +421,9 @@ def prepare_job(
         camera_grid(settings.camera_spec(), 1, "views")  # a bad preset or view count: one error before any work
         sources += synthetic_sources(expand_photos(synthetic), list(motions), settings, cache, progress)
     if videos:
-        vae_cfg = json.loads((Path(weights) / "vae" / "config.json").read_text())
-        factor = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+        from hvg_cli.backends.diffusion.settings import vae_factor
+
+        factor = vae_factor(weights)
         found = expand_videos(videos)
         if not found:
             raise BadInput("no videos found in " + ", ".join(map(str, videos)), "give .mp4/.mov files or a folder")

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hvg_cli.backends.diffusion.settings import downscale
 from hvg_cli.core.errors import BadInput, HvgError, MissingDependency, OutputError
 from hvg_cli.core.progress import SILENT, Reporter
 
@@ -254,7 +255,7 @@ def _preflight(settings: TrainSettings):
     vae_cfg = json.loads((base / "vae" / "config.json").read_text())
     pe_cfg = json.loads((base / "pose_encoder" / "config.json").read_text())
     s = data.sizes
-    factor = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+    factor = downscale(vae_cfg["block_out_channels"])
     problems = []
     if s["latent_channels"] != unet_cfg["out_channels"] or 2 * s["latent_channels"] != unet_cfg["in_channels"]:
         problems.append(
@@ -273,7 +274,7 @@ def _preflight(settings: TrainSettings):
         )
     if pe_cfg.get("downscale", factor) != factor:
         problems.append(f"the pose encoder downsamples by {pe_cfg.get('downscale')}, the VAE by {factor}")
-    mult = 2 ** (len(unet_cfg["block_out_channels"]) - 1)
+    mult = downscale(unet_cfg["block_out_channels"])
     if s["latent_height"] % mult or s["latent_width"] % mult:
         problems.append(
             f"latents of {s['latent_width']}x{s['latent_height']} are not a multiple of {mult}, which this UNet needs"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hvg_cli.backends.diffusion.settings import DiffusionSettings
+from hvg_cli.backends.diffusion.settings import DiffusionSettings, vae_factor
 from hvg_cli.backends.diffusion.weights import check_weights, init_from_base, init_tiny  # torch only at first call
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.types import BoneMaps, CameraGrid
@@ -144,8 +144,7 @@ def dry_run(
     factor = 8
     wd = Path(weights_dir) if weights_dir is not None else None
     if wd is not None and (wd / "vae" / "config.json").exists():
-        vcfg = json.loads((wd / "vae" / "config.json").read_text())
-        factor = 2 ** (len(vcfg["block_out_channels"]) - 1)
+        factor = vae_factor(wd)
     pe_cfg = None
     if wd is not None and (wd / "pose_encoder" / "config.json").exists():
         pe_cfg = json.loads((wd / "pose_encoder" / "config.json").read_text())

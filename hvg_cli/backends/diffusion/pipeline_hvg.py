@@ -29,7 +29,7 @@ from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from hvg_cli.backends.diffusion.plan import SamplingPlan, make_plan
 from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder, conditioning_torch, conv_in_residual
-from hvg_cli.backends.diffusion.settings import DiffusionSettings
+from hvg_cli.backends.diffusion.settings import DiffusionSettings, downscale
 from hvg_cli.backends.diffusion.views import HVGUNet, as_view_unet
 from hvg_cli.core.errors import BadInput
 from hvg_cli.core.types import BoneMaps, CameraGrid
@@ -166,7 +166,7 @@ class HVGPipeline(DiffusionPipeline):
             feature_extractor=feature_extractor,
             pose_encoder=pose_encoder,
         )
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = downscale(self.vae.config.block_out_channels)
 
     # -----------------------------------------------------------------------------------------
     # Step 3 of __call__. Reference photo: CLIP embedding and VAE latent, as SVD computes them
@@ -482,7 +482,7 @@ def check_sizes(photo: np.ndarray, maps: BoneMaps, grid: CameraGrid, pipe: HVGPi
         )
     if grid.shape != (V, T):
         raise BadInput(f"the camera grid is {grid.shape}, the bone maps are {(V, T)} views x frames")
-    mult = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+    mult = pipe.vae_scale_factor * downscale(pipe.unet.config.block_out_channels)
     if H % mult or W % mult:
         raise BadInput(
             f"{W}x{H} is not a multiple of {mult} pixels, which this model needs",

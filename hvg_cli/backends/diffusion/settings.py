@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 MODES = ("progressive", "onepass", "full")
 GUIDANCE_RAMPS = ("flat", "svd")
 POSE_RESIDUALS = ("auto", "keep", "recompute")
+
+
+def downscale(block_out_channels: Sequence[int]) -> int:
+    """How much a VAE (or a UNet) with these block widths shrinks an image: 2 per block after the first."""
+    return 2 ** (len(block_out_channels) - 1)
+
+
+def vae_factor(weights_dir: str | os.PathLike) -> int:
+    """Pixels per latent cell of a weights folder's VAE (8 for SVD), read from its vae/config.json."""
+    config = json.loads((Path(weights_dir) / "vae" / "config.json").read_text())
+    return downscale(config["block_out_channels"])
 
 
 @dataclass(frozen=True)

@@ -144,11 +144,12 @@ def tiny_components(seed: int = 0) -> dict:
 def pose_encoder_for(unet: Any, vae: Any, block_out_channels: tuple[int, ...] = (16, 32, 64, 128)) -> PoseEncoder:
     """A fresh zero-initialised pose encoder sized for this UNet (conv_in width) and VAE (downscale)."""
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
+    from hvg_cli.backends.diffusion.settings import downscale
 
     return PoseEncoder(
         block_out_channels=tuple(block_out_channels),
         out_channels=unet.config.block_out_channels[0],
-        downscale=2 ** (len(vae.config.block_out_channels) - 1),
+        downscale=downscale(vae.config.block_out_channels),
     )
 
 
