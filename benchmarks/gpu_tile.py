@@ -72,7 +72,7 @@ def svd_xt_components(device: str):
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from hvg_cli.backends.diffusion.weights import pose_encoder_for
+    from hvg_cli.backends.diffusion.weights import SVD_SCHEDULER_CONFIG, pose_encoder_for
 
     torch.manual_seed(0)
     with torch.device(device):
@@ -101,20 +101,7 @@ def svd_xt_components(device: str):
             )
         )
         pose = pose_encoder_for(unet, vae)  # (16, 32, 64, 128) -> 320, downscale 8
-    scheduler = EulerDiscreteScheduler(  # SVD-XT's scheduler_config.json
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        interpolation_type="linear",
-        num_train_timesteps=1000,
-        prediction_type="v_prediction",
-        sigma_max=700.0,
-        sigma_min=0.002,
-        steps_offset=1,
-        timestep_spacing="leading",
-        timestep_type="continuous",
-        use_karras_sigmas=True,
-    )
+    scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)  # SVD-XT's scheduler_config.json
     comps = {
         "vae": vae,
         "image_encoder": clip,

@@ -10,27 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from hvg_cli.backends.diffusion.weights import SVD_SCHEDULER_CONFIG
 from hvg_cli.core.errors import BadInput
 from hvg_cli.train.dataset import FORMAT_VERSION, DatasetWriter, TrainDataset, random_clip
 from hvg_cli.train.objective import ConditioningDropout, NoiseLevels, Preconditioning, edm_loss
 from hvg_cli.train.randomness import data_index, draw_sample, global_indices, sample_seed
 
-# Stable Video Diffusion's scheduler_config.json (img2vid and img2vid-xt ship these values)
-SVD_SCHEDULER = dict(
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    interpolation_type="linear",
-    num_train_timesteps=1000,
-    prediction_type="v_prediction",
-    sigma_max=700.0,
-    sigma_min=0.002,
-    steps_offset=1,
-    timestep_spacing="leading",
-    timestep_type="continuous",
-    trained_betas=None,
-    use_karras_sigmas=True,
-)
+SVD_SCHEDULER = SVD_SCHEDULER_CONFIG  # SVD's own schedule (backends/diffusion/weights.py)
 
 
 def svd_scheduler():

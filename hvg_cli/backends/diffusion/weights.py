@@ -66,6 +66,25 @@ def _quiet() -> None:
 # ---------------------------------------------------------------------------------------------
 # building components
 # ---------------------------------------------------------------------------------------------
+# Stable Video Diffusion's scheduler_config.json (img2vid and img2vid-xt ship these values): tiny folders, the
+# GPU benchmark and the training tests use SVD's own schedule
+SVD_SCHEDULER_CONFIG = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    interpolation_type="linear",
+    num_train_timesteps=1000,
+    prediction_type="v_prediction",
+    sigma_max=700.0,
+    sigma_min=0.002,
+    steps_offset=1,
+    timestep_spacing="leading",
+    timestep_type="continuous",
+    trained_betas=None,
+    use_karras_sigmas=True,
+)
+
+
 def tiny_components(seed: int = 0) -> dict:
     """Tiny random SVD components + pose encoder (channels (32, 64), CLIP at 224 px, VAE factor 2).
 
@@ -92,21 +111,7 @@ def tiny_components(seed: int = 0) -> dict:
         projection_class_embeddings_input_dim=96,
         addition_time_embed_dim=32,
     )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        interpolation_type="linear",
-        num_train_timesteps=1000,
-        prediction_type="v_prediction",
-        sigma_max=700.0,
-        sigma_min=0.002,
-        steps_offset=1,
-        timestep_spacing="leading",
-        timestep_type="continuous",
-        trained_betas=None,
-        use_karras_sigmas=True,
-    )
+    scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
     torch.manual_seed(seed)
     vae = AutoencoderKLTemporalDecoder(
         block_out_channels=[32, 64],
