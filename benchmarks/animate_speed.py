@@ -57,16 +57,7 @@ def render_worker(args) -> int:
 
     settings = _settings(args)
     cache = StageCache(Path(args.cache))
-    job = pipeline.assemble_job(
-        Path(args.photo),
-        args.motion,
-        settings.camera,
-        settings.camera_mode,
-        settings.timing,
-        settings.align,
-        settings.body_model,
-        cache,
-    )
+    job = pipeline.assemble_job(Path(args.photo), args.motion, settings, cache)
     model = stages.preview_model(job.subject, cache)
     g = job.grid
     # 1. Start-up: the first frame alone (numba loads its compiled kernels from the cache, or compiles them)
@@ -155,16 +146,7 @@ def main() -> int:
                 f"-> {again_s / first_s * 100:.1f}% of the first run"
             )
         else:  # the motion, subject and photo mesh into the cache for the workers
-            job = pipeline.assemble_job(
-                Path(args.photo),
-                args.motion,
-                settings.camera,
-                settings.camera_mode,
-                settings.timing,
-                settings.align,
-                settings.body_model,
-                cache,
-            )
+            job = pipeline.assemble_job(Path(args.photo), args.motion, settings, cache)
             stages.preview_model(job.subject, cache)
         # 2. The renderer alone, new and old, each in a fresh process (its own peak memory)
         cmd = [

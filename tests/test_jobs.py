@@ -138,10 +138,7 @@ def test_animate_preview_follows_the_motion(data_dir: Path, session_cache: Path,
     track = detect_frames(iter(frames), len(frames), person="first")
     assert track.detected.all(), f"person lost in frames {np.flatnonzero(~track.detected)}"
 
-    s = kw["settings"]
-    job = pipeline.assemble_job(
-        kw["photo"], kw["motion_source"], s.camera, "moving", s.timing, s.align, s.body_model, cache
-    )
+    job = pipeline.assemble_job(kw["photo"], kw["motion_source"], kw["settings"], cache)
     target = project_points(job.motion.joints[None], job.grid.K, job.grid.world_to_cam)[0]  # [T, 24, 2]
     # MediaPipe index -> SMPL index: shoulders, elbows, wrists, knees, ankles
     pairs = [(11, 16), (12, 17), (13, 18), (14, 19), (15, 20), (16, 21), (25, 4), (26, 5), (27, 7), (28, 8)]

@@ -127,25 +127,21 @@ def check_job_inputs(photo: Path, motion_source: str, body_model: str | None) ->
 def assemble_job(
     photo: Path,
     motion_source: str,
-    camera: CameraSpec,
-    camera_mode: str,
-    timing: Timing,
-    align: bool,
-    body_model: str | None,
+    settings: BonemapSettings | AnimateSettings,
     cache: StageCache,
     progress: Reporter = SILENT,
     seconds: dict | None = None,
-    max_gap: int | None = None,
 ) -> Job:
-    """Steps 1-5 shared by `bonemap_job` and `animate_job`; wall time per step goes into `seconds`."""
+    """Steps 1-5 shared by `bonemap_job` and `animate_job`: the settings' camera, camera mode, timing,
+    alignment, body model and max gap; wall time per step goes into `seconds`."""
     seconds = {} if seconds is None else seconds
     # 1. The motion from its source (a video's pose and fit are cached), cut to --start/--end/--frames
     t = time.perf_counter()
-    motion = job_motion(motion_source, timing, max_gap, cache, progress)
+    motion = job_motion(motion_source, settings.timing, settings.max_gap, cache, progress)
     seconds["motion"] = time.perf_counter() - t
     # 2. The subject: appearance, proportions, photo pose and camera (cached by the photo's bytes)
     t = time.perf_counter()
-    subject = stages.subject(Path(photo), SubjectSettings(body_model=body_model), cache, progress)
+    subject = stages.subject(Path(photo), SubjectSettings(body_model=settings.body_model), cache, progress)
     seconds["subject"] = time.perf_counter() - t
     if subject.legs_guessed:
         progress.note(f"{photo}: the legs are not visible; hvg guessed them (a full-body photo works best)")
@@ -154,10 +150,10 @@ def assemble_job(
     motion = place_motion(motion, subject)
     T = motion.num_frames
     # 4. Cameras: K [V, T, 3, 3], world_to_cam [V, T, 4, 4]
-    grid = camera_grid(camera, T, camera_mode)
+    grid = camera_grid(settings.camera, T, settings.camera_mode)
     # 5. View-temporal alignment: the subject's pelvis at the centre of every view and frame, steady scale
     alignment = None
-    if align:
+    if settings.align:
         alignment, grid = align_job(motion.poses, motion.trans, motion.skeleton, grid)
     seconds["cameras"] = time.perf_counter() - t
     key_parts = (
@@ -230,18 +226,7 @@ def bonemap_job(
     check_outputs(outs, _job_inputs(photo, motion_source, settings.camera, settings.body_model))
     check_job_inputs(photo, motion_source, settings.body_model)
     # 1-5. Motion, subject, retargeting, cameras, alignment
-    job = assemble_job(
-        photo,
-        motion_source,
-        settings.camera,
-        settings.camera_mode,
-        settings.timing,
-        settings.align,
-        settings.body_model,
-        cache,
-        progress,
-        max_gap=settings.max_gap,
-    )
+    job = assemble_job(photo, motion_source, settings, cache, progress)
     V, T = job.grid.shape
     key = stages.stage_key(
         "bonemap_video",
@@ -371,28 +356,17 @@ def animate_job(
     )
     check_job_inputs(photo, motion_source, settings.body_model)
     # 1-5. Motion, subject, retargeting, cameras, alignment
-    job = assemble_job(
-        photo,
-        motion_source,
-        settings.camera,
-        settings.camera_mode,
-        settings.timing,
-        settings.align,
-        settings.body_model,
-        cache,
-        progress,
-        seconds,
-        max_gap=settings.max_gap,
-    )
+    job = assemble_job(photo, motion_source, settings, cache, progress, seconds)
     V, T = job.grid.shape
     motion = job.motion
     suffix = Path(out).suffix.lower()
     # every setting that changes the pictures: a diffusion render also holds the whole sampling (sampling, tiles,
     # anchors, dtype, ...), so `--sampling onepass` after a progressive run renders anew
-    sampling = diffusion_settings(settings, float(motion.fps)).sampling_key() if backend == "diffusion" else None
+    ds = diffusion_settings(settings, float(motion.fps)) if backend == "diffusion" else None
+    weights_key = _weights_key(weights_dir)  # the weights' contents, hashed once for both keys
     identity = (
         backend,
-        _weights_key(weights_dir),
+        weights_key,
         background,
         settings.grid,
         settings.per_view,
@@ -401,7 +375,7 @@ def animate_job(
         settings.seed,
         settings.steps,
         settings.guidance,
-        sampling,
+        None if ds is None else ds.sampling_key(),
     )
     key = stages.stage_key("render", *job.key_parts, job.subject.radii, *identity)
     names = [f"out{v:02d}{suffix}" for v in range(V if settings.per_view else 1)]
@@ -426,7 +400,8 @@ def animate_job(
                 frames = frames[..., :3]
         else:
             assert weights_dir is not None  # choose_backend picks diffusion only with a weights folder
-            frames = _generate_diffusion(job, weights_dir, settings, cache, progress, seconds)
+            assert weights_dir is not None and ds is not None  # backend "diffusion"
+            frames = _generate_diffusion(job, weights_dir, weights_key, ds, cache, progress, seconds)
         seconds["generate"] = time.perf_counter() - t
         # 7. Write: one video, one per view, or the views as a grid
         t = time.perf_counter()
@@ -526,9 +501,16 @@ def animate_plan(
 
 
 def _generate_diffusion(
-    job: Job, weights_dir: Path, settings: AnimateSettings, cache: StageCache, progress: Reporter, seconds: dict
+    job: Job,
+    weights_dir: Path,
+    weights_key: str | None,
+    ds: DiffusionSettings,
+    cache: StageCache,
+    progress: Reporter,
+    seconds: dict,
 ) -> np.ndarray:
-    """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3]."""
+    """The diffusion backend: aligned photo + aligned bone maps -> frames [V, T, H, W, 3] (ds: the job's
+    diffusion settings, weights_key: the weights' identity, both as the render key holds them)."""
     from hvg_cli.align.similarity import warp_image
     from hvg_cli.backends.diffusion import generate
     from hvg_cli.bonemap.render import render_bonemaps
@@ -541,8 +523,7 @@ def _generate_diffusion(
     a = photo_alignment(job.subject, grid.width, grid.height)
     photo = warp_image(job.subject.image, float(a.scale[0, 0]), a.offset[0, 0], grid.width, grid.height)  # [H, W, 3]
     photo = np.clip(photo, 0, 255).astype(np.uint8)
-    ds = diffusion_settings(settings, float(m.fps))
-    key = stages.stage_key("sampler", *job.key_parts, job.subject.radii, _weights_key(weights_dir), ds.sampling_key())
+    key = stages.stage_key("sampler", *job.key_parts, job.subject.radii, weights_key, ds.sampling_key())
     state = cache.scratch(key) if cache.enabled else None  # the sampler's resumable state, per step
     frames = generate(weights_dir, photo, maps, grid, ds, cache_dir=state, progress=progress)  # [V, T, H, W, 3]
     if state is not None:  # finished: the render stage's entry holds the result from now on
