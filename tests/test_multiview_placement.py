@@ -103,8 +103,10 @@ def test_transforms_json_round_trip_and_opengl_axes(tmp_path):
         ({"frames": []}, "frames"),
         ({"fl_x": 50, "w": 64, "h": 48, "frames": [{"transform_matrix": c2w.tolist()}]}, "file_path"),
         ({"w": 64, "h": 48, "frames": [{"file_path": "a.mp4", "transform_matrix": c2w.tolist()}]}, "focal"),
-        ({"fl_x": 50, "w": 64, "h": 48, "frames": [{"file_path": "a.mp4", "transform_matrix": (2 * c2w).tolist()}]},
-         "rotation"),
+        (
+            {"fl_x": 50, "w": 64, "h": 48, "frames": [{"file_path": "a.mp4", "transform_matrix": (2 * c2w).tolist()}]},
+            "rotation",
+        ),
         ({"camera_model": "OPENCV_FISHEYE", "fl_x": 50, "frames": [{"file_path": "a.mp4"}]}, "not supported"),
     ]:
         with pytest.raises(BadInput, match=msg):

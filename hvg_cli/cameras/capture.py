@@ -107,7 +107,7 @@ def cameras_from_transforms(doc: Any, source: str = TRANSFORMS) -> list[CaptureC
         if abs(np.linalg.det(R) - 1) > 1e-3 or np.abs(R.T @ R - np.eye(3)).max() > 1e-3:
             raise BadInput(f"{where}.transform_matrix has no pure rotation (scaled or skewed)", "give rigid poses")
 
-        def get(key: str, positive: bool = False) -> float | None:
+        def get(key: str, positive: bool = False, fr: dict = fr, where: str = where) -> float | None:
             v = _number(fr, key, where, positive)
             return v if v is not None else _number(doc, key, source, positive)
 

@@ -89,7 +89,9 @@ def triangulate(
     return X, ok
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def umeyama(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """(s, R, t) minimising Σ w·|dst - (s·R·src + t)|²; src, dst [n, 3], weights [n] (Umeyama 1991)."""
     w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
