@@ -38,7 +38,7 @@ from hvg_cli.core.cache import StageCache
 from hvg_cli.core.errors import BadInput, HvgError
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import CameraSpec, SubjectSettings
-from hvg_cli.core.types import BoneMaps, CameraGrid
+from hvg_cli.core.types import Alignment, BoneMaps, CameraGrid, Motion
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -445,9 +445,9 @@ class MultiviewCapture:
 
     folder: Path
     videos: tuple[Path, ...]  # [V] one per camera, transforms.json's order
-    motion: object  # core Motion, T frames (trimmed to the shortest camera)
+    motion: Motion  # T frames (trimmed to the shortest camera)
     grid: CameraGrid  # [V, T] aligned intrinsics (training pixels), cameras in the motion's world
-    alignment: object  # core Alignment [V, T]: video pixels -> training pixels
+    alignment: Alignment  # [V, T]: video pixels -> training pixels
     video_K: np.ndarray  # [V, 3, 3] each camera's intrinsics in its video's pixels
     frame_indices: np.ndarray  # [T] source frame of each track frame (the same in every camera)
     usable: tuple[bool, ...]  # [T] the person detected (not interpolated) in the fitted camera
@@ -456,6 +456,7 @@ class MultiviewCapture:
     error_px: np.ndarray  # [V] mean reprojection error per camera, training pixels
     limit_px: float  # train.camera_solve.max_error_px at the training size
     frame_counts: tuple[int, ...]  # [V] track frames per camera before trimming to the shortest
+    refined: bool = False  # the rotations were refitted on the triangulated landmarks (refine_motion)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -463,7 +464,12 @@ class MultiviewCapture:
 
 
 def multiview_capture(
-    folder: Path, settings: PrepareSettings, vae_factor: int, cache: StageCache, progress: Reporter = SILENT
+    folder: Path,
+    settings: PrepareSettings,
+    vae_factor: int,
+    cache: StageCache,
+    progress: Reporter = SILENT,
+    refine: bool = True,
 ) -> MultiviewCapture:
     """Read a capture, track every camera, fit the motion and place the body (see README "Training data layouts").
 
@@ -471,7 +477,9 @@ def multiview_capture(
     2. MediaPipe's track of every camera (cached stage pose_track); all are trimmed to the shortest;
     3. the motion fitted on each camera's video (cached stage motion_video, that camera's field of view), the
        body placed by train.placement.solve_placement on the landmarks of ALL cameras; the camera whose motion
-       reprojects best over all cameras is kept;
+       reprojects best over all cameras is kept; with `refine`, its rotations and bone lengths are then refitted
+       on the landmarks triangulated from all cameras (refine_motion) and the body placed again, kept when that
+       reprojects better;
     4. animate's alignment of every view into the training frame; each camera's mean reprojection error in
        training pixels. BadInput (the capture is skipped) for a missing video, a bad transforms.json, cameras
        out of step, nobody to place, or any camera above train.camera_solve.max_error_px.
@@ -545,7 +553,16 @@ def multiview_capture(
             best = (mean, v, motion, placement)
     if best is None:
         raise last_error or BadInput(f"{name}: the body could not be placed")
-    _, fitted, motion, placement = best
+    mean, fitted, motion, placement = best
+    refined = False
+    if refine:
+        # 3b. the rotations refitted on the landmarks triangulated from every camera (kept when they reproject better)
+        motion2 = refine_motion(motion, placement, pixels, vis, K, E)
+        points = landmarks_from_pose(motion2.poses, motion2.skeleton) + motion2.trans[:, None]  # [T, 33, 3]
+        placement2 = solve_placement(points, pixels, vis, K, E)
+        n = placement2.camera_points
+        if float(np.nansum(placement2.camera_error_px * n) / max(n.sum(), 1)) < mean:
+            motion, placement, refined = motion2, placement2, True
     # 4. animate's alignment per view and frame; the error in training pixels
     w2c = placement.body_cameras(E)  # [V, 4, 4] in the motion's world
     V = len(videos)
@@ -584,6 +601,48 @@ def multiview_capture(
         error,
         float(limit),
         counts,
+        refined,
+    )
+
+
+def refine_motion(
+    motion: Motion,
+    placement,
+    pixels: np.ndarray,
+    vis: np.ndarray,
+    K: np.ndarray,
+    E: np.ndarray,
+    min_weight: float = 0.5,
+) -> Motion:
+    """The placed motion refitted on the landmarks triangulated from every camera.
+
+    One camera's MediaPipe world landmarks carry that view's depth guesses; with calibrated cameras the
+    landmarks seen by two or more of them are triangulated (train.placement.triangulate), brought into the
+    motion's world by the inverse placement, and the skeleton (bone lengths) and rotations refitted with the
+    same analytic IK `hvg pose` uses (body.ik.estimate_skeleton, fit_landmarks). Landmarks no two cameras see
+    keep the single-view fit's position. pixels [V, T, 33, 2], vis [V, T, 33], K [V, 3, 3], E [V, 4, 4].
+    """
+    from hvg_cli.body.ik import estimate_skeleton, fit_landmarks, landmarks_from_pose
+    from hvg_cli.train.placement import triangulate
+
+    V, T = pixels.shape[:2]
+    X, ok = triangulate(pixels.reshape(V, T * 33, 2), vis.reshape(V, T * 33), K, E, min_weight)  # [T*33, 3]
+    Xm = ((X - placement.translation) @ placement.rotation / placement.scale).reshape(T, 33, 3)  # motion world
+    ok = ok.reshape(T, 33)
+    single = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3]
+    world = np.where(ok[..., None], Xm, single)  # [T, 33, 3] metres, motion world
+    hip = 0.5 * (world[:, 23] + world[:, 24])  # [T, 3] pelvis: the hip landmarks' midpoint, as the IK places it
+    centred = world - hip[:, None]
+    weight = np.where(ok, vis.max(0), 0.1)  # [T, 33]: triangulated points lead the bone lengths
+    skeleton = estimate_skeleton(centred, weight)
+    fit = fit_landmarks(centred, skeleton, weight)
+    return dataclasses.replace(
+        motion,
+        poses=fit.poses,
+        trans=hip,
+        skeleton=skeleton,
+        joints=fit.joints + hip[:, None],
+        fit_error_deg=fit.fit_error_deg,
     )
 
 
