@@ -497,7 +497,7 @@ def multiview_capture(
     from hvg_cli.train.placement import solve_placement
 
     folder = Path(folder)
-    name = folder.name
+    name = str(folder)  # every message names the capture
     # 1. cameras and videos
     cams = read_transforms(folder / TRANSFORMS)
     if len(cams) < 2:
@@ -544,6 +544,9 @@ def multiview_capture(
             motion = trim_motion(motion, Timing(max_frames=T))
             points = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3] m
             placement = solve_placement(points, pixels, vis, K, E)
+        except BadInput as e:
+            last_error = BadInput(f"{name}: {e.message}", e.hint)  # the placement's messages name no file
+            continue
         except HvgError as e:
             last_error = e
             continue
@@ -696,7 +699,7 @@ def multiview_sources(
             cap = multiview_capture(folder, settings, vae_factor, cache, progress)
         except HvgError as e:
             skipped.append((str(folder), str(e)))
-            progress.note(f"skipped capture {folder}: {e}")
+            progress.note(f"skipped capture: {e}")  # the message names the capture or its file
             continue
         T = len(cap.frame_indices)
         wins = windows(T, settings.length, settings.stride, settings.frame_step, settings.gap, list(cap.usable))
@@ -794,8 +797,8 @@ def prepare_job(
     if not sources:
         raise BadInput(
             f"no window of {settings.length} frames fits the sources"
-            + (f" ({len(skipped)} videos skipped)" if skipped else ""),
-            "lower --length or --gap",
+            + (f" ({len(skipped)} videos or captures skipped)" if skipped else ""),
+            "the skipped lines above say why" if skipped else "lower --length or --gap",
         )
     pipe = load_pipeline(weights, "cpu" if not _has_cuda() else "auto", "fp32")
     summary = prepare_clips(

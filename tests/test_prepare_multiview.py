@@ -1,0 +1,158 @@
+"""`hvg prepare` on multi-view captures: a capture synthesised here (the studio photo dancing, rendered by the
+preview backend from four known cameras, each view an mp4, the cameras in a nerfstudio transforms.json) is
+prepared through the command; the body's placement reprojects within the limit in every camera, the clips
+carry the four views, their bone maps lie on the rendered person, and a broken capture is one line and a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hvg_cli.core.cache import StageCache
+from hvg_cli.pipeline.training import PrepareSettings
+
+FRAMES = 18  # track frames of the capture
+VIDEO = 160  # pixels of each camera's video
+SETTINGS = PrepareSettings(width=32, height=32, length=3, stride=6, gap=4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def render_capture(folder: Path, photo: Path, cache: StageCache) -> np.ndarray:
+    """Write FOLDER/cam0..3.mp4 and FOLDER/transforms.json: the photo's person performing the dance preset, seen by
+    an arc of 4 fixed cameras (nerfstudio convention). Returns the person's coverage [V, T, H, W] uint8."""
+    from hvg_cli.backends.preview.render import render_preview
+    from hvg_cli.cameras.capture import CaptureCamera, write_transforms
+    from hvg_cli.cameras.generators import arc
+    from hvg_cli.core.settings import SubjectSettings
+    from hvg_cli.core.types import CameraGrid
+    from hvg_cli.io.video import write_video
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.motion import motion_from_source, place_motion
+
+    subject = stages.subject(photo, SubjectSettings(), cache)
+    motion = place_motion(motion_from_source("dance", cache=cache), subject)
+    poses, trans = motion.poses[:FRAMES], motion.trans[:FRAMES]  # [T, 24, 3], [T, 3]
+    path = arc(views=4, degrees=90, elevation=5, radius=3.2, fov=40, width=VIDEO, height=VIDEO)  # [V] fixed cameras
+    V, T = path.num_views, FRAMES
+    grid = CameraGrid(
+        K=np.broadcast_to(path.K[:, None], (V, T, 3, 3)).copy(),
+        world_to_cam=np.broadcast_to(path.world_to_cam[:, None], (V, T, 4, 4)).copy(),
+        width=VIDEO,
+        height=VIDEO,
+        mode="views",
+    )
+    model = stages.preview_model(subject, cache)
+    rgba = render_preview(subject, poses, trans, grid, "transparent", model=model)  # [V, T, H, W, 4]
+    folder.mkdir(parents=True)
+    for v in range(V):
+        img = np.where(rgba[v, ..., 3:] > 0, rgba[v, ..., :3], 127).astype(np.uint8)  # on plain grey
+        write_video(folder / f"cam{v}.mp4", iter(img), motion.fps)
+    write_transforms(
+        [CaptureCamera(f"cam{v}.mp4", path.K[v], path.world_to_cam[v], VIDEO, VIDEO) for v in range(V)], folder
+    )
+    return rgba[..., 3]
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory, data_dir, session_cache):
+    """root/good (the capture), root/broken (transforms.json cut short), root/missing (one camera's video gone)."""
+    from hvg_cli.backends.diffusion.weights import init_tiny
+
+    root = tmp_path_factory.mktemp("mv")
+    init_tiny(root / "weights")
+    cache = StageCache(session_cache)
+    alpha = render_capture(root / "captures" / "good", data_dir / "photo_woman_studio.jpg", cache)
+    shutil.copytree(root / "captures" / "good", root / "captures" / "broken")
+    text = (root / "captures" / "good" / "transforms.json").read_text()
+    (root / "captures" / "broken" / "transforms.json").write_text(text[: len(text) // 2])
+    shutil.copytree(root / "captures" / "good", root / "captures" / "missing")
+    (root / "captures" / "missing" / "cam2.mp4").unlink()
+    return root, alpha, cache
+
+
+def test_prepare_captures_folder(captures, session_cache):
+    from typer.testing import CliRunner
+
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.cli.main import app
+    from hvg_cli.pipeline.training import multiview_capture
+    from hvg_cli.train.dataset import TrainDataset, read_manifest
+    from hvg_cli.train.windows import windows
+
+    root, alpha, cache = captures
+    args = ["prepare", str(root / "captures"), "-o", str(root / "data"), "--weights", str(root / "weights")]
+    args += ["--size", "32", "--length", "3", "--stride", "6", "--gap", "4", "--cache-dir", str(session_cache)]
+    r = CliRunner().invoke(app, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    # 1. one line for each bad capture, and the skip count
+    lines = [ln for ln in r.output.splitlines() if "skipped capture" in ln]
+    assert len(lines) == 2 and res["skipped"] == 2, r.output
+    assert any("broken" in ln and "not valid JSON" in ln for ln in lines)
+    assert any("missing" in ln and "cam2.mp4 is missing" in ln for ln in lines)
+    # 2. the placement reprojects within half a latent cell in every camera (tiny VAE: 2 px cells -> 1 px)
+    err = {k: v for k, v in res["reprojection_px"].items() if "/good/" in k}
+    assert sorted(Path(k).name for k in err) == [f"cam{v}.mp4" for v in range(4)]
+    assert all(e <= lim == pytest.approx(1.0) for e, lim in err.values()), err
+    assert np.mean([e for e, _ in err.values()]) < 0.9, err
+    # 3. clips: one per window, four views in the shards, recorded as multiview with their cameras
+    wins = windows(FRAMES, 3, 6, 1, 4)
+    assert res["written"] == res["clips"] == len(wins) == 3
+    man = read_manifest(root / "data")
+    assert man["sizes"]["views"] == 4 and man["sizes"]["frames"] == 3
+    for c in man["clips"]:
+        assert c["kind"] == "multiview" and not c["synthetic"] and c["views"] == 4
+        assert c["cameras"] == [f"cam{v}.mp4" for v in range(4)] and c["source"].endswith("good")
+    ds = TrainDataset(root / "data")
+    # 4. the stored bone-map masks lie on the rendered person in every view (the render's coverage, aligned by the
+    #    same alignment the capture's frames went through)
+    cap = multiview_capture(root / "captures" / "good", SETTINGS, 2, cache)  # cached stages: the same placement
+    ious = np.zeros((len(ds), 4))
+    for i in range(len(ds)):
+        clip = ds[i]
+        assert clip.latents.shape[:2] == (4, 3) and clip.mask.shape == (4, 3, 32, 32)
+        start = int(clip.id.split("-f")[1][:6])
+        for v in range(4):
+            inter = union = 0
+            for k in range(3):
+                t = start + k
+                a = cap.alignment
+                person = warp_image(alpha[v, t, ..., None] / 255.0, float(a.scale[v, t]), a.offset[v, t], 32, 32)
+                person = person[..., 0] > 0.5
+                inter += (person & clip.mask[v, k]).sum()
+                union += (person | clip.mask[v, k]).sum()
+            ious[i, v] = inter / union
+    assert ious.min() >= 0.55, ious.round(3)
+    # 5. a re-run skips the finished clips
+    r2 = CliRunner().invoke(app, args + ["--json"])
+    res2 = json.loads(r2.stdout)
+    assert (res2["written"], res2["existing"], res2["clips"]) == (0, 3, 3)
+
+
+def test_a_capture_above_the_limit_is_refused(captures):
+    """At 64 px with 2 px latent cells the limit is 1 px: refused exactly when some camera's error is above it."""
+    from hvg_cli.core.errors import BadInput
+    from hvg_cli.pipeline.training import multiview_capture
+
+    root, _, cache = captures
+    st = PrepareSettings(width=64, height=64, length=3, stride=6, gap=4)
+    cap = multiview_capture(root / "captures" / "good", st, 8, cache)  # SVD's cells: limit 4 px
+    assert cap.limit_px == pytest.approx(4.0) and cap.error_px.shape == (4,) and cap.error_px.max() < 4.0
+    if cap.error_px.max() > 1.0:
+        with pytest.raises(BadInput, match="reprojects"):
+            multiview_capture(root / "captures" / "good", st, 2, cache)
+    else:
+        assert multiview_capture(root / "captures" / "good", st, 2, cache).limit_px == pytest.approx(1.0)
