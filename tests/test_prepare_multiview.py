@@ -30,42 +30,6 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def render_capture(folder: Path, photo: Path, cache: StageCache) -> np.ndarray:
-    """Write FOLDER/cam0..3.mp4 and FOLDER/transforms.json: the photo's person performing the dance preset, seen by
-    an arc of 4 fixed cameras (nerfstudio convention). Returns the person's coverage [V, T, H, W] uint8."""
-    from hvg_cli.backends.preview.render import render_preview
-    from hvg_cli.cameras.capture import CaptureCamera, write_transforms
-    from hvg_cli.cameras.generators import arc
-    from hvg_cli.core.settings import SubjectSettings
-    from hvg_cli.core.types import CameraGrid
-    from hvg_cli.io.video import write_video
-    from hvg_cli.pipeline import stages
-    from hvg_cli.pipeline.motion import motion_from_source, place_motion
-
-    subject = stages.subject(photo, SubjectSettings(), cache)
-    motion = place_motion(motion_from_source("dance", cache=cache), subject)
-    poses, trans = motion.poses[:FRAMES], motion.trans[:FRAMES]  # [T, 24, 3], [T, 3]
-    path = arc(views=4, degrees=90, elevation=5, radius=3.2, fov=40, width=VIDEO, height=VIDEO)  # [V] fixed cameras
-    V, T = path.num_views, FRAMES
-    grid = CameraGrid(
-        K=np.broadcast_to(path.K[:, None], (V, T, 3, 3)).copy(),
-        world_to_cam=np.broadcast_to(path.world_to_cam[:, None], (V, T, 4, 4)).copy(),
-        width=VIDEO,
-        height=VIDEO,
-        mode="views",
-    )
-    model = stages.preview_model(subject, cache)
-    rgba = render_preview(subject, poses, trans, grid, "transparent", model=model)  # [V, T, H, W, 4]
-    folder.mkdir(parents=True)
-    for v in range(V):
-        img = np.where(rgba[v, ..., 3:] > 0, rgba[v, ..., :3], 127).astype(np.uint8)  # on plain grey
-        write_video(folder / f"cam{v}.mp4", iter(img), motion.fps)
-    write_transforms(
-        [CaptureCamera(f"cam{v}.mp4", path.K[v], path.world_to_cam[v], VIDEO, VIDEO) for v in range(V)], folder
-    )
-    return rgba[..., 3]
-
-
 @pytest.fixture(scope="module")
 def captures(tmp_path_factory, data_dir, session_cache):
     """root/good (the capture), root/broken (transforms.json cut short), root/missing (one camera's video gone)."""
@@ -74,7 +38,12 @@ def captures(tmp_path_factory, data_dir, session_cache):
     root = tmp_path_factory.mktemp("mv")
     init_tiny(root / "weights")
     cache = StageCache(session_cache)
-    alpha = render_capture(root / "captures" / "good", data_dir / "photo_woman_studio.jpg", cache)
+    from hvg_cli.cameras.generators import arc
+    from hvg_cli.pipeline.training import write_synthetic_capture
+
+    cams = arc(views=4, degrees=90, elevation=5, radius=3.2, fov=40, width=VIDEO, height=VIDEO)  # 4 fixed cameras
+    photo = data_dir / "photo_woman_studio.jpg"
+    alpha = write_synthetic_capture(root / "captures" / "good", photo, "dance", cams, FRAMES, cache).coverage
     shutil.copytree(root / "captures" / "good", root / "captures" / "broken")
     text = (root / "captures" / "good" / "transforms.json").read_text()
     (root / "captures" / "broken" / "transforms.json").write_text(text[: len(text) // 2])
@@ -135,7 +104,7 @@ def test_prepare_captures_folder(captures, session_cache):
                 inter += (person & clip.mask[v, k]).sum()
                 union += (person | clip.mask[v, k]).sum()
             ious[i, v] = inter / union
-    assert ious.min() >= 0.55, ious.round(3)
+    assert ious.min() >= 0.6, ious.round(3)  # measured 0.64-0.79; the true bone maps: 0.72-0.80
     # 5. a re-run skips the finished clips
     r2 = CliRunner().invoke(app, args + ["--json"])
     res2 = json.loads(r2.stdout)

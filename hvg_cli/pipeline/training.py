@@ -38,7 +38,7 @@ from hvg_cli.core.cache import StageCache
 from hvg_cli.core.errors import BadInput, HvgError
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import CameraSpec, SubjectSettings
-from hvg_cli.core.types import Alignment, BoneMaps, CameraGrid, Motion
+from hvg_cli.core.types import Alignment, BoneMaps, CameraGrid, CameraPath, Motion, Subject
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -736,6 +736,69 @@ def multiview_sources(
 
             sources.append(ClipSource(f"mv-{ident}-{key}-{w.id_suffix}", load))
     return sources, skipped, errors
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticCapture:
+    """What write_synthetic_capture rendered: the ground truth a prepared capture is checked against."""
+
+    folder: Path
+    coverage: np.ndarray  # [V, T, H, W] uint8: the person's coverage in each camera's video (255 = person)
+    poses: np.ndarray  # [T, 24, 3] the motion on the subject
+    trans: np.ndarray  # [T, 3] metres
+    motion: Motion  # the placed motion (skeleton: the subject's)
+    subject: Subject  # its radii render the true bone maps
+    cameras: CameraPath  # [V] the true cameras, video pixels
+
+
+def write_synthetic_capture(
+    folder: Path,
+    photo: Path,
+    motion_source: str,
+    cameras: CameraPath,
+    frames: int,
+    cache: StageCache,
+    background: tuple[int, int, int] = (127, 127, 127),
+    progress: Reporter = SILENT,
+) -> SyntheticCapture:
+    """A multi-view capture made with the preview backend: the person of `photo` performing `motion_source`
+    (first `frames` frames), seen by the fixed cameras of `cameras` (a CameraPath, [V] views, its size the
+    videos' size), written as FOLDER/cam0.mp4 ... and FOLDER/transforms.json (nerfstudio convention). For tests,
+    benchmarks and trying `hvg prepare` on a capture without a studio."""
+    from hvg_cli.backends.preview.render import render_preview
+    from hvg_cli.cameras.capture import CaptureCamera, write_transforms
+    from hvg_cli.io.video import write_video
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.motion import motion_from_source, place_motion
+
+    subject = stages.subject(Path(photo), SubjectSettings(), cache, progress)
+    motion = place_motion(motion_from_source(motion_source, cache=cache, progress=progress), subject)
+    poses, trans = motion.poses[:frames], motion.trans[:frames]  # [T, 24, 3], [T, 3]
+    V, T = cameras.num_views, len(poses)
+    grid = CameraGrid(
+        K=np.broadcast_to(cameras.K[:, None], (V, T, 3, 3)).copy(),
+        world_to_cam=np.broadcast_to(cameras.world_to_cam[:, None], (V, T, 4, 4)).copy(),
+        width=cameras.width,
+        height=cameras.height,
+        mode="views",
+    )  # [V, T]: every camera fixed over time
+    model = stages.preview_model(subject, cache, progress)
+    rgba = render_preview(subject, poses, trans, grid, "transparent", progress, model=model)  # [V, T, H, W, 4]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bg = np.asarray(background, np.uint8)
+    names = [f"cam{v}.mp4" for v in range(V)]
+    for v in range(V):
+        img = np.where(rgba[v, ..., 3:] > 0, rgba[v, ..., :3], bg).astype(np.uint8)  # [T, H, W, 3] on the background
+        write_video(folder / names[v], iter(img), motion.fps)
+    write_transforms(
+        [
+            CaptureCamera(names[v], cameras.K[v], cameras.world_to_cam[v], cameras.width, cameras.height)
+            for v in range(V)
+        ],
+        folder,
+    )
+    return SyntheticCapture(folder, rgba[..., 3].copy(), poses, trans, motion, subject, cameras)
 
 
 def prepare_job(
