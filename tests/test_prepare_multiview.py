@@ -125,3 +125,41 @@ def test_a_capture_above_the_limit_is_refused(captures):
             multiview_capture(root / "captures" / "good", st, 2, cache)
     else:
         assert multiview_capture(root / "captures" / "good", st, 2, cache).limit_px == pytest.approx(1.0)
+
+
+def test_cameras_are_trimmed_to_the_shortest_and_other_frame_rates_refused(captures, tmp_path):
+    """One camera 4 frames shorter: every camera is trimmed to it and a note says so; one camera at another
+    frame rate: the capture is refused with one line naming both rates."""
+    from hvg_cli.core.errors import BadInput
+    from hvg_cli.io.video import probe_video, read_frames, write_video
+    from hvg_cli.pipeline.training import multiview_capture
+
+    root, _, cache = captures
+    good = root / "captures" / "good"
+    fps = probe_video(good / "cam1.mp4").fps
+    frames = list(read_frames(good / "cam1.mp4"))  # [T] of [H, W, 3]
+    short, other = tmp_path / "short", tmp_path / "other"
+    for folder in (short, other):
+        shutil.copytree(good, folder)
+    write_video(short / "cam1.mp4", iter(frames[: FRAMES - 4]), fps)
+    write_video(other / "cam1.mp4", iter(frames), fps * 2)
+
+    class Notes:
+        def __init__(self):
+            self.lines: list[str] = []
+
+        def note(self, message: str) -> None:
+            self.lines.append(message)
+
+        def task(self, *args, **kwargs):
+            from hvg_cli.core.progress import SILENT
+
+            return SILENT.task(*args, **kwargs)
+
+    notes = Notes()
+    cap = multiview_capture(short, SETTINGS, 8, cache, notes)
+    assert cap.frame_counts == (FRAMES, FRAMES - 4, FRAMES, FRAMES) and len(cap.frame_indices) == FRAMES - 4
+    assert cap.grid.shape == (4, FRAMES - 4) and cap.motion.num_frames == FRAMES - 4
+    assert any("trimmed to the shortest, 14" in n for n in notes.lines), notes.lines
+    with pytest.raises(BadInput, match="different frame rates"):
+        multiview_capture(other, SETTINGS, 8, cache)
