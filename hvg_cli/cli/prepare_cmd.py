@@ -31,6 +31,11 @@ Monocular videos (a file, a folder of them, or a .txt list; one person, a fixed 
 
   hvg prepare dances/ --size 64 --length 8 --stride 8 --weights weights/ -o dataset/
 
+Multi-view captures (a folder holding one video per camera and a nerfstudio transforms.json, or a folder of
+such folders; the per-camera reprojection error is printed, sequences above the limit are skipped):
+
+  hvg prepare captures/ --size 64 --length 8 --weights weights/ -o dataset/
+
 Re-running the command continues the dataset: finished clips are skipped. Bad clips are skipped with one line
 each and counted. See README, "Training data layouts".
 """
@@ -46,7 +51,10 @@ def register(app: typer.Typer) -> None:
     def prepare(
         sources: Annotated[
             Optional[list[str]],
-            typer.Argument(help="Monocular videos, folders of them or .txt lists.", show_default=False),
+            typer.Argument(
+                help="Monocular videos, folders of them, .txt lists, or multi-view capture folders (transforms.json).",
+                show_default=False,
+            ),
         ] = None,
         out: Annotated[Path, typer.Option("--out", "-o", help="The dataset folder (created, or continued).")] = Path(
             "dataset"

@@ -12,7 +12,11 @@ prepare_job: photos × motions × a camera preset -> synthetic multi-view clips 
   with train.camera_solve so the fitted skeleton reprojects on MediaPipe's 2D landmarks (clips above
   max_error_px refused), animate's alignment into the training frame, bone maps for that camera, the frames
   warped by the same alignment; the reference is a frame of the video outside the window (train.windows).
-  Multi-view captures are not wired yet (see README "Training data layouts").
+  Multi-view captures (multiview_capture, multiview_clipset): SEQUENCE/transforms.json (nerfstudio, read by
+  cameras.capture) and one video per camera; the motion fitted with the cached pose stages on each camera's
+  video, the body placed in the calibrated capture by train.placement on every camera's landmarks (the camera
+  whose motion reprojects best is kept), cameras re-expressed in the motion's world, animate's alignment per
+  view, bone maps for every camera; captures above max_error_px in any camera are skipped with one line.
 train_job: TrainSettings -> train.loop.train with a validation callback that renders a fixed photo + motion +
   4-view orbit with the current weights through the diffusion backend's `generate` into OUT/validation/.
 """
@@ -34,7 +38,7 @@ from hvg_cli.core.cache import StageCache
 from hvg_cli.core.errors import BadInput, HvgError
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import CameraSpec, SubjectSettings
-from hvg_cli.core.types import BoneMaps, CameraGrid
+from hvg_cli.core.types import Alignment, BoneMaps, CameraGrid, CameraPath, Motion, Subject
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -274,14 +278,10 @@ def monocular_clipset(
     The subject (bone radii) is fitted on the track frame where MediaPipe saw the person best (highest mean
     landmark visibility): one fit per video. Raises BadInput when the reprojection error at the training
     resolution is above max_error_px (half a latent cell)."""
-    import tempfile
-
-    from hvg_cli.align.similarity import warp_image
     from hvg_cli.body.ik import landmarks_from_pose
     from hvg_cli.bonemap.render import render_bonemaps
     from hvg_cli.core.types import CameraGrid
-    from hvg_cli.io.video import probe_video, read_frames
-    from hvg_cli.pipeline import stages
+    from hvg_cli.io.video import probe_video
     from hvg_cli.pipeline.jobs import align_job
     from hvg_cli.train.camera_solve import max_error_px, solve_camera
 
@@ -308,25 +308,46 @@ def monocular_clipset(
     # 3. the subject for the bone radii, from the best-seen frame
     fi = np.asarray(ex["frame_indices"], dtype=int)  # [T] source frame of each track frame
     best = int(np.argmax(np.asarray(ex["visibility"]).mean(1)))
-    frame = next(iter(read_frames(video, start=int(fi[best]), end=int(fi[best]) + 1)))
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / f"{video.stem}-f{fi[best]:06d}.png"
-        Image.fromarray(frame).save(png)
-        subject = stages.subject(png, SubjectSettings(), cache, progress)
+    subject = _frame_subject(video, int(fi[best]), cache, progress)
     maps = render_bonemaps(motion.poses, motion.trans, motion.skeleton, subject.radii, grid, progress)  # [1, T]
     # 4. the frames, warped by the same alignment (video frame t -> aligned frame t)
+    out = _aligned_frames(video, fi, alignment.scale[0], alignment.offset[0], settings.width, settings.height)
+    return MonocularClipSet(out[None], maps, grid, float(motion.fps), float(error), float(limit), sol.camera.K.copy())
+
+
+def _frame_subject(video: Path, frame: int, cache: StageCache, progress: Reporter = SILENT):
+    """The subject (bone radii) fitted on one frame of a video, through the cached subject stage."""
+    import tempfile
+
+    from PIL import Image
+
+    from hvg_cli.io.video import read_frames
+    from hvg_cli.pipeline import stages
+
+    img = next(iter(read_frames(video, start=frame, end=frame + 1)))
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / f"{video.stem}-f{frame:06d}.png"
+        Image.fromarray(img).save(png)
+        return stages.subject(png, SubjectSettings(), cache, progress)
+
+
+def _aligned_frames(
+    video: Path, frame_indices: np.ndarray, scale: np.ndarray, offset: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """The video's frames frame_indices [T] (evenly spaced), each warped by its alignment (scale [T], offset
+    [T, 2]: aligned = scale · pixel + offset) to width × height -> [T, H, W, 3] uint8."""
+    from hvg_cli.align.similarity import warp_image
+    from hvg_cli.io.video import read_frames
+
+    fi = np.asarray(frame_indices, dtype=int)
+    T = len(fi)
     step = int(fi[1] - fi[0]) if T > 1 else 1
-    out = np.zeros((1, T, settings.height, settings.width, 3), np.uint8)
+    out = np.zeros((T, height, width, 3), np.uint8)
     for t, img in enumerate(read_frames(video, start=int(fi[0]), end=int(fi[-1]) + 1, stride=max(1, step))):
         if t >= T:
             break
-        a = alignment
-        out[0, t] = np.clip(
-            warp_image(img, float(a.scale[0, t]), a.offset[0, t], settings.width, settings.height), 0, 255
-        ).astype(np.uint8)
-    return MonocularClipSet(out, maps, grid, float(motion.fps), float(error), float(limit), sol.camera.K.copy())
+        out[t] = np.clip(warp_image(img, float(scale[t]), offset[t], width, height), 0, 255).astype(np.uint8)
+    return out
 
 
 def monocular_sources(
@@ -377,10 +398,407 @@ def monocular_sources(
                     licence=settings.licence,
                     synthetic=False,
                     reference=f"{video}|frame {w.reference}",
+                    kind="video",
                 )
 
             sources.append(ClipSource(f"vid-{vh}-{key}-{w.id_suffix}", load))
     return sources, skipped, errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-view captures: SEQUENCE/transforms.json + one video per camera
+# ---------------------------------------------------------------------------------------------
+def expand_sources(sources) -> tuple[list[Path], list[Path]]:
+    """(captures, videos) from `hvg prepare`'s positional sources.
+
+    A folder holding transforms.json is one multi-view capture; a folder whose sub-folders hold one is a folder
+    of captures (videos lying directly in it are monocular); any other folder, file or .txt list (one path a
+    line, # comments) is read as by expand_videos."""
+    from hvg_cli.cameras.capture import TRANSFORMS
+
+    captures: list[Path] = []
+    videos: list[Path] = []
+    for s in sources:
+        p = Path(s).expanduser()
+        if p.is_dir() and (p / TRANSFORMS).is_file():
+            captures.append(p)
+        elif p.is_dir():
+            captures += sorted(q for q in p.iterdir() if q.is_dir() and (q / TRANSFORMS).is_file())
+            videos += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            more_c, more_v = expand_sources([p.parent / ln for ln in lines if ln and not ln.startswith("#")])
+            captures += more_c
+            videos += more_v
+        else:
+            videos += expand_videos([p])
+    return captures, videos
+
+
+@dataclass(frozen=True, eq=False)
+class MultiviewCapture:
+    """A calibrated capture with the body placed in it: everything but the pixels (cheap, checked up front).
+
+    The motion is the one fitted on videos[fitted] (the cached pose stages), in its own y-up world; the
+    capture's cameras are re-expressed in that world (train.placement.Placement.body_cameras), so the clip
+    lives in the same body-centred frame as monocular and synthetic clips."""
+
+    folder: Path
+    videos: tuple[Path, ...]  # [V] one per camera, transforms.json's order
+    motion: Motion  # T frames (trimmed to the shortest camera)
+    grid: CameraGrid  # [V, T] aligned intrinsics (training pixels), cameras in the motion's world
+    alignment: Alignment  # [V, T]: video pixels -> training pixels
+    video_K: np.ndarray  # [V, 3, 3] each camera's intrinsics in its video's pixels
+    frame_indices: np.ndarray  # [T] source frame of each track frame (the same in every camera)
+    usable: tuple[bool, ...]  # [T] the person detected (not interpolated) in the fitted camera
+    fitted: int  # the view whose video the motion was fitted on
+    fps: float
+    error_px: np.ndarray  # [V] mean reprojection error per camera, training pixels
+    limit_px: float  # train.camera_solve.max_error_px at the training size
+    frame_counts: tuple[int, ...]  # [V] track frames per camera before trimming to the shortest
+    refined: bool = False  # the rotations were refitted on the triangulated landmarks (refine_motion)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.videos)
+
+
+def multiview_capture(
+    folder: Path,
+    settings: PrepareSettings,
+    vae_factor: int,
+    cache: StageCache,
+    progress: Reporter = SILENT,
+    refine: bool = True,
+) -> MultiviewCapture:
+    """Read a capture, track every camera, fit the motion and place the body (see README "Training data layouts").
+
+    1. transforms.json -> cameras (OpenCV, video pixels); every video must exist and share one fps;
+    2. MediaPipe's track of every camera (cached stage pose_track); all are trimmed to the shortest;
+    3. the motion fitted on each camera's video (cached stage motion_video, that camera's field of view), the
+       body placed by train.placement.solve_placement on the landmarks of ALL cameras; the camera whose motion
+       reprojects best over all cameras is kept; with `refine`, its rotations and bone lengths are then refitted
+       on the landmarks triangulated from all cameras (refine_motion) and the body placed again, kept when that
+       reprojects better;
+    4. animate's alignment of every view into the training frame; each camera's mean reprojection error in
+       training pixels. BadInput (the capture is skipped) for a missing video, a bad transforms.json, cameras
+       out of step, nobody to place, or any camera above train.camera_solve.max_error_px.
+    """
+    import math
+
+    from hvg_cli.body.ik import landmarks_from_pose
+    from hvg_cli.cameras.capture import TRANSFORMS, read_transforms
+    from hvg_cli.core.settings import PoseSettings, Timing
+    from hvg_cli.io.video import probe_video
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.jobs import align_job
+    from hvg_cli.pipeline.motion import trim_motion
+    from hvg_cli.train.camera_solve import max_error_px
+    from hvg_cli.train.placement import solve_placement
+
+    folder = Path(folder)
+    name = str(folder)  # every message names the capture
+    # 1. cameras and videos
+    cams = read_transforms(folder / TRANSFORMS)
+    if len(cams) < 2:
+        raise BadInput(f"{name}: {TRANSFORMS} lists {len(cams)} camera; a capture needs two or more")
+    videos, Ks = [], []
+    for c in cams:
+        video = folder / c.file
+        if not video.is_file():
+            raise BadInput(f"{name}: camera video {c.file} is missing", f"put it beside {TRANSFORMS} or fix file_path")
+        info = probe_video(video)
+        K = np.asarray(c.K, dtype=np.float64)
+        if c.width is not None and c.height is not None and (c.width, c.height) != (info.width, info.height):
+            K = np.diag([info.width / c.width, info.height / c.height, 1.0]) @ K  # intrinsics follow the video's size
+        videos.append(video)
+        Ks.append(K)
+    if any(c.distorted for c in cams):
+        progress.note(f"{name}: lens distortion in {TRANSFORMS} is ignored (undistort the videos for best results)")
+    # 2. tracks, in step
+    tracks = [stages.pose_track(v, PoseSettings(), cache, progress) for v in videos]
+    rates = {str(tr.fps) for tr in tracks}
+    if len(rates) > 1:
+        raise BadInput(
+            f"{name}: the cameras run at different frame rates ({', '.join(sorted(rates))} fps)",
+            "re-encode the videos to one frame rate",
+        )
+    counts = tuple(int(tr.image.shape[0]) for tr in tracks)
+    T = min(counts)
+    fi = np.asarray(tracks[0].frame_indices[:T], dtype=int)  # [T]
+    if any(not np.array_equal(tr.frame_indices[:T], fi) for tr in tracks):
+        raise BadInput(f"{name}: the cameras' frames are not in step", "start every video at the same instant")
+    if len(set(counts)) > 1:
+        progress.note(f"{name}: the cameras have {'/'.join(map(str, counts))} frames; all trimmed to the shortest, {T}")
+    pixels = np.stack([tr.image[:T] for tr in tracks])  # [V, T, 33, 2] video px
+    vis = np.stack([tr.visibility[:T] for tr in tracks])  # [V, T, 33]
+    K = np.stack(Ks)  # [V, 3, 3]
+    E = np.stack([c.world_to_cam for c in cams])  # [V, 4, 4] capture world
+    # 3. the motion from each camera's video, placed on all cameras; the best overall reprojection wins
+    best = None
+    last_error: HvgError | None = None
+    for v, video in enumerate(videos):
+        fov = math.degrees(2 * math.atan(0.5 * tracks[v].height / K[v, 1, 1]))  # that camera's vertical fov
+        try:
+            motion, _ = stages.motion_video(video, PoseSettings(fov_deg=round(fov, 3)), cache, progress)
+            motion = trim_motion(motion, Timing(max_frames=T))
+            points = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3] m
+            placement = solve_placement(points, pixels, vis, K, E)
+        except BadInput as e:
+            last_error = BadInput(f"{name}: {e.message}", e.hint)  # the placement's messages name no file
+            continue
+        except HvgError as e:
+            last_error = e
+            continue
+        n = placement.camera_points
+        mean = float(np.nansum(placement.camera_error_px * n) / max(n.sum(), 1))
+        if best is None or mean < best[0]:
+            best = (mean, v, motion, placement)
+    if best is None:
+        raise last_error or BadInput(f"{name}: the body could not be placed")
+    mean, fitted, motion, placement = best
+    refined = False
+    if refine:
+        # 3b. the rotations refitted on the landmarks triangulated from every camera (kept when they reproject better)
+        motion2 = refine_motion(motion, placement, pixels, vis, K, E)
+        points = landmarks_from_pose(motion2.poses, motion2.skeleton) + motion2.trans[:, None]  # [T, 33, 3]
+        placement2 = solve_placement(points, pixels, vis, K, E)
+        n = placement2.camera_points
+        if float(np.nansum(placement2.camera_error_px * n) / max(n.sum(), 1)) < mean:
+            motion, placement, refined = motion2, placement2, True
+    # 4. animate's alignment per view and frame; the error in training pixels
+    w2c = placement.body_cameras(E)  # [V, 4, 4] in the motion's world
+    V = len(videos)
+    grid0 = CameraGrid(
+        K=np.broadcast_to(K[:, None], (V, T, 3, 3)).copy(),
+        world_to_cam=np.broadcast_to(w2c[:, None], (V, T, 4, 4)).copy(),
+        width=settings.width,
+        height=settings.height,
+        mode="views",
+    )
+    alignment, grid = align_job(motion.poses, motion.trans, motion.skeleton, grid0)  # [V, T]
+    scale = np.median(alignment.scale, axis=1)  # [V] training px per video px
+    error = placement.camera_error_px * scale  # [V] training px
+    limit = max_error_px(vae_factor, 1.0)  # half a latent cell, training px
+    if not np.all(error <= limit):
+        worst = int(np.nanargmax(np.where(np.isfinite(error), error, np.inf)))
+        raise BadInput(
+            f"{name}: the placed skeleton reprojects {error[worst]:.2f} px from MediaPipe's landmarks in "
+            f"{videos[worst].name} at {settings.width}x{settings.height} (limit {limit:.2f} px; all cameras: "
+            + ", ".join(f"{e:.2f}" for e in error)
+            + ")",
+            "check transforms.json against the videos (axes, units, file order) and that every camera sees the person",
+        )
+    detected = np.asarray(motion.extras.get("detected", np.ones(T, bool)))[:T]
+    return MultiviewCapture(
+        folder,
+        tuple(videos),
+        motion,
+        grid,
+        alignment,
+        K,
+        fi,
+        tuple(bool(d) for d in detected),
+        int(fitted),
+        float(motion.fps),
+        error,
+        float(limit),
+        counts,
+        refined,
+    )
+
+
+def refine_motion(
+    motion: Motion,
+    placement,
+    pixels: np.ndarray,
+    vis: np.ndarray,
+    K: np.ndarray,
+    E: np.ndarray,
+    min_weight: float = 0.5,
+) -> Motion:
+    """The placed motion refitted on the landmarks triangulated from every camera.
+
+    One camera's MediaPipe world landmarks carry that view's depth guesses; with calibrated cameras the
+    landmarks seen by two or more of them are triangulated (train.placement.triangulate), brought into the
+    motion's world by the inverse placement, and the skeleton (bone lengths) and rotations refitted with the
+    same analytic IK `hvg pose` uses (body.ik.estimate_skeleton, fit_landmarks). Landmarks no two cameras see
+    keep the single-view fit's position. pixels [V, T, 33, 2], vis [V, T, 33], K [V, 3, 3], E [V, 4, 4].
+    """
+    from hvg_cli.body.ik import estimate_skeleton, fit_landmarks, landmarks_from_pose
+    from hvg_cli.train.placement import triangulate
+
+    V, T = pixels.shape[:2]
+    X, ok = triangulate(pixels.reshape(V, T * 33, 2), vis.reshape(V, T * 33), K, E, min_weight)  # [T*33, 3]
+    Xm = ((X - placement.translation) @ placement.rotation / placement.scale).reshape(T, 33, 3)  # motion world
+    ok = ok.reshape(T, 33)
+    single = landmarks_from_pose(motion.poses, motion.skeleton) + motion.trans[:, None]  # [T, 33, 3]
+    world = np.where(ok[..., None], Xm, single)  # [T, 33, 3] metres, motion world
+    hip = 0.5 * (world[:, 23] + world[:, 24])  # [T, 3] pelvis: the hip landmarks' midpoint, as the IK places it
+    centred = world - hip[:, None]
+    weight = np.where(ok, vis.max(0), 0.1)  # [T, 33]: triangulated points lead the bone lengths
+    skeleton = estimate_skeleton(centred, weight)
+    fit = fit_landmarks(centred, skeleton, weight)
+    return dataclasses.replace(
+        motion,
+        poses=fit.poses,
+        trans=hip,
+        skeleton=skeleton,
+        joints=fit.joints + hip[:, None],
+        fit_error_deg=fit.fit_error_deg,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MultiviewClipSet:
+    """A placed capture's pixels: every view's frames and bone maps, aligned as animate aligns."""
+
+    frames: np.ndarray  # [V, T, H, W, 3] uint8
+    maps: BoneMaps  # [V, T, H, W] rendered for the calibrated cameras, aligned
+    grid: CameraGrid  # [V, T]
+    fps: float
+
+
+def multiview_clipset(capture: MultiviewCapture, cache: StageCache, progress: Reporter = SILENT) -> MultiviewClipSet:
+    """Bone maps of the placed motion for every calibrated camera (bone radii from the subject fitted on the
+    frame where MediaPipe saw the person best in the fitted camera) and every camera's frames warped by the
+    same alignment."""
+    from hvg_cli.bonemap.render import render_bonemaps
+
+    m = capture.motion
+    best = int(np.argmax(np.asarray(m.extras["visibility"])[: len(capture.frame_indices)].mean(1)))
+    subject = _frame_subject(capture.videos[capture.fitted], int(capture.frame_indices[best]), cache, progress)
+    maps = render_bonemaps(m.poses, m.trans, m.skeleton, subject.radii, capture.grid, progress)  # [V, T, H, W]
+    a = capture.alignment
+    W, H = capture.grid.width, capture.grid.height
+    frames = np.stack(
+        [
+            _aligned_frames(video, capture.frame_indices, a.scale[v], a.offset[v], W, H)
+            for v, video in enumerate(capture.videos)
+        ]
+    )  # [V, T, H, W, 3]
+    return MultiviewClipSet(frames, maps, capture.grid, capture.fps)
+
+
+def multiview_sources(
+    captures, settings: PrepareSettings, vae_factor: int, cache: StageCache, progress: Reporter = SILENT
+) -> tuple[list, list[tuple[str, str]], dict]:
+    """(sources, skipped, errors) of multi-view captures: one ClipSource per window of every capture that can
+    be placed; a capture that cannot (bad transforms.json, a missing video, cameras out of step, reprojection
+    above the limit, too short) is skipped with one line. errors: {"capture/video": (error px, limit px)}."""
+    from hvg_cli.core.cache import file_hash
+    from hvg_cli.train.prepare import ClipInputs, ClipSource
+    from hvg_cli.train.windows import windows
+
+    key = settings.content_key()
+    memo: dict = {}
+    errors: dict = {}
+    sources, skipped = [], []
+    for folder in captures:
+        try:
+            cap = multiview_capture(folder, settings, vae_factor, cache, progress)
+        except HvgError as e:
+            skipped.append((str(folder), str(e)))
+            progress.note(f"skipped capture: {e}")  # the message names the capture or its file
+            continue
+        T = len(cap.frame_indices)
+        wins = windows(T, settings.length, settings.stride, settings.frame_step, settings.gap, list(cap.usable))
+        if not wins:
+            skipped.append((str(folder), f"too short: no window of {settings.length} usable frames"))
+            progress.note(f"skipped capture {folder}: too short for one window of {settings.length} frames")
+            continue
+        for v, video in enumerate(cap.videos):
+            errors[f"{folder}/{video.name}"] = (float(cap.error_px[v]), cap.limit_px)
+        ident = hashlib.sha256(
+            "|".join([_file_hash(folder / "transforms.json")] + [file_hash(v) for v in cap.videos]).encode()
+        ).hexdigest()[:12]
+        for w in wins:
+
+            def load(cap=cap, w=w) -> ClipInputs:
+                if memo.get("key") != cap.folder:
+                    memo.clear()
+                    memo.update(key=cap.folder, set=multiview_clipset(cap, cache, progress))
+                cs = memo["set"]
+                frames, maps, grid = _slice(cs, w.frames)
+                return ClipInputs(
+                    photo=np.ascontiguousarray(cs.frames[cap.fitted, w.reference]),
+                    frames=np.ascontiguousarray(frames),
+                    maps=maps,
+                    grid=grid,
+                    fps=cs.fps / settings.frame_step,
+                    source=str(cap.folder),
+                    licence=settings.licence,
+                    synthetic=False,
+                    reference=f"{cap.folder}|{cap.videos[cap.fitted].name}|frame {w.reference}",
+                    kind="multiview",
+                    cameras=cap.names,
+                )
+
+            sources.append(ClipSource(f"mv-{ident}-{key}-{w.id_suffix}", load))
+    return sources, skipped, errors
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticCapture:
+    """What write_synthetic_capture rendered: the ground truth a prepared capture is checked against."""
+
+    folder: Path
+    coverage: np.ndarray  # [V, T, H, W] uint8: the person's coverage in each camera's video (255 = person)
+    poses: np.ndarray  # [T, 24, 3] the motion on the subject
+    trans: np.ndarray  # [T, 3] metres
+    motion: Motion  # the placed motion (skeleton: the subject's)
+    subject: Subject  # its radii render the true bone maps
+    cameras: CameraPath  # [V] the true cameras, video pixels
+
+
+def write_synthetic_capture(
+    folder: Path,
+    photo: Path,
+    motion_source: str,
+    cameras: CameraPath,
+    frames: int,
+    cache: StageCache,
+    background: tuple[int, int, int] = (127, 127, 127),
+    progress: Reporter = SILENT,
+) -> SyntheticCapture:
+    """A multi-view capture made with the preview backend: the person of `photo` performing `motion_source`
+    (first `frames` frames), seen by the fixed cameras of `cameras` (a CameraPath, [V] views, its size the
+    videos' size), written as FOLDER/cam0.mp4 ... and FOLDER/transforms.json (nerfstudio convention). For tests,
+    benchmarks and trying `hvg prepare` on a capture without a studio."""
+    from hvg_cli.backends.preview.render import render_preview
+    from hvg_cli.cameras.capture import CaptureCamera, write_transforms
+    from hvg_cli.io.video import write_video
+    from hvg_cli.pipeline import stages
+    from hvg_cli.pipeline.motion import motion_from_source, place_motion
+
+    subject = stages.subject(Path(photo), SubjectSettings(), cache, progress)
+    motion = place_motion(motion_from_source(motion_source, cache=cache, progress=progress), subject)
+    poses, trans = motion.poses[:frames], motion.trans[:frames]  # [T, 24, 3], [T, 3]
+    V, T = cameras.num_views, len(poses)
+    grid = CameraGrid(
+        K=np.broadcast_to(cameras.K[:, None], (V, T, 3, 3)).copy(),
+        world_to_cam=np.broadcast_to(cameras.world_to_cam[:, None], (V, T, 4, 4)).copy(),
+        width=cameras.width,
+        height=cameras.height,
+        mode="views",
+    )  # [V, T]: every camera fixed over time
+    model = stages.preview_model(subject, cache, progress)
+    rgba = render_preview(subject, poses, trans, grid, "transparent", progress, model=model)  # [V, T, H, W, 4]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bg = np.asarray(background, np.uint8)
+    names = [f"cam{v}.mp4" for v in range(V)]
+    for v in range(V):
+        img = np.where(rgba[v, ..., 3:] > 0, rgba[v, ..., :3], bg).astype(np.uint8)  # [T, H, W, 3] on the background
+        write_video(folder / names[v], iter(img), motion.fps)
+    write_transforms(
+        [
+            CaptureCamera(names[v], cameras.K[v], cameras.world_to_cam[v], cameras.width, cameras.height)
+            for v in range(V)
+        ],
+        folder,
+    )
+    return SyntheticCapture(folder, rgba[..., 3].copy(), poses, trans, motion, subject, cameras)
 
 
 def prepare_job(
@@ -398,7 +816,8 @@ def prepare_job(
     weights: an HVG weights folder whose VAE and CLIP encoder encode the clips (the same folder, or one with the
     same VAE and image encoder, as the one trained). synthetic: photos (files, folders, .txt lists) rendered
     performing each of `motions` (presets, .npz, .bvh) through `settings.cameras`. videos: monocular footage
-    (files, folders, .txt lists): see monocular_clipset.
+    (files, folders, .txt lists): see monocular_clipset; folders holding a transforms.json (or folders of such
+    folders) among them are multi-view captures: see multiview_capture (expand_sources splits them).
     """
     from hvg_cli.backends.diffusion.weights import load_pipeline
     from hvg_cli.train.dataset import TrainDataset
@@ -424,16 +843,25 @@ def prepare_job(
         from hvg_cli.backends.diffusion.settings import vae_factor
 
         factor = vae_factor(weights)
-        found = expand_videos(videos)
-        if not found:
-            raise BadInput("no videos found in " + ", ".join(map(str, videos)), "give .mp4/.mov files or a folder")
-        more, skipped, errors = monocular_sources(found, settings, factor, cache, progress)
-        sources += more
+        captures, found = expand_sources(videos)
+        if not found and not captures:
+            raise BadInput(
+                "no videos or captures found in " + ", ".join(map(str, videos)),
+                "give .mp4/.mov files, a folder of them, or capture folders holding transforms.json",
+            )
+        if found:
+            more, skipped, errors = monocular_sources(found, settings, factor, cache, progress)
+            sources += more
+        if captures:
+            more, skipped_mv, errors_mv = multiview_sources(captures, settings, factor, cache, progress)
+            sources += more
+            skipped += skipped_mv
+            errors.update(errors_mv)
     if not sources:
         raise BadInput(
             f"no window of {settings.length} frames fits the sources"
-            + (f" ({len(skipped)} videos skipped)" if skipped else ""),
-            "lower --length or --gap",
+            + (f" ({len(skipped)} videos or captures skipped)" if skipped else ""),
+            "the skipped lines above say why" if skipped else "lower --length or --gap",
         )
     pipe = load_pipeline(weights, "cpu" if not _has_cuda() else "auto", "fp32")
     summary = prepare_clips(

@@ -17,7 +17,9 @@ Per clip (V views × T frames, pixel size H × W, latent size h × w = H / s × 
   K              [V, T, 3, 3] float32    aligned intrinsics, pixels
   world_to_cam   [V, T, 4, 4] float32    OpenCV
 Manifest fields per clip: id, shard, views, frames, fps, motion_bucket_id, noise_aug_strength, source,
-licence, synthetic (bool: rendered, not filmed), reference (which frame/photo the reference is).
+licence, synthetic (bool: rendered, not filmed), reference (which frame/photo the reference is), kind (the
+source's kind: "synthetic", "video" or "multiview"; "" in datasets made before it), cameras (names of the views,
+e.g. a capture's videos; may be empty).
 Each shard's sha256 is in the manifest, so the manifest's own hash identifies the data.
 """
 
@@ -71,6 +73,8 @@ class TrainClip:
     licence: str = ""
     synthetic: bool = False
     reference: str = ""  # how the reference was chosen, e.g. "frame 0 of the source window"
+    kind: str = ""  # "synthetic" | "video" | "multiview" ("" where not recorded)
+    cameras: tuple[str, ...] = ()  # a name per view (a capture's video files), or empty
 
     @property
     def views(self) -> int:
@@ -116,6 +120,8 @@ class TrainClip:
             "licence": self.licence,
             "synthetic": bool(self.synthetic),
             "reference": self.reference,
+            "kind": self.kind,
+            "cameras": list(self.cameras),
         }
 
 
@@ -313,6 +319,8 @@ class TrainDataset:
             licence=meta.get("licence", ""),
             synthetic=bool(meta.get("synthetic", False)),
             reference=meta.get("reference", ""),
+            kind=meta.get("kind", ""),
+            cameras=tuple(meta.get("cameras", ())),
         )
 
     def __getstate__(self):  # safe_open handles do not pickle (DataLoader workers reopen them)

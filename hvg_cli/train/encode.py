@@ -61,6 +61,8 @@ def encode_clip(
     licence: str = "",
     synthetic: bool = False,
     reference: str = "",
+    kind: str = "",
+    cameras: tuple[str, ...] = (),
     chunk: int = 8,
 ) -> TrainClip:
     """A TrainClip from aligned inputs.
@@ -115,4 +117,6 @@ def encode_clip(
         licence=licence,
         synthetic=synthetic,
         reference=reference,
+        kind=kind,
+        cameras=tuple(cameras),
     )

@@ -35,6 +35,8 @@ class ClipInputs:
     licence: str = ""
     synthetic: bool = False
     reference: str = ""
+    kind: str = ""  # "synthetic" | "video" | "multiview", recorded in the manifest
+    cameras: tuple[str, ...] = ()  # a name per view (a capture's videos), recorded in the manifest
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def prepare_clips(
                     licence=x.licence,
                     synthetic=x.synthetic,
                     reference=x.reference,
+                    kind=x.kind,
+                    cameras=x.cameras,
                 )
                 writer.add(clip)
                 written += 1
