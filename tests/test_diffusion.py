@@ -7,6 +7,8 @@ weights folders (save/load, check, init).
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +411,23 @@ def test_animate_with_tiny_diffusion_weights(tmp_path, data_dir, cache_dir):
     for path in result["outputs"]:
         info = probe_video(path)
         assert (info.width, info.height, info.frame_count) == (32, 32, 2)
+
+
+def test_cli_stderr_has_no_library_chatter(tmp_path: Path) -> None:
+    """`hvg weights init --tiny` in a fresh process: stderr holds hvg's own lines, not transformers' note that
+    CLIPImageProcessor falls back to its PIL twin without torchvision (it was printed on every prepare)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY")}
+    code = "import sys; from hvg_cli.cli.main import run; sys.argv = ['hvg', *sys.argv[1:]]; run()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "weights", "init", "--tiny", "-o", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "w" / "hvg.json").is_file()
+    assert "[transformers]" not in proc.stderr and "torchvision" not in proc.stderr, proc.stderr

@@ -4,6 +4,8 @@ first use, so `hvg --help` is fast."""
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from hvg_cli import __version__
@@ -74,6 +76,11 @@ app.add_typer(weights_cmd.app, name="weights")
 
 
 def run() -> None:
+    # transformers and diffusers log notes meant for their own developers (transformers, on import: "CLIPImageProcessor
+    # requires torchvision ... falling back to CLIPImageProcessorPil"); hvg's users see hvg's lines only. A user who
+    # wants them sets the variables themselves.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     app()
 
 
