@@ -174,9 +174,12 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
+        parts = {k: v for k, v in r.trained.items() if k != "unet_mode"}
+        what = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in parts.items())
+        mode = r.trained.get("unet_mode")
         err_console.print(
             f"wrote {r.out}: {r.steps} steps (global batch {r.global_batch}), final loss "
-            f"{r.final_loss:.4f}; trained {r.trained}",
+            f"{r.final_loss:.4f}; parameters trained: {what}" + (f" (--unet {mode})" if mode else ""),
             markup=False,
             soft_wrap=True,
         )
