@@ -277,6 +277,7 @@ def test_save_load_round_trip(real, tmp_path):
     save_preview_model(model, tmp_path / "m.npz")
     back = load_preview_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(back.mesh.faces, model.mesh.faces)
-    np.testing.assert_array_equal(back.backdrop.canvas, model.backdrop.canvas)
+    np.testing.assert_array_equal(back.backdrop.ground, model.backdrop.ground)
+    np.testing.assert_array_equal(back.backdrop.wall, model.backdrop.wall)
     np.testing.assert_array_equal(back.backdrop.plane, model.backdrop.plane)
     np.testing.assert_array_equal(back.background, model.background)

@@ -138,8 +138,16 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> n
     if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
         filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], hole.shape) | known)
     # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
-    soft = ndimage.gaussian_filter(filled, sigma=(r, r / 2, 0), mode="nearest")
-    return np.where(hole[..., None], soft, img).astype(np.float32)
+    out = img.copy()
+    ys, xs = np.nonzero(hole)
+    if len(ys) == 0:
+        return out
+    m = 4 * r  # the blur's reach: work on the hole's bounding box and that margin only
+    y0, y1, x0, x1 = max(0, ys.min() - m), min(H, ys.max() + 1 + m), max(0, xs.min() - m), min(W, xs.max() + 1 + m)
+    soft = ndimage.gaussian_filter(filled[y0:y1, x0:x1], sigma=(r, r / 2, 0), mode="nearest")
+    sub = hole[y0:y1, x0:x1, None]
+    out[y0:y1, x0:x1] = np.where(sub, soft, img[y0:y1, x0:x1])
+    return out
 
 
 BACKDROP_DEFAULT = 2.0  # metres behind the person when the photo shows no floor-to-wall line
@@ -369,40 +377,45 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     K = np.asarray(K_out, np.float64).reshape(-1, 3, 3)
     M = np.asarray(world_to_cam_out, np.float64).reshape(-1, 4, 4)
     B = len(K)
-    # 1. The soft layer, the haze weight and the photo's weight: [B, h, w, 5] at low resolution (image
-    # coordinates scale exactly), all smooth, bilinear up
+    # 1. The soft layer and the photo's weight: [B, h, w, 4] at low resolution (image coordinates scale
+    # exactly), both smooth, bilinear up
     ws, hs = max(1, math.ceil(width / SOFT_FACTOR)), max(1, math.ceil(height / SOFT_FACTOR))
     Ks = K.copy()
     Ks[:, 0] *= ws / width
     Ks[:, 1] *= hs / height
     o, d = world_rays(Ks, M, ws, hs)  # [B, 3], [B, hs*ws, 3]
-    soft, h, wp = _world(backdrop, o, d, sharp=False)  # [B, hs*ws, 3], [B, hs*ws], [B, hs*ws]
-    low = torch.cat([soft, h[..., None], wp[..., None]], -1).reshape(B, hs, ws, 5).permute(0, 3, 1, 2)
-    up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)  # [B, 5, H, W]
-    up = up.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 5]
-    out, haze_w, photo_w = up[..., :3].contiguous(), up[..., 3], up[..., 4]
-    # 2. The photo on the planes: per camera, the photo coordinates of every pixel (its weight from step 1)
+    soft, _, wp = _world(backdrop, o, d, sharp=False)  # [B, hs*ws, 3], [B, hs*ws]
+    low = torch.cat([soft, wp[..., None]], -1).reshape(B, hs, ws, 4).permute(0, 3, 1, 2)  # [B, 4, hs, ws]
+    up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)  # [B, 4, H, W]
+    up = up.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 4]
+    out, photo_w = up[..., :3].contiguous(), up[..., 3]
+    # 2. The photo on the planes, within the bounding box of its weight: per camera, the photo coordinates of
+    # every pixel there (one homography per plane)
     image = torch.from_numpy(backdrop.image)
-    haze = torch.as_tensor(backdrop.haze[:3], dtype=torch.float32)
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
-    )  # [H, W] pixel centres
     for b in range(B):
+        rows = torch.nonzero(photo_w[b].amax(1) > 0)[:, 0]
+        cols = torch.nonzero(photo_w[b].amax(0) > 0)[:, 0]
+        if len(rows) == 0:
+            continue
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        ys, xs = torch.meshgrid(
+            torch.arange(y0, y1, dtype=torch.float32) + 0.5,
+            torch.arange(x0, x1, dtype=torch.float32) + 0.5,
+            indexing="ij",
+        )  # [h, w] pixel centres of the box
+        pw, box = photo_w[b, y0:y1, x0:x1], out[b, y0:y1, x0:x1]
         fade = _backdrop_fade(backdrop, M[b])
         hit, u, v = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=fade > 0)
-        w = photo_w[b] * hit
+        mixed = _mix(image, pw * hit, u, v, box)
         if 0 < fade < 1:  # a camera passing the backdrop's plane: blend towards the world without it
             hit0, u0, v0 = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=False)
-            a = _mix(image, w, u, v, out[b], haze_w[b], haze)
-            out[b] = fade * a + (1 - fade) * _mix(image, photo_w[b] * hit0, u0, v0, out[b], haze_w[b], haze)
-        else:
-            out[b] = _mix(image, w, u, v, out[b], haze_w[b], haze)
+            mixed = fade * mixed + (1 - fade) * _mix(image, pw * hit0, u0, v0, box)
+        out[b, y0:y1, x0:x1] = mixed
     return out
 
 
-def _mix(image, w, u, v, soft, h, haze):
-    """soft [H, W, 3] with the photo sampled at (u, v), hazed by h [H, W], blended in by w [H, W] (sampled only
-    where w > 0)."""
+def _mix(image, w, u, v, soft):
+    """soft [H, W, 3] with the photo sampled at (u, v) blended in by w [H, W] (sampled only where w > 0)."""
     import torch
 
     from .raster import sample_bilinear
@@ -412,14 +425,10 @@ def _mix(image, w, u, v, soft, h, haze):
     if n == 0:
         return soft
     if n > show.numel() // 3:  # most of the view shows the photo: one dense lookup beats gather/scatter
-        photo = sample_bilinear(image, u, v)
-        photo = photo + h[..., None] * (haze - photo)
-        return soft + w[..., None] * (photo - soft)
+        return soft + w[..., None] * (sample_bilinear(image, u, v) - soft)
     out = soft.clone()
     idx = torch.nonzero(show, as_tuple=True)
-    photo = sample_bilinear(image, u[idx], v[idx])
-    photo = photo + h[idx][:, None] * (haze - photo)
-    out[idx] = soft[idx] + w[idx][:, None] * (photo - soft[idx])
+    out[idx] = soft[idx] + w[idx][:, None] * (sample_bilinear(image, u[idx], v[idx]) - soft[idx])
     return out
 
 
@@ -526,7 +535,8 @@ def _shade(backdrop: Backdrop, o, d, tg, tb, sharp: bool = True):
     hit = torch.isfinite(t)
     ground = hit & (tg <= tb)
     X = o[:, None] + torch.where(hit, t, torch.zeros_like(t))[..., None] * d  # [B, N, 3] world points
-    # 1. The soft world: the plane's texture, hazed with the distance from the person's foot point
+    # 1. The soft world: the plane's texture, hazed with the distance from the person's foot point (the photo's
+    # footprint lies nearer than the haze's start: the photo itself is never hazed)
     haze = torch.as_tensor(backdrop.haze[:3], dtype=torch.float32)
     fx, fz, r0 = (float(x) for x in backdrop.haze[3:])
     nb = torch.as_tensor(backdrop.plane[:3], dtype=torch.float32)
@@ -554,6 +564,5 @@ def _shade(backdrop: Backdrop, o, d, tg, tb, sharp: bool = True):
     u = float(Kp[0, 0]) * q[..., 0] / z + float(Kp[0, 2])
     v = float(Kp[1, 1]) * q[..., 1] / z + float(Kp[1, 2])
     wq = (w * (q[..., 2] > 1e-9))[..., None]
-    photo = sample_bilinear(torch.from_numpy(backdrop.image), u, v)
-    photo = photo + h[..., None] * (haze - photo)
+    photo = sample_bilinear(torch.from_numpy(backdrop.image), u, v)  # (unhazed: it lies nearer than the haze)
     return soft + wq * (photo - soft), h, w
