@@ -67,15 +67,17 @@ def push_pull_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_fill(image: np.ndarray, known: np.ndarray, trust: np.ndarray | None = None, reach: float = 0.0) -> np.ndarray:
+def row_fill(image: np.ndarray, known: np.ndarray, bright: float = 0.0, reach: float = 0.0) -> np.ndarray:
     """Fill unknown pixels along each row from the nearest known pixel on either side.
 
-    Between the two sides the fill is linear in x, each side's share scaled by its trust (a side of low trust
-    gives way to the other; equal trusts: plain linear interpolation). With reach > 0, each side's own colour
+    Between the two sides the fill is linear in x; with bright > 0 the darker side's share is scaled by
+    exp(-(excess) / bright), excess: how much darker it is (mean of the channels) beyond BRIGHT_DEAD (a cast
+    shadow or a door frame beside the hole gives way to the lit wall; a gentle gradient stays linear). With
+    reach > 0, each side's own colour
     still holds near it, giving way to that blend over `reach` pixels (exp(-distance / reach)), so the fill
     meets both sides without a step. A standing person leaves a tall, narrow hole: across it, walls, floors and
     horizons continue.
-    image: [H, W, C] float; known: [H, W] bool; trust: [H, W] > 0 (read at known pixels), None: all 1.
+    image: [H, W, C] float; known: [H, W] bool.
     Rows with nothing known are left for the caller.
     returns: [H, W, C] float32
     """
@@ -87,12 +89,16 @@ def row_fill(image: np.ndarray, known: np.ndarray, trust: np.ndarray | None = No
     rows = np.arange(H)[:, None]
     li, ri = left.clip(0, W - 1), right.clip(0, W - 1)
     hl, hr = left >= 0, right < W
-    tr = np.ones((H, W), np.float32) if trust is None else np.asarray(trust, np.float32)
     a = ((x - left) / np.maximum(right - left, 1)).astype(np.float32)  # [H, W] 0 at the left side, 1 at the right
-    wl = np.where(hl, np.where(hr, (1 - a) * tr[rows, li], 1.0), 0.0)  # only one side known: take it whole
-    wr = np.where(hr, np.where(hl, a * tr[rows, ri], 1.0), 0.0)
-    tot = wl + wr
     cl, cr = img[rows, li], img[rows, ri]  # [H, W, C]
+    tl, tr = np.ones((H, W), np.float32), np.ones((H, W), np.float32)
+    if bright > 0:
+        gap = cr.mean(-1) - cl.mean(-1)  # [H, W] how much brighter the right side is
+        tl = np.exp(-np.maximum(gap - BRIGHT_DEAD, 0) / bright)
+        tr = np.exp(-np.maximum(-gap - BRIGHT_DEAD, 0) / bright)
+    wl = np.where(hl, np.where(hr, (1 - a) * tl, 1.0), 0.0)  # only one side known: take it whole
+    wr = np.where(hr, np.where(hl, a * tr, 1.0), 0.0)
+    tot = wl + wr
     fill = (wl[..., None] * cl + wr[..., None] * cr) / np.maximum(tot, 1e-12)[..., None]
     if reach > 0:  # each side's colour near it: el, er (at most 1 together)
         el = np.where(hl, np.exp(-(x - left) / reach), 0.0)
@@ -103,18 +109,22 @@ def row_fill(image: np.ndarray, known: np.ndarray, trust: np.ndarray | None = No
     return np.where((known | (tot <= 0))[..., None], img, fill).astype(np.float32)
 
 
-TRUST_LUMA = 0.08  # a side darker by this (mean of RGB in [0, 1]) is trusted e times less (cast shadows are dark)
+BRIGHT_DEAD = 0.06  # across a hole, sides differing in brightness (mean of RGB in [0, 1]) by less count the same
+TRUST_LUMA = 0.05  # beyond that, each further TRUST_LUMA darker gives a side e times less weight (shadows are dark)
+SHADOW_REACH = 0.12  # fraction of the photo's height around the hole in which the person's cast shadow is lifted
+SHADOW_GREY = 0.08  # how far a darkening's channel ratios may differ (relative) and still count as a shadow
 
 
 def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> np.ndarray:
-    """The photo with the person removed and the hole filled.
+    """The photo with the person removed, the hole filled and the person's cast shadow around it lifted.
 
     The hole (mask grown by `grow` of the image height, covering its soft edge and the person's contact
-    shadow) is filled along rows (walls and floor continue across it) from the colours just outside it
-    (averaged over a short run of known pixels), the brighter side trusted more (the person's cast shadow
-    beside the hole, a darker door frame, would otherwise be drawn across it as a ghost or a band) while each
-    side's colour holds near it, then smoothed inside the hole; rows with nothing known are filled by the
-    push-pull pyramid.
+    shadow) is filled by `fill_hole`. Around it (within SHADOW_REACH of the height) a darkening of the
+    surface behind (the same fill across the hole grown by that reach: the surface as seen beyond it) that
+    keeps the colour's hue, i.e. the same ratio in every channel, is the person's cast shadow: it is lifted,
+    fully over the inner half of the reach, fading out over the outer half (a door or a darker wall beside the person changes the
+    hue, not only the brightness, and stays), so that no dark outline of the person is left behind; the hole
+    is then filled from the lifted photo.
     image: [H, W, 3] uint8; mask: [H, W] float person mask in [0, 1]
     returns: [H, W, 3] float32 in [0, 1]
     """
@@ -123,30 +133,64 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> n
     H, W = mask.shape
     r = max(1, int(round(grow * H)))
     hole = ndimage.binary_dilation(mask > 0.1, iterations=1, structure=np.ones((3, 3), bool))
-    hole = ndimage.distance_transform_edt(~hole) <= r  # a disc of radius r (fast for any r)
+    dist = ndimage.distance_transform_edt(~hole)  # [H, W] px from the (ungrown) person
+    hole = dist <= r  # a disc of radius r (fast for any r)
     img = image.astype(np.float32) / 255.0
-    known = ~hole
-    rows_known = known.any(axis=1)  # [H]
-    # 1. Each known pixel's colour averaged over the known pixels of a short run of its row
-    k = known.astype(np.float32)
-    num = ndimage.uniform_filter1d(img * k[..., None], size=max(3, r), axis=1, mode="nearest")
-    den = ndimage.uniform_filter1d(k, size=max(3, r), axis=1, mode="nearest")
-    border = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], img)  # [H, W, 3]
-    # 2. Across the hole, the brighter side trusted more; each side's own colour within r of it
-    trust = np.exp((border.mean(-1) - 1.0) / TRUST_LUMA)  # [H, W] in (0, 1]
-    filled = row_fill(border, known, trust, reach=float(r))
-    if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
-        filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], hole.shape) | known)
-    # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
-    out = img.copy()
+    reach = max(2, int(round(SHADOW_REACH * H)))
+    ring = ~hole & (dist <= r + reach)
+    if ring.any():
+        ys, xs = np.nonzero(ring)
+        y0, y1, x0, x1 = max(0, ys.min() - r), min(H, ys.max() + 1 + r), max(0, xs.min() - r), min(W, xs.max() + 1 + r)
+        lit = fill_hole(img, hole | ring, r)[y0:y1, x0:x1]  # [h, w, 3] the surface behind, from beyond the ring
+        sub = img[y0:y1, x0:x1]
+        # per-channel darkening, smoothed (a shadow is smooth; the surface's own texture is kept)
+        ratio = ndimage.gaussian_filter((sub + 0.02) / (lit + 0.02), (r / 2, r / 2, 0), mode="nearest")
+        lum = ratio.mean(-1)
+        spread = np.sqrt(((ratio - lum[..., None]) ** 2).mean(-1)) / np.maximum(lum, 1e-3)
+        x = np.clip(2 * (r + reach - dist[y0:y1, x0:x1]) / reach, 0, 1)  # 1 over the inner half, 0 at the reach
+        weight = x * x * (3 - 2 * x) * np.exp(-((spread / SHADOW_GREY) ** 2) / 2) * (lum < 1) * ring[y0:y1, x0:x1]
+        weight *= (~(hole | ring)).any(axis=1)[y0:y1, None]  # rows with the surface seen beyond the ring only
+        lifted = np.minimum((sub + 0.02) / np.clip(ratio, 0.3, None) - 0.02, np.maximum(lit, sub))  # [h, w, 3]
+        img = img.copy()
+        img[y0:y1, x0:x1] = sub + weight[..., None] * (lifted - sub)
+    return fill_hole(np.clip(img, 0, 1), hole, r)
+
+
+def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
+    """The image with the hole filled along rows from the colours just outside it (averaged over a short run of
+    known pixels), the brighter side trusted more (the person's cast shadow beside the hole, a darker door
+    frame, would otherwise be drawn across it as a ghost or a band) while each side's colour holds within r
+    pixels of it, then smoothed inside the hole (sigma r along columns, r / 2 along rows); rows with nothing
+    known are filled by the push-pull pyramid. Works on the hole's bounding box with a margin only.
+    img: [H, W, 3] float32 in [0, 1]; hole: [H, W] bool
+    returns: [H, W, 3] float32, equal to img outside the hole
+    """
+    from scipy import ndimage
+
+    H, W = hole.shape
+    out = np.array(img, dtype=np.float32)
     ys, xs = np.nonzero(hole)
     if len(ys) == 0:
         return out
-    m = 4 * r  # the blur's reach: work on the hole's bounding box and that margin only
+    m = 5 * r  # the blur's and the runs' reach
     y0, y1, x0, x1 = max(0, ys.min() - m), min(H, ys.max() + 1 + m), max(0, xs.min() - m), min(W, xs.max() + 1 + m)
-    soft = ndimage.gaussian_filter(filled[y0:y1, x0:x1], sigma=(r, r / 2, 0), mode="nearest")
-    sub = hole[y0:y1, x0:x1, None]
-    out[y0:y1, x0:x1] = np.where(sub, soft, img[y0:y1, x0:x1])
+    sub, known = out[y0:y1, x0:x1], ~hole[y0:y1, x0:x1]  # [h, w, 3], [h, w]
+    rows_known = known.any(axis=1)
+    # 1. Each known pixel's colour averaged over the known pixels of a short run of its row
+    k = known.astype(np.float32)
+    num = ndimage.uniform_filter1d(sub * k[..., None], size=max(3, r), axis=1, mode="nearest")
+    den = ndimage.uniform_filter1d(k, size=max(3, r), axis=1, mode="nearest")
+    border = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], sub)
+    # 2. Across the hole, the brighter side trusted more; each side's own colour within r of it
+    filled = row_fill(border, known, bright=TRUST_LUMA, reach=float(r))
+    if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
+        if rows_known.any():
+            filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], known.shape) | known)
+        else:
+            filled = push_pull_fill(filled, known) if known.any() else filled
+    # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
+    soft = ndimage.gaussian_filter(filled, sigma=(r, r / 2, 0), mode="nearest")
+    out[y0:y1, x0:x1] = np.where(known[..., None], sub, soft)
     return out
 
 
