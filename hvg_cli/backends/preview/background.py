@@ -174,8 +174,9 @@ def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
         return out
     m = 5 * r  # the blur's and the runs' reach
     y0, y1, x0, x1 = max(0, ys.min() - m), min(H, ys.max() + 1 + m), max(0, xs.min() - m), min(W, xs.max() + 1 + m)
-    sub, known = out[y0:y1, x0:x1], ~hole[y0:y1, x0:x1]  # [h, w, 3], [h, w]
-    rows_known = known.any(axis=1)
+    sub = out[y0:y1, x0:x1]  # [h, w, 3]
+    known: np.ndarray = ~hole[y0:y1, x0:x1]  # [h, w]
+    rows_known: np.ndarray = known.any(axis=1)  # [h]
     # 1. Each known pixel's colour averaged over the known pixels of a short run of its row
     k = known.astype(np.float32)
     num = ndimage.uniform_filter1d(sub * k[..., None], size=max(3, r), axis=1, mode="nearest")
@@ -183,11 +184,8 @@ def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
     border = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], sub)
     # 2. Across the hole, the brighter side trusted more; each side's own colour within r of it
     filled = row_fill(border, known, bright=TRUST_LUMA, reach=float(r))
-    if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
-        if rows_known.any():
-            filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], known.shape) | known)
-        else:
-            filled = push_pull_fill(filled, known) if known.any() else filled
+    if rows_known.any() and not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
+        filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], known.shape) | known)
     # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
     soft = ndimage.gaussian_filter(filled, sigma=(r, r / 2, 0), mode="nearest")
     out[y0:y1, x0:x1] = np.where(known[..., None], sub, soft)
