@@ -176,7 +176,7 @@ def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
     y0, y1, x0, x1 = max(0, ys.min() - m), min(H, ys.max() + 1 + m), max(0, xs.min() - m), min(W, xs.max() + 1 + m)
     sub = out[y0:y1, x0:x1]  # [h, w, 3]
     known: np.ndarray = ~hole[y0:y1, x0:x1]  # [h, w]
-    rows_known: np.ndarray = known.any(axis=1)  # [h]
+    rows_known = np.asarray(known.any(axis=1))  # [h]
     # 1. Each known pixel's colour averaged over the known pixels of a short run of its row
     k = known.astype(np.float32)
     num = ndimage.uniform_filter1d(sub * k[..., None], size=max(3, r), axis=1, mode="nearest")
