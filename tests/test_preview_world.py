@@ -5,7 +5,9 @@ where the photo's footprint on the ground lies in the open and the camera looks 
 - no visible edge of the footprint: along its border on the ground (where the photo's frame ends) the
   smoothed image's gradient stays small (the old canvas drew a soft-edged rectangle of floor in a wall colour);
 - no bands in the far background: the rows of pixels whose rays hit nothing change little from row to row
-  (the old canvas faded into one colour per photo row: horizontal bands).
+  (the old canvas faded into one colour per photo row: horizontal bands);
+- no ghost where the person stood: the filled photo there is not darker than the same rows further away
+  (the person's cast shadow, interpolated across the hole, drew a dark silhouette).
 The geometry (which pixel sees which photo pixel) is computed here independently of the module's internals.
 """
 
@@ -21,7 +23,8 @@ BACK = [3, 4, 5]  # of 8 views: 135, 180, 225 degrees
 
 @pytest.fixture(scope="module")
 def worlds(data_dir):
-    """Per photo: (backdrop, photo (H, W), grid, background frames [8, S, S, 3]) of the aligned 8-view orbit."""
+    """Per photo: (backdrop, photo (H, W), grid, background frames [8, S, S, 3]) of the aligned 8-view orbit,
+    and the filled photo [H, W, 3] with the person's mask [H, W]."""
     from hvg_cli.backends.preview.background import build_backdrop, remove_person, render_background
     from hvg_cli.core.settings import SubjectSettings
     from hvg_cli.io.image import read_image
@@ -32,8 +35,9 @@ def worlds(data_dir):
         s, _ = compute_subject(read_image(data_dir / name), name, name, SubjectSettings())
         mask = np.asarray(s.mask, np.float32)
         H, W = mask.shape
+        filled = remove_person(s.image, mask)
         bd = build_backdrop(
-            remove_person(s.image, mask),
+            filled,
             s.camera.resized(W, H).K,
             s.camera.world_to_cam,
             np.asarray(s.photo_trans, np.float64),
@@ -41,7 +45,7 @@ def worlds(data_dir):
         )
         grid, _ = aligned_orbit(s, 8, SIZE)
         bg = render_background(bd, grid.K[:, 0], grid.world_to_cam[:, 0], SIZE, SIZE).numpy()
-        out[name] = (bd, (H, W), grid, bg)
+        out[name] = (bd, (H, W), grid, bg, filled, mask)
     return out
 
 
@@ -74,7 +78,7 @@ def test_no_visible_edge_of_the_photo_on_the_ground(worlds, name):
     street 0.0075-0.0107; here street 0.003-0.004, studio 0.001 (its white floor shows no edge either way)."""
     from scipy import ndimage
 
-    bd, (H, W), grid, bg = worlds[name]
+    bd, (H, W), grid, bg, _, _ = worlds[name]
     for i in BACK:
         u, v, _, ground, front = photo_uv(bd, grid.K[i, 0], grid.world_to_cam[i, 0], SIZE)
         foot = front & ground & (u >= 0) & (u <= W) & (v >= 0) & (v <= H)  # the photo's footprint on the ground
@@ -94,7 +98,7 @@ def test_far_background_has_no_bands(worlds, name):
     row): street 0.012-0.013, studio 0.0015-0.0021; here 0 (rays that hit nothing see the one haze colour)."""
     from scipy import ndimage
 
-    bd, _, grid, bg = worlds[name]
+    bd, _, grid, bg, _, _ = worlds[name]
     for i in BACK:
         _, _, hit, _, _ = photo_uv(bd, grid.K[i, 0], grid.world_to_cam[i, 0], SIZE)
         sky = ndimage.binary_erosion(~hit, iterations=6)
@@ -102,3 +106,22 @@ def test_far_background_has_no_bands(worlds, name):
         assert len(rows) > 10, (i, len(rows))  # the far background is in view
         step = float(np.abs(np.diff(np.array(rows), axis=0)).max())
         assert step < 0.002, (i, step)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_ghost_where_the_person_stood(worlds, name):
+    """In the filled photo, along the rows beside the body (10-75% of the height), the person's region and 4%
+    of the height around it are not darker than the same row's background farther than 15% away: the 90th
+    percentile over rows of (far median - near mean) brightness stays below 0.08. Measured on the old fill
+    (rows interpolated between the hole's two sides, the cast shadow included): street 0.16, studio 0.105;
+    here street 0.06, studio 0.024."""
+    from scipy import ndimage
+
+    _, (H, _), _, _, filled, mask = worlds[name]
+    grey = filled.mean(-1)  # [H, W]
+    dist = ndimage.distance_transform_edt(mask <= 0.1)  # [H, W] px from the person
+    near, far = dist <= 0.04 * H, dist > 0.15 * H
+    rows = [y for y in range(int(0.1 * H), int(0.75 * H)) if near[y].any() and far[y].sum() > 20]
+    darker = [np.median(grey[y, far[y]]) - grey[y, near[y]].mean() for y in rows]
+    assert len(rows) > 0.3 * H
+    assert np.percentile(darker, 90) < 0.08, np.percentile(darker, 90)

@@ -86,27 +86,28 @@ def row_fill(image: np.ndarray, known: np.ndarray, bright: float = 0.0, reach: f
     x = np.arange(W)[None]  # [1, W]
     left = np.maximum.accumulate(np.where(known, x, -1), axis=1)  # [H, W] nearest known column at or left of x
     right = np.minimum.accumulate(np.where(known, x, W)[:, ::-1], axis=1)[:, ::-1]  # ... at or right of x
-    rows = np.arange(H)[:, None]
-    li, ri = left.clip(0, W - 1), right.clip(0, W - 1)
-    hl, hr = left >= 0, right < W
-    a = ((x - left) / np.maximum(right - left, 1)).astype(np.float32)  # [H, W] 0 at the left side, 1 at the right
-    cl, cr = img[rows, li], img[rows, ri]  # [H, W, C]
-    tl, tr = np.ones((H, W), np.float32), np.ones((H, W), np.float32)
+    ys, xs = np.nonzero(~known & ((left >= 0) | (right < W)))  # [n] the pixels to fill (a side known)
+    lx, rx = left[ys, xs], right[ys, xs]  # [n]
+    hl, hr = lx >= 0, rx < W
+    cl, cr = img[ys, lx.clip(0, W - 1)], img[ys, rx.clip(0, W - 1)]  # [n, C]
+    a = ((xs - lx) / np.maximum(rx - lx, 1)).astype(np.float32)  # [n] 0 at the left side, 1 at the right
+    tl, tr = np.ones(len(ys), np.float32), np.ones(len(ys), np.float32)
     if bright > 0:
-        gap = cr.mean(-1) - cl.mean(-1)  # [H, W] how much brighter the right side is
+        gap = cr.mean(-1) - cl.mean(-1)  # [n] how much brighter the right side is
         tl = np.exp(-np.maximum(gap - BRIGHT_DEAD, 0) / bright)
         tr = np.exp(-np.maximum(-gap - BRIGHT_DEAD, 0) / bright)
     wl = np.where(hl, np.where(hr, (1 - a) * tl, 1.0), 0.0)  # only one side known: take it whole
     wr = np.where(hr, np.where(hl, a * tr, 1.0), 0.0)
-    tot = wl + wr
-    fill = (wl[..., None] * cl + wr[..., None] * cr) / np.maximum(tot, 1e-12)[..., None]
+    fill = (wl[:, None] * cl + wr[:, None] * cr) / np.maximum(wl + wr, 1e-12)[:, None]  # [n, C]
     if reach > 0:  # each side's colour near it: el, er (at most 1 together)
-        el = np.where(hl, np.exp(-(x - left) / reach), 0.0)
-        er = np.where(hr, np.exp(-(right - x) / reach), 0.0)
+        el = np.where(hl, np.exp(-(xs - lx) / reach), 0.0)
+        er = np.where(hr, np.exp(-(rx - xs) / reach), 0.0)
         s = np.maximum(el + er, 1.0)
-        el, er = (el / s)[..., None], (er / s)[..., None]
+        el, er = (el / s)[:, None], (er / s)[:, None]
         fill = (1 - el - er) * fill + el * cl + er * cr
-    return np.where((known | (tot <= 0))[..., None], img, fill).astype(np.float32)
+    out = img.copy()
+    out[ys, xs] = fill
+    return out
 
 
 BRIGHT_DEAD = 0.06  # across a hole, sides differing in brightness (mean of RGB in [0, 1]) by less count the same
@@ -144,7 +145,7 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> n
         lit = fill_hole(img, hole | ring, r)[y0:y1, x0:x1]  # [h, w, 3] the surface behind, from beyond the ring
         sub = img[y0:y1, x0:x1]
         # per-channel darkening, smoothed (a shadow is smooth; the surface's own texture is kept)
-        ratio = ndimage.gaussian_filter((sub + 0.02) / (lit + 0.02), (r / 2, r / 2, 0), mode="nearest")
+        ratio = smooth((sub + 0.02) / (lit + 0.02), r / 2, r / 2)
         lum = ratio.mean(-1)
         spread = np.sqrt(((ratio - lum[..., None]) ** 2).mean(-1)) / np.maximum(lum, 1e-3)
         x = np.clip(2 * (r + reach - dist[y0:y1, x0:x1]) / reach, 0, 1)  # 1 over the inner half, 0 at the reach
@@ -184,12 +185,45 @@ def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
     border = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], sub)
     # 2. Across the hole, the brighter side trusted more; each side's own colour within r of it
     filled = row_fill(border, known, bright=TRUST_LUMA, reach=float(r))
-    if rows_known.any() and not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
-        filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], known.shape) | known)
+    if rows_known.any() and not rows_known.all():  # whole rows inside the hole: between the nearest filled rows
+        filled = _between_rows(filled, rows_known)
     # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
-    soft = ndimage.gaussian_filter(filled, sigma=(r, r / 2, 0), mode="nearest")
+    soft = smooth(filled, r, r / 2)
     out[y0:y1, x0:x1] = np.where(known[..., None], sub, soft)
     return out
+
+
+def _between_rows(image: np.ndarray, rows_known: np.ndarray) -> np.ndarray:
+    """image [H, W, C] with the rows where rows_known [H] is False interpolated linearly between the nearest rows
+    above and below where it is True (the nearest one only, beyond the first or the last)."""
+    idx = np.nonzero(rows_known)[0]
+    miss = np.nonzero(~rows_known)[0]
+    j = np.searchsorted(idx, miss).clip(1, len(idx) - 1) if len(idx) > 1 else np.zeros(len(miss), int)
+    lo, hi = idx[j - 1] if len(idx) > 1 else idx[j], idx[j]
+    a = np.clip((miss - lo) / np.maximum(hi - lo, 1), 0, 1)[:, None, None]  # [m, 1, 1]
+    out = image.copy()
+    out[miss] = (1 - a) * image[lo] + a * image[hi]
+    return out
+
+
+def smooth(image: np.ndarray, sigma_y: float, sigma_x: float) -> np.ndarray:
+    """A wide Gaussian blur of image [H, W, C] (sigmas in pixels, edges repeated), computed at a reduced size
+    (a quarter of the smaller sigma per pixel, area-averaged down, bilinear up): for smooth fills, not detail."""
+    import torch
+    import torch.nn.functional as F
+    from scipy import ndimage
+
+    H, W = image.shape[:2]
+    k = max(1, int(min(sigma_y, sigma_x) // 4))
+    if k == 1:
+        return ndimage.gaussian_filter(image, (sigma_y, sigma_x, 0), mode="nearest").astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]  # [1, C, H, W]
+    small = F.interpolate(t, size=(max(1, H // k), max(1, W // k)), mode="area")[0].permute(1, 2, 0).numpy()
+    small = ndimage.gaussian_filter(small, (sigma_y / k, sigma_x / k, 0), mode="nearest")
+    up = F.interpolate(
+        torch.from_numpy(small).permute(2, 0, 1)[None], size=(H, W), mode="bilinear", align_corners=False
+    )
+    return up[0].permute(1, 2, 0).numpy()
 
 
 BACKDROP_DEFAULT = 2.0  # metres behind the person when the photo shows no floor-to-wall line
