@@ -155,7 +155,8 @@ def test_background_behind_is_no_copy_of_the_photo(real, name):
 
 def test_background_has_no_jumping_seam(real):
     """Along a fine orbit (1 degree per frame) the background changes smoothly: no frame-to-frame change
-    stands out against the others (a seam that jumps shows as a spike)."""
+    stands out against those of its neighbours within 15 degrees (a seam that jumps shows as a spike; the
+    photo's own detail, in view around 0 degrees only, changes more there than the soft world elsewhere)."""
     from hvg_cli.backends.preview.background import render_background
     from hvg_cli.cameras.generators import orbit
 
@@ -163,7 +164,10 @@ def test_background_has_no_jumping_seam(real):
     path = orbit(views=360, degrees=360, width=64, height=64)
     bg = render_background(model.backdrop, path.K, path.world_to_cam, 64, 64).numpy()  # [360, 64, 64, 3]
     step = np.abs(np.diff(np.concatenate([bg, bg[:1]]), axis=0)).mean(axis=(1, 2, 3))  # [360] incl. the wrap
-    assert step.max() < 4.0 * np.median(step) + 0.004, (step.max(), np.median(step))
+    ring = np.concatenate([step[-15:], step, step[:15]])
+    local = np.array([np.median(ring[i : i + 31]) for i in range(len(step))])  # [360] median of +-15 degrees
+    worst = int(np.argmax(step / (4.0 * local + 0.004)))
+    assert (step < 4.0 * local + 0.004).all(), (worst, step[worst], local[worst])
 
 
 def test_background_fast_path_matches_its_twin(real):
@@ -277,6 +281,7 @@ def test_save_load_round_trip(real, tmp_path):
     save_preview_model(model, tmp_path / "m.npz")
     back = load_preview_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(back.mesh.faces, model.mesh.faces)
-    np.testing.assert_array_equal(back.backdrop.canvas, model.backdrop.canvas)
+    np.testing.assert_array_equal(back.backdrop.ground, model.backdrop.ground)
+    np.testing.assert_array_equal(back.backdrop.wall, model.backdrop.wall)
     np.testing.assert_array_equal(back.backdrop.plane, model.backdrop.plane)
     np.testing.assert_array_equal(back.background, model.background)

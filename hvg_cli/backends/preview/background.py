@@ -2,24 +2,29 @@
 through any camera of the job; or a solid colour; or nothing (transparent).
 
 Hole filling needs no learned weights: across the hole along each row (a standing person leaves a
-tall narrow hole; walls, floor lines and horizons continue across it), softened vertically; a push-pull
-pyramid fills what rows cannot (known pixels averaged down a pyramid with their weights, the coarse
-levels filling the finer ones' holes on the way back up). Both are exact outside the hole.
+tall narrow hole; walls, floor lines and horizons continue across it), each side weighted by how typical
+its colour is of the row (the person's cast shadow and a door frame beside the hole are not: they would
+draw a dark ghost of the person), then smoothed vertically; a push-pull pyramid fills what rows cannot
+(known pixels averaged down a pyramid with their weights, the coarse levels filling the finer ones'
+holes on the way back up). Both are exact outside the hole.
 
-The world seen from any camera of the job (`Backdrop`, `render_background`): the filled photo is
-projected onto two planes of the scene, the ground (y = 0) and a vertical backdrop behind the person
-(facing the photo camera, at the distance where the photo's floor meets its wall, when that line can
-be found). Every output pixel's ray is cut with the planes in 3D (a plane seen by a pinhole is a
-homography: per pixel a few multiply-adds, no triangles), the hit point is projected into the photo
-camera and the photo is sampled there. So a camera at the photo's pose sees the photo exactly, and a
-turning camera sees the ground and the backdrop stay in place, with parallax against the person.
+The world seen from any camera of the job (`Backdrop`, `render_background`): the filled photo lies on two
+planes of the scene, the ground (y = 0) and a vertical backdrop behind the person (facing the photo camera,
+at the distance where the photo's floor meets its wall, when that line can be found). Every output pixel's
+ray is cut with the planes in 3D (a plane seen by a pinhole is a homography: per pixel a few multiply-adds,
+no triangles), the hit point is projected into the photo camera and the photo is sampled there. So a camera
+at the photo's pose sees the photo, and a turning camera sees the ground and the backdrop stay in place,
+with parallax against the person.
 
-Beyond the photo's field of view (and for rays that hit neither plane) the hit's direction from the
-photo camera indexes a soft canvas: the photo continued smoothly outwards (push-pull fill), fading
-within about one photo width into the photo's mean colour per row, so that the turn closes on one
-colour per row (no seam at the back) and nothing is ever mirrored or repeated. The backdrop is one-sided:
-a camera that goes behind it no longer sees it (faded over half a metre of camera travel, no pop).
-Nothing depends on time: a camera that does not move sees the same background in every frame.
+Beyond the photo's footprint each plane continues softly in its own coordinates (metres on the plane, not
+angles around a camera, so nothing smears along a view direction): a texture per plane of the heavily
+blurred photo, continued outwards (push-pull) and fading over PLANE_FADE metres into the plane's median
+colour. The photo itself fades into that soft texture over a wide band inside its frame (no rectangle edge),
+and the whole world fades with distance from the person into one haze colour (the backdrop's median), which
+is also the colour of rays that hit nothing: the ground meets the sky at a soft horizon, with no bands and no
+seam at the back. Nothing is ever mirrored or repeated. The backdrop is one-sided: a camera that goes behind
+it no longer sees it (faded over half a metre of camera travel, no pop). Nothing depends on time: a camera
+that does not move sees the same background in every frame.
 """
 
 from __future__ import annotations
@@ -62,28 +67,65 @@ def push_pull_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill unknown pixels by linear interpolation along each row between the nearest known pixels.
+def row_fill(image: np.ndarray, known: np.ndarray, bright: float = 0.0, reach: float = 0.0) -> np.ndarray:
+    """Fill unknown pixels along each row from the nearest known pixel on either side.
 
-    A standing person leaves a tall, narrow hole: across it, walls, floors and horizons continue.
-    image: [H, W, C] float; known: [H, W] bool. Rows with nothing known are left for the caller.
+    Between the two sides the fill is linear in x; with bright > 0 the darker side's share is scaled by
+    exp(-(excess) / bright), excess: how much darker it is (mean of the channels) beyond BRIGHT_DEAD (a cast
+    shadow or a door frame beside the hole gives way to the lit wall; a gentle gradient stays linear). With
+    reach > 0, each side's own colour
+    still holds near it, giving way to that blend over `reach` pixels (exp(-distance / reach)), so the fill
+    meets both sides without a step. A standing person leaves a tall, narrow hole: across it, walls, floors and
+    horizons continue.
+    image: [H, W, C] float; known: [H, W] bool.
+    Rows with nothing known are left for the caller.
     returns: [H, W, C] float32
     """
-    out = np.asarray(image, dtype=np.float32).copy()
-    xs = np.arange(image.shape[1])
-    for y in np.nonzero((~known).any(axis=1) & known.any(axis=1))[0]:
-        k = known[y]
-        for c in range(image.shape[2]):
-            out[y, ~k, c] = np.interp(xs[~k], xs[k], image[y, k, c])
+    img = np.asarray(image, dtype=np.float32)
+    H, W, _ = img.shape
+    x = np.arange(W)[None]  # [1, W]
+    left = np.maximum.accumulate(np.where(known, x, -1), axis=1)  # [H, W] nearest known column at or left of x
+    right = np.minimum.accumulate(np.where(known, x, W)[:, ::-1], axis=1)[:, ::-1]  # ... at or right of x
+    ys, xs = np.nonzero(~known & ((left >= 0) | (right < W)))  # [n] the pixels to fill (a side known)
+    lx, rx = left[ys, xs], right[ys, xs]  # [n]
+    hl, hr = lx >= 0, rx < W
+    cl, cr = img[ys, lx.clip(0, W - 1)], img[ys, rx.clip(0, W - 1)]  # [n, C]
+    a = ((xs - lx) / np.maximum(rx - lx, 1)).astype(np.float32)  # [n] 0 at the left side, 1 at the right
+    tl, tr = np.ones(len(ys), np.float32), np.ones(len(ys), np.float32)
+    if bright > 0:
+        gap = cr.mean(-1) - cl.mean(-1)  # [n] how much brighter the right side is
+        tl = np.exp(-np.maximum(gap - BRIGHT_DEAD, 0) / bright)
+        tr = np.exp(-np.maximum(-gap - BRIGHT_DEAD, 0) / bright)
+    wl = np.where(hl, np.where(hr, (1 - a) * tl, 1.0), 0.0)  # only one side known: take it whole
+    wr = np.where(hr, np.where(hl, a * tr, 1.0), 0.0)
+    fill = (wl[:, None] * cl + wr[:, None] * cr) / np.maximum(wl + wr, 1e-12)[:, None]  # [n, C]
+    if reach > 0:  # each side's colour near it: el, er (at most 1 together)
+        el = np.where(hl, np.exp(-(xs - lx) / reach), 0.0)
+        er = np.where(hr, np.exp(-(rx - xs) / reach), 0.0)
+        s = np.maximum(el + er, 1.0)
+        el, er = (el / s)[:, None], (er / s)[:, None]
+        fill = (1 - el - er) * fill + el * cl + er * cr
+    out = img.copy()
+    out[ys, xs] = fill
     return out
 
 
-def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> np.ndarray:
-    """The photo with the person removed and the hole filled.
+BRIGHT_DEAD = 0.06  # across a hole, sides differing in brightness (mean of RGB in [0, 1]) by less count the same
+TRUST_LUMA = 0.05  # beyond that, each further TRUST_LUMA darker gives a side e times less weight (shadows are dark)
+SHADOW_REACH = 0.12  # fraction of the photo's height around the hole in which the person's cast shadow is lifted
+SHADOW_GREY = 0.08  # how far a darkening's channel ratios may differ (relative) and still count as a shadow
 
-    The hole (mask grown by `grow` of the image height, covering its soft edge and the person's
-    contact shadow) is filled along rows (walls and floor continue across it), softened vertically
-    inside the hole, and any rows with nothing known are filled by the push-pull pyramid.
+
+def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> np.ndarray:
+    """The photo with the person removed, the hole filled and the person's cast shadow around it lifted.
+
+    The hole (mask grown by `grow` of the image height, covering its soft edge and the person's contact
+    shadow) is filled by `fill_hole`. Around it (within SHADOW_REACH of the height) a darkening of the
+    surface behind (the same fill across the hole grown by that reach: the surface as seen beyond it) that
+    keeps the colour's hue, i.e. the same ratio in every channel, is the person's cast shadow: it is lifted,
+    fully over the inner half of the reach, fading out over the outer half (a door or a darker wall beside the person changes the
+    hue, not only the brightness, and stays), so that no dark outline of the person is left behind; the hole
+    is then filled from the lifted photo.
     image: [H, W, 3] uint8; mask: [H, W] float person mask in [0, 1]
     returns: [H, W, 3] float32 in [0, 1]
     """
@@ -92,73 +134,241 @@ def remove_person(image: np.ndarray, mask: np.ndarray, grow: float = 0.015) -> n
     H, W = mask.shape
     r = max(1, int(round(grow * H)))
     hole = ndimage.binary_dilation(mask > 0.1, iterations=1, structure=np.ones((3, 3), bool))
-    hole = ndimage.distance_transform_edt(~hole) <= r  # a disc of radius r (fast for any r)
+    dist = ndimage.distance_transform_edt(~hole)  # [H, W] px from the (ungrown) person
+    hole = dist <= r  # a disc of radius r (fast for any r)
     img = image.astype(np.float32) / 255.0
-    filled = row_fill(img, ~hole)
-    soft = ndimage.uniform_filter1d(filled, size=max(3, r), axis=0, mode="nearest")
-    filled = np.where(hole[..., None], soft, img)
-    rows_known = (~hole).any(axis=1)
-    if not rows_known.all():  # whole rows inside the hole (a person cut by the frame's edge)
-        filled = push_pull_fill(filled, np.broadcast_to(rows_known[:, None], hole.shape) | ~hole)
-    return filled
+    reach = max(2, int(round(SHADOW_REACH * H)))
+    ring = ~hole & (dist <= r + reach)
+    if ring.any():
+        ys, xs = np.nonzero(ring)
+        y0, y1, x0, x1 = max(0, ys.min() - r), min(H, ys.max() + 1 + r), max(0, xs.min() - r), min(W, xs.max() + 1 + r)
+        lit = fill_hole(img, hole | ring, r)[y0:y1, x0:x1]  # [h, w, 3] the surface behind, from beyond the ring
+        sub = img[y0:y1, x0:x1]
+        # per-channel darkening, smoothed (a shadow is smooth; the surface's own texture is kept)
+        ratio = smooth((sub + 0.02) / (lit + 0.02), r / 2, r / 2)
+        lum = ratio.mean(-1)
+        spread = np.sqrt(((ratio - lum[..., None]) ** 2).mean(-1)) / np.maximum(lum, 1e-3)
+        x = np.clip(2 * (r + reach - dist[y0:y1, x0:x1]) / reach, 0, 1)  # 1 over the inner half, 0 at the reach
+        weight = x * x * (3 - 2 * x) * np.exp(-((spread / SHADOW_GREY) ** 2) / 2) * (lum < 1) * ring[y0:y1, x0:x1]
+        weight *= (~(hole | ring)).any(axis=1)[y0:y1, None]  # rows with the surface seen beyond the ring only
+        lifted = np.minimum((sub + 0.02) / np.clip(ratio, 0.3, None) - 0.02, np.maximum(lit, sub))  # [h, w, 3]
+        img = img.copy()
+        img[y0:y1, x0:x1] = sub + weight[..., None] * (lifted - sub)
+    return fill_hole(np.clip(img, 0, 1), hole, r)
+
+
+def fill_hole(img: np.ndarray, hole: np.ndarray, r: int) -> np.ndarray:
+    """The image with the hole filled along rows from the colours just outside it (averaged over a short run of
+    known pixels), the brighter side trusted more (the person's cast shadow beside the hole, a darker door
+    frame, would otherwise be drawn across it as a ghost or a band) while each side's colour holds within r
+    pixels of it, then smoothed inside the hole (sigma r along columns, r / 2 along rows); rows with nothing
+    known are filled by the push-pull pyramid. Works on the hole's bounding box with a margin only.
+    img: [H, W, 3] float32 in [0, 1]; hole: [H, W] bool
+    returns: [H, W, 3] float32, equal to img outside the hole
+    """
+    from scipy import ndimage
+
+    H, W = hole.shape
+    out = np.array(img, dtype=np.float32)
+    ys, xs = np.nonzero(hole)
+    if len(ys) == 0:
+        return out
+    m = 5 * r  # the blur's and the runs' reach
+    y0, y1, x0, x1 = max(0, ys.min() - m), min(H, ys.max() + 1 + m), max(0, xs.min() - m), min(W, xs.max() + 1 + m)
+    sub = out[y0:y1, x0:x1]  # [h, w, 3]
+    known: np.ndarray = ~hole[y0:y1, x0:x1]  # [h, w]
+    rows_known = np.asarray(known.any(axis=1))  # [h]
+    # 1. Each known pixel's colour averaged over the known pixels of a short run of its row
+    k = known.astype(np.float32)
+    num = ndimage.uniform_filter1d(sub * k[..., None], size=max(3, r), axis=1, mode="nearest")
+    den = ndimage.uniform_filter1d(k, size=max(3, r), axis=1, mode="nearest")
+    border = np.where(known[..., None], num / np.maximum(den, 1e-6)[..., None], sub)
+    # 2. Across the hole, the brighter side trusted more; each side's own colour within r of it
+    filled = row_fill(border, known, bright=TRUST_LUMA, reach=float(r))
+    if rows_known.any() and not rows_known.all():  # whole rows inside the hole: between the nearest filled rows
+        filled = _between_rows(filled, rows_known)
+    # 3. Smoothed inside the hole, most along the columns (each row's fill depends on what its sides showed)
+    soft = smooth(filled, r, r / 2)
+    out[y0:y1, x0:x1] = np.where(known[..., None], sub, soft)
+    return out
+
+
+def _between_rows(image: np.ndarray, rows_known: np.ndarray) -> np.ndarray:
+    """image [H, W, C] with the rows where rows_known [H] is False interpolated linearly between the nearest rows
+    above and below where it is True (the nearest one only, beyond the first or the last)."""
+    idx = np.nonzero(rows_known)[0]
+    miss = np.nonzero(~rows_known)[0]
+    j = np.searchsorted(idx, miss).clip(1, len(idx) - 1) if len(idx) > 1 else np.zeros(len(miss), int)
+    lo, hi = idx[j - 1] if len(idx) > 1 else idx[j], idx[j]
+    a = np.clip((miss - lo) / np.maximum(hi - lo, 1), 0, 1)[:, None, None]  # [m, 1, 1]
+    out = image.copy()
+    out[miss] = (1 - a) * image[lo] + a * image[hi]
+    return out
+
+
+def smooth(image: np.ndarray, sigma_y: float, sigma_x: float) -> np.ndarray:
+    """A wide Gaussian blur of image [H, W, C] (sigmas in pixels, edges repeated), computed at a reduced size
+    (a quarter of the smaller sigma per pixel, area-averaged down, bilinear up): for smooth fills, not detail."""
+    import torch
+    import torch.nn.functional as F
+    from scipy import ndimage
+
+    H, W = image.shape[:2]
+    k = max(1, int(min(sigma_y, sigma_x) // 4))
+    if k == 1:
+        return ndimage.gaussian_filter(image, (sigma_y, sigma_x, 0), mode="nearest").astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]  # [1, C, H, W]
+    small = F.interpolate(t, size=(max(1, H // k), max(1, W // k)), mode="area")[0].permute(1, 2, 0).numpy()
+    small = ndimage.gaussian_filter(small, (sigma_y / k, sigma_x / k, 0), mode="nearest")
+    up = F.interpolate(
+        torch.from_numpy(small).permute(2, 0, 1)[None], size=(H, W), mode="bilinear", align_corners=False
+    )
+    return up[0].permute(1, 2, 0).numpy()
 
 
 BACKDROP_DEFAULT = 2.0  # metres behind the person when the photo shows no floor-to-wall line
 BACKDROP_RANGE = (0.8, 8.0)  # metres: where the backdrop may stand behind the person
-CANVAS_WIDTH = 1024  # pixels across the soft canvas (the whole turn around the photo camera)
-FADE_WIDTHS = 0.75  # the continuation fades into the row colour over this many photo widths
-EDGE_BAND = 0.08  # fraction of the photo width beyond its edge over which the photo fades into the canvas
+SOFT_BLUR = 0.02  # sigma of the soft textures' blur, fraction of the photo's height
+TEX_CELL = 0.03  # metres per texel of the soft plane textures
+GROUND_HALF = 7.0  # metres: the ground texture covers the person's foot point +- this in x and z
+WALL_HALF, WALL_TOP = 7.0, 7.0  # metres: the backdrop texture covers +- WALL_HALF along it, 0..WALL_TOP up
+PLANE_FADE = 0.6  # metres: beyond the photo's footprint a plane's continuation fades into its median colour
+PHOTO_BAND = 0.3  # metres inside the photo's footprint on a plane over which the photo fades into the soft world
+CORNER = 0.3  # metres up the backdrop over which its soft texture starts from the ground's colour (no seam)
+BEHIND_FADE = 0.4  # metres behind the backdrop over which the photo's ground fades out (it shows the wall there)
+HAZE_MARGIN = 0.5  # metres beyond the photo's farthest point at which the world starts fading into the haze
+HAZE_LENGTH = 4.0  # metres: the haze's e-folding distance
 CAMERA_FADE = 0.5  # metres of camera travel over which the backdrop fades when the camera passes behind it
 
 
 @dataclass(frozen=True, eq=False)
 class Backdrop:
-    """The photo's world: the filled photo on the ground and a backdrop plane, and a soft canvas beyond.
+    """The photo's world: the filled photo on the ground and a backdrop plane, each continued softly, in a haze.
 
-    The canvas is indexed by the angular map of the photo camera (`angular_uv`): photo pixel coordinates
-    inside the photo's field of view, continued linearly in the horizontal angle beyond it.
+    Each plane's texture holds the soft colour (RGB) and how much of the photo itself shows there (A: 1 deep
+    inside the photo's footprint, a smoothstep to 0 over PHOTO_BAND metres inside its edges, 0 beyond).
+
+    Plane coordinates: the ground texture's texel (row i, column j) covers world (x, z) = (x0, z0) + TEX_CELL *
+    (j + 0.5, i + 0.5); the backdrop's covers (s, y) = (s0, y0) + TEX_CELL * (j + 0.5, i + 0.5), where s = e . X
+    along the backdrop, e = (n_z, 0, -n_x).
     """
 
     image: np.ndarray  # [H, W, 3] float32 in [0, 1]: the photo with the person removed
-    canvas: np.ndarray  # [h, w, 3] float32: the soft continuation, covering `canvas_box`
     K: np.ndarray  # [3, 3] photo intrinsics at the image's size
     world_to_cam: np.ndarray  # [4, 4] the photo camera
     plane: np.ndarray  # [4] backdrop n (unit, horizontal, towards the photo camera) and c: n . X = c, metres
-    canvas_box: np.ndarray  # [4] (u0, v0, u1, v1) photo pixel coordinates of the canvas' outer edges
+    ground: np.ndarray  # [gh, gw, 4] float32: the ground's soft texture (rows z, columns x) and photo weight
+    ground_origin: np.ndarray  # [2] (x0, z0) metres: the ground texture's outer corner
+    wall: np.ndarray  # [wh, ww, 4] float32: the backdrop's soft texture (rows y, columns s) and photo weight
+    wall_origin: np.ndarray  # [2] (s0, y0) metres
+    haze: np.ndarray  # [6]: haze colour RGB, the person's foot point (x, z), the haze's start radius (metres)
 
 
-def angular_constants(K: np.ndarray, width: int) -> tuple[float, float, float]:
-    """(phi_e, slope_o, U) of the angular map: the photo's horizontal half field of view to its farther
-    edge (radians), the map's pixels per radian beyond it (continuing the pinhole's slope at the edge),
-    and the half width of the whole turn (pixels, u at phi = +-pi is cx +- U)."""
-    fx, cx = float(K[0, 0]), float(K[0, 2])
-    phi_e = math.atan(max(cx, width - cx) / fx)
-    slope_o = fx / math.cos(phi_e) ** 2
-    return phi_e, slope_o, fx * math.tan(phi_e) + slope_o * (math.pi - phi_e)
+def build_backdrop(
+    filled: np.ndarray,
+    K: np.ndarray,
+    world_to_cam: np.ndarray,
+    subject_pos: np.ndarray,
+    distance: float | None = None,
+    mask: np.ndarray | None = None,
+) -> Backdrop:
+    """The photo's world from the filled photo and its camera.
 
-
-def angular_uv(q, K: np.ndarray, width: int) -> tuple[Tensor, Tensor]:
-    """Photo coordinates of points or directions in the photo camera's frame, continued past its view.
-
-    q: [..., 3] torch, photo-camera coordinates (x right, y down, z forward); any length
-    returns: (u, v) [...] pixels; equal to the pinhole projection inside the photo's horizontal field of
-    view; beyond it u grows linearly with the horizontal angle and v keeps the edge's vertical scale, so
-    the map is continuous everywhere and u = cx +- U behind the camera (the two ends meet there).
+    filled: [H, W, 3] float32 in [0, 1] (`remove_person`); K: [3, 3] at that size; world_to_cam: [4, 4];
+    subject_pos: [3] world metres of the person (pelvis); distance: metres from the person to the backdrop
+    (None: `backdrop_distance`)
     """
     import torch
+    import torch.nn.functional as F
+    from scipy import ndimage
 
-    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-    phi_e, slope_o, _ = angular_constants(K, width)
-    phi = torch.atan2(q[..., 0], q[..., 2])  # horizontal angle from the photo's axis
-    horiz = torch.sqrt(q[..., 0] ** 2 + q[..., 2] ** 2).clamp_min(1e-9)
-    slope = q[..., 1] / horiz  # tangent of the elevation (down positive)
-    pc = phi.clamp(-phi_e, phi_e)
-    u_in = cx + fx * torch.tan(pc)
-    u = torch.where(
-        phi.abs() <= phi_e, u_in, cx + torch.sign(phi) * (fx * math.tan(phi_e) + slope_o * (phi.abs() - phi_e))
+    from .raster import sample_bilinear
+
+    H, W = filled.shape[:2]
+    D = backdrop_distance(filled, K, world_to_cam, subject_pos, mask) if distance is None else float(distance)
+    n, _ = _backdrop_normal(world_to_cam, subject_pos)
+    pos = np.asarray(subject_pos, np.float64)
+    c = float(n @ pos) - D
+    e = np.array([n[2], 0.0, -n[0]])  # [3] horizontal, along the backdrop
+    # 1. The photo blurred to the soft layer's scale (area-averaged down first: the blur is wide)
+    sigma = SOFT_BLUR * H
+    k = max(1, int(sigma // 3))
+    img = torch.from_numpy(np.ascontiguousarray(filled, dtype=np.float32)).permute(2, 0, 1)[None]  # [1, 3, H, W]
+    small = F.interpolate(img, size=(max(1, H // k), max(1, W // k)), mode="area")[0].permute(1, 2, 0).numpy()
+    small = ndimage.gaussian_filter(small, (sigma / k, sigma / k, 0), mode="nearest")  # [h, w, 3]
+    sh, sw = small.shape[:2]
+    R, t = np.asarray(world_to_cam, np.float64)[:3, :3], np.asarray(world_to_cam, np.float64)[:3, 3]
+    mean = filled.reshape(-1, 3).mean(0)
+
+    def texture(points: np.ndarray, visible: np.ndarray, keep: np.ndarray):
+        """(soft texture [h, w, 4], median colour [3], known [h, w]) of a plane's grid of world points [h, w, 3]:
+        the photo's colours where it sees them (inside its frame and `visible`), continued and faded into the
+        median beyond; A: the photo's weight, from the distance inside the frame, times `keep` [h, w]."""
+        q = points @ R.T + t  # [h, w, 3] photo camera frame
+        z = np.maximum(q[..., 2], 1e-9)
+        u, v = K[0, 0] * q[..., 0] / z + K[0, 2], K[1, 1] * q[..., 1] / z + K[1, 2]
+        frame = (q[..., 2] > 1e-6) & (u >= 0) & (u <= W) & (v >= 0) & (v <= H)
+        known = visible & frame
+        x = (ndimage.distance_transform_edt(frame) * TEX_CELL / PHOTO_BAND).clip(0, 1)
+        weight = (x * x * (3 - 2 * x) * keep).astype(np.float32)[..., None]  # smoothstep
+        if not known.any():
+            return np.concatenate([np.broadcast_to(mean, points.shape), weight], -1), None, known
+        col = sample_bilinear(
+            torch.from_numpy(small), torch.from_numpy(u * (sw / W)), torch.from_numpy(v * (sh / H))
+        ).numpy()
+        median = np.median(col[known], axis=0)  # [3]
+        cont = push_pull_fill(col, known)  # continued outwards smoothly
+        far = ndimage.distance_transform_edt(~known) * TEX_CELL  # metres from the photo's footprint
+        a = np.exp(-far / PLANE_FADE)[..., None]
+        # blurred once more at the fade's scale: the push-pull continuation reaches the footprint's mean within
+        # a few texels of its edge, which would outline the footprint
+        soft = ndimage.gaussian_filter(a * cont + (1 - a) * median, (PLANE_FADE / TEX_CELL / 2,) * 2 + (0,))
+        return np.concatenate([soft, weight], -1).astype(np.float32), median, known
+
+    # 2. The ground around the person's foot point, seen in the photo where it lies in front of the backdrop
+    foot = np.array([pos[0], 0.0, pos[2]])
+    g0 = foot[[0, 2]] - GROUND_HALF  # (x0, z0)
+    ng = int(round(2 * GROUND_HALF / TEX_CELL))
+    gx = g0[0] + (np.arange(ng) + 0.5) * TEX_CELL
+    gz = g0[1] + (np.arange(ng) + 0.5) * TEX_CELL
+    Z, X = np.meshgrid(gz, gx, indexing="ij")  # [ng, ng] rows z, columns x
+    gpts = np.stack([X, np.zeros_like(X), Z], -1)
+    behind = gpts @ n - c  # [ng, ng] metres in front of the backdrop (where the photo sees the ground)
+    ground, gmed, gknown = texture(gpts, behind > 0, np.clip(1 + behind / BEHIND_FADE, 0, 1))
+    # 3. The backdrop: (s, y) on the plane n . X = c, X = c n + s e + y up
+    w0 = np.array([float(e @ foot) - WALL_HALF, 0.0])  # (s0, y0)
+    ns, ny = int(round(2 * WALL_HALF / TEX_CELL)), int(round(WALL_TOP / TEX_CELL))
+    ss = w0[0] + (np.arange(ns) + 0.5) * TEX_CELL
+    yy = w0[1] + (np.arange(ny) + 0.5) * TEX_CELL
+    Y, S = np.meshgrid(yy, ss, indexing="ij")  # [ny, ns] rows y, columns s
+    wpts = c * n + S[..., None] * e + Y[..., None] * np.array([0.0, 1.0, 0.0])
+    wall, wmed, wknown = texture(wpts, np.ones(Y.shape, bool), np.ones(Y.shape))
+    # its soft colour starts at the bottom from the ground's along the line where they meet (no seam there)
+    line = c * n[[0, 2]] + ss[:, None] * e[[0, 2]]  # [ns, 2] (x, z) of the backdrop's foot
+    base = sample_bilinear(
+        torch.from_numpy(ground[..., :3]),
+        torch.from_numpy((line[:, 0] - g0[0]) / TEX_CELL),
+        torch.from_numpy((line[:, 1] - g0[1]) / TEX_CELL),
+    ).numpy()  # [ns, 3]
+    b = np.clip(yy / CORNER, 0, 1)
+    b = (b * b * (3 - 2 * b))[:, None, None]  # [ny, 1, 1]
+    wall[..., :3] = b * wall[..., :3] + (1 - b) * base[None]
+    # 4. The haze: the backdrop's median colour (the ground's, or the photo's mean, when it shows none), from
+    # just beyond the photo's farthest point seen on the planes
+    haze = wmed if wmed is not None else gmed if gmed is not None else mean
+    reach = [np.linalg.norm(p[m] - foot, axis=-1).max() for p, m in ((gpts, gknown), (wpts, wknown)) if m.any()]
+    r0 = (max(reach) if reach else D) + HAZE_MARGIN
+    return Backdrop(
+        image=np.ascontiguousarray(filled, dtype=np.float32),
+        K=np.asarray(K, np.float64),
+        world_to_cam=np.asarray(world_to_cam, np.float64),
+        plane=np.append(n, c),
+        ground=np.ascontiguousarray(ground, dtype=np.float32),
+        ground_origin=g0,
+        wall=np.ascontiguousarray(wall, dtype=np.float32),
+        wall_origin=w0,
+        haze=np.array([*np.asarray(haze, np.float64), foot[0], foot[2], r0]),
     )
-    v = cy + fy * slope / torch.cos(pc)
-    return u, v
 
 
 def backdrop_distance(
@@ -208,78 +418,6 @@ def _backdrop_normal(world_to_cam: np.ndarray, subject_pos: np.ndarray):
     return d / max(np.linalg.norm(d), 1e-9), centre
 
 
-def build_backdrop(
-    filled: np.ndarray,
-    K: np.ndarray,
-    world_to_cam: np.ndarray,
-    subject_pos: np.ndarray,
-    distance: float | None = None,
-    mask: np.ndarray | None = None,
-) -> Backdrop:
-    """The photo's world from the filled photo and its camera.
-
-    filled: [H, W, 3] float32 in [0, 1] (`remove_person`); K: [3, 3] at that size; world_to_cam: [4, 4];
-    subject_pos: [3] world metres of the person (pelvis); distance: metres from the person to the backdrop
-    (None: `backdrop_distance`)
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from .raster import sample_bilinear
-
-    H, W = filled.shape[:2]
-    D = backdrop_distance(filled, K, world_to_cam, subject_pos, mask) if distance is None else float(distance)
-    n, _ = _backdrop_normal(world_to_cam, subject_pos)
-    c = float(n @ np.asarray(subject_pos, np.float64)) - D
-    # 1. The canvas grid: u over the whole turn, v from one photo height above to one below
-    _, _, U = angular_constants(K, W)
-    cx = float(K[0, 2])
-    u0, u1, v0, v1 = cx - U, cx + U, -float(H), 2.0 * H
-    s = (u1 - u0) / CANVAS_WIDTH  # photo pixels per canvas pixel
-    ch = int(math.ceil((v1 - v0) / s))
-    v1 = v0 + ch * s
-    uu = torch.from_numpy(u0 + (np.arange(CANVAS_WIDTH) + 0.5) * s)
-    vv = torch.from_numpy(v0 + (np.arange(ch) + 0.5) * s)
-    gv, gu = torch.meshgrid(vv, uu, indexing="ij")  # [ch, cw] photo coordinates of canvas pixel centres
-    # 2. The photo, area-averaged to the canvas' scale, where the canvas lies over it
-    img = torch.from_numpy(np.ascontiguousarray(filled, dtype=np.float32)).permute(2, 0, 1)[None]
-    small = F.interpolate(img, size=(max(1, round(H / s)), max(1, round(W / s))), mode="area")[0].permute(1, 2, 0)
-    sh, sw = small.shape[:2]
-    col = sample_bilinear(small, gu * (sw / W), gv * (sh / H)).numpy()  # [ch, cw, 3]
-    known = ((gu >= 0) & (gu <= W) & (gv >= 0) & (gv <= H)).numpy()
-    # 3. Continued outwards smoothly, then faded into each row's mean colour (a turn closes on it)
-    pp = push_pull_fill(col, known)
-    inside_cols = known.any(0)
-    row = pp[:, inside_cols].mean(1, keepdims=True)  # [ch, 1, 3]
-    # below the horizon the far colour is one floor colour (rows there are circles on the ground around
-    # the photo camera: per-row colours would draw rings), taken from the photo's rows under the horizon
-    v_h = _horizon_row(K, world_to_cam)
-    floor_rows = (vv.numpy() > max(v_h, 0.0) + 0.05 * H) & (vv.numpy() < H)
-    if floor_rows.any():
-        floor = np.median(row[floor_rows, 0], axis=0)  # [3]
-        b = np.clip((vv.numpy() - v_h) / (0.05 * H), 0.0, 1.0)[:, None, None]  # [ch, 1, 1]: 0 above the horizon
-        row = (1 - b) * row + b * floor
-    dist = np.maximum(np.maximum(-gu.numpy(), gu.numpy() - W), 0.0)  # photo px outside, horizontally
-    a = np.exp(-dist / (FADE_WIDTHS * W))[..., None]
-    canvas = (a * pp + (1 - a) * row).astype(np.float32)
-    return Backdrop(
-        image=np.ascontiguousarray(filled, dtype=np.float32),
-        canvas=canvas,
-        K=np.asarray(K, np.float64),
-        world_to_cam=np.asarray(world_to_cam, np.float64),
-        plane=np.append(n, c),
-        canvas_box=np.array([u0, v0, u1, v1]),
-    )
-
-
-def _horizon_row(K: np.ndarray, world_to_cam: np.ndarray) -> float:
-    """Photo row of the ground's vanishing line straight ahead (the horizon), pixels."""
-    fwd = world_to_cam[2, :3].copy()  # the camera's optical axis in world coordinates
-    fwd[1] = 0.0
-    q = world_to_cam[:3, :3] @ (fwd / max(np.linalg.norm(fwd), 1e-9))
-    return float(K[1, 1] * q[1] / max(q[2], 1e-6) + K[1, 2])
-
-
 def world_rays(K_out, world_to_cam_out, width: int, height: int) -> tuple[Tensor, Tensor]:
     """Camera centres [B, 3] and world ray directions [B, H*W, 3] (float32 torch) of every pixel centre."""
     import torch
@@ -296,15 +434,16 @@ def world_rays(K_out, world_to_cam_out, width: int, height: int) -> tuple[Tensor
     return o.to(torch.float32), pix @ A.transpose(1, 2)
 
 
-SOFT_FACTOR = 4  # the soft canvas layer is computed at 1/4 of the output size per axis and upsampled
+SOFT_FACTOR = 4  # the soft layer (textures, haze) is computed at 1/4 of the output size per axis and upsampled
 
 
 def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, height: int) -> Tensor:
     """The photo's world seen through each output camera.
 
-    Fast path: the soft canvas (smooth by construction) at 1/SOFT_FACTOR of the size, upsampled; the photo
-    itself through one homography per plane (output pixel -> photo pixel, a few multiply-adds per pixel),
-    sampled only where it shows. `render_background_reference` is the plain twin.
+    Fast path: the soft layer (plane textures and haze, smooth by construction) and the haze weight at
+    1/SOFT_FACTOR of the size, upsampled; the photo itself through one homography per plane (output pixel ->
+    photo pixel, a few multiply-adds per pixel), sampled only where it shows. `render_background_reference`
+    is the plain twin.
     K_out: [B, 3, 3]; world_to_cam_out: [B, 4, 4]
     returns: [B, H, W, 3] float32 torch tensor in [0, 1]
     """
@@ -314,27 +453,40 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     K = np.asarray(K_out, np.float64).reshape(-1, 3, 3)
     M = np.asarray(world_to_cam_out, np.float64).reshape(-1, 4, 4)
     B = len(K)
-    # 1. The soft layer: [B, h, w, 3] at low resolution (image coordinates scale exactly), then bilinear up
+    # 1. The soft layer and the photo's weight: [B, h, w, 4] at low resolution (image coordinates scale
+    # exactly), both smooth, bilinear up
     ws, hs = max(1, math.ceil(width / SOFT_FACTOR)), max(1, math.ceil(height / SOFT_FACTOR))
     Ks = K.copy()
     Ks[:, 0] *= ws / width
     Ks[:, 1] *= hs / height
-    soft = render_background_reference(backdrop, Ks, M, ws, hs, sharp=False)
-    out = F.interpolate(soft.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
-    out = out.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 3]
-    # 2. The photo on the planes: per camera, the weight and the photo coordinates of every pixel
+    o, d = world_rays(Ks, M, ws, hs)  # [B, 3], [B, hs*ws, 3]
+    soft, _, wp = _world(backdrop, o, d, sharp=False)  # [B, hs*ws, 3], [B, hs*ws]
+    low = torch.cat([soft, wp[..., None]], -1).reshape(B, hs, ws, 4).permute(0, 3, 1, 2)  # [B, 4, hs, ws]
+    up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)  # [B, 4, H, W]
+    up = up.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 4]
+    out, photo_w = up[..., :3].contiguous(), up[..., 3]
+    # 2. The photo on the planes, within the bounding box of its weight: per camera, the photo coordinates of
+    # every pixel there (one homography per plane)
     image = torch.from_numpy(backdrop.image)
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
-    )  # [H, W] pixel centres
     for b in range(B):
+        rows = torch.nonzero(photo_w[b].amax(1) > 0)[:, 0]
+        cols = torch.nonzero(photo_w[b].amax(0) > 0)[:, 0]
+        if len(rows) == 0:
+            continue
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        ys, xs = torch.meshgrid(
+            torch.arange(y0, y1, dtype=torch.float32) + 0.5,
+            torch.arange(x0, x1, dtype=torch.float32) + 0.5,
+            indexing="ij",
+        )  # [h, w] pixel centres of the box
+        pw, box = photo_w[b, y0:y1, x0:x1], out[b, y0:y1, x0:x1]
         fade = _backdrop_fade(backdrop, M[b])
-        w, u, v = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=fade > 0)
+        hit, u, v = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=fade > 0)
+        mixed = _mix(image, pw * hit, u, v, box)
         if 0 < fade < 1:  # a camera passing the backdrop's plane: blend towards the world without it
-            w0, u0, v0 = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=False)
-            out[b] = fade * _mix(image, w, u, v, out[b]) + (1 - fade) * _mix(image, w0, u0, v0, out[b])
-        else:
-            out[b] = _mix(image, w, u, v, out[b])
+            hit0, u0, v0 = _photo_on_planes(backdrop, K[b], M[b], xs, ys, with_backdrop=False)
+            mixed = fade * mixed + (1 - fade) * _mix(image, pw * hit0, u0, v0, box)
+        out[b, y0:y1, x0:x1] = mixed
     return out
 
 
@@ -352,8 +504,7 @@ def _mix(image, w, u, v, soft):
         return soft + w[..., None] * (sample_bilinear(image, u, v) - soft)
     out = soft.clone()
     idx = torch.nonzero(show, as_tuple=True)
-    ww = w[idx][:, None]
-    out[idx] = soft[idx] + ww * (sample_bilinear(image, u[idx], v[idx]) - soft[idx])
+    out[idx] = soft[idx] + w[idx][:, None] * (sample_bilinear(image, u[idx], v[idx]) - soft[idx])
     return out
 
 
@@ -364,13 +515,12 @@ def _backdrop_fade(backdrop: Backdrop, world_to_cam: np.ndarray) -> float:
 
 
 def _photo_on_planes(backdrop: Backdrop, K: np.ndarray, world_to_cam: np.ndarray, xs, ys, with_backdrop: bool):
-    """(weight, u, v) [H, W] of the photo at every output pixel, by one homography per plane.
+    """(hit, u, v) [H, W] of the photo at every output pixel, by one homography per plane.
 
     A pixel p = (x, y, 1) has the world ray d = A p (A = R^T K^-1) from the camera centre o. On the plane
     n . X = c it hits X = o + t d with t = -side / (n . d), side = n . o - c, and the photo camera sees
     q = q0 + t R_ph d with q0 = R_ph o + t_ph; so q (n . d) = (q0 (n A) - side R_ph A) p: a homography.
-    The nearer plane with t > 0 wins; weight 1 inside the photo, a ramp over EDGE_BAND outside, 0 where
-    the hit is behind the photo camera or no plane is hit.
+    The nearer plane with t > 0 wins; hit: 1.0 where one is hit in front of the photo camera, else 0.
     """
     import torch
 
@@ -403,11 +553,7 @@ def _photo_on_planes(backdrop: Backdrop, K: np.ndarray, world_to_cam: np.ndarray
     hit = (best_t < math.inf) & (Z > 1e-9)
     Zs = torch.where(hit, Z, torch.ones_like(Z))
     u, v = U / Zs, V / Zs
-    Hp, Wp = backdrop.image.shape[:2]
-    band = max(1.0, EDGE_BAND * Wp)
-    outside = torch.maximum(torch.maximum(-u, u - Wp), torch.maximum(-v, v - Hp)).clamp_min(0)
-    w = (1 - outside / band).clamp(0, 1) * hit
-    return w, u, v
+    return hit.to(xs.dtype), u, v
 
 
 def render_background_reference(
@@ -415,17 +561,23 @@ def render_background_reference(
 ) -> Tensor:
     """The plain twin of `render_background`: every pixel's ray cut with the planes, projected, sampled.
 
-    sharp: False leaves out the photo itself (the soft canvas only).
+    sharp: False leaves out the photo itself (the soft layer only).
 
     K_out: [B, 3, 3]; world_to_cam_out: [B, 4, 4]
     returns: [B, H, W, 3] float32 torch tensor in [0, 1]
     """
+    o, d = world_rays(K_out, world_to_cam_out, width, height)  # [B, 3], [B, HW, 3]
+    return _world(backdrop, o, d, sharp)[0].reshape(-1, height, width, 3)
+
+
+def _world(backdrop: Backdrop, o, d, sharp: bool):
+    """(colour [B, N, 3], haze weight [B, N], photo weight [B, N]) of rays from camera centres o [B, 3] along
+    d [B, N, 3]."""
     import torch
 
-    o, d = world_rays(K_out, world_to_cam_out, width, height)  # [B, 3], [B, HW, 3]
     n = torch.as_tensor(backdrop.plane[:3], dtype=torch.float32)
     c = float(backdrop.plane[3])
-    # 1. The ground y = 0 (cameras above it); rays that miss keep their direction (a point at infinity)
+    # 1. The ground y = 0 (cameras above it); rays that miss keep t = inf
     oy = o[:, None, 1]
     tg = torch.where(
         d[..., 1] < -1e-9, -oy / torch.where(d[..., 1] < -1e-9, d[..., 1], -1.0), torch.full_like(d[..., 1], math.inf)
@@ -433,40 +585,60 @@ def render_background_reference(
     tg = torch.where(oy > 0, tg, torch.full_like(tg, math.inf))
     # 2. The backdrop: hit from its front side only (a camera behind it does not see it)
     side = o @ n - c  # [B] metres in front of the backdrop
-    dn = d @ n  # [B, HW]
+    dn = d @ n  # [B, N]
     tb = torch.where(dn < -1e-9, side[:, None] / (-torch.where(dn < -1e-9, dn, -1.0)), torch.full_like(dn, math.inf))
     tb = torch.where(side[:, None] > 0, tb, torch.full_like(tb, math.inf))
     fade = (side / CAMERA_FADE).clamp(0, 1)  # [B] how much of the backdrop a camera near its plane sees
-    out = _shade(backdrop, o, d, torch.minimum(tg, tb), sharp)
+    out, h, w = _shade(backdrop, o, d, tg, tb, sharp)
     part = (fade > 0) & (fade < 1)
     if part.any():  # a camera passing the backdrop's plane: blend towards the world without it
-        without = _shade(backdrop, o[part], d[part], tg[part], sharp)
-        f = fade[part][:, None, None]
-        out[part] = f * out[part] + (1 - f) * without
-    return out.reshape(-1, height, width, 3)
+        without, h0, w0 = _shade(backdrop, o[part], d[part], tg[part], torch.full_like(tb[part], math.inf), sharp)
+        f = fade[part][:, None]
+        out[part] = f[..., None] * out[part] + (1 - f[..., None]) * without
+        h[part] = f * h[part] + (1 - f) * h0
+        w[part] = f * w[part] + (1 - f) * w0
+    return out, h, w
 
 
-def _shade(backdrop: Backdrop, o, d, t, sharp: bool = True):
-    """Colours [B, HW, 3] of rays o + t d (t = inf: the direction d itself) from the photo and canvas."""
+def _shade(backdrop: Backdrop, o, d, tg, tb, sharp: bool = True):
+    """(colour [B, N, 3], haze weight [B, N], photo weight [B, N]) of rays o + t d hitting the ground at tg or
+    the backdrop at tb (inf: missed), the nearer one counting; rays that hit nothing are the haze."""
     import torch
 
     from .raster import sample_bilinear
 
+    t = torch.minimum(tg, tb)
+    hit = torch.isfinite(t)
+    ground = hit & (tg <= tb)
+    X = o[:, None] + torch.where(hit, t, torch.zeros_like(t))[..., None] * d  # [B, N, 3] world points
+    # 1. The soft world: the plane's texture, hazed with the distance from the person's foot point (the photo's
+    # footprint lies nearer than the haze's start: the photo itself is never hazed)
+    haze = torch.as_tensor(backdrop.haze[:3], dtype=torch.float32)
+    fx, fz, r0 = (float(x) for x in backdrop.haze[3:])
+    nb = torch.as_tensor(backdrop.plane[:3], dtype=torch.float32)
+    e = torch.stack([nb[2], torch.zeros(()), -nb[0]])  # along the backdrop
+    gx0, gz0 = (float(x) for x in backdrop.ground_origin)
+    ws0, wy0 = (float(x) for x in backdrop.wall_origin)
+    on_ground = sample_bilinear(
+        torch.from_numpy(backdrop.ground), (X[..., 0] - gx0) / TEX_CELL, (X[..., 2] - gz0) / TEX_CELL
+    )
+    on_wall = sample_bilinear(torch.from_numpy(backdrop.wall), (X @ e - ws0) / TEX_CELL, (X[..., 1] - wy0) / TEX_CELL)
+    tex = torch.where(ground[..., None], on_ground, on_wall)  # [B, N, 4]: soft colour, photo weight
+    w = torch.where(hit, tex[..., 3], torch.zeros_like(tex[..., 3]))
+    tex = tex[..., :3]
+    r = torch.sqrt((X[..., 0] - fx) ** 2 + X[..., 1] ** 2 + (X[..., 2] - fz) ** 2)
+    h = torch.where(hit, 1 - torch.exp(-(r - r0).clamp_min(0) / HAZE_LENGTH), torch.ones_like(r))  # [B, N]
+    soft = tex + h[..., None] * (haze - tex)
+    if not sharp:
+        return soft, h, w
+    # 2. The photo, blended in by its weight (fading inside its footprint's edges and behind the backdrop)
     R = torch.as_tensor(backdrop.world_to_cam[:3, :3], dtype=torch.float32)
     tr = torch.as_tensor(backdrop.world_to_cam[:3, 3], dtype=torch.float32)
-    hit = torch.isfinite(t)
-    X = o[:, None] + torch.where(hit, t, torch.zeros_like(t))[..., None] * d  # [B, HW, 3] world points
-    q = torch.where(hit[..., None], X @ R.T + tr, d @ R.T)  # photo camera frame: points, or directions
-    H, W = backdrop.image.shape[:2]
-    u, v = angular_uv(q, backdrop.K, W)
-    # the sharp photo inside its frame (exactly), blending over a band outside it into the soft canvas
-    band = max(1.0, EDGE_BAND * W)
-    outside = torch.maximum(torch.maximum(-u, u - W), torch.maximum(-v, v - H)).clamp_min(0)  # px beyond the frame
-    w = ((1 - outside / band).clamp(0, 1) * (q[..., 2] > 0)).unsqueeze(-1)
-    u0, v0, u1, v1 = (float(x) for x in backdrop.canvas_box)
-    ch, cw = backdrop.canvas.shape[:2]
-    soft = sample_bilinear(torch.from_numpy(backdrop.canvas), (u - u0) * (cw / (u1 - u0)), (v - v0) * (ch / (v1 - v0)))
-    if not sharp:
-        return soft
-    photo = sample_bilinear(torch.from_numpy(backdrop.image), u, v)
-    return w * photo + (1 - w) * soft
+    q = X @ R.T + tr  # [B, N, 3] photo camera frame
+    Kp = backdrop.K
+    z = q[..., 2].clamp_min(1e-9)
+    u = float(Kp[0, 0]) * q[..., 0] / z + float(Kp[0, 2])
+    v = float(Kp[1, 1]) * q[..., 1] / z + float(Kp[1, 2])
+    wq = (w * (q[..., 2] > 1e-9))[..., None]
+    photo = sample_bilinear(torch.from_numpy(backdrop.image), u, v)  # (unhazed: it lies nearer than the haze)
+    return soft + wq * (photo - soft), h, w
