@@ -34,6 +34,13 @@ INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered 
 RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
 HEAD_SEAM_FORWARD = 1.0  # fraction of the thickness removed at the head's rim by which its seam moves forward
 RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch the rim's closing gives (3.16)
+# the mask's soft edge: its outermost pixels (this fraction of the photo height) often mix in the photo's
+# background (a white wall beside a dark sleeve). The front sheet must show them at rest (the photo), but a
+# steep rim there turns them into bright lines seen from the side, so within this band the sheets rise only
+# RIM_BAND_SLOPE (nearly edge-on from the side, 1/10 of the rim's width) and the steep part samples
+# the clean colours further in; the outline strip samples them from the band's inner edge too.
+RIM_BAND = 0.004
+RIM_BAND_SLOPE = 0.3
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,6 +325,7 @@ def lift(
     # RIM_SLOPE metres per metre across the image plane along every mesh edge, so closing the rim stretches
     # the photo's texture by at most sqrt(1 + RIM_SLOPE^2) (the body's own tilt comes on top)
     h_body = np.where(outline | seam, 0.0, np.maximum(h, 0.0))
+    h_body = np.minimum(h_body, rim_band_profile(lat.uv, mask, c / fx, RIM_BAND * H))
     h = lipschitz_minorant(lat.faces, h_body, lat.uv, c / fx, RIM_SLOPE)
 
     # the head's seam sits forward: its rim moves towards the camera by HEAD_SEAM_FORWARD of the thickness the
@@ -357,7 +365,7 @@ def lift(
     kind = np.concatenate(
         [np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf) + len(ub) + len(us), 3)]
     ).astype(np.int8)
-    uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, 0.003 * H))
+    uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, RIM_BAND * H))
     uv_all = np.concatenate([lat.uv, lat.uv, np.reshape(new_uv, (-1, 2))], 0)
     return PhotoMesh(
         face_kind=kind,
@@ -465,23 +473,57 @@ def rest_hands_on_body(
     return z_front + shift, z_back + shift
 
 
+def rim_band_profile(uv: np.ndarray, mask: np.ndarray, scale: np.ndarray, band_px: float) -> np.ndarray:
+    """The most half thickness a vertex may have given its distance d inside the mask's outline: RIM_BAND_SLOPE * d
+    within the soft-edge band (band_px), RIM_SLOPE beyond it (both per unit of image-plane length, metres).
+
+    uv: [n, 2] pixels; mask: [H, W]; scale: [n] metres per pixel at each vertex; returns [n] metres
+    """
+    from scipy import ndimage
+
+    H, W = mask.shape
+    inside = ndimage.distance_transform_edt(mask > 0.5)  # [H, W] pixels to the nearest outside pixel
+    p = np.clip(np.floor(uv).astype(int), 0, [W - 1, H - 1])
+    d = np.maximum(inside[p[:, 1], p[:, 0]] - 0.5, 0.0)  # [n] pixels inside the 0.5 contour (about)
+    d_band = np.minimum(d, band_px)
+    return (RIM_BAND_SLOPE * d_band + RIM_SLOPE * (d - d_band)) * scale
+
+
+SEAM_RINGS = 3  # lattice steps: how far apart the front's and the back's cuts may lie and still cut through
+
+
 def through_seams(faces: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray, n: int) -> np.ndarray:
-    """[n] bool: vertices where both the front sheet (parts lab_n) and the back sheet (lab_f) join parts that are
-    not neighbours in the body, i.e. where skinning cuts the body through (an arm beside the torso).
+    """[n] bool: vertices on a cut through the body: a front-sheet (parts lab_n) or back-sheet (lab_f) triangle
+    joins parts that are not neighbours in the body (skin.cut_overlaps separates them), and the other sheet is
+    cut too within SEAM_RINGS lattice steps (an arm beside the torso; not an arm lying across it, whose back
+    is the torso's own).
 
     faces: [F, 3] the sheet's triangles; lab_n, lab_f: [n] parts.
     """
     from .skin import part_adjacency
 
     adj = part_adjacency()
-    out = []
+    A = vertex_adjacency(faces, n) + _identity(n)
+    cuts = []
     for lab in (lab_n, lab_f):
         fl = lab[faces]  # [F, 3]
         cut = ~(adj[fl[:, 0], fl[:, 1]] & adj[fl[:, 1], fl[:, 2]] & adj[fl[:, 2], fl[:, 0]])  # [F]
         v = np.zeros(n, bool)
         v[faces[cut].ravel()] = True
-        out.append(v)
-    return out[0] & out[1]
+        cuts.append(v)
+    near = []
+    for v in cuts:
+        x = v.astype(np.float64)
+        for _ in range(SEAM_RINGS):
+            x = A @ x
+        near.append(x > 0)
+    return (cuts[0] | cuts[1]) & near[0] & near[1]
+
+
+def _identity(n: int):
+    from scipy import sparse
+
+    return sparse.identity(n, format="csr")
 
 
 def lipschitz_minorant(
