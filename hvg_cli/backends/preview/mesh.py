@@ -9,12 +9,20 @@
    mesh (c: free at the outline; h: zero at uncovered outline points), and h is at least a rounded
    inflation of the silhouette itself (sqrt of a Poisson solution: a strip of width w gets a circular
    cross-section), capped, so a skirt or hair has some volume. Front z = c - h, back z = c + h.
+   The rim: h is 0 on the outline and grows at most RIM_SLOPE per unit of image-plane length (texture
+   stretch at most RIM_STRETCH), and only RIM_BAND_SLOPE within the mask's soft edge (RIM_BAND), whose
+   pixels mix in the photo's background: seen from the side that band is nearly edge-on, not a bright line.
 3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
    shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
 4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks); uncovered
-   pixels take the nearest part relative to its size. Where a part covers one it is not joined to (an
-   arm across the torso), an under-layer continues the hidden part's surface beneath it, textured from
-   an inpainted copy of the photo, so moving the arm away shows torso rather than a hole.
+   pixels take the nearest part relative to its size. Skinning later cuts the mesh between parts that
+   are not joined (skin.cut_overlaps); the body stays closed when an arm leaves it:
+   - where an arm lies beside the torso (both sheets cut there: hands in pockets), h is 0 on the cut as on
+     the outline, so the torso and the arm each close on their own side of it;
+   - where an arm covers the core body (the ellipsoids without the arms: an arm across or beside the
+     torso, a hand on the hip), a closed core shell continues the body beneath it (front on the core's
+     near surface, back on its far one, a strip where it ends), hidden at rest, textured from an
+     inpainted copy of the photo, so moving the arm away shows torso with its depth, not a hole.
 
 Everything here is in the photo camera's image coordinates, pixel centres at (j + 0.5, i + 0.5).
 """
@@ -56,7 +64,8 @@ class LatticeMesh:
 
 @dataclass(frozen=True, eq=False)
 class PhotoMesh:
-    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), under-layer after.
+    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), the core shell after
+    (its front copies, then its back copies; face kind 3 for its front, back and strip).
 
     Texture coordinates index the photo atlas [H, 3W] (render.PreviewModel): the photo, the photo with
     occluding parts inpainted (under-layer vertices use u + W), and a back panel (skinning adds 2W).
