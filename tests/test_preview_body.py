@@ -22,13 +22,13 @@ ROWS = ("chest", "waist", "hips", "thigh")
 # the bound on silhouette / body width at those rows, seen from the side. The ellipsoid body is the body's
 # depth; the mesh reaches it everywhere but within the rim (thickness tapering to the outline, at most a few
 # centimetres) and at the seams where an arm was cut away, and the ellipsoid fit's own error against the
-# photo's outline is some 10-20 per cent: 0.75 leaves that room. Measured: 1.0-1.3 here; 0.20 (street
-# waist) and 0.74 (studio hips) before the torso was closed under the arms.
+# photo's outline is some 10-20 per cent: 0.75 leaves that room. Measured: 1.00-1.35 here; before the torso
+# was closed under the arms, street 0.56 (chest) and 0.26 (waist), studio 0.59 (chest) and 0.68 (waist).
 MIN_SIDE_RATIO = 0.75
 RIM_BAND = 0.004  # fraction of the photo height: the mask's soft edge, where the photo mixes in its background
 RIM_BRIGHT = 0.15  # luminance (0-1) by which a rim pixel counts as a bright line against its neighbours
-# the bound on bright rim pixels per person pixel at 90/270 degrees. Measured 0.018-0.049 before the rim band,
-# 0.004-0.012 after; a bright drawstring or plaid line seen edge-on makes a few of them legitimately.
+# the bound on bright rim pixels per person pixel at 90/270 degrees. Measured 0.017-0.035 before the rim band,
+# 0.003-0.009 after; a bright drawstring or plaid line seen edge-on makes a few of them legitimately.
 MAX_BRIGHT_RIM = 0.015
 
 
