@@ -334,7 +334,8 @@ def lift(
     # RIM_SLOPE metres per metre across the image plane along every mesh edge, so closing the rim stretches
     # the photo's texture by at most sqrt(1 + RIM_SLOPE^2) (the body's own tilt comes on top)
     h_body = np.where(outline | seam, 0.0, np.maximum(h, 0.0))
-    h_body = np.minimum(h_body, rim_band_profile(lat.uv, mask, c / fx, RIM_BAND * H))
+    if RIM_BAND * H >= 2.0:  # a narrower soft edge lies within the outline's own triangles (spacing >= 2 px)
+        h_body = np.minimum(h_body, rim_band_profile(lat.uv, mask, c / fx, RIM_BAND * H))
     h = lipschitz_minorant(lat.faces, h_body, lat.uv, c / fx, RIM_SLOPE)
 
     # the head's seam sits forward: its rim moves towards the camera by HEAD_SEAM_FORWARD of the thickness the
