@@ -28,7 +28,7 @@ MIN_SIDE_RATIO = 0.75
 RIM_BAND = 0.004  # fraction of the photo height: the mask's soft edge, where the photo mixes in its background
 RIM_BRIGHT = 0.15  # luminance (0-1) by which a rim pixel counts as a bright line against its neighbours
 # the bound on bright rim pixels per person pixel at 90/270 degrees. Measured 0.017-0.035 before the rim band,
-# 0.003-0.009 after; a bright drawstring or plaid line seen edge-on makes a few of them legitimately.
+# 0.001-0.006 after; a bright drawstring or plaid line seen edge-on makes a few of them legitimately.
 MAX_BRIGHT_RIM = 0.015
 
 

@@ -45,10 +45,10 @@ RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch
 # the mask's soft edge: its outermost pixels (this fraction of the photo height) often mix in the photo's
 # background (a white wall beside a dark sleeve). The front sheet must show them at rest (the photo), but a
 # steep rim there turns them into bright lines seen from the side, so within this band the sheets rise only
-# RIM_BAND_SLOPE (nearly edge-on from the side, 1/10 of the rim's width) and the steep part samples
+# RIM_BAND_SLOPE (nearly edge-on from the side, 1/30 of the steep rim's width) and the steep part samples
 # the clean colours further in; the outline strip samples them from the band's inner edge too.
 RIM_BAND = 0.004
-RIM_BAND_SLOPE = 0.3
+RIM_BAND_SLOPE = 0.1
 
 
 @dataclass(frozen=True, eq=False)
