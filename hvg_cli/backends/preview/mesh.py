@@ -9,12 +9,20 @@
    mesh (c: free at the outline; h: zero at uncovered outline points), and h is at least a rounded
    inflation of the silhouette itself (sqrt of a Poisson solution: a strip of width w gets a circular
    cross-section), capped, so a skirt or hair has some volume. Front z = c - h, back z = c + h.
+   The rim: h is 0 on the outline and grows at most RIM_SLOPE per unit of image-plane length (texture
+   stretch at most RIM_STRETCH), and only RIM_BAND_SLOPE within the mask's soft edge (RIM_BAND), whose
+   pixels mix in the photo's background: seen from the side that band is nearly edge-on, not a bright line.
 3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
    shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
 4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks); uncovered
-   pixels take the nearest part relative to its size. Where a part covers one it is not joined to (an
-   arm across the torso), an under-layer continues the hidden part's surface beneath it, textured from
-   an inpainted copy of the photo, so moving the arm away shows torso rather than a hole.
+   pixels take the nearest part relative to its size. Skinning later cuts the mesh between parts that
+   are not joined (skin.cut_overlaps); the body stays closed when an arm leaves it:
+   - where an arm lies beside the torso (both sheets cut there: hands in pockets), h is 0 on the cut as on
+     the outline, so the torso and the arm each close on their own side of it;
+   - where an arm covers the core body (the ellipsoids without the arms: an arm across or beside the
+     torso, a hand on the hip), a closed core shell continues the body beneath it (front on the core's
+     near surface, back on its far one, a strip where it ends), hidden at rest, textured from an
+     inpainted copy of the photo, so moving the arm away shows torso with its depth, not a hole.
 
 Everything here is in the photo camera's image coordinates, pixel centres at (j + 0.5, i + 0.5).
 """
@@ -34,6 +42,13 @@ INFLATE_GAIN = 0.6  # fraction of the circular cross-section used for uncovered 
 RIM_SLOPE = 3.0  # most half-thickness gained per unit of distance from the outline (a 71.6 degree rim)
 HEAD_SEAM_FORWARD = 1.0  # fraction of the thickness removed at the head's rim by which its seam moves forward
 RIM_STRETCH = float(np.sqrt(1.0 + RIM_SLOPE**2))  # the bound on texture stretch the rim's closing gives (3.16)
+# the mask's soft edge: its outermost pixels (this fraction of the photo height) often mix in the photo's
+# background (a white wall beside a dark sleeve). The front sheet must show them at rest (the photo), but a
+# steep rim there turns them into bright lines seen from the side, so within this band the sheets rise only
+# RIM_BAND_SLOPE (nearly edge-on from the side, 1/30 of the steep rim's width) and the steep part samples
+# the clean colours further in; the outline strip samples them from the band's inner edge too.
+RIM_BAND = 0.004
+RIM_BAND_SLOPE = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +64,8 @@ class LatticeMesh:
 
 @dataclass(frozen=True, eq=False)
 class PhotoMesh:
-    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), under-layer after.
+    """The closed photo mesh in the photo pose: front sheet [0, n), back sheet [n, 2n), the core shell after
+    (its front copies, then its back copies; face kind 3 for its front, back and strip).
 
     Texture coordinates index the photo atlas [H, 3W] (render.PreviewModel): the photo, the photo with
     occluding parts inpainted (under-layer vertices use u + W), and a back panel (skinning adds 2W).
@@ -201,6 +217,17 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         key = "far" if far else "near"
         out[key] = r.depth[0].numpy()
         out["label_" + key] = r.label[0].numpy()
+    # the core body: the same without the arms and hands (what an arm hanging beside the torso, or lying across
+    # it, hides in the photo, though the union's near and far both belong to the arm there)
+    core = np.array([not is_arm_part(i) for i in range(c.shape[1])])
+    for far in (False, True):
+        r = rasterise(
+            c[:, core], a[:, core], s[:, core], K[None], cam.world_to_cam[None], W, H, far=far, dtype=torch.float64
+        )
+        key = "core_far" if far else "core_near"
+        lab = r.label[0].numpy()
+        out[key] = r.depth[0].numpy()
+        out["label_" + key] = np.where(lab >= 0, np.nonzero(core)[0][np.maximum(lab, 0)], -1)
     before = out["label_near"]
     out["label_near"] = trim_hands(
         before, out["label_far"], np.asarray(subject.landmarks) * scale, np.asarray(subject.visibility)
@@ -210,6 +237,16 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     dropped = out["label_near"] != before
     out["near"] = np.where(dropped, 0.0, out["near"])
     return out
+
+
+ARM_PARTS = ("upper_arm", "forearm", "palm", "fingers")
+
+
+def is_arm_part(index: int) -> bool:
+    """Whether bone-map part `index` belongs to an arm (upper arm, forearm, hand): what may leave the core body."""
+    from hvg_cli.bonemap.parts import PARTS
+
+    return any(PARTS[index].name.endswith(k) for k in ARM_PARTS)
 
 
 # MediaPipe hand landmarks per side: wrist, pinky, index, thumb
@@ -286,14 +323,21 @@ def lift(
     fx = K[0, 0]
     inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
+    # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
+    lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+    # seams through the body: where an arm lies beside the torso (hands in pockets), both sheets are cut between
+    # parts that are not joined (skin.cut_overlaps), and the torso's side would stay open when the arm moves
+    # away: seen from the side, its front and back sheets edge-on, two thin lines. There the thickness goes to
+    # zero like on the outline, so each part closes on its own side of the seam.
+    seam = through_seams(lat.faces, lab_n, lab_f, n)
     # the rim: front and back meet on the outline (h = 0 there), and the half thickness changes by at most
     # RIM_SLOPE metres per metre across the image plane along every mesh edge, so closing the rim stretches
     # the photo's texture by at most sqrt(1 + RIM_SLOPE^2) (the body's own tilt comes on top)
-    h_body = np.where(outline, 0.0, np.maximum(h, 0.0))
+    h_body = np.where(outline | seam, 0.0, np.maximum(h, 0.0))
+    if RIM_BAND * H >= 2.0:  # a narrower soft edge lies within the outline's own triangles (spacing >= 2 px)
+        h_body = np.minimum(h_body, rim_band_profile(lat.uv, mask, c / fx, RIM_BAND * H))
     h = lipschitz_minorant(lat.faces, h_body, lat.uv, c / fx, RIM_SLOPE)
 
-    # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
-    lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
     # the head's seam sits forward: its rim moves towards the camera by HEAD_SEAM_FORWARD of the thickness the
     # rim took away, so the back sheet (hair) wraps round the sides and the photo's face, ears and earrings
     # face forward (seen from behind at 135-225 degrees they stay hidden)
@@ -316,36 +360,22 @@ def lift(
     strip = np.concatenate(
         [np.stack([be[:, 1], be[:, 0], be[:, 0] + n], -1), np.stack([be[:, 1], be[:, 0] + n, be[:, 1] + n], -1)], 0
     )
-    # under-layer: where a part lies in front of a part it is not joined to (an arm across the torso),
-    # a copy of the front sheet sits on the hidden part's surface, continued smoothly under the occluder,
-    # and is textured from the inpainted photo (second half of the texture atlas, u + W). Hidden at rest;
-    # it shows when the arm moves away, instead of a hole.
-    from .skin import part_adjacency
-
-    adj = part_adjacency()
-    occ = ~adj[lab_n, lab_f]  # [n] front vertices that occlude an unrelated part
-    under_lab = np.where(occ, lab_f, lab_n)
-    fl = under_lab[lat.faces]  # [F, 3]
-    joined = adj[fl[:, 0], fl[:, 1]] & adj[fl[:, 1], fl[:, 2]] & adj[fl[:, 2], fl[:, 0]]
-    uf = lat.faces[occ[lat.faces].any(1) & joined]  # [U, 3] lattice faces of the under-layer
-    n_new = 0
-    new_verts, new_uv, new_lab, new_cov = [], [], [], []
-    if len(uf):
-        z_under = harmonic_fill(A, z_front, ~occ, default=body_depth)  # the hidden surface, filled under the occluder
-        z_under = np.clip(np.maximum(z_under, z_front + 0.01), None, np.maximum(z_back, z_front + 0.01))
-        ids = np.unique(uf[occ[uf]])
-        remap = np.arange(n)
-        remap[ids] = 2 * n + np.arange(len(ids))
-        uf = remap[uf]
-        n_new = len(ids)
-        new_verts = unproject(z_under)[ids]
-        new_uv = lat.uv[ids] + np.array([W, 0.0])
-        new_lab, new_cov = lab_f[ids], covered[ids]
-    faces = np.concatenate([front, back, strip, uf.reshape(-1, 3)], 0).astype(np.int64)
+    # under-layer: where an arm lies over the core body and is not joined to it (an arm across the torso, an arm
+    # hanging beside it, a hand on the hip), the core body continues beneath it as a closed shell of its own: a
+    # front on the core's near surface, a back on its far surface (behind the arm's own sheets, so hidden at
+    # rest), attached to the visible body's front and back sheets, and a strip closing it where it ends. When
+    # the arm moves away the body keeps its depth there (Photo Wake-Up: the body's depth at every point)
+    # instead of the arm carrying the torso's sides away and leaving two sheets seen edge-on. Textured from the
+    # inpainted photo (second half of the texture atlas, u + W).
+    uf, ub, us, new_verts, new_uv, new_lab, new_cov, n_new = _core_shell(
+        lat, maps, pix, lab_n, lab_f, covered, z_front, z_back, unproject
+    )
+    new_uv = new_uv + np.array([W, 0.0])
+    faces = np.concatenate([front, back, strip, uf, ub, us], 0).astype(np.int64)
     kind = np.concatenate(
-        [np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf), 3)]
+        [np.zeros(len(front)), np.ones(len(back)), np.full(len(strip), 2), np.full(len(uf) + len(ub) + len(us), 3)]
     ).astype(np.int8)
-    uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, 0.003 * H))
+    uv_inner = inner_uv(lat.uv, outline, mask, depth_px=max(2.0, RIM_BAND * H))
     uv_all = np.concatenate([lat.uv, lat.uv, np.reshape(new_uv, (-1, 2))], 0)
     return PhotoMesh(
         face_kind=kind,
@@ -357,6 +387,69 @@ def lift(
         covered=np.concatenate([covered, covered, np.asarray(new_cov, bool)]),
         back=np.concatenate([np.zeros(n, bool), np.ones(n, bool), np.zeros(n_new, bool)]),
     )
+
+
+UNDER_GAP = 0.01  # metres: the core shell stays at least this far behind the arm's front and inside its back
+
+
+def _core_shell(lat, maps, pix, lab_n, lab_f, covered, z_front, z_back, unproject):
+    """The core body's shell beneath the arms (see `lift`).
+
+    pix: [n, 2] int pixel of each lattice vertex; lab_n, lab_f: [n] filled parts of the front and back sheets;
+    z_front, z_back: [n] their photo-camera depths; unproject: z [n] -> world [n, 3]. New vertices are numbered from 2n: occluded front copies, then back copies.
+    returns: (front faces [U, 3], back faces [U, 3], strip faces [S, 3], new verts [m, 3], their uv [m, 2]
+    photo pixels, labels [m], covered [m], m)
+    """
+    from .skin import part_adjacency
+
+    n = len(lat.uv)
+    adj = part_adjacency()
+    core_near = maps["core_near"][pix[:, 1], pix[:, 0]]
+    core_far = maps["core_far"][pix[:, 1], pix[:, 0]]
+    cl_n = maps["label_core_near"][pix[:, 1], pix[:, 0]].astype(np.int64)
+    cl_f = maps["label_core_far"][pix[:, 1], pix[:, 0]].astype(np.int64)
+    has_core = (cl_n >= 0) & (cl_f >= 0) & (core_near > 0) & (core_far > 0)
+    occ = np.zeros(n, bool)  # [n] front vertices of an arm over a core part it is not joined to
+    occ[has_core] = ~adj[lab_n[has_core], cl_n[has_core]]
+    empty = (np.zeros((0, 3), np.int64),) * 3 + (np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0, np.int64))
+    if not occ.any():
+        return empty + (np.zeros(0, bool), 0)
+    lab_uf = np.where(occ, cl_n, lab_n)  # [n] parts of the shell's front, the visible sheets elsewhere
+    lab_ub = np.where(occ, cl_f, lab_f)
+    fl, bl = lab_uf[lat.faces], lab_ub[lat.faces]  # [F, 3]
+    joined = np.ones(len(lat.faces), bool)
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        joined &= adj[fl[:, a], fl[:, b]] & adj[bl[:, a], bl[:, b]]
+    faces = lat.faces[occ[lat.faces].any(1) & joined]  # [U, 3] lattice faces of the shell
+    if len(faces) == 0:
+        return empty + (np.zeros(0, bool), 0)
+    ids = np.unique(faces[occ[faces]])  # [m] the shell's own vertices
+    m = len(ids)
+    # depths: the core's own surfaces, kept behind the arm's front and inside its back, front before back
+    zf = np.maximum(np.where(occ, core_near, z_front), z_front + UNDER_GAP)
+    zb = np.where(occ, core_far, z_back)
+    zb = np.maximum(np.minimum(zb, z_back - UNDER_GAP), zf + UNDER_GAP)
+    front_id = np.arange(n)  # [n] shell front vertex of each lattice vertex
+    back_id = np.arange(n) + n
+    front_id[ids] = 2 * n + np.arange(m)
+    back_id[ids] = 2 * n + m + np.arange(m)
+    uf = front_id[faces]
+    ub = back_id[faces][:, ::-1]
+    # strip: the shell's open edges (its faces' outline edges with a vertex of its own), front copy to back copy
+    e = boundary_edges(faces)
+    e = e[occ[e].any(1)]
+    us = np.concatenate(
+        [
+            np.stack([front_id[e[:, 1]], front_id[e[:, 0]], back_id[e[:, 0]]], -1),
+            np.stack([front_id[e[:, 1]], back_id[e[:, 0]], back_id[e[:, 1]]], -1),
+        ],
+        0,
+    )
+    verts = np.concatenate([unproject(zf)[ids], unproject(zb)[ids]], 0)
+    uv = np.concatenate([lat.uv[ids], lat.uv[ids]], 0)
+    labels = np.concatenate([cl_n[ids], cl_f[ids]])
+    cov = np.concatenate([covered[ids], covered[ids]])
+    return uf, ub, us, verts, uv, labels, cov, 2 * m
 
 
 HAND_REST = 0.04  # metres: the most a hand (or forearm) over the body stands in front of it
@@ -390,6 +483,59 @@ def rest_hands_on_body(
     return z_front + shift, z_back + shift
 
 
+def rim_band_profile(uv: np.ndarray, mask: np.ndarray, scale: np.ndarray, band_px: float) -> np.ndarray:
+    """The most half thickness a vertex may have given its distance d inside the mask's outline: RIM_BAND_SLOPE * d
+    within the soft-edge band (band_px), RIM_SLOPE beyond it (both per unit of image-plane length, metres).
+
+    uv: [n, 2] pixels; mask: [H, W]; scale: [n] metres per pixel at each vertex; returns [n] metres
+    """
+    from scipy import ndimage
+
+    H, W = mask.shape
+    inside = ndimage.distance_transform_edt(mask > 0.5)  # [H, W] pixels to the nearest outside pixel
+    p = np.clip(np.floor(uv).astype(int), 0, [W - 1, H - 1])
+    d = np.maximum(inside[p[:, 1], p[:, 0]] - 0.5, 0.0)  # [n] pixels inside the 0.5 contour (about)
+    d_band = np.minimum(d, band_px)
+    return (RIM_BAND_SLOPE * d_band + RIM_SLOPE * (d - d_band)) * scale
+
+
+SEAM_RINGS = 3  # lattice steps: how far apart the front's and the back's cuts may lie and still cut through
+
+
+def through_seams(faces: np.ndarray, lab_n: np.ndarray, lab_f: np.ndarray, n: int) -> np.ndarray:
+    """[n] bool: vertices on a cut through the body: a front-sheet (parts lab_n) or back-sheet (lab_f) triangle
+    joins parts that are not neighbours in the body (skin.cut_overlaps separates them), and the other sheet is
+    cut too within SEAM_RINGS lattice steps (an arm beside the torso; not an arm lying across it, whose back
+    is the torso's own).
+
+    faces: [F, 3] the sheet's triangles; lab_n, lab_f: [n] parts.
+    """
+    from .skin import part_adjacency
+
+    adj = part_adjacency()
+    A = vertex_adjacency(faces, n) + _identity(n)
+    cuts = []
+    for lab in (lab_n, lab_f):
+        fl = lab[faces]  # [F, 3]
+        cut = ~(adj[fl[:, 0], fl[:, 1]] & adj[fl[:, 1], fl[:, 2]] & adj[fl[:, 2], fl[:, 0]])  # [F]
+        v = np.zeros(n, bool)
+        v[faces[cut].ravel()] = True
+        cuts.append(v)
+    near = []
+    for v in cuts:
+        x = v.astype(np.float64)
+        for _ in range(SEAM_RINGS):
+            x = A @ x
+        near.append(x > 0)
+    return (cuts[0] | cuts[1]) & near[0] & near[1]
+
+
+def _identity(n: int):
+    from scipy import sparse
+
+    return sparse.identity(n, format="csr")
+
+
 def lipschitz_minorant(
     faces: np.ndarray, values: np.ndarray, uv: np.ndarray, scale: np.ndarray, slope: float
 ) -> np.ndarray:
@@ -417,11 +563,12 @@ def lipschitz_minorant(
 
 
 def occluded_pixels(maps: dict) -> np.ndarray:
-    """[H, W] bool: pixels where the nearest part hides a part it is not joined to (photo camera)."""
+    """[H, W] bool: pixels where the nearest part hides a core part it is not joined to (photo camera): an arm
+    over or beside the torso, where the core shell of `lift` shows once the arm moves away."""
     from .skin import part_adjacency
 
     adj = part_adjacency()
-    ln, lf = maps["label_near"], maps["label_far"]
+    ln, lf = maps["label_near"], maps["label_core_near"]
     ok = (ln >= 0) & (lf >= 0)
     out = np.zeros(ln.shape, bool)
     out[ok] = ~adj[ln[ok], lf[ok]]
