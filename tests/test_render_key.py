@@ -79,3 +79,41 @@ def test_weights_resaved_with_the_same_shapes_render_anew(data_dir: Path, tmp_pa
     save_file(tensors, f, metadata=meta)
     assert f.stat().st_size == size
     assert not _animate(data_dir, tmp_path / "w", tmp_path / "b.mp4", cache)["cached"]
+
+
+def test_a_new_preview_model_version_renders_anew(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A preview render is made of the preview model: when that stage's version changes (a better mesh), the same
+    job renders anew instead of returning the old model's video from the cache."""
+    from hvg_cli.pipeline import stages
+
+    cache = tmp_path / "cache"
+    assert not _preview(data_dir, tmp_path / "a.mp4", cache)["cached"]
+    assert _preview(data_dir, tmp_path / "b.mp4", cache)["cached"]
+    monkeypatch.setitem(stages.VERSIONS, "preview_model", stages.VERSIONS["preview_model"] + 1)
+    assert not _preview(data_dir, tmp_path / "c.mp4", cache)["cached"]
+
+
+def _preview(data_dir: Path, out: Path, cache: Path) -> dict:
+    r = CliRunner().invoke(
+        app,
+        [
+            "animate",
+            str(data_dir / "photo_woman_studio.jpg"),
+            "--motion",
+            "wave",
+            "--backend",
+            "preview",
+            "-r",
+            "64",
+            "--frames",
+            "3",
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--json",
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)

@@ -376,6 +376,8 @@ def animate_job(
         settings.steps,
         settings.guidance,
         None if ds is None else ds.sampling_key(),
+        # a preview render is the preview model's pictures: a new mesh (its stage version) renders anew
+        stages.VERSIONS["preview_model"] if backend == "preview" else None,
     )
     key = stages.stage_key("render", *job.key_parts, job.subject.radii, *identity)
     names = [f"out{v:02d}{suffix}" for v in range(V if settings.per_view else 1)]
