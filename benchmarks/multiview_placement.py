@@ -50,11 +50,12 @@ def main() -> None:
     from hvg_cli.bonemap.render import render_bonemaps
     from hvg_cli.cameras.generators import arc
     from hvg_cli.core.cache import StageCache
-    from hvg_cli.core.settings import PoseSettings
+    from hvg_cli.core.settings import PoseSettings, PrepareSettings
     from hvg_cli.core.types import CameraGrid
     from hvg_cli.pipeline import stages
     from hvg_cli.pipeline.jobs import align_job
-    from hvg_cli.pipeline.training import PrepareSettings, multiview_capture, multiview_clipset, write_synthetic_capture
+    from hvg_cli.pipeline.multiview import multiview_capture, multiview_clipset
+    from hvg_cli.pipeline.synthetic import write_synthetic_capture
     from hvg_cli.train.placement import project
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hvg_cli.core.cache import StageCache
-from hvg_cli.pipeline.training import PrepareSettings
+from hvg_cli.core.settings import PrepareSettings
 
 FRAMES = 18  # track frames of the capture
 VIDEO = 160  # pixels of each camera's video
@@ -39,7 +39,7 @@ def captures(tmp_path_factory, data_dir, session_cache):
     init_tiny(root / "weights")
     cache = StageCache(session_cache)
     from hvg_cli.cameras.generators import arc
-    from hvg_cli.pipeline.training import write_synthetic_capture
+    from hvg_cli.pipeline.synthetic import write_synthetic_capture
 
     cams = arc(views=4, degrees=90, elevation=5, radius=3.2, fov=40, width=VIDEO, height=VIDEO)  # 4 fixed cameras
     photo = data_dir / "photo_woman_studio.jpg"
@@ -57,7 +57,7 @@ def test_prepare_captures_folder(captures, session_cache):
 
     from hvg_cli.align.similarity import warp_image
     from hvg_cli.cli.main import app
-    from hvg_cli.pipeline.training import multiview_capture
+    from hvg_cli.pipeline.multiview import multiview_capture
     from hvg_cli.train.dataset import TrainDataset, read_manifest
     from hvg_cli.train.windows import windows
 
@@ -114,7 +114,7 @@ def test_prepare_captures_folder(captures, session_cache):
 def test_a_capture_above_the_limit_is_refused(captures):
     """At 64 px with 2 px latent cells the limit is 1 px: refused exactly when some camera's error is above it."""
     from hvg_cli.core.errors import BadInput
-    from hvg_cli.pipeline.training import multiview_capture
+    from hvg_cli.pipeline.multiview import multiview_capture
 
     root, _, cache = captures
     st = PrepareSettings(width=64, height=64, length=3, stride=6, gap=4)
@@ -132,7 +132,7 @@ def test_cameras_are_trimmed_to_the_shortest_and_other_frame_rates_refused(captu
     frame rate: the capture is refused with one line naming both rates."""
     from hvg_cli.core.errors import BadInput
     from hvg_cli.io.video import probe_video, read_frames, write_video
-    from hvg_cli.pipeline.training import multiview_capture
+    from hvg_cli.pipeline.multiview import multiview_capture
 
     root, _, cache = captures
     good = root / "captures" / "good"

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from hvg_cli.core.cache import StageCache
-from hvg_cli.pipeline.training import PrepareSettings, prepare_job
+from hvg_cli.core.settings import PrepareSettings
+from hvg_cli.pipeline.training import prepare_job
 
 SETTINGS = PrepareSettings(
     width=32, height=32, length=3, stride=10, gap=4, cameras="orbit-360", views=3, target="bonemap", max_frames=24
@@ -161,7 +162,7 @@ def test_monocular_video_bone_maps_lie_on_the_person(data_dir, session_cache):
     2D landmarks, moved by the alignment the frames were warped with, fall inside the rendered bone maps."""
     from hvg_cli.core.settings import PoseSettings
     from hvg_cli.pipeline import stages
-    from hvg_cli.pipeline.training import monocular_clipset
+    from hvg_cli.pipeline.monocular import monocular_clipset
 
     video = data_dir / "dance_red_skirt.mp4"
     cache = StageCache(session_cache)

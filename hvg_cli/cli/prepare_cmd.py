@@ -116,7 +116,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         quiet: QuietOpt = False,
     ) -> None:
-        from hvg_cli.pipeline.training import PrepareSettings, prepare_job
+        from hvg_cli.core.settings import PrepareSettings
+        from hvg_cli.pipeline.training import prepare_job
 
         settings = PrepareSettings(
             width=size,

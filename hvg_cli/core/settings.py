@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -14,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from hvg_cli.core.errors import UsageError
+from hvg_cli.core.errors import BadInput, UsageError
 
 
 @dataclass(frozen=True)
@@ -519,3 +521,58 @@ def pose_from_flags(**flags: object) -> PoseSettings:
         fov_deg=_as_float(f.get("fov", d.fov_deg)),
         max_side=_as_int(f.get("max_side", d.max_side)),
     )
+
+
+# --- hvg prepare ------------------------------------------------------------------------------------------------
+SYNTHETIC_TARGETS = ("preview", "bonemap")
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """What `hvg prepare` makes of its sources (all clips of one dataset share the sizes).
+
+    width, height: training pixels (multiples of the VAE factor × the UNet's); length: frames per window;
+    stride: track frames between window starts; frame_step: take every n-th frame; gap: least distance of the
+    reference frame from the window; cameras: camera preset of synthetic clips (views mode), views: override
+    its number of views; target: "preview" (renders) or "bonemap" (silhouettes in the bone-map colours);
+    background: plain RGB 0-255; max_frames: use at most this many frames of each motion (None: all).
+    """
+
+    width: int = 64
+    height: int = 64
+    length: int = 4
+    stride: int = 8
+    frame_step: int = 1
+    gap: int = 8
+    cameras: str = "orbit-360"
+    views: int | None = 4
+    target: str = "preview"
+    background: tuple[int, int, int] = (127, 127, 127)
+    max_frames: int | None = None
+    clips_per_shard: int = 16
+    seed: int = 0
+    licence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.target not in SYNTHETIC_TARGETS:
+            raise BadInput(f"unknown synthetic target {self.target!r}", f"use one of {', '.join(SYNTHETIC_TARGETS)}")
+        for name in ("width", "height"):
+            if not 16 <= getattr(self, name) <= 4096:
+                raise BadInput(f"{name} must be 16-4096 px, got {getattr(self, name)}")
+        for name in ("length", "stride", "frame_step", "gap", "clips_per_shard"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.views is not None and self.views < 1:
+            raise BadInput(f"--views must be at least 1, got {self.views}")
+        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
+            raise BadInput(f"background must be three values 0-255, got {self.background}")
+
+    def camera_spec(self) -> CameraSpec:
+        return CameraSpec(camera=self.cameras, views=self.views, width=self.width, height=self.height)
+
+    def content_key(self) -> str:
+        """What changes a clip's pixels (part of every clip id, so a re-run with other settings adds new clips)."""
+        d = dataclasses.asdict(self)
+        for k in ("stride", "clips_per_shard", "licence", "max_frames"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]

@@ -5,11 +5,16 @@
   jobs.py      photo + motion + cameras -> pictures: `hvg bonemap`, `hvg animate`
   batch.py     `hvg batch`: many jobs from one file, over processes
   commands.py  `hvg doctor`, `hvg cameras`, `hvg weights`
-  training.py  `hvg prepare` (clips from videos / synthetic renders), `hvg train`
+  sources.py   `hvg prepare`'s inputs: photo / video files, folders, .txt lists, capture folders; clip slicing
+  synthetic.py   clips rendered by the preview backend (photos x motions x a camera preset), synthetic captures
+  monocular.py   clips from one-camera videos (camera solved against MediaPipe's landmarks)
+  multiview.py   clips from calibrated captures (transforms.json + a video per camera)
+  training.py  `hvg prepare` (writes the dataset from those sources), `hvg train`
 
 This module re-exports what the CLI and library users call.
 """
 
+from hvg_cli.core.settings import PrepareSettings
 from hvg_cli.pipeline.batch import BatchSummary, JobResult, read_jobs, run_batch
 from hvg_cli.pipeline.commands import (
     CameraPresetInfo,
@@ -48,7 +53,7 @@ from hvg_cli.pipeline.motion import (
     save_motion_npz,
 )
 from hvg_cli.pipeline.stages import STAGE_NAMES, compute_subject, pose_track, subject
-from hvg_cli.pipeline.training import PrepareResult, PrepareSettings, ValidationJob, prepare_job, train_job
+from hvg_cli.pipeline.training import PrepareResult, ValidationJob, prepare_job, train_job
 
 __all__ = [
     "BatchSummary",
