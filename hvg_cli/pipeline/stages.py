@@ -27,7 +27,7 @@ VERSIONS: dict[str, int] = {
     "pose_track": 1,  # MediaPipe landmarks of one person over a video
     "motion_video": 1,  # the SMPL-24 fit of a track (IK, root path)
     "subject": 2,  # the person in the photo: fit, radii, storage; 2: photos larger than PHOTO_MAX_SIDE downscaled
-    "preview_model": 3,  # the preview's photo mesh; 2: hair on the back of the head; 3: thickness, a backdrop
+    "preview_model": 4,  # the preview's photo mesh; 2: hair on the back of the head; 3: thickness, a backdrop; 4: low-detail back, uncovered under-layer
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
     "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance

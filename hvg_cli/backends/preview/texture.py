@@ -1,0 +1,135 @@
+"""The preview's texture atlas beyond the photo itself: what the back and the hidden surfaces show.
+
+The photo shows one side of the person. The mesh (mesh.py) has two more surfaces that need colours:
+
+1. The under-layer: where a limb covers a part it is not joined to (an arm across the torso, a hand on the
+   hip), the hidden part continues beneath the limb. `uncover` paints those pixels with the hidden part's
+   own cloth: a push-pull fill from the visible pixels of the same body region (torso, a leg, an arm, the
+   head), taken well inside the mask, so neither the limb's skin nor the photo's background (the grey that
+   the mask's soft edge carries between an arm and the body) leaks into it.
+2. The back sheet. Choice: a low-detail continuation of the front, not the mirrored front. `back_panel`
+   takes the uncovered photo (limbs over the body removed as in 1), covers the face and neck with the hair
+   (render.back_of_head), and keeps only the cloth's colours and low-frequency shading: a median filter
+   over a window of BACK_WINDOW of the person's height (computed on a copy downsampled to BACK_HEIGHT rows)
+   followed by a light Gaussian. A median keeps the borders between garments (shirt/shorts, sleeve/skin)
+   where they are, while small front-only details that cover less than half of a window (drawstrings, a
+   logo, buttons, a pocket's seam, the face's features, a plaid's lines) vanish into the surrounding cloth.
+
+All images here are [H, W, 3] float32 in [0, 1] at the photo's (mask's) resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACK_HEIGHT = 256  # rows of the working copy the back panel is computed on (the person's height ~ this)
+BACK_WINDOW = 0.05  # median window, fraction of the person's height (a logo or a drawstring is smaller)
+BACK_SOFTEN = 0.1  # Gaussian after the median, fraction of the window
+UNCOVER_SMOOTH = 0.006  # the repainted hidden pixels are smoothed by this fraction of the photo height
+
+
+def body_regions() -> np.ndarray:
+    """[P] int: the region (0 torso, 1 head, 2/3 left/right arm, 4/5 left/right leg) of each bonemap part.
+
+    A hidden part is filled from visible pixels of its own region: the ribs behind an arm take the shirt's
+    colours from the chest and belly beside it, not the arm's skin.
+    """
+    from hvg_cli.bonemap.parts import PARTS
+
+    out = np.zeros(len(PARTS), np.int64)
+    for i, p in enumerate(PARTS):
+        name = p.name
+        if name in ("head", "neck"):
+            out[i] = 1
+        elif name.endswith(("upper_arm", "forearm", "palm", "fingers")):
+            out[i] = 2 if name.startswith("left") else 3
+        elif name.endswith(("thigh", "shin", "foot", "toes")):
+            out[i] = 4 if name.startswith("left") else 5
+    return out  # pelvis, belly, ribs, chest, hips, collars: torso (0)
+
+
+def filled_labels(label: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """[H, W] int: `label` (-1 empty) with empty pixels given the nearest labelled pixel's part (-1 if none)."""
+    from scipy import ndimage
+
+    have = label >= 0
+    if not have.any():
+        return label.copy()
+    _, idx = ndimage.distance_transform_edt(~have, return_indices=True)  # [2, H, W]
+    out = label[idx[0], idx[1]]
+    return np.where(inside | have, out, label)
+
+
+def uncover(
+    image: np.ndarray, known: np.ndarray, hidden: np.ndarray, label_front: np.ndarray, label_behind: np.ndarray
+) -> np.ndarray:
+    """The photo with pixels where a limb hides another part painted with the hidden part's own cloth.
+
+    image:        [H, W, 3] float32 (the person's colours)
+    known:        [H, W] bool: trustworthy visible pixels (inside the mask, off its soft edge, not hidden)
+    hidden:       [H, W] bool: pixels to repaint (a part hides an unrelated one there)
+    label_front:  [H, W] int part seen at each pixel (filled inside the mask; -1 outside)
+    label_behind: [H, W] int part behind the occluder at each pixel (the one to paint; -1 empty)
+    returns:      [H, W, 3] float32, equal to `image` off `hidden`
+    """
+    from scipy import ndimage
+
+    out = np.asarray(image, np.float32).copy()
+    if not hidden.any():
+        return out
+    H, W = hidden.shape
+    region = body_regions()
+    r_front = np.where(label_front >= 0, region[np.maximum(label_front, 0)], -1)
+    r_behind = np.where(label_behind >= 0, region[np.maximum(label_behind, 0)], -1)
+    any_known = known & (r_front >= 0)
+    if not any_known.any():
+        return out
+    # each hidden pixel takes the colour of the nearest visible pixel of its region (a push-pull fill would
+    # average the whole region: a hidden upper arm would take the mean of sleeve and skin, a grey), then the
+    # repainted pixels are smoothed among themselves so the nearest-pixel streaks do not show
+    src_of = np.zeros((2, H, W), np.int64)
+    todo = hidden.copy()
+    for r in np.unique(r_behind[hidden]):
+        where = hidden & (r_behind == r)
+        src = any_known & (r_front == r)
+        if r < 0 or src.sum() < 16:
+            continue  # no visible pixel of that region: the nearest visible cloth (below)
+        _, idx = ndimage.distance_transform_edt(~src, return_indices=True)  # [2, H, W]
+        src_of[:, where] = idx[:, where]
+        todo &= ~where
+    if todo.any():
+        _, idx = ndimage.distance_transform_edt(~any_known, return_indices=True)
+        src_of[:, todo] = idx[:, todo]
+    fill = out[src_of[0], src_of[1]]  # [H, W, 3] (meaningful on `hidden`)
+    sig = max(1.0, UNCOVER_SMOOTH * H)
+    m = hidden.astype(np.float32)
+    den = np.maximum(ndimage.gaussian_filter(m, sig), 1e-6)
+    smooth = np.stack([ndimage.gaussian_filter(fill[..., k] * m, sig) / den for k in range(3)], -1)  # [H, W, 3]
+    out[hidden] = smooth[hidden]
+    return out
+
+
+def low_detail(image: np.ndarray, known: np.ndarray, person_height: float) -> np.ndarray:
+    """The cloth's colours and low-frequency shading without small details (see the module doc).
+
+    image: [H, W, 3] float32; known: [H, W] bool pixels to trust (elsewhere filled from them first)
+    person_height: pixels (sets the window)
+    returns: [H, W, 3] float32 at full resolution (everywhere, the surroundings continued from `known`)
+    """
+    import torch
+    import torch.nn.functional as F
+    from scipy import ndimage
+
+    from .background import push_pull_fill
+
+    H, W = known.shape
+    filled = push_pull_fill(image, known)  # [H, W, 3] the person's colours continued past the mask
+    f = max(1.0, person_height / BACK_HEIGHT)  # downsampling factor
+    h, w = max(2, int(round(H / f))), max(2, int(round(W / f)))
+    t = torch.from_numpy(np.ascontiguousarray(filled)).permute(2, 0, 1)[None]  # [1, 3, H, W]
+    small = F.interpolate(t, size=(h, w), mode="area")[0].permute(1, 2, 0).numpy()  # [h, w, 3]
+    win = max(3, int(round(BACK_WINDOW * person_height / f)) | 1)  # odd, in working pixels
+    med = np.stack([ndimage.median_filter(small[..., k], size=win, mode="nearest") for k in range(3)], -1)
+    med = np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
+    up = F.interpolate(torch.from_numpy(med).permute(2, 0, 1)[None], size=(H, W), mode="bilinear", align_corners=False)
+    return up[0].permute(1, 2, 0).numpy().astype(np.float32)  # [H, W, 3]
