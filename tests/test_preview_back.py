@@ -70,7 +70,9 @@ def test_no_face_from_behind_at_48_views(real, name):
     back = (az >= 135) & (az <= 225)
     assert front.sum() == 9 and back.sum() == 13
     with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as F:
-        found = {int(i): bool(F.process(np.ascontiguousarray(frames[i])).detections) for i in np.nonzero(front | back)[0]}
+        found = {
+            int(i): bool(F.process(np.ascontiguousarray(frames[i])).detections) for i in np.nonzero(front | back)[0]
+        }
     in_front = np.mean([found[i] for i in np.nonzero(front)[0]])
     behind = np.mean([found[i] for i in np.nonzero(back)[0]])
     assert in_front >= 0.9, found
