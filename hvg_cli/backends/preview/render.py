@@ -122,6 +122,8 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):
     # the uncovered person, the face and neck covered by the hair, then only the cloth's colours and shading
     trusted = (deep & ~occ) | occ
+    region = np.where(lab_behind >= 0, T.body_regions()[np.maximum(lab_behind, 0)], -1)  # [H, W]
+    trusted &= ~T.neckline(img, trusted, region, subject.landmarks, subject.visibility)  # the shirt continues
     clean = push_pull_fill(uncovered, trusted)
     rows = np.nonzero(core.any(axis=1))[0]
     back = back_of_head(clean, subject.landmarks, subject.visibility, maps["label_near"], mask)

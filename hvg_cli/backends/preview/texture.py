@@ -133,3 +133,35 @@ def low_detail(image: np.ndarray, known: np.ndarray, person_height: float) -> np
     med = np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
     up = F.interpolate(torch.from_numpy(med).permute(2, 0, 1)[None], size=(H, W), mode="bilinear", align_corners=False)
     return up[0].permute(1, 2, 0).numpy().astype(np.float32)  # [H, W, 3]
+
+
+def neckline(
+    image: np.ndarray, known: np.ndarray, region: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
+) -> np.ndarray:
+    """[H, W] bool: torso pixels of the face's skin colour (a neckline, a V-neck): front-only, the back of a
+    shirt continues its cloth there. Empty when the face is not seen or when skin is most of the torso's
+    visible pixels (a bare back is as likely as a bare front then).
+
+    image: [H, W, 3] float32; known: [H, W] bool trusted pixels; region: [H, W] int (body_regions per pixel,
+    -1 empty); landmarks: [33, 2] px, visibility [33] (MediaPipe: 0 nose, 2/5 eyes)
+    """
+    from .hands import SKIN_CHROMA, chroma
+
+    H, W = known.shape
+    out = np.zeros((H, W), bool)
+    lm = np.asarray(landmarks, np.float64)
+    if np.asarray(visibility)[[0, 2, 5]].min() < 0.5:
+        return out
+    r = 0.35 * float(np.linalg.norm(lm[2] - lm[5]))  # a patch of cheek and nose around the nose tip
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    patch = known & (np.hypot(xs - lm[0, 0], ys - lm[0, 1]) <= max(r, 2.0))
+    torso = known & (region == 0)
+    if patch.sum() < 4 or torso.sum() < 16:
+        return out
+    ref = np.median(image[patch], axis=0)  # [3] the face's skin
+    bright = image.sum(-1) / max(float(ref.sum()), 1e-6)
+    skin = (np.linalg.norm(chroma(image) - chroma(ref), axis=-1) <= SKIN_CHROMA) & (bright >= 0.5) & (bright <= 2.0)
+    out = torso & skin
+    if out.sum() > 0.4 * torso.sum():
+        return np.zeros((H, W), bool)
+    return out
