@@ -235,3 +235,26 @@ def test_hands_keep_the_photos_hand_pixels(real):
         assert f["skin"] >= 0.75, (side, f)
         assert f["reach"] >= 1.7, (side, f)
         assert f["elong"] >= 1.2 and f["area"] >= 0.9, (side, f)
+
+
+def test_neckline_is_front_only():
+    """Skin-coloured torso pixels (a V-neck) are dropped from what the back continues; a torso that is mostly
+    skin keeps it (a bare back is as likely as a bare front)."""
+    from hvg_cli.backends.preview.texture import neckline
+
+    H, W = 100, 80
+    img = np.zeros((H, W, 3), np.float32)
+    img[:] = (0.2, 0.3, 0.8)  # the shirt
+    img[10:30, 30:50] = (0.9, 0.7, 0.6)  # the face
+    img[35:50, 36:44] = (0.85, 0.66, 0.57)  # a V-neck, the face's skin a little darker
+    region = np.full((H, W), 0)
+    region[:32] = 1  # head
+    known = np.ones((H, W), bool)
+    lm = np.zeros((33, 2))
+    lm[0], lm[2], lm[5] = (40, 20), (45, 15), (35, 15)
+    vis = np.ones(33)
+    out = neckline(img, known, region, lm, vis)
+    assert out[35:50, 36:44].all() and out.sum() == 15 * 8
+    img[32:, :] = (0.85, 0.66, 0.57)  # a bare torso
+    assert not neckline(img, known, region, lm, vis).any()
+    assert not neckline(img, known, region, lm, np.zeros(33)).any()  # no face seen: nothing

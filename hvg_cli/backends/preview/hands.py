@@ -22,6 +22,7 @@ import numpy as np
 HAND_REACH = 2.4  # fingertips: this many wrist->knuckle lengths from the wrist
 HAND_WIDTH = 1.0  # half width of the hand's reach, in wrist->knuckle lengths
 SKIN_CHROMA = 0.065  # most chromaticity (r, g of rgb / sum) distance from the hand's skin colour
+HAND_FRINGE = 3  # pixels the skin region grows by (the hand's soft edge)
 MIN_HAND_PX = 12  # fewer skin pixels than this: the hand stays as trim_hands left it
 
 # MediaPipe hand landmarks per side: wrist, pinky, index, thumb
@@ -81,6 +82,8 @@ def hand_pixels(image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, side
     hand = np.isin(lab, seeds[seeds > 0])
     # shading and nails leave specks and gaps: close them (within the mask and the hand's reach)
     hand = ndimage.binary_fill_holes(ndimage.binary_closing(hand, iterations=2)) & inside & reach
+    # and its fringe (pixels half skin, half what lies behind) goes with the hand, not left as a skin ring
+    hand = ndimage.binary_dilation(hand, iterations=HAND_FRINGE) & inside & reach
     if hand.sum() < MIN_HAND_PX:
         return None
     out = np.zeros((H, W), np.int8)
@@ -129,4 +132,16 @@ def grow_hands(maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.nd
         back = maps["label_far"][lost]
         out["label_near"][lost] = np.where(np.isin(back, [palm, fingers]), -1, back)
         out["near"][lost] = 0.0
+    # pixels a hand gave up (here or in mesh.trim_hands) show the part behind it but keep no depth; left so,
+    # lift labels them after the nearest covered part, often the hand itself, and they went with the hand as
+    # a flap of the clothes. They take the depth of the nearest pixel of their own part (the body around).
+    orphan = (out["label_near"] >= 0) & (out["near"] <= 0) & (np.asarray(mask) > 0.5)
+    for part in np.unique(out["label_near"][orphan]):
+        src = (out["label_near"] == part) & (out["near"] > 0)
+        if not src.any():
+            continue
+        where = orphan & (out["label_near"] == part)
+        _, (iy, ix) = ndimage.distance_transform_edt(~src, return_indices=True)
+        out["near"][where] = out["near"][iy[where], ix[where]]
+        out["far"][where] = np.maximum(out["far"][where], out["near"][where])
     return out

@@ -343,7 +343,12 @@ def lift(
     n_new = 0
     new_verts, new_uv, new_lab, new_cov = [], [], [], []
     if len(uf):
-        z_under = harmonic_fill(A, z_front, ~occ, default=body_depth)  # the hidden surface, filled under the occluder
+        # the hidden surface, filled under the occluder from the body around it (not from the arm and hand
+        # themselves, which stand in front of it: a hand on the hip left a flap standing out of the hip)
+        from hvg_cli.bonemap.parts import PARTS
+
+        arm = np.isin(lab_n, [i for i, p in enumerate(PARTS) if p.name.endswith(("forearm", "palm", "fingers"))])
+        z_under = harmonic_fill(A, z_front, ~occ & ~arm, default=body_depth)
         z_under = np.clip(np.maximum(z_under, z_front + 0.01), None, np.maximum(z_back, z_front + 0.01))
         ids = np.unique(uf[occ[uf]])
         remap = np.arange(n)
