@@ -127,7 +127,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     clean = push_pull_fill(uncovered, trusted)
     rows = np.nonzero(core.any(axis=1))[0]
     back = back_of_head(clean, subject.landmarks, subject.visibility, maps["label_near"], mask)
-    back = T.low_detail(back, trusted, float(rows[-1] - rows[0] + 1))
+    back = T.low_detail(back, trusted, float(rows[-1] - rows[0] + 1), region)
     texture = np.concatenate([texture, inpainted, back], axis=1)  # [H, 3W, 3]
     uv = skinned.uv.copy()
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel

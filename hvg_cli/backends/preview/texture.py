@@ -25,6 +25,7 @@ import numpy as np
 BACK_HEIGHT = 256  # rows of the working copy the back panel is computed on (the person's height ~ this)
 BACK_WINDOW = 0.05  # median window, fraction of the person's height (a logo or a drawstring is smaller)
 BACK_SOFTEN = 0.1  # Gaussian after the median, fraction of the window
+HEAD_REGION = 1  # body_regions' index of the head (and neck)
 UNCOVER_SMOOTH = 0.006  # the repainted hidden pixels are smoothed by this fraction of the photo height
 
 
@@ -109,30 +110,62 @@ def uncover(
     return out
 
 
-def low_detail(image: np.ndarray, known: np.ndarray, person_height: float) -> np.ndarray:
+def low_detail(
+    image: np.ndarray, known: np.ndarray, person_height: float, region: np.ndarray | None = None
+) -> np.ndarray:
     """The cloth's colours and low-frequency shading without small details (see the module doc).
 
-    image: [H, W, 3] float32; known: [H, W] bool pixels to trust (elsewhere filled from them first)
+    image:  [H, W, 3] float32; known: [H, W] bool pixels to trust (elsewhere filled from them)
     person_height: pixels (sets the window)
+    region: [H, W] int (-1 none) or None: each region is filtered from its own pixels only (a hand's back
+            takes the hand's skin, not the shorts it lay on); the head and pixels of no region take the
+            all-region result (measured: a head filtered alone, sharp-edged over the shoulders, was taken for
+            a face from behind in 1 of 13 back views of each shared photo; blended, in none)
     returns: [H, W, 3] float32 at full resolution (everywhere, the surroundings continued from `known`)
     """
     import torch
     import torch.nn.functional as F
+
+    H, W = known.shape
+    f = max(1.0, person_height / BACK_HEIGHT)  # downsampling factor
+    h, w = max(2, int(round(H / f))), max(2, int(round(W / f)))
+    win = max(3, int(round(BACK_WINDOW * person_height / f)) | 1)  # odd, in working pixels
+
+    def down(x: np.ndarray) -> np.ndarray:  # [H, W, C] -> [h, w, C], area average
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+        return F.interpolate(t, size=(h, w), mode="area")[0].permute(1, 2, 0).numpy()
+
+    def up(x: np.ndarray) -> np.ndarray:  # [h, w, C] -> [H, W, C], bilinear
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
+        return F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+
+    out = up(_median_of(down(image * known[..., None]), down(known[..., None].astype(np.float32))[..., 0], win))
+    if region is None:
+        return out.astype(np.float32)
+    for r in np.unique(region[known & (region >= 0)]):
+        if r == HEAD_REGION:
+            continue  # the head's hair blends into the shoulders (a sharp-edged head oval reads as a face)
+        mine = known & (region == r)
+        small_w = down(mine[..., None].astype(np.float32))[..., 0]  # [h, w] fraction of each cell in region r
+        if (small_w > 0.5).sum() < 4:
+            continue  # too small to filter at this scale: the all-region result
+        where = region == r
+        out[where] = up(_median_of(down(image * mine[..., None]), small_w, win))[where]
+    return out.astype(np.float32)
+
+
+def _median_of(num: np.ndarray, weight: np.ndarray, win: int) -> np.ndarray:
+    """Median filter (window `win`, then a light Gaussian) of the colours num / weight where weight > 0.5,
+    the rest filled from them first (push-pull). num: [h, w, 3] area sums of colour x weight; weight [h, w]."""
     from scipy import ndimage
 
     from .background import push_pull_fill
 
-    H, W = known.shape
-    filled = push_pull_fill(image, known)  # [H, W, 3] the person's colours continued past the mask
-    f = max(1.0, person_height / BACK_HEIGHT)  # downsampling factor
-    h, w = max(2, int(round(H / f))), max(2, int(round(W / f)))
-    t = torch.from_numpy(np.ascontiguousarray(filled)).permute(2, 0, 1)[None]  # [1, 3, H, W]
-    small = F.interpolate(t, size=(h, w), mode="area")[0].permute(1, 2, 0).numpy()  # [h, w, 3]
-    win = max(3, int(round(BACK_WINDOW * person_height / f)) | 1)  # odd, in working pixels
-    med = np.stack([ndimage.median_filter(small[..., k], size=win, mode="nearest") for k in range(3)], -1)
-    med = np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
-    up = F.interpolate(torch.from_numpy(med).permute(2, 0, 1)[None], size=(H, W), mode="bilinear", align_corners=False)
-    return up[0].permute(1, 2, 0).numpy().astype(np.float32)  # [H, W, 3]
+    ok = weight > 0.5
+    colour = num / np.maximum(weight, 1e-6)[..., None]
+    filled = push_pull_fill(colour, ok) if ok.any() else colour
+    med = np.stack([ndimage.median_filter(filled[..., k], size=win, mode="nearest") for k in range(3)], -1)
+    return np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
 
 
 def neckline(
