@@ -25,6 +25,7 @@ import numpy as np
 BACK_HEIGHT = 256  # rows of the working copy the back panel is computed on (the person's height ~ this)
 BACK_WINDOW = 0.05  # median window, fraction of the person's height (a logo or a drawstring is smaller)
 BACK_SOFTEN = 0.1  # Gaussian after the median, fraction of the window
+REGION_FEATHER = 1.0  # working pixels over which the back panel blends from one body region to the next
 HEAD_REGION = 1  # body_regions' index of the head (and neck)
 UNCOVER_SMOOTH = 0.006  # the repainted hidden pixels are smoothed by this fraction of the photo height
 
@@ -125,6 +126,7 @@ def low_detail(
     """
     import torch
     import torch.nn.functional as F
+    from scipy import ndimage
 
     H, W = known.shape
     f = max(1.0, person_height / BACK_HEIGHT)  # downsampling factor
@@ -139,9 +141,14 @@ def low_detail(
         t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
         return F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
 
-    out = up(_median_of(down(image * known[..., None]), down(known[..., None].astype(np.float32))[..., 0], win))
+    base = _median_of(down(image * known[..., None]), down(known[..., None].astype(np.float32))[..., 0], win)
     if region is None:
-        return out.astype(np.float32)
+        return up(base).astype(np.float32)
+    # each region's own result, blended across region borders over REGION_FEATHER working pixels (a hard
+    # step between, say, the arm's and the torso's halves of one sweater would be a seam of its own)
+    num = np.zeros_like(base)
+    den = np.zeros(base.shape[:2], np.float32)
+    rest = np.ones(base.shape[:2], np.float32)  # [h, w] share of pixels left to the all-region result
     for r in np.unique(region[known & (region >= 0)]):
         if r == HEAD_REGION:
             continue  # the head's hair blends into the shoulders (a sharp-edged head oval reads as a face)
@@ -149,9 +156,15 @@ def low_detail(
         small_w = down(mine[..., None].astype(np.float32))[..., 0]  # [h, w] fraction of each cell in region r
         if (small_w > 0.5).sum() < 4:
             continue  # too small to filter at this scale: the all-region result
-        where = region == r
-        out[where] = up(_median_of(down(image * mine[..., None]), small_w, win))[where]
-    return out.astype(np.float32)
+        share = down((region == r)[..., None].astype(np.float32))[..., 0]  # [h, w]
+        rest -= share
+        wgt = ndimage.gaussian_filter(share, REGION_FEATHER)
+        num += wgt[..., None] * _median_of(down(image * mine[..., None]), small_w, win)
+        den += wgt
+    wgt = ndimage.gaussian_filter(np.clip(rest, 0.0, 1.0), REGION_FEATHER)
+    num += wgt[..., None] * base
+    den += wgt
+    return up(num / np.maximum(den, 1e-6)[..., None]).astype(np.float32)
 
 
 def _median_of(num: np.ndarray, weight: np.ndarray, win: int) -> np.ndarray:
