@@ -176,9 +176,17 @@ def _median_of(num: np.ndarray, weight: np.ndarray, win: int) -> np.ndarray:
 
     ok = weight > 0.5
     colour = num / np.maximum(weight, 1e-6)[..., None]
-    filled = push_pull_fill(colour, ok) if ok.any() else colour
+    if not ok.any():
+        return colour
+    # only a box around the pixels (plus two windows) is filtered; beyond it the box's edge is continued
+    h, w = ok.shape
+    ys, xs = np.nonzero(ok)
+    y0, y1 = max(0, ys.min() - 2 * win), min(h, ys.max() + 2 * win + 1)
+    x0, x1 = max(0, xs.min() - 2 * win), min(w, xs.max() + 2 * win + 1)
+    filled = push_pull_fill(colour[y0:y1, x0:x1], ok[y0:y1, x0:x1])
     med = np.stack([ndimage.median_filter(filled[..., k], size=win, mode="nearest") for k in range(3)], -1)
-    return np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
+    med = np.stack([ndimage.gaussian_filter(med[..., k], BACK_SOFTEN * win, mode="nearest") for k in range(3)], -1)
+    return np.pad(med, ((y0, h - y1), (x0, w - x1), (0, 0)), mode="edge")  # [h, w, 3]
 
 
 def neckline(
