@@ -236,6 +236,18 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     # hip), so their depth is filled from the body around them (else they stand out as a plate from the side)
     dropped = out["label_near"] != before
     out["near"] = np.where(dropped, 0.0, out["near"])
+    # the hands take the photo's own skin pixels around their landmarks (fingers included), hands.py
+    image = np.asarray(subject.image)
+    if image.shape[:2] == (H, W) and np.asarray(subject.mask).shape == (H, W):
+        from .hands import grow_hands
+
+        out = grow_hands(
+            out,
+            image.astype(np.float32) / 255.0,
+            np.asarray(subject.mask, np.float32),
+            np.asarray(subject.landmarks) * scale,
+            np.asarray(subject.visibility),
+        )
     return out
 
 

@@ -85,6 +85,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from scipy import ndimage
 
     from . import mesh as M
+    from . import texture as T
     from .background import build_backdrop, push_pull_fill, remove_person
     from .skin import skin_photo_mesh
 
@@ -107,19 +108,26 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
     texture = push_pull_fill(img, core)
-    # the atlas' second half: the person with occluding parts (an arm over the torso) inpainted from
-    # the rest of the person, for the under-layer that shows when the arm moves away
-    occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H)))
-    known = core & ~occ
-    inpainted = push_pull_fill(img, known) if known.any() else texture
-    # the atlas' third panel, for the back sheet: the front's colours (the mirrored-front trick) with the
-    # face covered by the hair's colour, so the back of the head shows hair, not a second face
-    # its rim colours come from a little further inside than the front's: the mask's soft edge often holds
-    # a few pixels of the photo's background, which the front must keep (the photo at rest) but the back
-    # need not (a side view sees the back sheet's rim beside the front's)
+    # the atlas' second panel, for the under-layer that shows when an arm moves away from the torso: the
+    # person with every limb over an unrelated part repainted with that part's own cloth (texture.uncover)
+    occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H))) & core
+    # trusted colours come from a little further inside than the front's: the mask's soft edge often holds
+    # a few pixels of the photo's background, which the front must keep (the photo at rest) but the hidden
+    # and back surfaces need not (a side view sees the back sheet's rim beside the front's)
     deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
-    clean = push_pull_fill(img, deep) if deep.any() else texture
+    lab_front = T.filled_labels(maps["label_near"], core)
+    lab_behind = np.where(maps["label_far"] >= 0, maps["label_far"], lab_front)
+    uncovered = T.uncover(img, deep & ~occ, occ, lab_front, lab_behind)
+    inpainted = push_pull_fill(uncovered, core)
+    # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):
+    # the uncovered person, the face and neck covered by the hair, then only the cloth's colours and shading
+    trusted = (deep & ~occ) | occ
+    region = np.where(lab_behind >= 0, T.body_regions()[np.maximum(lab_behind, 0)], -1)  # [H, W]
+    trusted &= ~T.neckline(img, trusted, region, subject.landmarks, subject.visibility)  # the shirt continues
+    clean = push_pull_fill(uncovered, trusted)
+    rows = np.nonzero(core.any(axis=1))[0]
     back = back_of_head(clean, subject.landmarks, subject.visibility, maps["label_near"], mask)
+    back = T.low_detail(back, trusted, float(rows[-1] - rows[0] + 1), region)
     texture = np.concatenate([texture, inpainted, back], axis=1)  # [H, 3W, 3]
     uv = skinned.uv.copy()
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
