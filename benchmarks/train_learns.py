@@ -25,6 +25,9 @@ usage: python benchmarks/train_learns.py [--steps 2000] [--seeds 0,1,2] [--work 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import shutil
 import sys
 import tempfile
@@ -52,6 +55,10 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
@@ -59,7 +66,14 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--sample-steps", type=int, default=20)
+    ap.add_argument("--p-mean", type=float, default=-0.4)
+    ap.add_argument("--p-std", type=float, default=1.2)
+    ap.add_argument("--ema", type=float, default=0.99)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--vae-steps", type=int, default=1000)
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true", help="evaluate WORK/seedN again if it was trained (no training)")
     args = ap.parse_args()
 
     import torch
@@ -69,13 +83,15 @@ def main() -> int:
     from hvg_cli.backends.diffusion.weights import init_tiny
     from hvg_cli.core.cache import StageCache
     from hvg_cli.pipeline.training import PrepareSettings, _slice, prepare_job, render_synthetic
-    from hvg_cli.train.loop import TrainSettings, train
+    from hvg_cli.train.loop import TrainResult, TrainSettings, train
+    from hvg_cli.train.vae import fit_vae
     from hvg_cli.train.windows import windows
 
     work = args.work or Path(tempfile.mkdtemp(prefix="hvg-train-learns-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = StageCache(work / "cache")
     photos = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    print(f"load average at start (1, 5, 15 min): {_load()} on {os.cpu_count()} CPUs", flush=True)
     ps = PrepareSettings(
         width=SIZE,
         height=SIZE,
@@ -88,11 +104,45 @@ def main() -> int:
         background=BACKGROUND,
         clips_per_shard=64,
     )
-    base = work / "tiny"
-    if not base.exists():
-        init_tiny(base)
+    tiny = work / "tiny"
+    if not tiny.exists():
+        init_tiny(tiny)
+    # 1. the VAE: the tiny one is random and cannot reconstruct a silhouette (ceiling ~0.16); fit a copy of it to
+    # the TRAIN motions' target frames (never the evaluation motions'), before prepare encodes the clips with it
+    base = work / f"base-vae{args.vae_steps}"
     t0 = time.perf_counter()
-    prep = prepare_job(work / "data", base, synthetic=photos, motions=TRAIN_MOTIONS, settings=ps, cache=cache)
+    if not (base / "hvg.json").exists() or "vae_fit" not in json.loads((base / "hvg.json").read_text()):
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.copytree(tiny, base)
+        if args.vae_steps:
+            imgs = []
+            for p in photos:
+                for m in TRAIN_MOTIONS:
+                    f = render_synthetic(p, m, ps, cache).frames[0]  # [T, H, W, 3] front view
+                    imgs.append(f[: len(f) // LENGTH * LENGTH])  # whole groups of LENGTH frames, decoded together
+            fit = fit_vae(
+                base,
+                np.concatenate(imgs),
+                steps=args.vae_steps,
+                seed=0,
+                batch_size=8,
+                num_frames=LENGTH,
+                lr=2e-3,
+                sample_std=0.0,
+                fg_weight=10.0,
+            )
+            print(
+                f"VAE fit: {sum(len(i) for i in imgs)} train-motion frames, {fit.steps} steps in "
+                f"{time.perf_counter() - t0:.0f} s (load {_load()}): mean |x' - x| {fit.error_before:.3f} -> "
+                f"{fit.error_after:.3f}, scaling_factor {fit.scaling_factor:.3f}",
+                flush=True,
+            )
+        else:
+            (base / "hvg.json").write_text(json.dumps({**json.loads((tiny / "hvg.json").read_text()), "vae_fit": None}))
+    t0 = time.perf_counter()
+    prep = prepare_job(
+        work / f"data-vae{args.vae_steps}", base, synthetic=photos, motions=TRAIN_MOTIONS, settings=ps, cache=cache
+    )
     print(
         f"data: {prep.total_clips} clips ({len(photos)} photos x {len(TRAIN_MOTIONS)} motions "
         f"{', '.join(TRAIN_MOTIONS)}), {SIZE} px, {LENGTH} frames, prepared in {time.perf_counter() - t0:.0f} s"
@@ -136,28 +186,34 @@ def main() -> int:
     for seed in seeds:
         t1 = time.perf_counter()
         out = work / f"seed{seed}"
-        for p in (out, out.with_name(out.name + ".train")):
-            shutil.rmtree(p, ignore_errors=True)
+        reuse = args.reuse and (out / "hvg.json").exists()
+        if not reuse:
+            for p in (out, out.with_name(out.name + ".train")):
+                shutil.rmtree(p, ignore_errors=True)
         st = TrainSettings(
             weights=str(base),
-            data=str(work / "data"),
+            data=str(work / f"data-vae{args.vae_steps}"),
             out=str(out),
             unet="all",
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
             lr_new=args.lr,
-            p_mean=-0.4,
-            p_std=1.2,
-            ema_decay=0.99,
+            p_mean=args.p_mean,
+            p_std=args.p_std,
+            ema_decay=args.ema,
             lr_schedule="cosine",
-            warmup_steps=50,
+            warmup_steps=args.warmup,
             checkpoint_every=0,
             seed=seed,
             cpu=True,
             log_every=50,
         )
-        r = train(st)
+        if reuse:
+            r = TrainResult(out=str(out), steps=args.steps, resumed_from=0, final_loss=float("nan"), global_batch=0)
+            r = dataclasses.replace(r, metrics=str(st.work / "metrics.csv"))
+        else:
+            r = train(st)
         t_train = time.perf_counter() - t1
         import csv
 
@@ -169,8 +225,15 @@ def main() -> int:
         )
         print(f"seed {seed}: loss (mean of the logged steps in the last 100) {curve}", flush=True)
         ds = DiffusionSettings(
-            steps=args.sample_steps, seed=seed, device="cpu", dtype="fp32", mode="full", fps=int(round(pairs[0][2].fps))
-        )  # the fps the clips were trained with
+            steps=args.sample_steps,
+            seed=seed,
+            device="cpu",
+            dtype="fp32",
+            sampling="full",
+            fps=int(round(pairs[0][2].fps)),  # the fps the clips were trained with
+            guidance_min=min(1.0, args.guidance),
+            guidance_max=args.guidance,
+        )
         ib, ia, ic = [], [], []
         for ref, a_mask, rb, wb, _name in pairs:
             frames, maps, grid = _slice(rb, wb.frames)
@@ -194,7 +257,7 @@ def main() -> int:
         print(
             f"seed {seed}: IoU(gen, B) {row['iou_b']:.3f}  IoU(gen, A) {row['iou_a']:.3f}  copy baseline "
             f"IoU(A, B) {row['copy']:.3f}  final loss {row['loss']:.4f}  {args.steps} steps in {t_train:.0f} s "
-            f"({t_train / args.steps:.2f} s/step)  -> {'PASS' if row['pass'] else 'FAIL'}",
+            f"({t_train / args.steps:.2f} s/step, load {_load()})  -> {'PASS' if row['pass'] else 'FAIL'}",
             flush=True,
         )
     total = time.perf_counter() - t_all
