@@ -4,8 +4,19 @@ that are not in the training set (issue 11).
 Data (pipeline.training.render_synthetic, the cached stages animate uses): the shared photos performing the
 TRAIN motions, one front view (camera preset "static"), 32 px, targets = silhouettes in the bone-map colours on a
 plain grey background (target "bonemap"); clips of LENGTH frames, the reference a frame outside the clip.
-Training: `hvg train`'s library call (train.loop.train) from `hvg weights init --tiny` weights, a FIXED number of
-steps (not a wall-clock budget), for each of 3 seeds.
+The VAE (train.vae.fit_vae), before anything is encoded: `hvg weights init --tiny` makes a RANDOM VAE whose
+round trip smears a 32 px silhouette (ceiling below: 0.16), so no model could score through it. A copy of the tiny
+folder gets its VAE fitted (--vae-steps, seed 0, once per work folder) to the TRAIN motions' target frames only,
+and that folder is the base of prepare, training and generation. Chosen over tiny weights whose VAE reconstructs
+at init because a fit is what a user of any non-SVD VAE would do, keeps `hvg weights init --tiny` (used by every
+other test) unchanged, and is deterministic given its seed. Its time is printed apart from the seeds' (it is
+preparation, like prepare; a rerun with the same --work reuses it).
+Training: `hvg train`'s library call (train.loop.train) from that folder, a FIXED number of steps (not a
+wall-clock budget), for each of 3 seeds. Reference-latent dropout (--drop-latent) is high: in the training clips
+the reference frame's silhouette overlaps the target's by IoU 0.73-0.96 (idle, walk-in-place), so copying the
+concatenated reference latent is the cheapest way down the loss, and a model trained with the default 0.05 copied
+(600 steps: IoU with A 0.53 > with B 0.42). Sampling uses no CFG (--guidance 1): the unconditional branch of
+`generate` zeroes the reference and keeps the pose, so a scale above 1 amplifies exactly the reference's pull.
 Evaluation, per seed, on the EVAL motions (never trained on): pairs (A, B) of clips of different photo and motion;
 the reference image is A's reference frame, the bone maps and cameras are B's clip; the diffusion backend's
 `generate` renders it. Foreground of a generated frame = pixels whose largest channel difference from the
@@ -13,8 +24,9 @@ background grey exceeds FG_THRESHOLD. Printed per seed (means over all pairs and
   IoU(gen fg, B's mask)       the pose it was asked for
   IoU(gen fg, A's mask)       A's mask = the mask of A's reference frame: what copying the reference would draw
   copy baseline IoU(A's mask, B's mask)
-Also printed: the ceiling of the measuring chain, IoU(fg of VAE-decode(VAE-encode(B's targets)), B's mask): with
-`hvg weights init --tiny` the VAE is random, and its round trip already smears the silhouettes.
+Also printed: the ceiling of the measuring chain, IoU(fg of VAE-decode(VAE-encode(B's targets)), B's mask), with
+the fitted VAE (the random one: 0.16). Even B's targets themselves reach only ~0.88 against B's mask: the torso's
+bone-map colour (120, 120, 120) is within FG_THRESHOLD of the grey background.
 Pass (issue 11): for every seed, IoU_B >= 0.5, IoU_B - IoU_A >= 0.15 and IoU_B - copy >= 0.1; all seeds together
 in at most 30 minutes on the 2-core CPU. B's window is, for each pair, the one of B's windows whose mask is
 least like A's reference mask (hard cases; chosen from the masks alone, before any model runs).
@@ -61,7 +73,7 @@ def _load() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -71,6 +83,7 @@ def main() -> int:
     ap.add_argument("--ema", type=float, default=0.99)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--drop-latent", type=float, default=0.5)
     ap.add_argument("--vae-steps", type=int, default=1000)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="evaluate WORK/seedN again if it was trained (no training)")
@@ -204,10 +217,11 @@ def main() -> int:
             ema_decay=args.ema,
             lr_schedule="cosine",
             warmup_steps=args.warmup,
+            drop_latent=args.drop_latent,
             checkpoint_every=0,
             seed=seed,
             cpu=True,
-            log_every=50,
+            log_every=10,
         )
         if reuse:
             r = TrainResult(out=str(out), steps=args.steps, resumed_from=0, final_loss=float("nan"), global_batch=0)
