@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--drop-latent", type=float, default=0.5)
+    ap.add_argument("--ref-swap", type=float, default=0.8)
     ap.add_argument("--vae-steps", type=int, default=1000)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="evaluate WORK/seedN again if it was trained (no training)")
@@ -218,6 +219,7 @@ def main() -> int:
             lr_schedule="cosine",
             warmup_steps=args.warmup,
             drop_latent=args.drop_latent,
+            reference_swap=args.ref_swap,
             checkpoint_every=0,
             seed=seed,
             cpu=True,
