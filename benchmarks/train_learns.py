@@ -16,9 +16,11 @@ wall-clock budget), for each of 3 seeds, unet "all", batch 2, lr 1e-3 with 50 wa
 0.99, ln σ ~ N(-0.4, 1.2). What made the pose control learn is the REFERENCE: in the training clips the reference
 frame's silhouette overlaps the target's by IoU 0.73-0.96 (idle, walk-in-place: a frame 8 apart shows nearly the
 same pose), so copying the concatenated reference latent is the cheapest way down the loss. Measured here with
-seed 0: reference-latent dropout 0.05, 600 steps: IoU with A 0.53 > with B 0.42 (it copied); dropout 0.5: 0.49 /
-0.49 (600 steps); dropout 0.5 + reference_swap 0.8 (TrainSettings.reference_swap: the reference of another clip of
-the same photo, i.e. another motion), 1200 steps: B 0.59, A 0.33. So --ref-swap 0.8 and --drop-latent 0.5.
+seed 0 (IoU with B / with A; copy 0.40): reference-latent dropout 0.05, 600 steps: 0.42 / 0.53 (it copied);
+dropout 0.5, 600 steps: 0.49 / 0.49; dropout 0.5, 2000 steps: 0.70 / 0.33 (passes, but 2000 steps x 3 seeds do
+not fit 30 minutes here); dropout 0.5 + reference_swap 0.8 (TrainSettings.reference_swap: the reference of another
+clip of the same photo, i.e. of another motion), 1200 steps: 0.59 / 0.33. So --drop-latent 0.5, --ref-swap 0.8,
+1200 steps: the swap buys the pose-following in fewer steps.
 Sampling uses no CFG (--guidance 1): the unconditional branch of `generate` zeroes the reference and keeps the
 pose, so a scale above 1 amplifies exactly the reference's pull (not measured against 3 here).
 Printed per seed: the loss curve, seconds per step and the load average (the CPU is shared; s/step x steps is
