@@ -104,7 +104,13 @@ def main() -> int:
     from hvg_cli.backends.diffusion import DiffusionSettings, generate
     from hvg_cli.backends.diffusion.weights import init_tiny
     from hvg_cli.core.cache import StageCache
-    from hvg_cli.pipeline.training import PrepareSettings, _slice, prepare_job, render_synthetic
+    from hvg_cli.pipeline.training import PrepareSettings, prepare_job
+
+    try:  # where main keeps them now (pipeline/synthetic.py, pipeline/sources.py); this branch's older layout below
+        from hvg_cli.pipeline.sources import slice_clip as _slice  # type: ignore[import-not-found,unused-ignore]
+        from hvg_cli.pipeline.synthetic import render_synthetic  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from hvg_cli.pipeline.training import _slice, render_synthetic  # type: ignore[no-redef,unused-ignore]
     from hvg_cli.train.loop import TrainResult, TrainSettings, train
     from hvg_cli.train.vae import fit_vae
     from hvg_cli.train.windows import windows
