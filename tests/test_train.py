@@ -402,3 +402,39 @@ def test_prepare_clips_skips_bad_and_finished_clips(tmp_path):
     loads.clear()
     s2 = prepare_clips(pipe, sources, tmp_path / "ds", total=3)
     assert (s2.written, s2.existing, len(s2.skipped)) == (0, 2, 1) and loads == [1]  # only the bad one again
+
+
+def test_reference_swap_takes_another_clip_of_the_same_subject(tmp_path):
+    """reference_donors: same subject (photo), another source (motion) first, else the subject's other clips; the
+    swap is a pure function of (seed, step, index), happens at its rate, and replaces only the reference."""
+    import dataclasses
+
+    from hvg_cli.train.loop import TrainSettings, _StepBatches, reference_donors
+    from hvg_cli.train.randomness import swap_draws
+
+    srcs = ["p1|dance", "p1|dance", "p1|idle", "p2|wave", "v.mp4", "v.mp4", "solo"]
+    assert reference_donors(srcs) == [[2], [2], [0, 1], [], [5], [4], []]
+    assert swap_draws(0, 3, 1) == swap_draws(0, 3, 1) != swap_draws(0, 3, 2)
+    rate = np.mean([swap_draws(0, s, j)[0] < 0.3 for s in range(200) for j in range(4)])
+    assert abs(rate - 0.3) < 0.05
+
+    clips = [dataclasses.replace(random_clip(f"c{i}", seed=i), source=s) for i, s in enumerate(srcs[:3])]
+    with DatasetWriter(tmp_path / "ds") as w:
+        for c in clips:
+            w.add(c)
+    ds = TrainDataset(tmp_path / "ds")
+    by_id = {c.id: c for c in clips}
+    for p, expect_swaps in ((0.0, False), (1.0, True)):
+        st = TrainSettings(weights="w", data="d", out="o", reference_swap=p, steps=4, batch_size=3)
+        b = _StepBatches(ds, st, 3, 1, 0, 0, None, None, None, None)
+        for s in range(4):
+            for j in range(3):
+                clip = ds[j]
+                out = b._swap(clip, s, j)
+                np.testing.assert_array_equal(out.latents, clip.latents)  # targets and bone maps stay
+                donor_ids = [clips[k].id for k in reference_donors(srcs[:3])[j]]
+                if expect_swaps:
+                    assert any(np.array_equal(out.ref_latent, by_id[d].ref_latent) for d in donor_ids)
+                    assert any(np.array_equal(out.ref_embedding, by_id[d].ref_embedding) for d in donor_ids)
+                else:
+                    assert out is clip

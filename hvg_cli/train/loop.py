@@ -56,6 +56,11 @@ class TrainSettings:
     warmup_steps: linear warm-up from 0; lr_schedule: constant | cosine (decay to 0 at `steps` after warm-up)
     p_mean, p_std: ln σ ~ N(p_mean, p_std²) (objective.NoiseLevels)
     drop_*: conditioning dropout probabilities (objective.ConditioningDropout)
+    reference_swap: probability that a sample's reference (CLIP embedding and reference latent) is replaced by
+             the reference of another clip of the same subject (reference_donors): the reference then shows the
+             person in a pose unrelated to the target, so the pose can only come from the bone maps. Without it,
+             a reference frame a few frames from the window shows nearly the target's pose, and copying the
+             reference is the cheapest way down the loss (benchmarks/train_learns.py measured that)
     ema_decay: 0 = no EMA; else the exported weights are the EMA of the trained parameters
     checkpoint_every: steps between checkpoints (0 = none); checkpoints_total_limit: keep the newest N (0 = all)
     validate_every: steps between calls of train()'s `validate` callback (0 = never; the last step always)
@@ -89,6 +94,7 @@ class TrainSettings:
     drop_embedding: float = 0.05
     drop_latent: float = 0.05
     drop_pose: float = 0.05
+    reference_swap: float = 0.0
     ema_decay: float = 0.0
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
@@ -120,6 +126,8 @@ class TrainSettings:
         for name in ("warmup_steps", "checkpoint_every", "checkpoints_total_limit", "validate_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise BadInput(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0.0 <= self.reference_swap <= 1.0:
+            raise BadInput(f"reference_swap must be a probability in [0, 1], got {self.reference_swap}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise BadInput(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -361,6 +369,26 @@ def _make_batch(clips, draws, precond, device):
     return inputs, x.to(device), x0.to(device), sigma.to(device)
 
 
+def subject_of(source: str) -> str:
+    """The subject of a clip's source: a synthetic clip's source is "PHOTO|MOTION" (the photo), a video's the video."""
+    return source.split("|", 1)[0]
+
+
+def reference_donors(sources: list[str]) -> list[list[int]]:
+    """For each clip i, the clips whose reference may replace its own under reference_swap: the clips of the same
+    subject from another source (the same photo performing another motion), else the same subject's other clips
+    (other windows of the same video); [] when the subject has one clip only."""
+    by_subject: dict[str, list[int]] = {}
+    for i, src in enumerate(sources):
+        by_subject.setdefault(subject_of(src), []).append(i)
+    out = []
+    for i, src in enumerate(sources):
+        same = [k for k in by_subject[subject_of(src)] if k != i]
+        other = [k for k in same if sources[k] != src]
+        out.append(other or same)
+    return out
+
+
 class _StepBatches:
     """A map-style dataset whose item k is micro-batch k % grad_accum of step start + k // grad_accum for this
     process, built on the CPU: a pure function of (seed, step, micro-batch, rank), so DataLoader workers can
@@ -385,6 +413,20 @@ class _StepBatches:
     def __len__(self) -> int:
         return (self.settings.steps - self.start) * self.settings.grad_accum
 
+    def _swap(self, clip, step: int, j: int):
+        """The clip with, at probability reference_swap, another clip's reference (randomness.swap_draws)."""
+        from hvg_cli.train.randomness import swap_draws
+
+        if not hasattr(self, "_donors"):
+            self._ids = {c["id"]: i for i, c in enumerate(self.data.clips)}
+            self._donors = reference_donors([c.get("source", "") for c in self.data.clips])
+        u, r = swap_draws(self.settings.seed, step, j)
+        donors = self._donors[self._ids[clip.id]]
+        if u >= self.settings.reference_swap or not donors:
+            return clip
+        donor = self.data[donors[min(int(r * len(donors)), len(donors) - 1)]]
+        return dataclasses.replace(clip, ref_latent=donor.ref_latent, ref_embedding=donor.ref_embedding)
+
     def __getitem__(self, k: int):
         from hvg_cli.train.randomness import data_index, draw_sample, global_indices
 
@@ -392,6 +434,8 @@ class _StepBatches:
         s, a = self.start + k // st.grad_accum, k % st.grad_accum
         idx = global_indices(self.G, self.P, self.rank, a, st.batch_size)
         clips = [self.data[data_index(st.seed, s * self.G + j, len(self.data))] for j in idx]
+        if st.reference_swap > 0:
+            clips = [self._swap(clip, s, j) for clip, j in zip(clips, idx)]
         draws = [draw_sample(st.seed, s, j, self.latent_shape, self.levels, self.dropout) for j in idx]
         return _make_batch(clips, draws, self.precond, "cpu")
 

@@ -60,6 +60,18 @@ def draw_sample(
     return SampleDraws(levels.sigma(z), keep_emb, keep_lat, keep_pose, noise)
 
 
+def swap_draws(seed: int, step: int, index: int) -> tuple[float, float]:
+    """Two uniforms in [0, 1) for the reference swap of sample `index` at step `step` (whether, and which donor),
+    from a generator of their own seeded by (seed, step, index): the draw order above is left untouched, so runs
+    without a swap draw exactly what they drew before."""
+    import torch
+
+    digest = hashlib.sha256(f"hvg-train-swap|{int(seed)}|{int(step)}|{int(index)}".encode()).digest()
+    g = torch.Generator("cpu").manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+    u = torch.rand(2, generator=g, dtype=torch.float64).tolist()
+    return float(u[0]), float(u[1])
+
+
 def global_indices(step_batch: int, processes: int, process: int, micro: int, batch: int) -> list[int]:
     """The global sample indices a process computes in one micro-batch of an optimizer step.
 

@@ -29,6 +29,7 @@ from hvg_cli.core.errors import BadInput, MissingDependency, MissingWeights
 
 if TYPE_CHECKING:
     import torch
+    from diffusers import AutoencoderKLTemporalDecoder
 
     from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
     from hvg_cli.backends.diffusion.pose_encoder import PoseEncoder
@@ -93,7 +94,7 @@ def tiny_components(seed: int = 0) -> dict:
     HVGPipeline turns it into views.HVGUNet (zero view attention, same base weights) when it is built.
     """
     import torch
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     _quiet()
@@ -112,14 +113,7 @@ def tiny_components(seed: int = 0) -> dict:
         addition_time_embed_dim=32,
     )
     scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
-    torch.manual_seed(seed)
-    vae = AutoencoderKLTemporalDecoder(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        latent_channels=4,
-    )
+    vae = tiny_vae(seed)
     torch.manual_seed(seed)
     clip_cfg = CLIPVisionConfig(
         hidden_size=32,
@@ -144,6 +138,22 @@ def tiny_components(seed: int = 0) -> dict:
         "feature_extractor": feature_extractor,
         "pose_encoder": pose_encoder,
     }
+
+
+def tiny_vae(seed: int = 0) -> AutoencoderKLTemporalDecoder:
+    """The tiny folder's random VAE (AutoencoderKLTemporalDecoder, channels (32, 64): factor 2, 4 latent channels),
+    after torch.manual_seed(seed)."""
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    torch.manual_seed(seed)
+    return AutoencoderKLTemporalDecoder(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        latent_channels=4,
+    )
 
 
 def pose_encoder_for(unet: Any, vae: Any, block_out_channels: tuple[int, ...] = (16, 32, 64, 128)) -> PoseEncoder:
