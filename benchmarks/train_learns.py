@@ -1,7 +1,7 @@
 """Does the pose control learn? Train the tiny model on synthetic silhouettes, evaluate with a POSE SWAP on motions
 that are not in the training set (issue 11).
 
-Data (pipeline.training.render_synthetic, the cached stages animate uses): the shared photos performing the
+Data (pipeline.synthetic.render_synthetic, the cached stages animate uses): the shared photos performing the
 TRAIN motions, one front view (camera preset "static"), 32 px, targets = silhouettes in the bone-map colours on a
 plain grey background (target "bonemap"); clips of LENGTH frames, the reference a frame outside the clip.
 The VAE (train.vae.fit_vae), before anything is encoded: `hvg weights init --tiny` makes a RANDOM VAE whose
@@ -104,13 +104,10 @@ def main() -> int:
     from hvg_cli.backends.diffusion import DiffusionSettings, generate
     from hvg_cli.backends.diffusion.weights import init_tiny
     from hvg_cli.core.cache import StageCache
-    from hvg_cli.pipeline.training import PrepareSettings, prepare_job
-
-    try:  # where main keeps them now (pipeline/synthetic.py, pipeline/sources.py); this branch's older layout below
-        from hvg_cli.pipeline.sources import slice_clip as _slice  # type: ignore[import-not-found,unused-ignore]
-        from hvg_cli.pipeline.synthetic import render_synthetic  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from hvg_cli.pipeline.training import _slice, render_synthetic  # type: ignore[no-redef,unused-ignore]
+    from hvg_cli.core.settings import PrepareSettings
+    from hvg_cli.pipeline.sources import slice_clip
+    from hvg_cli.pipeline.synthetic import render_synthetic
+    from hvg_cli.pipeline.training import prepare_job
     from hvg_cli.train.loop import TrainResult, TrainSettings, train
     from hvg_cli.train.vae import fit_vae
     from hvg_cli.train.windows import windows
@@ -198,7 +195,7 @@ def main() -> int:
     vae_pipe = load_pipeline(base, "cpu", "fp32")
     ceil = []
     for _, _, rb, wb, _ in pairs:
-        frames, maps, _ = _slice(rb, wb.frames)  # [1, T, H, W, 3]
+        frames, maps, _ = slice_clip(rb, wb.frames)  # [1, T, H, W, 3]
         z = encode_frames(vae_pipe, frames[0])  # [T, C, h, w]
         dec = vae_pipe.decode(z[None], len(wb.frames))[0]  # [T, H, W, 3]
         fg = np.abs(dec.astype(int) - np.array(BACKGROUND)).max(-1) > FG_THRESHOLD
@@ -266,7 +263,7 @@ def main() -> int:
         )
         ib, ia, ic = [], [], []
         for ref, a_mask, rb, wb, _name in pairs:
-            frames, maps, grid = _slice(rb, wb.frames)
+            frames, maps, grid = slice_clip(rb, wb.frames)
             gen = generate(out, np.ascontiguousarray(ref), maps, grid, ds)  # [1, T, H, W, 3]
             fg = np.abs(gen[0].astype(int) - np.array(BACKGROUND)).max(-1) > FG_THRESHOLD  # [T, H, W]
             for t in range(len(wb.frames)):

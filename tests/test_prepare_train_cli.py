@@ -199,3 +199,35 @@ def test_monocular_video_bone_maps_lie_on_the_person(data_dir, session_cache):
             if 0 <= int(v) < 64 and 0 <= int(u) < 64 and cs.maps.mask[0, t, int(v), int(u)]:
                 inside += 1
     assert total > 60 and inside / total > 0.85, (inside, total)
+
+
+def test_train_flags_reach_the_settings(tmp_path, monkeypatch):
+    """The conditioning-dropout rates and the reference swap are flags; each lands in TrainSettings, and an
+    out-of-range rate is a usage error before any work."""
+    from typer.testing import CliRunner
+
+    import hvg_cli.pipeline.training as training
+    from hvg_cli.cli.main import app
+
+    runner = CliRunner()
+    seen = {}
+
+    def fake_train_job(settings, validation, cache, progress):
+        seen["settings"] = settings
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train_job", fake_train_job)
+    base = ["train", "--weights", str(tmp_path / "w"), "--data", str(tmp_path / "d"), "-o", str(tmp_path / "o")]
+    flags = {"--drop-reference": 0.2, "--drop-embedding": 0.15, "--drop-latent": 0.5, "--drop-pose": 0.1}
+    r = runner.invoke(app, [*base, *[str(x) for kv in flags.items() for x in kv], "--reference-swap", "0.8"])
+    assert r.exit_code == 0, r.output
+    st = seen["settings"]
+    assert (st.drop_reference, st.drop_embedding, st.drop_latent, st.drop_pose, st.reference_swap) == (
+        0.2,
+        0.15,
+        0.5,
+        0.1,
+        0.8,
+    )
+    bad = runner.invoke(app, [*base, "--reference-swap", "1.5"])
+    assert bad.exit_code == 2 and len(seen) == 1

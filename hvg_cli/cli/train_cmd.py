@@ -82,6 +82,48 @@ def register(app: typer.Typer) -> None:
         lora_rank: Annotated[int, typer.Option("--lora-rank", min=1, help="Rank of --unet lora.")] = 16,
         p_mean: Annotated[float, typer.Option("--p-mean", help="Mean of ln sigma of the training noise levels.")] = 0.7,
         p_std: Annotated[float, typer.Option("--p-std", min=0.0, help="Std of ln sigma.")] = 1.6,
+        drop_reference: Annotated[
+            float,
+            typer.Option(
+                "--drop-reference",
+                min=0.0,
+                max=1.0,
+                help="Rate at which the whole reference (CLIP embedding and latent) is dropped: the unconditional "
+                "branch of classifier-free guidance.",
+            ),
+        ] = 0.1,
+        drop_embedding: Annotated[
+            float,
+            typer.Option(
+                "--drop-embedding",
+                min=0.0,
+                max=1.0,
+                help="Rate at which only the reference's CLIP embedding is dropped.",
+            ),
+        ] = 0.05,
+        drop_latent: Annotated[
+            float,
+            typer.Option(
+                "--drop-latent",
+                min=0.0,
+                max=1.0,
+                help="Rate at which only the reference latent is dropped (raise it, e.g. 0.5, when references show "
+                "nearly the target's pose: the model learns to copy the reference instead of following the pose).",
+            ),
+        ] = 0.05,
+        drop_pose: Annotated[
+            float, typer.Option("--drop-pose", min=0.0, max=1.0, help="Rate at which the pose input is dropped.")
+        ] = 0.05,
+        reference_swap: Annotated[
+            float,
+            typer.Option(
+                "--reference-swap",
+                min=0.0,
+                max=1.0,
+                help="Rate at which a clip's reference comes from another clip of the same person (another motion "
+                "of the photo, another window of the video), so that it shows another pose than the targets.",
+            ),
+        ] = 0.0,
         checkpoint_every: Annotated[
             int, typer.Option("--checkpoint-every", min=0, help="Steps between checkpoints (0 = none).")
         ] = 500,
@@ -141,6 +183,11 @@ def register(app: typer.Typer) -> None:
             lora_rank=lora_rank,
             p_mean=p_mean,
             p_std=p_std,
+            drop_reference=drop_reference,
+            drop_embedding=drop_embedding,
+            drop_latent=drop_latent,
+            drop_pose=drop_pose,
+            reference_swap=reference_swap,
             checkpoint_every=checkpoint_every,
             checkpoints_total_limit=checkpoints_total_limit,
             validate_every=validate_every,
