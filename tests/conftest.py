@@ -44,3 +44,33 @@ def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`session_cache_dir` as a fixture."""
     return session_cache_dir(tmp_path_factory)
+
+
+PREVIEW_PHOTOS = ("photo_woman_street.jpg", "photo_woman_studio.jpg")
+
+
+@pytest.fixture(scope="session")
+def real(data_dir: Path) -> dict:
+    """{name: (Subject, PreviewModel)} of both shared photos, built once per session (several preview test
+    modules look at them from every side; each build costs seconds)."""
+    from hvg_cli.backends.preview.render import build_preview_model
+    from hvg_cli.core.settings import SubjectSettings
+    from hvg_cli.io.image import read_image
+    from hvg_cli.pipeline import compute_subject
+
+    out = {}
+    for name in PREVIEW_PHOTOS:
+        subject, _ = compute_subject(read_image(data_dir / name), name, name, SubjectSettings())
+        out[name] = (subject, build_preview_model(subject))
+    return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The machine is shared: one torch thread is faster than two fighting for a core."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

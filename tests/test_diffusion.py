@@ -24,13 +24,7 @@ H = W = 32
 FAST = dict(steps=2, guidance_min=1.0, guidance_max=2.5, guidance_ramp="svd")  # SVD's ramp: comparable with SVD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine is shared: one torch thread is faster than two fighting for a core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 def synthetic_job(V: int, T: int, seed: int = 0, closed: bool = False):

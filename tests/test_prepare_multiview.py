@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hvg_cli.core.cache import StageCache
 from hvg_cli.core.settings import PrepareSettings
@@ -22,12 +21,7 @@ VIDEO = 160  # pixels of each camera's video
 SETTINGS = PrepareSettings(width=32, height=32, length=3, stride=6, gap=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")

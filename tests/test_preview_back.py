@@ -16,21 +16,6 @@ import pytest
 NAMES = ("photo_woman_street.jpg", "photo_woman_studio.jpg")
 
 
-@pytest.fixture(scope="module")
-def real(data_dir):
-    """Subject and preview model of both shared photos."""
-    from hvg_cli.backends.preview.render import build_preview_model
-    from hvg_cli.core.settings import SubjectSettings
-    from hvg_cli.io.image import read_image
-    from hvg_cli.pipeline import compute_subject
-
-    out = {}
-    for name in NAMES:
-        subject, _ = compute_subject(read_image(data_dir / name), name, name, SubjectSettings())
-        out[name] = (subject, build_preview_model(subject))
-    return out
-
-
 def _panels(subject, model):
     """(front, under-layer, back) panels of the atlas, each [H, W, 3] float32."""
     W = subject.mask.shape[1]

@@ -32,20 +32,6 @@ RIM_BRIGHT = 0.15  # luminance (0-1) by which a rim pixel counts as a bright lin
 MAX_BRIGHT_RIM = 0.015
 
 
-@pytest.fixture(scope="module")
-def real(data_dir):
-    from hvg_cli.backends.preview.render import build_preview_model
-    from hvg_cli.core.settings import SubjectSettings
-    from hvg_cli.io.image import read_image
-    from hvg_cli.pipeline import compute_subject
-
-    out = {}
-    for name in NAMES:
-        subject, _ = compute_subject(read_image(data_dir / name), name, name, SubjectSettings())
-        out[name] = (subject, build_preview_model(subject))
-    return out
-
-
 def arms_raised(subject) -> np.ndarray:
     """The photo pose with both arms raised out to the sides, a little above horizontal, straight. [24, 3]"""
     from hvg_cli.core.types import SMPL_JOINT_NAMES

@@ -24,19 +24,6 @@ SIZE = 512
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def real(data_dir):
-    """Subject and preview model of both shared photos."""
-    from hvg_cli.backends.preview.render import build_preview_model
-    from hvg_cli.core.settings import SubjectSettings
-    from hvg_cli.io.image import read_image
-    from hvg_cli.pipeline import compute_subject
-
-    out = {}
-    for name in NAMES:
-        subject, _ = compute_subject(read_image(data_dir / name), name, name, SubjectSettings())
-        out[name] = (subject, build_preview_model(subject))
-    return out
 
 
 def aligned_orbit(subject, views: int, size: int):

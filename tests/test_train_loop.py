@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 NO_DROP = dict(drop_reference=0.0, drop_embedding=0.0, drop_latent=0.0, drop_pose=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,7 @@ from hvg_cli.train.randomness import draw_sample
 V, T = 2, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 def _pipe(live_views: bool):

@@ -20,12 +20,7 @@ from hvg_cli.core.errors import BadInput
 B, T, h, w = 2, 3, 8, 8  # CFG batch, frames, latent size of the UNet-level tests
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one torch thread
 
 
 def tiny_view_unet():
