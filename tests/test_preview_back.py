@@ -260,3 +260,26 @@ def test_neckline_is_front_only():
     img[32:, :] = (0.85, 0.66, 0.57)  # a bare torso
     assert not neckline(img, known, region, lm, vis).any()
     assert not neckline(img, known, region, lm, np.zeros(33)).any()  # no face seen: nothing
+
+
+def test_front_hair_marks_hair_coloured_body_pixels_only():
+    """Hair-coloured torso pixels (a lock on the shoulder) are front-only; the torso's cloth and the head are
+    not; with the face unseen nothing is marked."""
+    from hvg_cli.backends.preview.texture import front_hair
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H = W = 60
+    hair, shirt = np.array([0.6, 0.35, 0.2], np.float32), np.array([0.3, 0.4, 0.7], np.float32)
+    img = np.broadcast_to(shirt, (H, W, 3)).copy()
+    img[:20] = hair  # the head: hair above the eyes
+    img[25:40, 10:16] = hair  # a lock on the shoulder
+    label = np.full((H, W), PART_INDEX["chest"], np.int64)
+    label[:20] = PART_INDEX["head"]
+    region = np.where(label == PART_INDEX["head"], 1, 0)
+    known = np.ones((H, W), bool)
+    lm = np.zeros((33, 2))
+    lm[[0, 2, 5]] = [[30, 15], [26, 12], [34, 12]]
+    vis = np.ones(33)
+    out = front_hair(img, known, region, label, lm, vis)
+    assert out[25:40, 10:16].all() and out.sum() == 15 * 6
+    assert not front_hair(img, known, region, label, lm, np.zeros(33)).any()
