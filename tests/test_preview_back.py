@@ -42,24 +42,11 @@ def _deep(subject) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # the back of the head: no face from behind, a face from the front (48 views)
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "name",
-    [
-        "photo_woman_street.jpg",
-        pytest.param(
-            "photo_woman_studio.jpg",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open (issue 12): with the closed body and the soft world, a plain auburn back of the head "
-                "at 210 degrees scores 0.63 as a face (1 of 13 back frames, bar 0 of 13); strict, so a fix "
-                "makes this fail until the mark is removed",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_no_face_from_behind_at_48_views(real, name):
     """13 frames from behind and 9 from the front (7.5 degrees apart); on main the studio photo showed a face
-    in 1 of the back frames. Only those frames go to MediaPipe."""
+    in 1 of the back frames (hair on the shoulder copied to the back; texture.front_hair). Only those frames
+    go to MediaPipe."""
     import mediapipe as mp
     from test_preview_look import render_orbit
 
@@ -258,3 +245,26 @@ def test_neckline_is_front_only():
     img[32:, :] = (0.85, 0.66, 0.57)  # a bare torso
     assert not neckline(img, known, region, lm, vis).any()
     assert not neckline(img, known, region, lm, np.zeros(33)).any()  # no face seen: nothing
+
+
+def test_front_hair_marks_hair_coloured_body_pixels_only():
+    """Hair-coloured torso pixels (a lock on the shoulder) are front-only; the torso's cloth and the head are
+    not; with the face unseen nothing is marked."""
+    from hvg_cli.backends.preview.texture import front_hair
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H = W = 60
+    hair, shirt = np.array([0.6, 0.35, 0.2], np.float32), np.array([0.3, 0.4, 0.7], np.float32)
+    img = np.broadcast_to(shirt, (H, W, 3)).copy()
+    img[:20] = hair  # the head: hair above the eyes
+    img[25:40, 10:16] = hair  # a lock on the shoulder
+    label = np.full((H, W), PART_INDEX["chest"], np.int64)
+    label[:20] = PART_INDEX["head"]
+    region = np.where(label == PART_INDEX["head"], 1, 0)
+    known = np.ones((H, W), bool)
+    lm = np.zeros((33, 2))
+    lm[[0, 2, 5]] = [[30, 15], [26, 12], [34, 12]]
+    vis = np.ones(33)
+    out = front_hair(img, known, region, label, lm, vis)
+    assert out[25:40, 10:16].all() and out.sum() == 15 * 6
+    assert not front_hair(img, known, region, label, lm, np.zeros(33)).any()

@@ -124,6 +124,9 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     trusted = (deep & ~occ) | occ
     region = np.where(lab_behind >= 0, T.body_regions()[np.maximum(lab_behind, 0)], -1)  # [H, W]
     trusted &= ~T.neckline(img, trusted, region, subject.landmarks, subject.visibility)  # the shirt continues
+    # hair lying over the shoulders or an arm in the photo is in front of them: from behind their cloth shows
+    # (measured: the studio photo's lock on the shoulder, copied to the back, framed the head like a face)
+    trusted &= ~T.front_hair(img, trusted, region, maps["label_near"], subject.landmarks, subject.visibility)
     clean = push_pull_fill(uncovered, trusted)
     rows = np.nonzero(core.any(axis=1))[0]
     back = back_of_head(clean, subject.landmarks, subject.visibility, maps["label_near"], mask)
