@@ -225,3 +225,27 @@ def test_train_flags_reach_the_settings(tmp_path, monkeypatch):
     )
     bad = runner.invoke(app, [*base, "--reference-swap", "1.5"])
     assert bad.exit_code == 2 and len(seen) == 1
+
+
+def test_txt_lists_name_files_folders_and_captures(tmp_path):
+    """`hvg prepare`'s sources: a .txt list (comments, blank lines, paths relative to the list) names videos,
+    folders of videos and capture folders; a missing entry is one BadInput naming it."""
+    from hvg_cli.core.errors import BadInput
+    from hvg_cli.pipeline.sources import expand_photos, expand_sources, expand_videos
+
+    (tmp_path / "clips").mkdir()
+    for name in ("b.mp4", "a.mov", "notes.md", "p.jpg"):
+        (tmp_path / "clips" / name).touch()
+    (tmp_path / "seq").mkdir()
+    (tmp_path / "seq" / "transforms.json").write_text("{}")
+    (tmp_path / "list.txt").write_text("# my clips\n\nclips\nclips/b.mp4\nseq\n")
+    clips = tmp_path / "clips"
+    assert expand_videos([clips]) == [clips / "a.mov", clips / "b.mp4"]
+    assert expand_sources([tmp_path / "list.txt"]) == (
+        [tmp_path / "seq"],
+        [clips / "a.mov", clips / "b.mp4", clips / "b.mp4"],
+    )
+    assert expand_photos([clips]) == [clips / "p.jpg"]
+    (tmp_path / "bad.txt").write_text("nowhere.mp4\n")
+    with pytest.raises(BadInput, match="nowhere.mp4"):
+        expand_videos([tmp_path / "bad.txt"])

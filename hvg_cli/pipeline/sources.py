@@ -16,6 +16,12 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
+def listed_paths(txt: Path) -> list[Path]:
+    """The paths a .txt list names: one a line, relative to the list's folder; blank lines and # comments skipped."""
+    lines = [ln.strip() for ln in txt.read_text().splitlines()]
+    return [txt.parent / ln for ln in lines if ln and not ln.startswith("#")]
+
+
 def expand_files(sources, suffixes: tuple[str, ...], what: str) -> list[Path]:
     """Files from files, folders (their files with one of `suffixes`, sorted) and .txt lists (one path a line,
     # comments, relative to the list); `what` names them in the error ("photo", "video")."""
@@ -25,8 +31,7 @@ def expand_files(sources, suffixes: tuple[str, ...], what: str) -> list[Path]:
         if p.is_dir():
             out += sorted(q for q in p.iterdir() if q.suffix.lower() in suffixes)
         elif p.suffix.lower() == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text().splitlines()]
-            out += expand_files([p.parent / ln for ln in lines if ln and not ln.startswith("#")], suffixes, what)
+            out += expand_files(listed_paths(p), suffixes, what)
         elif p.is_file():
             out.append(p)
         else:
@@ -70,8 +75,7 @@ def expand_sources(sources) -> tuple[list[Path], list[Path]]:
             captures += sorted(q for q in p.iterdir() if q.is_dir() and (q / TRANSFORMS).is_file())
             videos += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
         elif p.suffix.lower() == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text().splitlines()]
-            more_c, more_v = expand_sources([p.parent / ln for ln in lines if ln and not ln.startswith("#")])
+            more_c, more_v = expand_sources(listed_paths(p))
             captures += more_c
             videos += more_v
         else:
