@@ -201,9 +201,9 @@ def register(app: typer.Typer) -> None:
             if validation_photo is not None
             else None
         )
-        import os
+        from hvg_cli.pipeline.batch import process_shard
 
-        main = os.environ.get("RANK", "0") == "0"
+        main = process_shard()[0] == 0  # the launcher's rank, read as `hvg batch` reads it (torchrun, mpirun)
         report = RichReporter(quiet=quiet or not main)
         r = train_job(settings, validation, StageCache(cache_dir, enabled=not no_cache), report)
         if not main:
