@@ -12,40 +12,39 @@ from hvg_cli.backends.diffusion.weights import init_tiny
 from hvg_cli.cli.main import app
 
 
-def _animate(data_dir: Path, weights: Path, out: Path, cache: Path, *extra: str) -> dict:
+def _invoke(data_dir: Path, out: Path, cache: Path, *args: str) -> dict:
+    """`hvg animate` of the studio photo with `args`, its --json result."""
     r = CliRunner().invoke(
         app,
         [
             "animate",
             str(data_dir / "photo_woman_studio.jpg"),
-            "--motion",
-            "wave",
-            "--orbit",
-            "90",
-            "--views",
-            "2",
-            "--grid",
-            "--backend",
-            "diffusion",
-            "--weights",
-            str(weights),
-            "--steps",
-            "1",
-            "-r",
-            "32",
-            "--frames",
-            "3",
+            *args,
             "-o",
             str(out),
             "--cache-dir",
             str(cache),
             "--json",
             "--quiet",
-            *extra,
         ],
     )
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
+
+
+def _animate(data_dir: Path, weights: Path, out: Path, cache: Path, *extra: str) -> dict:
+    return _invoke(
+        data_dir,
+        out,
+        cache,
+        *("--motion", "wave", "--orbit", "90", "--views", "2", "--grid", "--backend", "diffusion"),
+        *("--weights", str(weights), "--steps", "1", "-r", "32", "--frames", "3"),
+        *extra,
+    )
+
+
+def _preview(data_dir: Path, out: Path, cache: Path) -> dict:
+    return _invoke(data_dir, out, cache, "--motion", "wave", "--backend", "preview", "-r", "64", "--frames", "3")
 
 
 def test_every_sampling_setting_is_in_the_render_key(data_dir: Path, tmp_path: Path) -> None:
@@ -91,29 +90,3 @@ def test_a_new_preview_model_version_renders_anew(data_dir: Path, tmp_path: Path
     assert _preview(data_dir, tmp_path / "b.mp4", cache)["cached"]
     monkeypatch.setitem(stages.VERSIONS, "preview_model", stages.VERSIONS["preview_model"] + 1)
     assert not _preview(data_dir, tmp_path / "c.mp4", cache)["cached"]
-
-
-def _preview(data_dir: Path, out: Path, cache: Path) -> dict:
-    r = CliRunner().invoke(
-        app,
-        [
-            "animate",
-            str(data_dir / "photo_woman_studio.jpg"),
-            "--motion",
-            "wave",
-            "--backend",
-            "preview",
-            "-r",
-            "64",
-            "--frames",
-            "3",
-            "-o",
-            str(out),
-            "--cache-dir",
-            str(cache),
-            "--json",
-            "--quiet",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
