@@ -314,6 +314,7 @@ def test_weights_check_rejects_pickle_and_shape_mismatch(tmp_path):
     meta = json.loads((tmp_path / "w" / "hvg.json").read_text())
     assert report.untrained and meta["untrained"] is True and "UNTRAINED" in (tmp_path / "w" / "README.md").read_text()
     assert report.params["unet"] > 1_000_000
+    assert report.notes[0] == "UNTRAINED weights: the video will be meaningless"
 
     runner = CliRunner()
     ok = runner.invoke(app, ["weights", "check", str(tmp_path / "w"), "--json"])

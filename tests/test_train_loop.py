@@ -102,6 +102,11 @@ def test_loss_falls_on_a_fixed_batch(tiny):
     assert t["steps"] == 20 and t["global_batch"] == 2 and t["trained"]["unet_mode"] == "all"
     assert t["data_manifest_sha256"] == result.data_manifest_sha256 and len(t["data_manifest_sha256"]) == 64
     assert t["trained"]["unet"] > 600_000 and t["trained"]["pose_encoder"] > 0
+    # still a toy (the mark stays), but `hvg weights check` says it was trained rather than calling it random
+    from hvg_cli.backends.diffusion.weights import check_weights
+
+    first = check_weights(result.out).notes[0]
+    assert meta["untrained"] is True and "trained by hvg train for 20 steps" in first and "meaningless" not in first
     # OUT is a weights folder the sampler loads (what `hvg animate --weights OUT` does)
     from hvg_cli.backends.diffusion.weights import load_pipeline
 

@@ -97,13 +97,13 @@ def generate(
     cache_dir:   folder for the resumable sampler state (None: no resume)
     returns:     [V, T, H, W, 3] uint8 RGB
     """
-    from hvg_cli.backends.diffusion.weights import load_pipeline
+    from hvg_cli.backends.diffusion.weights import load_pipeline, untrained_note
 
     pipe = load_pipeline(weights_dir, settings.device, settings.dtype, settings.offload)
     meta_path = Path(weights_dir) / "hvg.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if meta.get("untrained"):
-        progress.note(f"{weights_dir} holds UNTRAINED weights: the video will be meaningless")
+    if (warning := untrained_note(meta)) is not None:
+        progress.note(f"{weights_dir}: {warning}")
     elif pose_control_untrained(meta):
         progress.note(
             f"{weights_dir}: pose control has never been trained (a fresh pose encoder on the base "

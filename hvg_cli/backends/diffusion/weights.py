@@ -192,6 +192,20 @@ def write_meta(
     (out / "hvg.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def untrained_note(meta: dict) -> str | None:
+    """The warning a folder marked untrained in hvg.json earns (None when it is not marked).
+
+    A folder `hvg train` made from tiny random weights keeps the mark (its video is still a toy's), but it was
+    trained: the note says so instead of calling it random.
+    """
+    if not meta.get("untrained"):
+        return None
+    steps = (meta.get("training") or {}).get("steps")
+    if steps is not None:
+        return f"trained by hvg train for {steps} steps from UNTRAINED tiny test weights: a toy model, not a real video"
+    return "UNTRAINED weights: the video will be meaningless"
+
+
 def init_tiny(out: str | os.PathLike, seed: int = 0) -> WeightsReport:
     """Tiny random weights, clearly marked untrained (hvg.json and README.md in the folder)."""
     from hvg_cli.backends.diffusion.pipeline_hvg import HVGPipeline
@@ -394,8 +408,8 @@ def check_weights(path: str | os.PathLike) -> WeightsReport:
             meta = json.loads((folder / "hvg.json").read_text())
         except json.JSONDecodeError as e:
             raise BadInput(f"{folder / 'hvg.json'} is not valid JSON: {e}") from None
-    if meta.get("untrained"):
-        notes.insert(0, "UNTRAINED weights: the video will be meaningless")
+    if (warning := untrained_note(meta)) is not None:
+        notes.insert(0, warning)
     if not meta:
         notes.append("no hvg.json: origin unknown")
     elif meta.get("pose_control_trained") is False:
