@@ -482,17 +482,21 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     soft, _, wp = _world(backdrop, o, d, sharp=False)  # [B, hs*ws, 3], [B, hs*ws]
     low = torch.cat([soft, wp[..., None]], -1).reshape(B, hs, ws, 4).permute(0, 3, 1, 2)  # [B, 4, hs, ws]
     up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)  # [B, 4, H, W]
-    up = up.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 4]
-    out, photo_w = up[..., :3].contiguous(), up[..., 3]
+    out, photo_w = up[:, :3].permute(0, 2, 3, 1).contiguous(), up[:, 3]  # [B, H, W, 3], [B, H, W]
     # 2. The photo on the planes, within the bounding box of its weight: per camera, the photo coordinates of
-    # every pixel there (one homography per plane)
+    # every pixel there (one homography per plane). The box is found on the low-resolution weight (a full-size
+    # pixel's bilinear weight mixes the low-resolution pixels on either side of it: one more low-resolution
+    # pixel on each side holds every full-size pixel where the weight is not 0)
     image = torch.from_numpy(backdrop.image)
+    low_w = wp.reshape(B, hs, ws) > 0  # [B, hs, ws]
+    fy, fx = height / hs, width / ws  # full-size pixels per low-resolution pixel
     for b in range(B):
-        rows = torch.nonzero(photo_w[b].amax(1) > 0)[:, 0]
-        cols = torch.nonzero(photo_w[b].amax(0) > 0)[:, 0]
+        rows = torch.nonzero(low_w[b].any(1))[:, 0]
+        cols = torch.nonzero(low_w[b].any(0))[:, 0]
         if len(rows) == 0:
             continue
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        y0, y1 = max(0, math.floor((int(rows[0]) - 1) * fy)), min(height, math.ceil((int(rows[-1]) + 2) * fy))
+        x0, x1 = max(0, math.floor((int(cols[0]) - 1) * fx)), min(width, math.ceil((int(cols[-1]) + 2) * fx))
         ys, xs = torch.meshgrid(
             torch.arange(y0, y1, dtype=torch.float32) + 0.5,
             torch.arange(x0, x1, dtype=torch.float32) + 0.5,
