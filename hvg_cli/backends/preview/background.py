@@ -244,6 +244,9 @@ CORNER, CORNER_GROUND = 0.5, 1.5
 BEHIND_FADE = 0.4  # metres behind the backdrop over which the photo's ground fades out (it shows the wall there)
 HAZE_MARGIN = 0.5  # metres beyond the photo's farthest point at which the world starts fading into the haze
 HAZE_LENGTH = 4.0  # metres: the haze's e-folding distance
+# sines of the angle between a ray and the backdrop over which the photo's detail on it gives way to its plain
+# colour (8 to 30 degrees: a ray that grazes it)
+GRAZE = (math.sin(math.radians(8.0)), math.sin(math.radians(30.0)))
 CAMERA_FADE = 0.5  # metres of camera travel over which the backdrop fades when the camera passes behind it
 
 
@@ -265,7 +268,8 @@ class Backdrop:
     plane: np.ndarray  # [4] backdrop n (unit, horizontal, towards the photo camera) and c: n . X = c, metres
     ground: np.ndarray  # [gh, gw, 4] float32: the ground's soft texture (rows z, columns x) and photo weight
     ground_origin: np.ndarray  # [2] (x0, z0) metres: the ground texture's outer corner
-    wall: np.ndarray  # [wh, ww, 4] float32: the backdrop's soft texture (rows y, columns s) and photo weight
+    wall: np.ndarray  # [wh, ww, 7] float32: the backdrop's soft texture (rows y, columns s), photo weight, and
+    # its plain colour (the median with the soft corner, no detail of the photo) for rays that graze it
     wall_origin: np.ndarray  # [2] (s0, y0) metres
     haze: np.ndarray  # [6]: haze colour RGB, the person's foot point (x, z), the haze's start radius (metres)
 
@@ -367,6 +371,7 @@ def build_backdrop(
     # could be a door's, beside the photo, and would be carried along the ground)
     x = np.clip(yy / CORNER, 0, 1)
     b = (1 - x * x * (3 - 2 * x))[:, None, None]  # [ny, 1, 1] 1 at the line, smoothstep to 0 at CORNER up
+    plain = (1 - b) * (wmed if wmed is not None else mid[None]) + b * mid[None]  # [ny, ns, 3]
     wall[..., :3] = (1 - b) * wall[..., :3] + b * mid[None]
     j = np.clip(np.rint(((gpts @ e) - w0[0]) / TEX_CELL - 0.5).astype(int), 0, ns - 1)  # [ng, ng] column on the line
     x = np.clip(np.abs(behind) / CORNER_GROUND, 0, 1)  # (behind it too: seen from there, a soft band, no edge)
@@ -384,7 +389,7 @@ def build_backdrop(
         plane=np.append(n, c),
         ground=np.ascontiguousarray(ground, dtype=np.float32),
         ground_origin=g0,
-        wall=np.ascontiguousarray(wall, dtype=np.float32),
+        wall=np.ascontiguousarray(np.concatenate([wall, plain], -1), dtype=np.float32),
         wall_origin=w0,
         haze=np.array([*np.asarray(haze, np.float64), foot[0], foot[2], r0]),
     )
@@ -646,6 +651,12 @@ def _shade(backdrop: Backdrop, o, d, tg, tb, sharp: bool = True):
         torch.from_numpy(backdrop.ground), (X[..., 0] - gx0) / TEX_CELL, (X[..., 2] - gz0) / TEX_CELL
     )
     on_wall = sample_bilinear(torch.from_numpy(backdrop.wall), (X @ e - ws0) / TEX_CELL, (X[..., 1] - wy0) / TEX_CELL)
+    # a ray that grazes the backdrop sees its plain colour, without the photo: seen edge-on, the photo's detail
+    # (a door beside the person) would be squeezed into a hard-edged strip
+    sin = (d @ nb).abs() / d.norm(dim=-1).clamp_min(1e-12)  # [B, N] sine of the angle between ray and backdrop
+    x = ((sin - GRAZE[0]) / (GRAZE[1] - GRAZE[0])).clamp(0, 1)
+    g = (x * x * (3 - 2 * x))[..., None]  # [B, N, 1] 1 for a ray that meets it steeply, 0 for one that grazes it
+    on_wall = torch.cat([g * on_wall[..., :3] + (1 - g) * on_wall[..., 4:7], g * on_wall[..., 3:4]], -1)
     tex = torch.where(ground[..., None], on_ground, on_wall)  # [B, N, 4]: soft colour, photo weight
     w = torch.where(hit, tex[..., 3], torch.zeros_like(tex[..., 3]))
     tex = tex[..., :3]
