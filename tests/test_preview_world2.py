@@ -8,6 +8,8 @@
 - The backdrop stands where the photo's floor meets its wall, also for a wall close behind the person (the
   street photo's wall is some 0.65 m behind her; the backdrop stood at 1.3 m, so the wall's foot and the
   door's step lay on the ground and were stretched across it from the side).
+- Seen edge-on (the camera about to pass the backdrop), the backdrop shows no hard strip of the photo squeezed
+  flat: rays that graze it see its plain colour.
 Rendered on the shared photos along the pipeline's aligned orbit; which pixel sees which point of the planes
 is computed here independently of the module's internals.
 """

@@ -22,7 +22,8 @@ blurred photo, continued outwards (push-pull) and fading into the plane's median
 the whole wall or floor) from PHOTO_BAND inside the footprint's edge to PLANE_FADE beyond it, so that a door
 at the photo's side ends softly instead of being drawn sideways across the frame. Where the ground meets the
 backdrop beyond the photo both blend towards one colour over CORNER / CORNER_GROUND metres (a soft crease, no
-hard line). The photo itself fades into that soft texture over a wide band inside its frame (no rectangle edge),
+hard line). A ray that grazes the backdrop (GRAZE) sees its plain colour, not the photo squeezed edge-on into
+a hard strip. The photo itself fades into that soft texture over a wide band inside its frame (no rectangle edge),
 and the whole world fades with distance from the person into one haze colour (the backdrop's median), which
 is also the colour of rays that hit nothing: the ground meets the sky at a soft horizon, with no bands and no
 seam at the back. Nothing is ever mirrored or repeated. The backdrop is one-sided: a camera that goes behind
