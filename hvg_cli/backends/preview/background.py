@@ -18,8 +18,12 @@ with parallax against the person.
 
 Beyond the photo's footprint each plane continues softly in its own coordinates (metres on the plane, not
 angles around a camera, so nothing smears along a view direction): a texture per plane of the heavily
-blurred photo, continued outwards (push-pull) and fading over PLANE_FADE metres into the plane's median
-colour. The photo itself fades into that soft texture over a wide band inside its frame (no rectangle edge),
+blurred photo, continued outwards (push-pull) and fading into the plane's median colour (a robust colour of
+the whole wall or floor) from PHOTO_BAND inside the footprint's edge to PLANE_FADE beyond it, so that a door
+at the photo's side ends softly instead of being drawn sideways across the frame. Where the ground meets the
+backdrop beyond the photo both blend towards one colour over CORNER / CORNER_GROUND metres (a soft crease, no
+hard line). A ray that grazes the backdrop (GRAZE) sees its plain colour, not the photo squeezed edge-on into
+a hard strip. The photo itself fades into that soft texture over a wide band inside its frame (no rectangle edge),
 and the whole world fades with distance from the person into one haze colour (the backdrop's median), which
 is also the colour of rays that hit nothing: the ground meets the sky at a soft horizon, with no bands and no
 seam at the back. Nothing is ever mirrored or repeated. The backdrop is one-sided: a camera that goes behind
@@ -227,17 +231,23 @@ def smooth(image: np.ndarray, sigma_y: float, sigma_x: float) -> np.ndarray:
 
 
 BACKDROP_DEFAULT = 2.0  # metres behind the person when the photo shows no floor-to-wall line
-BACKDROP_RANGE = (0.8, 8.0)  # metres: where the backdrop may stand behind the person
+BACKDROP_RANGE = (0.5, 8.0)  # metres: where the backdrop may stand behind the person
 SOFT_BLUR = 0.02  # sigma of the soft textures' blur, fraction of the photo's height
 TEX_CELL = 0.03  # metres per texel of the soft plane textures
 GROUND_HALF = 7.0  # metres: the ground texture covers the person's foot point +- this in x and z
 WALL_HALF, WALL_TOP = 7.0, 7.0  # metres: the backdrop texture covers +- WALL_HALF along it, 0..WALL_TOP up
-PLANE_FADE = 0.6  # metres: beyond the photo's footprint a plane's continuation fades into its median colour
+PLANE_FADE = 0.25  # metres: beyond the photo's footprint a plane's continuation fades into its median colour
+EDGE_BLUR = 0.08  # metres: sigma of the blur over the continuation (no outline of the footprint or of the fade)
 PHOTO_BAND = 0.3  # metres inside the photo's footprint on a plane over which the photo fades into the soft world
-CORNER = 0.3  # metres up the backdrop over which its soft texture starts from the ground's colour (no seam)
+# metres up the backdrop and along the ground from their line over which the planes' soft colours meet there (no
+# seam, no hard crease); the ground's is longer: it is seen at a grazing angle, its metres shrink in the image
+CORNER, CORNER_GROUND = 0.5, 1.5
 BEHIND_FADE = 0.4  # metres behind the backdrop over which the photo's ground fades out (it shows the wall there)
 HAZE_MARGIN = 0.5  # metres beyond the photo's farthest point at which the world starts fading into the haze
 HAZE_LENGTH = 4.0  # metres: the haze's e-folding distance
+# sines of the angle between a ray and the backdrop over which the photo's detail on it gives way to its plain
+# colour (8 to 30 degrees: a ray that grazes it)
+GRAZE = (math.sin(math.radians(8.0)), math.sin(math.radians(30.0)))
 CAMERA_FADE = 0.5  # metres of camera travel over which the backdrop fades when the camera passes behind it
 
 
@@ -259,7 +269,8 @@ class Backdrop:
     plane: np.ndarray  # [4] backdrop n (unit, horizontal, towards the photo camera) and c: n . X = c, metres
     ground: np.ndarray  # [gh, gw, 4] float32: the ground's soft texture (rows z, columns x) and photo weight
     ground_origin: np.ndarray  # [2] (x0, z0) metres: the ground texture's outer corner
-    wall: np.ndarray  # [wh, ww, 4] float32: the backdrop's soft texture (rows y, columns s) and photo weight
+    wall: np.ndarray  # [wh, ww, 7] float32: the backdrop's soft texture (rows y, columns s), photo weight, and
+    # its plain colour (the median with the soft corner, no detail of the photo) for rays that graze it
     wall_origin: np.ndarray  # [2] (s0, y0) metres
     haze: np.ndarray  # [6]: haze colour RGB, the person's foot point (x, z), the haze's start radius (metres)
 
@@ -318,11 +329,15 @@ def build_backdrop(
         ).numpy()
         median = np.median(col[known], axis=0)  # [3]
         cont = push_pull_fill(col, known)  # continued outwards smoothly
-        far = ndimage.distance_transform_edt(~known) * TEX_CELL  # metres from the photo's footprint
-        a = np.exp(-far / PLANE_FADE)[..., None]
-        # blurred once more at the fade's scale: the push-pull continuation reaches the footprint's mean within
-        # a few texels of its edge, which would outline the footprint
-        soft = ndimage.gaussian_filter(a * cont + (1 - a) * median, (PLANE_FADE / TEX_CELL / 2,) * 2 + (0,))
+        # metres inside the photo's footprint (> 0) or beyond it (< 0)
+        inside = (ndimage.distance_transform_edt(known) - ndimage.distance_transform_edt(~known)) * TEX_CELL
+        # 1 from PHOTO_BAND inside the footprint on (where the photo shows whole), smoothstep to 0 at PLANE_FADE
+        # beyond it: what the photo shows at its edge fades into the plane's median within a short reach
+        x = np.clip((inside + PLANE_FADE) / (PLANE_FADE + PHOTO_BAND), 0, 1)
+        a = (x * x * (3 - 2 * x))[..., None]
+        # blurred once more (EDGE_BLUR): the continuation bends into the median at the footprint's edge and at
+        # PLANE_FADE, which would outline the footprint
+        soft = ndimage.gaussian_filter(a * cont + (1 - a) * median, (EDGE_BLUR / TEX_CELL,) * 2 + (0,))
         return np.concatenate([soft, weight], -1).astype(np.float32), median, known
 
     # 2. The ground around the person's foot point, seen in the photo where it lies in front of the backdrop
@@ -343,17 +358,27 @@ def build_backdrop(
     Y, S = np.meshgrid(yy, ss, indexing="ij")  # [ny, ns] rows y, columns s
     wpts = c * n + S[..., None] * e + Y[..., None] * np.array([0.0, 1.0, 0.0])
     wall, wmed, wknown = texture(wpts, np.ones(Y.shape, bool), np.ones(Y.shape))
-    # its soft colour starts at the bottom from the ground's along the line where they meet (no seam there)
+    # 4. The corner: beyond the photo's footprint (where only the soft textures show; the photo shows its own
+    # corner) the ground and the backdrop meet softly: within CORNER up the backdrop and CORNER_GROUND along the
+    # ground, both blend towards one colour along their line, the mean of the ground's there and the backdrop's
+    # median (the same colour on both sides: no seam; a soft crease, not a hard line)
     line = c * n[[0, 2]] + ss[:, None] * e[[0, 2]]  # [ns, 2] (x, z) of the backdrop's foot
     base = sample_bilinear(
         torch.from_numpy(ground[..., :3]),
         torch.from_numpy((line[:, 0] - g0[0]) / TEX_CELL),
         torch.from_numpy((line[:, 1] - g0[1]) / TEX_CELL),
-    ).numpy()  # [ns, 3]
-    b = np.clip(yy / CORNER, 0, 1)
-    b = (b * b * (3 - 2 * b))[:, None, None]  # [ny, 1, 1]
-    wall[..., :3] = b * wall[..., :3] + (1 - b) * base[None]
-    # 4. The haze: the backdrop's median colour (the ground's, or the photo's mean, when it shows none), from
+    ).numpy()  # [ns, 3] the ground's soft colour along the line
+    mid = 0.5 * (base + (wmed if wmed is not None else base))  # [ns, 3] (the backdrop's median: its local colour
+    # could be a door's, beside the photo, and would be carried along the ground)
+    x = np.clip(yy / CORNER, 0, 1)
+    b = (1 - x * x * (3 - 2 * x))[:, None, None]  # [ny, 1, 1] 1 at the line, smoothstep to 0 at CORNER up
+    plain = (1 - b) * (wmed if wmed is not None else mid[None]) + b * mid[None]  # [ny, ns, 3]
+    wall[..., :3] = (1 - b) * wall[..., :3] + b * mid[None]
+    j = np.clip(np.rint(((gpts @ e) - w0[0]) / TEX_CELL - 0.5).astype(int), 0, ns - 1)  # [ng, ng] column on the line
+    x = np.clip(np.abs(behind) / CORNER_GROUND, 0, 1)  # (behind it too: seen from there, a soft band, no edge)
+    b = (1 - x * x * (3 - 2 * x))[..., None]  # [ng, ng, 1]
+    ground[..., :3] = (1 - b) * ground[..., :3] + b * mid[j]
+    # 5. The haze: the backdrop's median colour (the ground's, or the photo's mean, when it shows none), from
     # just beyond the photo's farthest point seen on the planes
     haze = wmed if wmed is not None else gmed if gmed is not None else mean
     reach = [np.linalg.norm(p[m] - foot, axis=-1).max() for p, m in ((gpts, gknown), (wpts, wknown)) if m.any()]
@@ -365,7 +390,7 @@ def build_backdrop(
         plane=np.append(n, c),
         ground=np.ascontiguousarray(ground, dtype=np.float32),
         ground_origin=g0,
-        wall=np.ascontiguousarray(wall, dtype=np.float32),
+        wall=np.ascontiguousarray(np.concatenate([wall, plain], -1), dtype=np.float32),
         wall_origin=w0,
         haze=np.array([*np.asarray(haze, np.float64), foot[0], foot[2], r0]),
     )
@@ -463,17 +488,21 @@ def render_background(backdrop: Backdrop, K_out, world_to_cam_out, width: int, h
     soft, _, wp = _world(backdrop, o, d, sharp=False)  # [B, hs*ws, 3], [B, hs*ws]
     low = torch.cat([soft, wp[..., None]], -1).reshape(B, hs, ws, 4).permute(0, 3, 1, 2)  # [B, 4, hs, ws]
     up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)  # [B, 4, H, W]
-    up = up.permute(0, 2, 3, 1).contiguous()  # [B, H, W, 4]
-    out, photo_w = up[..., :3].contiguous(), up[..., 3]
+    out, photo_w = up[:, :3].permute(0, 2, 3, 1).contiguous(), up[:, 3]  # [B, H, W, 3], [B, H, W]
     # 2. The photo on the planes, within the bounding box of its weight: per camera, the photo coordinates of
-    # every pixel there (one homography per plane)
+    # every pixel there (one homography per plane). The box is found on the low-resolution weight (a full-size
+    # pixel's bilinear weight mixes the low-resolution pixels on either side of it: one more low-resolution
+    # pixel on each side holds every full-size pixel where the weight is not 0)
     image = torch.from_numpy(backdrop.image)
+    low_w = wp.reshape(B, hs, ws) > 0  # [B, hs, ws]
+    fy, fx = height / hs, width / ws  # full-size pixels per low-resolution pixel
     for b in range(B):
-        rows = torch.nonzero(photo_w[b].amax(1) > 0)[:, 0]
-        cols = torch.nonzero(photo_w[b].amax(0) > 0)[:, 0]
+        rows = torch.nonzero(low_w[b].any(1))[:, 0]
+        cols = torch.nonzero(low_w[b].any(0))[:, 0]
         if len(rows) == 0:
             continue
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        y0, y1 = max(0, math.floor((int(rows[0]) - 1) * fy)), min(height, math.ceil((int(rows[-1]) + 2) * fy))
+        x0, x1 = max(0, math.floor((int(cols[0]) - 1) * fx)), min(width, math.ceil((int(cols[-1]) + 2) * fx))
         ys, xs = torch.meshgrid(
             torch.arange(y0, y1, dtype=torch.float32) + 0.5,
             torch.arange(x0, x1, dtype=torch.float32) + 0.5,
@@ -623,6 +652,12 @@ def _shade(backdrop: Backdrop, o, d, tg, tb, sharp: bool = True):
         torch.from_numpy(backdrop.ground), (X[..., 0] - gx0) / TEX_CELL, (X[..., 2] - gz0) / TEX_CELL
     )
     on_wall = sample_bilinear(torch.from_numpy(backdrop.wall), (X @ e - ws0) / TEX_CELL, (X[..., 1] - wy0) / TEX_CELL)
+    # a ray that grazes the backdrop sees its plain colour, without the photo: seen edge-on, the photo's detail
+    # (a door beside the person) would be squeezed into a hard-edged strip
+    sin = (d @ nb).abs() / d.norm(dim=-1).clamp_min(1e-12)  # [B, N] sine of the angle between ray and backdrop
+    x = ((sin - GRAZE[0]) / (GRAZE[1] - GRAZE[0])).clamp(0, 1)
+    g = (x * x * (3 - 2 * x))[..., None]  # [B, N, 1] 1 for a ray that meets it steeply, 0 for one that grazes it
+    on_wall = torch.cat([g * on_wall[..., :3] + (1 - g) * on_wall[..., 4:7], g * on_wall[..., 3:4]], -1)
     tex = torch.where(ground[..., None], on_ground, on_wall)  # [B, N, 4]: soft colour, photo weight
     w = torch.where(hit, tex[..., 3], torch.zeros_like(tex[..., 3]))
     tex = tex[..., :3]
