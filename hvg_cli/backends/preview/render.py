@@ -108,6 +108,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
     texture = push_pull_fill(img, core)
+    photo_panel = texture
     # the atlas' second panel, for the under-layer that shows when an arm moves away from the torso: the
     # person with every limb over an unrelated part repainted with that part's own cloth (texture.uncover)
     occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H))) & core
@@ -135,6 +136,11 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     uv = skinned.uv.copy()
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
     skinned = dataclasses.replace(skinned, uv=uv)
+    # the feet: solid shoes fitted to the photo's feet replace the lifted feet (feet.py)
+    from .feet import attach_feet, build_shoes
+
+    regions, shoes = build_shoes(subject, maps, photo_panel, photo_cam.K)
+    skinned, texture = attach_feet(skinned, texture, regions, shoes)
     # the world: the filled photo on the ground and on a backdrop behind the person, softly continued
     backdrop = build_backdrop(
         remove_person(subject.image, mask),
