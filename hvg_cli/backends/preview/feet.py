@@ -50,6 +50,8 @@ LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out,
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
 SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
 FIT_SCALE = (0.5, 2.0)
+SLIDE_MAX = 0.12  # metres: the most a point of the shoe slides along its photo ray in the fit
+COLLAR_MAX = 2.2  # the collar's most height, in the ankle joint's heights above the sole
 FIT_OVERLAP = 0.08  # the shoe's top reaches this fraction of the foot region's height above the region
 WARP_BINS = 1.0  # pixels per bin of the outline warps  # bounds of the image-plane stretch that fits the shoe to the foot region
 
@@ -178,7 +180,15 @@ def build_shoe(
     up = np.array([0.0, 1.0, 0.0])
     lat = np.cross(up, fwd)  # [3] x of the shoe's frame (its sign does not matter: the shoe is symmetric)
     sole_y = min(float(B[1]), float(A[1]) - 0.04)
-    collar = float(A[1] - sole_y) * 1.15
+    # the collar reaches the region's top (the cut above the ankle), found at the ankle's depth in the photo
+    Rc, tc = world_to_cam[:3, :3], world_to_cam[:3, 3]
+    a_cam = Rc @ A + tc  # [3] the ankle in the photo camera
+    top_px = float(ys.min()) - max(2.0, FIT_OVERLAP * float(ys.max() + 1 - ys.min()))
+    a_u = K[0, 0] * a_cam[0] / a_cam[2] + K[0, 2]
+    top_cam = np.array([(a_u - K[0, 2]) * a_cam[2] / K[0, 0], (top_px - K[1, 2]) * a_cam[2] / K[1, 1], a_cam[2]])
+    top_y = float((Rc.T @ (top_cam - tc))[1])  # world height of the region's top above the ankle
+    ankle_h = float(A[1] - sole_y)
+    collar = float(np.clip(top_y - sole_y, 1.15 * ankle_h, COLLAR_MAX * ankle_h))
     length = (HEEL_BACK + TOE_FRONT) * dh
     origin = np.array([A[0], sole_y, A[2]]) - HEEL_BACK * dh * fwd  # the heel tip on the sole
     R = np.stack([lat, up, fwd], 1)  # [3, 3] columns: the frame's axes in world
@@ -193,7 +203,6 @@ def build_shoe(
     # 3. Fit: stretch in the photo camera's image plane (depth kept) so the outline's box is the region's box
     #    (its top FIT_OVERLAP of the foot's height above the region's, over the cut's seam), then warp each
     #    row and the bottom of each column onto the region's own outline
-    Rc, tc = world_to_cam[:3, :3], world_to_cam[:3, 3]
     cam = world @ Rc.T + tc  # [Rt, Ct+1, 3]
     z = cam[..., 2]
     if (z <= 1e-3).any():
@@ -211,12 +220,22 @@ def build_shoe(
     v = _warp_bottom(u, v, region, top=box_m[1])
     u = _warp_rows(u, v, region)
     cam = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], -1)
-    world = (cam - tc) @ Rc  # back to world: [Rt, Ct+1, 3]
+    world_a = (cam - tc) @ Rc  # back to world at the same depth: [Rt, Ct+1, 3]
+    # a point the stretch took below half its height above the sole slides along its photo ray (nearer the
+    # camera) to that height instead: the photo's foot lower in the image than the bone's is a foot nearer
+    # the camera, not one sunk into the ground (the same pixel at rest either way)
+    eye = -Rc.T @ tc  # the photo camera's centre, world
+    floor_y = sole_y + 0.5 * (world[..., 1] - sole_y)  # [Rt, Ct+1]
+    ray = world_a - eye
+    t = (floor_y - eye[1]) / np.where(np.abs(ray[..., 1]) > 1e-9, ray[..., 1], 1e-9)
+    slid = eye + t[..., None] * ray
+    move = slid - world_a
+    move *= np.minimum(1.0, SLIDE_MAX / np.maximum(np.linalg.norm(move, axis=-1, keepdims=True), 1e-12))
+    world = np.where((world_a[..., 1] < floor_y)[..., None] & (t > 0)[..., None], world_a + move, world_a)
     normal = _normals(world)  # world
     centre = world.reshape(-1, 3).mean(0)
     if float(((world - centre) * normal).sum()) < 0:  # outward
         normal = -normal
-    eye = -Rc.T @ tc  # the photo camera's centre, world
     to_eye = eye - world
     to_eye /= np.linalg.norm(to_eye, axis=-1, keepdims=True)
     facing = (normal * to_eye).sum(-1)  # [Rt, Ct+1] cos
