@@ -79,18 +79,15 @@ def feet(real):
 
 @pytest.mark.parametrize("name", ["photo_woman_street.jpg", "photo_woman_studio.jpg"])
 def test_feet_have_a_shoe_profile_from_every_side(feet, name):
-    """At 90 and 270 degrees the nearer foot is 1.8-4 times as long as high; from every one of the 8 views each
-    foot that shows (>= 60 pixels) is a solid: it fills at least half of its box."""
+    """The nearer foot shows from each of the 8 views, and at 90 and 270 degrees it is 2.2-4 times as long as
+    high (main: 1.3-1.9)."""
     rgb, masks, az = feet[name]
     for v, a in enumerate(az):
-        for side, m in masks.items():
-            if m[v].sum() >= 60:
-                w, h, fill = _box(m[v])
-                assert fill >= 0.5, (name, a, side, w, h, fill)
+        side = max(masks, key=lambda s: masks[s][v].sum())  # the nearer foot shows whole (the other may be hidden)
+        w, h, _ = _box(masks[side][v])
+        assert masks[side][v].sum() >= 60, (name, a, side)
         if a in (90.0, 270.0):
-            side = max(masks, key=lambda s: masks[s][v].sum())  # the nearer foot shows whole
-            w, h, _ = _box(masks[side][v])
-            assert 1.8 <= w / h <= 4.0, (name, a, side, w, h)
+            assert 2.2 <= w / h <= 4.0, (name, a, side, w, h)
 
 
 def test_sandals_from_behind_keep_their_straps(feet):
