@@ -50,6 +50,8 @@ LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out,
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
 SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
 FIT_SCALE = (0.5, 2.0)
+DROP_GROW = 3  # px: the foot regions grow by this (sideways and down) when the photo mesh's foot is dropped
+ISLAND_FACES = 200  # pieces of the photo mesh left with fewer faces than this, all at the foot, go too
 SLIDE_MAX = 0.12  # metres: the most a point of the shoe slides along its photo ray in the fit
 COLLAR_MAX = 2.2  # the collar's most height, in the ankle joint's heights above the sole
 FIT_OVERLAP = 0.08  # the shoe's top reaches this fraction of the foot region's height above the region
@@ -438,6 +440,25 @@ def free_block(used: np.ndarray, h: int, w: int) -> tuple[int, int] | None:
     return int(free[0, 0]), int(free[0, 1])
 
 
+def _foot_islands(faces: np.ndarray, keep: np.ndarray, in_foot: np.ndarray, n: int) -> np.ndarray:
+    """[F] bool: kept faces in connected pieces (faces sharing vertices) of fewer than ISLAND_FACES faces that
+    all touch the foot: slivers of the lifted foot the drop left. faces [F, 3]; keep [F]; in_foot [N]."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    idx = np.nonzero(keep)[0]
+    f = faces[idx]  # [K, 3]
+    rows = np.repeat(np.arange(len(f)), 3)
+    A = sparse.coo_matrix((np.ones(rows.size), (rows, f.ravel())), shape=(len(f), n)).tocsr()  # face x vertex
+    _, comp = connected_components(A @ A.T, directed=False)  # [K] piece of each kept face
+    size = np.bincount(comp)
+    touch = np.bincount(comp, weights=in_foot[f].any(1).astype(np.float64))
+    bad = (size < ISLAND_FACES) & (touch >= size)
+    out = np.zeros(len(faces), bool)
+    out[idx] = bad[comp]
+    return out
+
+
 def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[Shoe]):
     """The skinned photo mesh with the foot regions' faces dropped and the shoes added; the texture atlas with
     the shoes' panels in a free block (texels no face samples) or, if none, in columns added on the right.
@@ -453,8 +474,20 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
     # 1. Drop the photo mesh's faces in the foot regions (a face with two corners or more there)
     px = np.clip(np.floor(np.mod(skinned.uv[:, 0], W)).astype(int), 0, W - 1)
     py = np.clip(np.floor(skinned.uv[:, 1]).astype(int), 0, H - 1)
-    in_foot = regions[py, px] > 0  # [N]
+    # each region grown by DROP_GROW px sideways and down (not above its top, the cut): the outline's vertices,
+    # snapped onto the mask's 0.5 contour, count as the foot's too
+    from scipy import ndimage
+
+    grown = np.zeros((H, W), bool)
+    rows = np.arange(H)[:, None]
+    for k in np.unique(regions[regions > 0]):
+        r = regions == k
+        top = int(np.nonzero(r.any(1))[0][0])
+        grown |= ndimage.binary_dilation(r, iterations=DROP_GROW) & (rows >= top)
+    in_foot = grown[py, px]  # [N]
     keep = in_foot[skinned.faces].sum(1) < 2
+    # and what is left of the foot as islands (triangles with a corner in it, joined to nothing else)
+    keep &= ~_foot_islands(skinned.faces, keep, in_foot, len(skinned.verts))
     faces = skinned.faces[keep]
     used_v = np.zeros(len(skinned.verts), bool)
     used_v[faces.ravel()] = True
