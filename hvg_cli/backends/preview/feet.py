@@ -45,7 +45,9 @@ SHOE_WIDTH = 0.62  # widest width, in ankle -> ball lengths
 TOE_HEIGHT = 0.45  # height at the toes, fraction of the collar's height
 SHOE_BLEND = 0.08  # s over which the weights pass from the ankle to the foot joint at the ball
 PHOTO_FACING = (0.0, 0.15)  # cos(normal, towards the photo camera): photo colour fades in between these
-SOLE_BAND = 0.12  # fraction of the collar height that is the sole's band
+SOLE_BAND = 0.08  # fraction of the collar height that is the sole's band
+CROP_INSET = 3  # px: the own colours come from the foot region this far inside its outline
+CROP_SPAN = (0.1, 0.9)  # the columns of the foot's crop that are tiled round the shoe
 LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out, y up, z forward)
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
 SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
@@ -246,7 +248,14 @@ def build_shoe(
     # 4. Own colours: the region's crop wrapped round the shoe as mirrored tiles, rows by height
     y0, y1 = int(box_m[1]), int(box_m[3])
     x0, x1 = int(box_m[0]), int(box_m[2])
-    crop = push_pull_fill(photo[y0:y1, x0:x1], region[y0:y1, x0:x1])  # [h, w, 3] the region's colours only
+    # only pixels off the mask's soft edge (it mixes in the photo's background: a white rim tiled round the
+    # shoe reads as a metallic sheen), the rest filled from them
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(region, iterations=CROP_INSET)
+    if inner[y0:y1, x0:x1].sum() < MIN_FOOT_PX // 2:
+        inner = region
+    crop = push_pull_fill(photo[y0:y1, x0:x1], inner[y0:y1, x0:x1])  # [h, w, 3] the region's colours only
     ch, cw = crop.shape[:2]
     n_local = normal @ R  # normals in the shoe's frame
     eta = np.clip(local[..., 1] / max(collar, 1e-6), 0.0, 1.0)  # height above the sole, 0..1
@@ -256,7 +265,7 @@ def build_shoe(
     # the crop spans the shoe's width as the fit stretched it (sx): one tile is that many metres of perimeter
     t = phi / (2 * np.pi) * perimeter / (SHOE_WIDTH * dh * sx) + 0.5  # crop widths from the toe
     tri = 1.0 - np.abs(np.mod(t, 2.0) - 1.0)  # mirrored tiling, 0..1 across the crop
-    pu = x0 + tri * (cw - 1) + 0.5
+    pu = x0 + (CROP_SPAN[0] + tri * (CROP_SPAN[1] - CROP_SPAN[0])) * (cw - 1) + 0.5  # the crop's inner columns
     pv = y0 + (1.0 - eta) * (ch - 1) + 0.5
     own = _bilinear(photo, pu, pv, crop_box=(x0, y0, crop))
     bottom = crop[max(0, ch - max(2, ch // 12)) :].reshape(-1, 3)
