@@ -505,8 +505,6 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
     faces = remap[faces]
     K_ = skinned.joint_index.shape[1]
     # 2. Panels into a free block of the atlas (what the remaining faces sample, grown by 2 texels, is used)
-    ph = max(sh.panel.shape[0] for sh in shoes)
-    pw = sum(sh.panel.shape[1] for sh in shoes)
     used = np.zeros(texture.shape[:2], bool)
     fu = skinned.uv[faces]  # [F, 3, 2]
     lo = np.floor(fu.min(1) - 2.5).astype(int)
@@ -526,24 +524,30 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
             x0, y0 = np.clip(np.floor(p.min(0) - 3).astype(int), 0, None)
             x1, y1 = np.ceil(p.max(0) + 3).astype(int)
             used[y0:y1, x0:x1] = True
-    at = free_block(used, ph, pw)
+    # each panel on its own: a free block if there is one, else columns added on the right
+    places = []
     tex = texture
-    if at is None:
-        if ph > texture.shape[0]:
-            tex = np.pad(texture, ((0, ph - texture.shape[0]), (0, 0), (0, 0)))
-        at = (0, tex.shape[1])
-        tex = np.pad(tex, ((0, 0), (0, pw), (0, 0)))
-    else:
-        tex = texture.copy()
-    r0, c0 = at
+    for sh in shoes:
+        h, w = sh.panel.shape[:2]
+        at = free_block(used, h, w)
+        if at is None:
+            if h > tex.shape[0]:
+                tex = np.pad(tex, ((0, h - tex.shape[0]), (0, 0), (0, 0)))
+                used = np.pad(used, ((0, h - used.shape[0]), (0, 0)))
+            at = (0, tex.shape[1])
+            tex = np.pad(tex, ((0, 0), (0, w), (0, 0)))
+            used = np.pad(used, ((0, 0), (0, w)))
+        elif tex is texture:
+            tex = texture.copy()
+        used[at[0] : at[0] + h, at[1] : at[1] + w] = True
+        places.append(at)
     verts, uvs, ji, jw, labs, backs = [skinned.verts[used_v]], [skinned.uv[used_v]], [], [], [skinned.labels[used_v]], []
     ji.append(skinned.joint_index[used_v])
     jw.append(skinned.joint_weight[used_v])
     backs.append(skinned.back[used_v])
     n = int(used_v.sum())
     all_faces = [faces]
-    col = c0
-    for sh in shoes:
+    for sh, (r0, col) in zip(shoes, places):
         h, w = sh.panel.shape[:2]
         tex[r0 : r0 + h, col : col + w] = sh.panel
         uv = np.where(sh.on_panel[:, None], sh.uv + np.array([col, r0], np.float64), sh.uv)
@@ -556,7 +560,6 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
         backs.append(np.zeros(len(sh.verts), bool))
         all_faces.append(sh.faces + n)
         n += len(sh.verts)
-        col += w
     mesh = dataclasses.replace(
         skinned,
         verts=np.concatenate(verts, 0),
