@@ -45,6 +45,7 @@ SHOE_WIDTH = 0.62  # widest width, in ankle -> ball lengths
 TOE_HEIGHT = 0.45  # height at the toes, fraction of the collar's height
 SHOE_BLEND = 0.08  # s over which the weights pass from the ankle to the foot joint at the ball
 PHOTO_FACING = (0.0, 0.15)  # cos(normal, towards the photo camera): photo colour fades in between these
+SEEN_EPS = 0.004  # metres: a point this close behind the shoe's nearest surface in the photo counts as seen
 SOLE_BAND = 0.08  # fraction of the collar height that is the sole's band
 CROP_INSET = 3  # px: the own colours come from the foot region this far inside its outline
 CROP_SPAN = (0.1, 0.9)  # the columns of the foot's crop that are tiled round the shoe
@@ -243,7 +244,10 @@ def build_shoe(
     to_eye = eye - world
     to_eye /= np.linalg.norm(to_eye, axis=-1, keepdims=True)
     facing = (normal * to_eye).sum(-1)  # [Rt, Ct+1] cos
-    w_photo = _smooth01(facing, *PHOTO_FACING)
+    # what the photo camera sees of the shoe itself takes the photo (at rest the front is the photo wherever
+    # it shows, grazing parts included); hidden parts fade in by how squarely they face the camera
+    seen_px = _visible_from_photo(world, K, world_to_cam, H, W)  # [Rt, Ct+1] bool
+    w_photo = np.where(seen_px, 1.0, _smooth01(facing, *PHOTO_FACING))
 
     # 4. Own colours: the region's crop wrapped round the shoe as mirrored tiles, rows by height
     y0, y1 = int(box_m[1]), int(box_m[3])
@@ -291,10 +295,7 @@ def build_shoe(
     V = world[np.ix_(idx_r, idx_c)].reshape(-1, 3)
     nr, nc = len(idx_r), len(idx_c)
     vid = np.arange(nr * nc).reshape(nr, nc)
-    a, b, c, d = vid[:-1, :-1], vid[:-1, 1:], vid[1:, 1:], vid[1:, :-1]
-    tri1 = np.stack([a, b, c], -1)[1:]  # the first row's (a, b) edge is a pole: skip that triangle
-    tri2 = np.stack([a, c, d], -1)[:-1]  # the last row's (c, d) edge is a pole
-    faces = np.concatenate([tri1.reshape(-1, 3), tri2.reshape(-1, 3)], 0)
+    faces = _grid_faces(nr, nc)
     # winding: outward normals
     p0, p1, p2 = V[faces[:, 0]], V[faces[:, 1]], V[faces[:, 2]]
     fn = np.cross(p1 - p0, p2 - p0)
@@ -331,6 +332,39 @@ def build_shoe(
         labels=labels,
         panel=panel,
     )
+
+
+def _grid_faces(nr: int, nc: int) -> np.ndarray:
+    """[F, 3] triangles of an nr x nc vertex grid (row-major ids) whose first and last rows are poles (every
+    vertex of the row at one point): the triangles with a pole edge are skipped (zero area)."""
+    vid = np.arange(nr * nc).reshape(nr, nc)
+    a, b, c, d = vid[:-1, :-1], vid[:-1, 1:], vid[1:, 1:], vid[1:, :-1]
+    tri1 = np.stack([a, b, c], -1)[1:]  # the first row's (a, b) edge is a pole: skip that triangle
+    tri2 = np.stack([a, c, d], -1)[:-1]  # the last row's (c, d) edge is a pole
+    return np.concatenate([tri1.reshape(-1, 3), tri2.reshape(-1, 3)], 0)
+
+
+def _visible_from_photo(world: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, H: int, W: int) -> np.ndarray:
+    """[R, C] bool: points of a dense surface grid [R, C, 3] (world, poles in the first and last rows) that
+    the photo camera sees (not behind the surface itself): depth within SEEN_EPS of the z-buffer there."""
+    import torch
+
+    from .raster import rasterise
+
+    R, C = world.shape[:2]
+    cam = world.reshape(-1, 3) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]  # [R*C, 3]
+    frags = rasterise(torch.from_numpy(cam)[None], torch.from_numpy(_grid_faces(R, C)), torch.from_numpy(K)[None], W, H)
+    zbuf = frags.dense_depth()[0].numpy()  # [H, W] metres, 0 where empty
+    u = K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2]
+    v = K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]
+    seen = np.zeros(len(cam), bool)
+    for dy in (-0.5, 0.0, 0.5):  # the nearest pixel centres around the point (a point on an edge)
+        for dx in (-0.5, 0.0, 0.5):
+            j = np.clip(np.floor(u + dx).astype(int), 0, W - 1)
+            i = np.clip(np.floor(v + dy).astype(int), 0, H - 1)
+            z = zbuf[i, j]
+            seen |= (z > 0) & (cam[:, 2] <= z + SEEN_EPS)
+    return seen.reshape(R, C)
 
 
 def _extents(a: np.ndarray, b: np.ndarray, n: int, lo: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
