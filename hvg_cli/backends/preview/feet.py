@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mesh import RIM_BAND
+
 FOOT_CUT = 0.25  # the region starts this fraction of the foot's image height (ankle -> sole) above the ankle
 MIN_FOOT_PX = 40  # fewer region pixels than this: that foot keeps the photo mesh
 SHOE_ROWS = 41  # mesh rows along the foot (heel tip to toe tip)
@@ -158,12 +160,14 @@ def build_shoe(
     joints: np.ndarray,
     K: np.ndarray,
     world_to_cam: np.ndarray,
+    inside_px: np.ndarray | None = None,
 ) -> Shoe | None:
     """The shoe of one foot (module doc, steps 2-5).
 
     region: [H, W] bool the foot's pixels; photo: [H, W, 3] float32 the person's colours (extended past the
     mask); joints: [24, 3] world metres in the photo pose; K: [3, 3] the photo camera at this size;
-    world_to_cam: [4, 4]. returns None when the foot is too small to fit.
+    world_to_cam: [4, 4]; inside_px: [H, W] each pixel's distance inside the person's mask (px), or None.
+    returns None when the foot is too small to fit.
     """
     from hvg_cli.bonemap.parts import PART_INDEX
     from hvg_cli.core.types import SMPL_JOINT_NAMES
@@ -246,7 +250,13 @@ def build_shoe(
     facing = (normal * to_eye).sum(-1)  # [Rt, Ct+1] cos
     # what the photo camera sees of the shoe itself takes the photo (at rest the front is the photo wherever
     # it shows, grazing parts included); hidden parts fade in by how squarely they face the camera
+    # (but not the mask's soft edge where the shoe turns away: the photo's background mixes in there, a bright
+    # line seen from the side; the front sheet's rim keeps those pixels nearly edge-on for the same reason)
     seen_px = _visible_from_photo(world, K, world_to_cam, H, W)  # [Rt, Ct+1] bool
+    if inside_px is not None:
+        pj = np.clip(np.floor(K[0, 0] * cam[..., 0] / z + K[0, 2]).astype(int), 0, W - 1)
+        pi = np.clip(np.floor(K[1, 1] * cam[..., 1] / z + K[1, 2]).astype(int), 0, H - 1)
+        seen_px &= (inside_px[pi, pj] > max(2.0, RIM_BAND * H)) | (facing >= PHOTO_FACING[1])
     w_photo = np.where(seen_px, 1.0, _smooth01(facing, *PHOTO_FACING))
 
     # 4. Own colours: the region's crop wrapped round the shoe as mirrored tiles, rows by height
@@ -458,10 +468,13 @@ def build_shoes(subject, maps: dict, photo: np.ndarray, K: np.ndarray) -> tuple[
     joints = pose_joints(
         np.asarray(subject.photo_pose)[None], sk.rest_joints, sk.parents, np.asarray(subject.photo_trans)[None]
     )[0]  # [24, 3]
+    from scipy import ndimage
+
+    inside = ndimage.distance_transform_edt(mask > 0.5)  # [H, W] px to the nearest pixel outside the mask
     shoes = []
     for k, side in enumerate(_SIDES):
         region = regions == k + 1
-        shoe = build_shoe(side, region, photo, joints, K, subject.camera.world_to_cam) if region.any() else None
+        shoe = build_shoe(side, region, photo, joints, K, subject.camera.world_to_cam, inside) if region.any() else None
         if shoe is None:
             regions[region] = 0
         else:
@@ -540,7 +553,7 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
     K_ = skinned.joint_index.shape[1]
     # 2. Panels into a free block of the atlas (what the remaining faces sample, grown by 2 texels, is used)
     used = np.zeros(texture.shape[:2], bool)
-    fu = skinned.uv[faces]  # [F, 3, 2]
+    fu = skinned.uv[skinned.faces]  # [F, 3, 2] (the dropped foot's faces too: its texels stay as they were)
     lo = np.floor(fu.min(1) - 2.5).astype(int)
     hi = np.ceil(fu.max(1) + 2.5).astype(int)
     lo = np.clip(lo, 0, [texture.shape[1], texture.shape[0]])
