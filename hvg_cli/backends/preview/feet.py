@@ -449,11 +449,25 @@ def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray, crop_box=None) -> n
     return top * (1 - fy) + bot * fy
 
 
-def build_shoes(subject, maps: dict, photo: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, list[Shoe]]:
+def subject_foot_regions(subject, maps: dict) -> np.ndarray:
+    """`foot_regions` of a core Subject at its mask's size (maps: mesh.body_maps_at_photo there); none when
+    the subject's legs were guessed. returns [H, W] int8"""
+    mask = np.asarray(subject.mask, np.float32)
+    if getattr(subject, "legs_guessed", False):
+        return np.zeros(mask.shape, np.int8)
+    H, W = mask.shape
+    scale = np.array([W / subject.camera.width, H / subject.camera.height])
+    return foot_regions(mask, maps["label_near"], np.asarray(subject.landmarks) * scale, subject.visibility)
+
+
+def build_shoes(
+    subject, maps: dict, photo: np.ndarray, K: np.ndarray, regions: np.ndarray | None = None
+) -> tuple[np.ndarray, list[Shoe]]:
     """The foot regions and the shoes of the feet the photo shows.
 
     subject: core Subject; maps: mesh.body_maps_at_photo at the mask's size; photo: [H, W, 3] float32 the
-    person's colours extended past the mask; K: [3, 3] the photo camera at the mask's size.
+    person's colours extended past the mask; K: [3, 3] the photo camera at the mask's size; regions: the
+    subject's foot regions if already computed (subject_foot_regions).
     returns: (regions [H, W] int8 as foot_regions, only for the feet that got a shoe; shoes)
     """
     from hvg_cli.body.kinematics import pose_joints
@@ -461,9 +475,7 @@ def build_shoes(subject, maps: dict, photo: np.ndarray, K: np.ndarray) -> tuple[
     mask = np.asarray(subject.mask, np.float32)
     if getattr(subject, "legs_guessed", False):
         return np.zeros(mask.shape, np.int8), []
-    H, W = mask.shape
-    scale = np.array([W / subject.camera.width, H / subject.camera.height])
-    regions = foot_regions(mask, maps["label_near"], np.asarray(subject.landmarks) * scale, subject.visibility)
+    regions = (subject_foot_regions(subject, maps) if regions is None else regions).copy()
     sk = subject.skeleton
     joints = pose_joints(
         np.asarray(subject.photo_pose)[None], sk.rest_joints, sk.parents, np.asarray(subject.photo_trans)[None]
