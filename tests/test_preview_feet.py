@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_preview_look import aligned_orbit
 
 VIEWS = 8  # 45 degrees apart
@@ -32,7 +31,10 @@ def foot_pixels(subject, model, views: int = VIEWS, size: int = SIZE):
     grid, az = aligned_orbit(subject, views, size)
     poses = np.repeat(subject.photo_pose[None], views, 0)
     trans = np.repeat(np.asarray(subject.photo_trans)[None], views, 0)
-    col, cov, dep = (x.numpy() for x in render_layers(model, subject, poses, trans, grid.K[:, 0], grid.world_to_cam[:, 0], size, size))
+    col, cov, dep = (
+        x.numpy()
+        for x in render_layers(model, subject, poses, trans, grid.K[:, 0], grid.world_to_cam[:, 0], size, size)
+    )
     rgb = col / np.maximum(cov, 1e-6)[..., None]  # [V, H, W, 3]
     sk = subject.skeleton
     J = pose_joints(subject.photo_pose[None], sk.rest_joints, sk.parents, np.asarray(subject.photo_trans)[None])[0]
@@ -120,11 +122,11 @@ def test_sneakers_from_behind_are_white_and_shaded(feet):
 def test_shoe_is_closed_and_fits_the_foot_region():
     """A shoe built for a synthetic foot region is a closed surface (every edge of its faces, its vertices
     merged by position, shared by two faces) whose outline from the photo camera covers the region."""
-    from hvg_cli.backends.preview.feet import build_shoe
-    from hvg_cli.core.types import SMPL_JOINT_NAMES
-    from hvg_cli.backends.preview.raster import rasterise
-
     import torch
+
+    from hvg_cli.backends.preview.feet import build_shoe
+    from hvg_cli.backends.preview.raster import rasterise
+    from hvg_cli.core.types import SMPL_JOINT_NAMES
 
     H, W = 200, 160
     K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])

@@ -8,23 +8,26 @@ from the side and a skin stub from behind. Here each foot the photo shows is rep
    (FOOT_CUT of the foot's image height), of that leg's shin, foot and toe parts.
 2. The shoe (`shoe_points`): a closed surface over (s, theta), s from the heel (0) to the toe tip (1), theta
    round the foot's long axis: rounded-box cross-sections (superellipse, SHOE_ROUND) on a flat sole, high
-   at the ankle (the collar) and low at the toes, rounded at both ends. It sits in the foot's frame (ankle
-   over the heel, forward along the ankle -> ball bone on the ground, y up), sized from the bone, then
-   stretched in the photo camera's image plane, depth kept, so that its outline's box is the foot region's
-   box (from the front at rest it covers the photo's foot).
-3. Colours (`shoe_panel`, a texture panel per foot over (s, theta)): where the photo camera saw the surface
-   (its normal towards the camera, weight by PHOTO_FACING) the photo's pixel it projects to; elsewhere the
-   shoe's own colours: the foot region's pixels (crop of the photo, only the region's pixels, the rest
-   filled from them) wrapped round the shoe as mirrored tiles of the front view (a sandal's straps over
-   skin, a sneaker's white and grey), rows by height above the sole; the sole's band takes the colour of
-   the region's bottom rows. Those own colours are shaded by a fixed soft light in the foot's frame (top
-   lighter, sides and heel darker, the sole's edge darker still) so the shoe reads as a solid.
+   at the ankle (the collar, up to the region's top) and low at the toes, rounded at both ends. It sits in
+   the foot's frame (ankle over the heel, forward along the ankle -> ball bone on the ground, y up), sized
+   from the bone, then fitted in the photo camera's image plane: its box stretched onto the region's box,
+   then each image row and the bottom of each column warped onto the region's outline (from the front at
+   rest it covers the photo's foot). Points are moved along depth-kept rays, except that a point the fit
+   would take below the ground slides along its photo ray instead (the foot nearer the camera).
+3. Colours (`build_shoe`, a texture panel per foot over (s, theta)): what the photo camera sees of the shoe
+   (a z-buffer test, off the mask's soft edge unless it faces the camera) takes the photo's pixel it
+   projects to; elsewhere the shoe's own colours, faded in by PHOTO_FACING: the foot region's pixels (off
+   its soft edge, the rest filled from them) wrapped round the shoe as mirrored tiles of the front view (a
+   sandal's straps over skin, a sneaker's white and grey), rows by height above the sole; the sole's band
+   takes the colour of the region's bottom rows. Those own colours are shaded by a fixed soft light in the
+   foot's frame (top lighter, sides and heel darker, the sole's edge darker still) so the shoe reads as a
+   solid.
 4. Faces whose three corners the photo saw fully sample the photo panel directly (at rest the front is the
-   photo, bit for bit as the photo mesh did); the rest sample the shoe's panel.
+   photo, as the photo mesh was); the rest sample the shoe's panel.
 5. Skinning: the heel half follows the ankle, the toes the foot joint, blended over SHOE_BLEND of s.
 
-`attach_feet` drops the photo mesh's faces inside the foot regions and appends the shoes (with their panels
-put into a free block of the texture atlas). Everything is in the photo camera's pixels at the mask's size.
+`attach_feet` drops the photo mesh's faces inside the foot regions and appends the shoes (each panel put
+into a free block of the texture atlas, so the atlas keeps its size when one is found). Everything is in the photo camera's pixels at the mask's size.
 """
 
 from __future__ import annotations
@@ -304,7 +307,6 @@ def build_shoe(
     idx_c = np.arange(0, Ct + 1, TEXELS)  # [SHOE_COLS + 1]
     V = world[np.ix_(idx_r, idx_c)].reshape(-1, 3)
     nr, nc = len(idx_r), len(idx_c)
-    vid = np.arange(nr * nc).reshape(nr, nc)
     faces = _grid_faces(nr, nc)
     # winding: outward normals
     p0, p1, p2 = V[faces[:, 0]], V[faces[:, 1]], V[faces[:, 2]]
@@ -527,7 +529,7 @@ def _foot_islands(faces: np.ndarray, keep: np.ndarray, in_foot: np.ndarray, n: i
     return out
 
 
-def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[Shoe]):
+def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[Shoe]) -> tuple:
     """The skinned photo mesh with the foot regions' faces dropped and the shoes added; the texture atlas with
     the shoes' panels in a free block (texels no face samples) or, if none, in columns added on the right.
 
@@ -600,10 +602,9 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
             tex = texture.copy()
         used[at[0] : at[0] + h, at[1] : at[1] + w] = True
         places.append(at)
-    verts, uvs, ji, jw, labs, backs = [skinned.verts[used_v]], [skinned.uv[used_v]], [], [], [skinned.labels[used_v]], []
-    ji.append(skinned.joint_index[used_v])
-    jw.append(skinned.joint_weight[used_v])
-    backs.append(skinned.back[used_v])
+    # 3. The kept photo mesh, then each shoe (joint columns padded to the mesh's K with zero weights)
+    verts, uvs, labs = [skinned.verts[used_v]], [skinned.uv[used_v]], [skinned.labels[used_v]]
+    ji, jw, backs = [skinned.joint_index[used_v]], [skinned.joint_weight[used_v]], [skinned.back[used_v]]
     n = int(used_v.sum())
     all_faces = [faces]
     for sh, (r0, col) in zip(shoes, places):
