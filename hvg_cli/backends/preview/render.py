@@ -108,6 +108,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
     texture = push_pull_fill(img, core)
+    photo_panel = texture
     # the atlas' second panel, for the under-layer that shows when an arm moves away from the torso: the
     # person with every limb over an unrelated part repainted with that part's own cloth (texture.uncover)
     occ = ndimage.binary_dilation(M.occluded_pixels(maps), iterations=max(1, int(0.004 * H))) & core
@@ -122,6 +123,12 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):
     # the uncovered person, the face and neck covered by the hair, then only the cloth's colours and shading
     trusted = (deep & ~occ) | occ
+    # the feet become shoes (feet.py, below): the back of the legs continues their own cloth down to the
+    # shoes, not the shoes' colours (a white sneaker's median fading into the back of a blue trouser hem)
+    from .feet import attach_feet, build_shoes, subject_foot_regions
+
+    feet_px = subject_foot_regions(subject, maps)  # [H, W] int8
+    trusted &= feet_px == 0
     region = np.where(lab_behind >= 0, T.body_regions()[np.maximum(lab_behind, 0)], -1)  # [H, W]
     trusted &= ~T.neckline(img, trusted, region, subject.landmarks, subject.visibility)  # the shirt continues
     # hair lying over the shoulders or an arm in the photo is in front of them: from behind their cloth shows
@@ -135,6 +142,9 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     uv = skinned.uv.copy()
     uv[skinned.back, 0] += 2 * W  # back-sheet vertices sample the third panel
     skinned = dataclasses.replace(skinned, uv=uv)
+    # the feet: solid shoes fitted to the photo's feet replace the lifted feet (feet.py)
+    regions, shoes = build_shoes(subject, maps, photo_panel, photo_cam.K, feet_px)
+    skinned, texture = attach_feet(skinned, texture, regions, shoes)
     # the world: the filled photo on the ground and on a backdrop behind the person, softly continued
     backdrop = build_backdrop(
         remove_person(subject.image, mask),
