@@ -29,8 +29,8 @@ VERSIONS: dict[str, int] = {
     "subject": 2,  # the person in the photo: fit, radii, storage; 2: photos larger than PHOTO_MAX_SIDE downscaled
     # the preview's photo mesh; 2: hair on the back of the head; 3: thickness, a backdrop; 4: soft world per plane;
     # 5: body closed under the arms, rim band; 6: a low-detail back, hands from the photo's skin pixels;
-    # 7: hair over the shoulders kept off the back
-    "preview_model": 7,
+    # 7: hair over the shoulders kept off the back; 8: arms keep only pixels of their own colour (hands.relabel_arms)
+    "preview_model": 8,
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
     "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance

@@ -228,6 +228,7 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         lab = r.label[0].numpy()
         out[key] = r.depth[0].numpy()
         out["label_" + key] = np.where(lab >= 0, np.nonzero(core)[0][np.maximum(lab, 0)], -1)
+    out["label_fill"] = np.full((H, W), -1, np.int64)  # parts for pixels no ellipsoid covers (hands.relabel_arms)
     before = out["label_near"]
     out["label_near"] = trim_hands(
         before, out["label_far"], np.asarray(subject.landmarks) * scale, np.asarray(subject.visibility)
@@ -242,6 +243,16 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         from .hands import grow_hands
 
         out = grow_hands(
+            out,
+            image.astype(np.float32) / 255.0,
+            np.asarray(subject.mask, np.float32),
+            np.asarray(subject.landmarks) * scale,
+            np.asarray(subject.visibility),
+        )
+        # the arms keep only the pixels of their own colours (the clothes beside them stay with the body)
+        from .hands import relabel_arms
+
+        out = relabel_arms(
             out,
             image.astype(np.float32) / 255.0,
             np.asarray(subject.mask, np.float32),
@@ -337,6 +348,10 @@ def lift(
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+    if "label_fill" in maps:  # uncovered pixels whose part the arms' colour test decided (hands.relabel_arms)
+        hint = maps["label_fill"][pix[:, 1], pix[:, 0]].astype(np.int64)
+        use = ~covered & (hint >= 0)
+        lab_n, lab_f = np.where(use, hint, lab_n), np.where(use, hint, lab_f)
     # seams through the body: where an arm lies beside the torso (hands in pockets), both sheets are cut between
     # parts that are not joined (skin.cut_overlaps), and the torso's side would stay open when the arm moves
     # away: seen from the side, its front and back sheets edge-on, two thin lines. There the thickness goes to

@@ -115,7 +115,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # a few pixels of the photo's background, which the front must keep (the photo at rest) but the hidden
     # and back surfaces need not (a side view sees the back sheet's rim beside the front's)
     deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
-    lab_front = T.filled_labels(maps["label_near"], core)
+    lab_front = T.filled_labels(np.where(maps["label_near"] >= 0, maps["label_near"], maps["label_fill"]), core)
     lab_behind = np.where(maps["label_far"] >= 0, maps["label_far"], lab_front)
     uncovered = T.uncover(img, deep & ~occ, occ, lab_front, lab_behind)
     inpainted = push_pull_fill(uncovered, core)

@@ -1,0 +1,134 @@
+"""The preview's arms and hands seen away from the body (issue 12): what an arm that lay on or beside the body in
+the photo takes along when the motion raises it, and what it leaves behind.
+
+Both shared photos, their preview models rendered (512 x 512, the pipeline's aligned orbit) in the photo pose with
+both arms raised out to the sides:
+
+- A. The forearms and hands carry no cloth of the body: few of the pixels the rendered forearm and hand parts
+  cover show the colour of the clothes at the pelvis (the studio's black shorts, the street's teal trousers) rather
+  than the arm's own (the colour along the forearm's axis in the photo), at 0 and 45 degrees.
+- B. Where the arm lay over or beside the torso, the torso seen from behind (135 degrees) shows its cloth: few
+  torso pixels are far brighter than the torso's median seen from there.
+- C. Nothing sticks out of the hips where the hands were (the street photo's hands in pockets): at 180 degrees
+  the person's pixels beside the hips, beyond the ellipsoid body's own silhouette widened by a margin, are few.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+NAMES = ("photo_woman_street.jpg", "photo_woman_studio.jpg")
+SIZE = 512
+VIEWS = 8  # 45 degrees apart: 0, 45, 90, 135, 180 degrees are views 0-4
+ZOOM_OUT = 0.7  # focal length factor on the aligned orbit's (the raised arms fit in the frame)
+
+
+def arms_raised(subject) -> np.ndarray:
+    """The photo pose with both arms raised out to the sides (SMPL's T-pose arm raised 17 degrees), straight. [24, 3]"""
+    from hvg_cli.core.types import SMPL_JOINT_NAMES
+
+    J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+    pose = np.array(subject.photo_pose, np.float64)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        pose[J[f"{side}_shoulder"]] = [0.0, 0.0, sign * 0.3]
+        pose[J[f"{side}_elbow"]] = 0.0
+        pose[J[f"{side}_wrist"]] = 0.0
+    return pose
+
+
+def _part_texture(model, n_parts: int):
+    """The model with every vertex textured by its part: a palette texture [8, 8P, 3] whose block p has colour
+    (p + 1) / 256 in red, so a rendered pixel's part is round(256 r) - 1 where the coverage is full."""
+    import dataclasses
+
+    ramp = (np.arange(n_parts, dtype=np.float32) + 1.0) / 256.0
+    tex = np.zeros((8, 8 * n_parts, 3), np.float32)
+    tex[:, :, 0] = np.repeat(ramp, 8)[None]
+    uv = np.stack([model.mesh.labels * 8 + 4.0, np.full(len(model.mesh.labels), 4.0)], -1)
+    return dataclasses.replace(model, texture=tex, mesh=dataclasses.replace(model.mesh, uv=uv))
+
+
+def render_raised(subject, model, views=(0, 1)):
+    """(rgb [V, H, W, 3] float in [0, 1] over black, coverage [V, H, W], parts [V, H, W] int (-1: none or an
+    edge pixel)) of the person with the arms raised, seen from the given views of an 8-view orbit."""
+    import dataclasses
+
+    from hvg_cli.backends.preview.render import render_preview
+    from hvg_cli.bonemap.parts import PARTS
+    from test_preview_look import aligned_orbit
+
+    grid, _ = aligned_orbit(subject, VIEWS, SIZE)
+    sel = list(views)
+    # zoomed out about the image centre: the aligned orbit frames the photo pose, the raised hands reach beyond it
+    K = grid.K[sel].copy()  # [v, 1, 3, 3]
+    K[..., :2, :2] *= ZOOM_OUT
+    K[..., :2, 2] = SIZE / 2.0 + (K[..., :2, 2] - SIZE / 2.0) * ZOOM_OUT
+    grid = dataclasses.replace(grid, K=K, world_to_cam=grid.world_to_cam[sel])
+    pose = arms_raised(subject)[None]
+    trans = np.asarray(subject.photo_trans)[None]
+    rgba = render_preview(subject, pose, trans, grid, background="transparent", model=model)[:, 0]
+    cov = rgba[..., 3].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) / 255.0
+    lab = render_preview(subject, pose, trans, grid, background="transparent", model=_part_texture(model, len(PARTS)))
+    lab = lab[:, 0]
+    parts = np.round(lab[..., 0].astype(np.float32)).astype(np.int64) - 1  # straight colour: 256 r / 255 ~ r
+    parts = np.where(lab[..., 3] >= 250, parts, -1)
+    return rgb, cov, parts
+
+
+def reference_colours(subject) -> tuple[np.ndarray, np.ndarray]:
+    """(arm [A, 3] the photo's colours along both forearms' axes (middle half, 3 px wide), cloth [C, 3] the
+    dominant colours of the photo's pelvis region (the core body's pelvis ellipsoid, off the mask's edge: the
+    half of its pixels nearest to their median colour)), RGB in [0, 1]."""
+    from scipy import ndimage
+
+    from hvg_cli.backends.preview import mesh as M
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    img = subject.image.astype(np.float32) / 255.0
+    H, W = subject.mask.shape
+    lm = np.asarray(subject.landmarks, np.float64)
+    arm = []
+    for el, wr in ((13, 15), (14, 16)):
+        a, b = lm[el], lm[wr]
+        pts = a[None] + np.linspace(0.25, 0.75, 64)[:, None] * (b - a)[None]  # [64, 2] px
+        off = np.array([-(b - a)[1], (b - a)[0]]) / max(np.linalg.norm(b - a), 1e-6)
+        p = np.concatenate([pts + k * off for k in (-1.0, 0.0, 1.0)])  # [192, 2]
+        arm.append(img[np.clip(p[:, 1].astype(int), 0, H - 1), np.clip(p[:, 0].astype(int), 0, W - 1)])
+    maps = M.body_maps_at_photo(subject, W, H)
+    deep = ndimage.distance_transform_edt(subject.mask > 0.5) > 0.01 * H
+    cloth = img[deep & (maps["label_core_near"] == PART_INDEX["pelvis"])][::7]
+    spread = np.linalg.norm(cloth - np.median(cloth, axis=0), axis=-1)
+    return np.concatenate(arm), cloth[spread <= np.median(spread)]
+
+
+def _nearest(samples: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """[M] RGB distance of each colour [M, 3] to its nearest sample [S, 3]."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(samples).query(colours, k=1)[0]
+
+
+def cloth_on_arms(subject, model, views=(0, 1)) -> list[float]:
+    """Per view: the fraction of the rendered forearm and hand pixels nearer in colour to the pelvis's cloth than
+    to the forearms' own colours (A)."""
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    arm, cloth = reference_colours(subject)
+    ids = [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in ("forearm", "palm", "fingers")]
+    rgb, cov, parts = render_raised(subject, model, views)
+    out = []
+    for v in range(len(views)):
+        m = np.isin(parts[v], ids)
+        c = rgb[v][m]  # [M, 3]
+        out.append(float(np.mean(_nearest(cloth, c) < _nearest(arm, c))) if m.any() else 0.0)
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_raised_arms_carry_no_cloth(real, name):
+    s, model = real[name]
+    frac = cloth_on_arms(s, model)
+    print(name, frac)
+    assert max(frac) < 0.0, frac
