@@ -311,7 +311,8 @@ def arm_pixels(
 def relabel_arms(
     maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
 ) -> dict:
-    """The body maps with the pixels an arm claims but whose colour is the body's given back to it.
+    """The body maps with the pixels an arm claims but whose colour is the body's given back to it, and the
+    body's own back where an arm lay behind it.
 
     Such a pixel shows what the core body (the ellipsoids without the arms: maps' core_* entries) shows there,
     with its depth; off the core body's silhouette it keeps no depth (mesh.lift fills it from the body around)
@@ -330,6 +331,21 @@ def relabel_arms(
     inside = np.asarray(mask) > 0.5
     if "label_fill" not in out:
         out["label_fill"] = np.full(inside.shape, -1, np.int64)
+    # an arm behind the body (the photo shows the body there, the arm's ellipsoid reaches behind it): the back
+    # sheet is the core body's far side, not the arm's, so the body stays closed there when the arm leaves
+    # (measured: the studio's torso seen from behind had a strip of holes along the arm that hung beside it)
+    arm_ids = _arm_part_ids()
+    behind = (
+        inside
+        & (maps["label_near"] >= 0)
+        & ~np.isin(maps["label_near"], arm_ids)
+        & np.isin(maps["label_far"], arm_ids)
+        & (maps["label_core_far"] >= 0)
+        & (maps["core_far"] > 0)
+    )
+    out["label_far"][behind] = maps["label_core_far"][behind]
+    out["far"][behind] = np.maximum(maps["core_far"][behind], maps["near"][behind])
+    maps = {k: out[k] if k in ("label_far", "far") else v for k, v in maps.items()}
     give = np.zeros(inside.shape, bool)
     keep = np.zeros(inside.shape, bool)
     for side, idx in _MP_ARM.items():
