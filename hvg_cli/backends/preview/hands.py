@@ -389,3 +389,62 @@ def relabel_arms(
     out["far"][off] = 0.0
     out["label_fill"][off] = maps["label_core_near"][iy[off], ix[off]]
     return out
+
+
+# --- hands in pockets -----------------------------------------------------------------------------------------------
+POCKET_REACH = 0.25  # a hidden hand lies within this many forearm lengths past the wrist, along the forearm ...
+POCKET_WIDTH = 0.3  # ... and this many forearm lengths from that line
+POCKET_HIDDEN = 0.5  # a hand whose landmarks' mean visibility is below this is hidden (in a pocket, behind the hip)
+POCKET_WRIST = 0.3  # ... while its wrist's is at least this (the arm leads there)
+
+
+def pocket_pixels(maps: dict, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the bulge of the clothes round a hidden hand (a hand in a trouser pocket), beyond the core body.
+
+    A hand MediaPipe does not see (POCKET_HIDDEN) at a wrist it does (POCKET_WRIST) lies in a pocket or behind the
+    hip. The clothes round it stand out of the body's silhouette (the hand inside), and none of it is the arm's:
+    with the hips they stuck out as flaps once the dance took the hand out, with the hand they would travel as a
+    piece of the trousers. These pixels: inside the mask, off the core body's silhouette (the ellipsoids without
+    the arms), not an arm's, within POCKET_WIDTH forearm lengths of the line from the wrist POCKET_REACH forearm
+    lengths on along the forearm. render.build_preview_model leaves them out of the mesh (the filled background
+    shows there, as where the photo's background showed).
+    maps: body_maps_at_photo's dict (label_fill included); mask [H, W]; landmarks [33, 2] px; visibility [33].
+    """
+    from .texture import filled_labels
+
+    inside = np.asarray(mask) > 0.5
+    out = np.zeros(inside.shape, bool)
+    vis = np.asarray(visibility, np.float64)
+    labels = np.where(maps["label_near"] >= 0, maps["label_near"], maps.get("label_fill", maps["label_near"]))
+    body = inside & ~np.isin(filled_labels(labels, inside), _arm_part_ids()) & ~(maps["core_near"] > 0)
+    if not body.any():
+        return out
+    H, W = inside.shape
+    for side, (_, el_i, wr_i, *_hand) in _MP_ARM.items():
+        hand = list(_MP_HAND[side][1:])  # pinky, index, thumb
+        if float(vis[hand].mean()) >= POCKET_HIDDEN or vis[wr_i] < POCKET_WRIST or vis[el_i] < POCKET_WRIST:
+            continue
+        el, wr = np.asarray(landmarks[el_i], np.float64), np.asarray(landmarks[wr_i], np.float64)
+        L = float(np.linalg.norm(wr - el))
+        if L < 4.0:
+            continue
+        tip = wr + POCKET_REACH * (wr - el)
+        r = POCKET_WIDTH * L
+        x0, y0 = np.floor(np.minimum(wr, tip) - r).astype(int)
+        x1, y1 = np.ceil(np.maximum(wr, tip) + r).astype(int)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1] + 0.5
+        p = np.stack([xs, ys], -1)  # [h, w, 2]
+        ab = tip - wr
+        t = np.clip(((p - wr) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+        near = np.linalg.norm(p - (wr + t[..., None] * ab), axis=-1) <= r
+        out[y0:y1, x0:x1] |= near & body[y0:y1, x0:x1]
+    # only what reaches the silhouette's edge (a bulge), never a hole inside the person
+    from scipy import ndimage
+
+    edge = inside & ~ndimage.binary_erosion(inside, iterations=2)
+    lab, _ = ndimage.label(out)
+    ids = np.unique(lab[edge & out])
+    return np.isin(lab, ids[ids > 0])

@@ -96,14 +96,20 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     if subject.image.shape[:2] != (H, W):
         raise BadInput(f"photo {subject.image.shape[:2]} and mask {(H, W)} differ in size", hint="rebuild the subject")
     spacing = M.auto_spacing(mask, target_vertices)
-    lat = M.lattice_mesh(mask, spacing)
     maps = M.body_maps_at_photo(subject, W, H)
+    # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
+    from .hands import pocket_pixels
+
+    cam = subject.camera
+    landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
+    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility), 0.0, mask)
+    lat = M.lattice_mesh(mask_mesh, spacing)
     cam = subject.camera
     photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
     if pelvis_z <= 0:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
-    photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask, pelvis_z)
+    photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask_mesh, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
     img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
