@@ -122,7 +122,8 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # and back surfaces need not (a side view sees the back sheet's rim beside the front's)
     deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
     lab_front = T.filled_labels(np.where(maps["label_near"] >= 0, maps["label_near"], maps["label_fill"]), core)
-    lab_behind = np.where(maps["label_far"] >= 0, maps["label_far"], lab_front)
+    lfar = maps.get("label_far_tex", maps["label_far"])
+    lab_behind = np.where(lfar >= 0, lfar, lab_front)
     uncovered = T.uncover(img, deep & ~occ, occ, lab_front, lab_behind)
     inpainted = push_pull_fill(uncovered, core)
     # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):
