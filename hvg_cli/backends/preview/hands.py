@@ -209,7 +209,9 @@ def model_distance(samples: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return np.asarray(d).reshape(len(colours), k).mean(1)
 
 
-def arm_colour_test(image: np.ndarray, claimed: np.ndarray, arm_src: np.ndarray, body_src: np.ndarray, tile: int):
+def arm_colour_test(
+    image: np.ndarray, claimed: np.ndarray, arm_src: np.ndarray, body_src: np.ndarray, tile: int
+) -> np.ndarray:
     """[H, W] bool: claimed pixels whose colour is not clearly the body's (see `arm_pixels`).
 
     image [H, W, 3] float; claimed, arm_src, body_src: [H, W] bool; tile: pixels per tile side (the window
@@ -229,7 +231,10 @@ def arm_colour_test(image: np.ndarray, claimed: np.ndarray, arm_src: np.ndarray,
             here = claimed[box]
             if not here.any():
                 continue
-            win = (slice(max(0, ty * tile - pad), (ty + 1) * tile + pad), slice(max(0, tx * tile - pad), (tx + 1) * tile + pad))
+            win = (
+                slice(max(0, ty * tile - pad), (ty + 1) * tile + pad),
+                slice(max(0, tx * tile - pad), (tx + 1) * tile + pad),
+            )
             a, b = image[win][arm_src[win]], image[win][body_src[win]]  # [S, 3] local samples
             unlike = model_distance(b, a) > ARM_BODYLIKE if len(a) >= 8 and len(b) >= 8 else np.zeros(len(a), bool)
             tiles.append((box, here, a, b, unlike))
@@ -379,7 +384,9 @@ def _give_back(maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.nd
     out["label_far"][far_core] = maps["label_core_far"][far_core]
     out["far"][far_core] = np.maximum(maps["core_far"][far_core], maps["near"][far_core])
     far_off = arm_far & ~core
-    out["label_far"][far_off] = np.where(np.isin(maps["label_near"][far_off], _arm_part_ids()), -1, maps["label_near"][far_off])
+    out["label_far"][far_off] = np.where(
+        np.isin(maps["label_near"][far_off], _arm_part_ids()), -1, maps["label_near"][far_off]
+    )
     # the front: given pixels the arm showed (or, uncovered, would have been filled with)
     filled = filled_labels(maps["label_near"], inside)  # [H, W]
     give &= np.isin(filled, _arm_part_ids())
