@@ -196,10 +196,10 @@ def _is_arm(part: int) -> bool:
 
 # bounds, with the figures measured on both photos (views 0/45 degrees for A, 135/180 for B and C):
 # A: main street 0.041/0.043, studio 0.078/0.079 (the shorts beside the forearms and under the hand); now street
-#    0.047/0.043, studio 0.031/0.018 (what remains: the arm's own shadows and the background in the gap between
+#    0.046/0.042, studio 0.031/0.018 (what remains: the arm's own shadows and the background in the gap between
 #    the wrist and the shorts, which the mask holds)
 # B: main street 0.002/0.001, studio 0.136/0.053 (the front's plaid through holes along the side where the arm
-#    lay); now street 0.002/0.001, studio 0.076/0.059
+#    lay); now street 0.002/0.001, studio 0.067/0.014
 # C: main street 0.015/0.046 (the pockets' corners); now 0.010/0.031. The studio's shorts are wider than the
 #    ellipsoids all round (0.11/0.06, 0.09/0.06 on main: there the arms carried the shorts' sides away): not a flap.
 MAX_CLOTH_ON_ARMS = 0.06

@@ -317,7 +317,7 @@ def relabel_arms(
     maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
 ) -> dict:
     """The body maps with the pixels an arm claims but whose colour is the body's given back to it, and the
-    body's own back where an arm lay behind it.
+    body's own back where an arm lay behind it (beyond an upper arm's axis: the sleeve, the arm's front and back).
 
     Such a pixel shows what the core body (the ellipsoids without the arms: maps' core_* entries) shows there,
     with its depth; off the core body's silhouette it keeps no depth (mesh.lift fills it from the body around)
@@ -329,6 +329,8 @@ def relabel_arms(
     visibility [33]. Returns a new dict; its "label_far_tex" ([H, W] int) is the far part the texture's back panel
     goes by (label_far, but the arm's where the body's back was closed over it).
     """
+    from hvg_cli.bonemap.parts import PARTS
+
     out = {k: np.array(v, copy=True) for k, v in maps.items()}
     inside = np.asarray(mask) > 0.5
     if "label_fill" not in out:
@@ -336,6 +338,9 @@ def relabel_arms(
     # an arm behind the body (the photo shows the body there, the arm's ellipsoid reaches behind it): the back
     # sheet is the core body's far side, not the arm's, so the body stays closed there when the arm leaves
     # (measured: the studio's torso seen from behind had a strip of holes along the arm that hung beside it)
+    # Behind an upper arm only on its inner side (towards the hips): beyond it the photo shows the sleeve (the
+    # chest's ellipsoid reaches over it), and closed as the torso's it stayed as a sliver of its own when the arm
+    # left (measured: a speck off the studio's sleeve at 67.5 degrees); there front and back are the arm's.
     arm_ids = _arm_part_ids()
     behind = (
         inside
@@ -345,6 +350,11 @@ def relabel_arms(
         & (maps["label_core_far"] >= 0)
         & (maps["core_far"] > 0)
     )
+    lower = np.isin(maps["label_far"], [i for i in arm_ids if not PARTS[i].name.endswith("upper_arm")])
+    inner = lower | _inner_side(inside.shape, landmarks, visibility, maps["label_far"])
+    outer = behind & ~inner
+    out["label_near"][outer] = maps["label_far"][outer]
+    behind &= inner
     out["label_far"][behind] = maps["label_core_far"][behind]
     out["far"][behind] = np.maximum(maps["core_far"][behind], maps["near"][behind])
     out = _give_back(out, image, mask, landmarks, visibility)
@@ -352,6 +362,36 @@ def relabel_arms(
     # as the shirt's region, the closed strip changed the back enough that MediaPipe found a face from behind in
     # 2 of 13 views of the studio photo (scores 0.63, at 165-172 degrees); left so, none
     out["label_far_tex"] = np.where(behind, maps["label_far"], out["label_far"])
+    return out
+
+
+def _inner_side(shape: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """[H, W] bool: pixels labelled an arm's part (label [H, W]) that lie on that arm's inner side: their nearest
+    point on the arm's polyline shoulder -> elbow -> wrist sees them towards the hips' midpoint (MediaPipe 23/24).
+    An arm whose shoulder, elbow or wrist is unseen has no inner side."""
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H, W = shape
+    out = np.zeros((H, W), bool)
+    lm, vis = np.asarray(landmarks, np.float64), np.asarray(visibility)
+    centre = (lm[23] + lm[24]) / 2.0
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    p = np.stack([xs, ys], -1)  # [H, W, 2]
+    for side, (sh, el, wr, *_rest) in _MP_ARM.items():
+        mine = np.isin(label, [PART_INDEX[f"{side}_{q}"] for q in _ARM_PARTS])
+        if not mine.any() or vis[[sh, el, wr]].min() < 0.5:
+            continue
+        best = np.full((H, W), np.inf)
+        foot = np.zeros((H, W, 2))  # [H, W, 2] nearest point on the polyline
+        for a, b in ((lm[sh], lm[el]), (lm[el], lm[wr])):
+            ab = b - a
+            t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+            q = a + t[..., None] * ab
+            d = np.linalg.norm(p - q, axis=-1)
+            closer = d < best
+            best = np.where(closer, d, best)
+            foot = np.where(closer[..., None], q, foot)
+        out |= mine & (((p - foot) * (centre - foot)).sum(-1) > 0)
     return out
 
 
