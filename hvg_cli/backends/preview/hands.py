@@ -327,7 +327,7 @@ def relabel_arms(
     fill, which favours large parts, gave a bare arm's edge to the torso), the body's for the others.
     maps: body_maps_at_photo's dict; image [H, W, 3] in [0, 1]; mask [H, W]; landmarks [33, 2] px at this size;
     visibility [33]. Returns a new dict; its "label_far_tex" ([H, W] int) is the far part the texture's back panel
-    goes by (label_far, but the arm's where the body's back was closed over it).
+    goes by (label_far, but the arm's where the body's back was closed over it above the middle of the upper arm).
     """
     from hvg_cli.bonemap.parts import PARTS
 
@@ -358,10 +358,16 @@ def relabel_arms(
     out["label_far"][behind] = maps["label_core_far"][behind]
     out["far"][behind] = np.maximum(maps["core_far"][behind], maps["near"][behind])
     out = _give_back(out, image, mask, landmarks, visibility)
-    # the back panel's regions there stay the arm's (render.build_preview_model reads "label_far_tex"): painted
-    # as the shirt's region, the closed strip changed the back enough that MediaPipe found a face from behind in
-    # 2 of 13 views of the studio photo (scores 0.63, at 165-172 degrees); left so, none
-    out["label_far_tex"] = np.where(behind, maps["label_far"], out["label_far"])
+    # the back panel (render.build_preview_model reads "label_far_tex") paints the closed strip as the body's cloth,
+    # but above the middle of the upper arms as the arm's: all of it as the shirt changed the back enough that
+    # MediaPipe found a face from behind in 2 of 13 views of the studio photo (scores 0.61-0.63, at 165-172
+    # degrees); the arm's colours everywhere there left a pale patch on the torso's side at 90 degrees
+    lm = np.asarray(landmarks, np.float64)
+    rows = np.arange(inside.shape[0])[:, None] + 0.5  # [H, 1]
+    high = np.zeros(inside.shape, bool)  # [H, W] above the middle of an upper arm
+    for sh, el, *_rest in _MP_ARM.values():
+        high |= rows < (lm[sh, 1] + lm[el, 1]) / 2.0
+    out["label_far_tex"] = np.where(behind & high, maps["label_far"], out["label_far"])
     return out
 
 
