@@ -14,8 +14,10 @@
    pixels mix in the photo's background: seen from the side that band is nearly edge-on, not a bright line.
 3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
    shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
-4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks); uncovered
-   pixels take the nearest part relative to its size. Skinning later cuts the mesh between parts that
+4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks, then grown to the
+   hand's skin; forearms and hands keep only the pixels of their own colours, hands.relabel_arms, which also
+   names the part of uncovered pixels it decided, maps["label_fill"]); other uncovered pixels take the nearest
+   part relative to its size. Skinning later cuts the mesh between parts that
    are not joined (skin.cut_overlaps); the body stays closed when an arm leaves it:
    - where an arm lies beside the torso (both sheets cut there: hands in pockets), h is 0 on the cut as on
      the outline, so the torso and the arm each close on their own side of it;
