@@ -145,3 +145,374 @@ def grow_hands(maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.nd
         out["near"][where] = out["near"][iy[where], ix[where]]
         out["far"][where] = np.maximum(out["far"][where], out["near"][where])
     return out
+
+
+# --- arms: which pixels an arm claims are the arm -----------------------------------------------------------------
+# The photo mesh labels a pixel with the arm when the arm's ellipsoids cover it or, where no ellipsoid does (the
+# clothes beside the body's ellipsoids), when the arm is the nearest part. Both claim more than the arm: the shorts
+# beside a forearm or under a hand resting on them, the trousers round a hand in a pocket, and these went with the
+# arm: raised, it carried dark flaps of the shorts. `relabel_arms` gives them back to the body by colour, with
+# colour models taken locally (a window round each tile of the arm), since the clothes change along an arm.
+ARM_CORE = 0.04  # pixels this close to the arm's axis (in forearm lengths) are the arm's colour samples ...
+ARM_BODYLIKE = 0.06  # ... unless their colour is this near the body's (MediaPipe's axis may run along the arm's
+#                      edge, over the cloth beside it), as long as most of them are not (else the arm is dressed
+#                      like the body there, a sleeve of the sweater's cloth, and all of them are)
+ARM_UNLIKE = 0.5  # see arm_colour_test
+ARM_UNLIKE_ALL = 0.3
+ARM_TILE = 0.5  # tiles of this many forearm lengths each get their own colour models ...
+ARM_WINDOW = 0.5  # ... from the samples within this many forearm lengths round the tile
+ARM_NEIGHBOURS = 8  # a colour's distance to a model: the mean distance to its this many nearest samples
+ARM_MARGIN = 0.04  # RGB distance by which the body's model must be nearer than the arm's (ambiguous: the arm)
+ARM_RATIO = 2.0  # ... and the arm's model this many times further than the body's
+ARM_FRINGE = 2  # pixels the arm grows by again after the colour test (its soft edge, half arm, half cloth)
+MAX_SAMPLES = 2000  # colour samples per model (every k-th pixel, no randomness)
+
+# MediaPipe pose landmarks per side: shoulder, elbow, wrist, pinky, index
+_MP_ARM = {"left": (11, 13, 15, 17, 19), "right": (12, 14, 16, 18, 20)}
+_ARM_PARTS = ("upper_arm", "forearm", "palm", "fingers")
+
+
+def _arm_part_ids() -> list[int]:
+    """Part indices of both arms (upper arm, forearm, palm, fingers)."""
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    return [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in _ARM_PARTS]
+
+
+def arm_axis_distance(shape: tuple[int, int], landmarks: np.ndarray, side: str) -> tuple[np.ndarray, float]:
+    """([H, W] distance of every pixel centre to the arm's polyline elbow -> wrist -> knuckles, in pixels; the
+    forearm's length in pixels). landmarks: [33, 2] px at this size."""
+    H, W = shape
+    _, el, wr, pk, ix = (np.asarray(landmarks[i], np.float64) for i in _MP_ARM[side])
+    pts = [el, wr, (pk + ix) / 2.0]
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    p = np.stack([xs, ys], -1)  # [H, W, 2]
+    d = np.full((H, W), np.inf)
+    for a, b in zip(pts[:-1], pts[1:]):
+        ab = b - a
+        t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)  # [H, W]
+        d = np.minimum(d, np.linalg.norm(p - (a + t[..., None] * ab), axis=-1))
+    return d, float(np.linalg.norm(wr - el))
+
+
+def model_distance(samples: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """[M] mean RGB distance of each colour [M, 3] to its ARM_NEIGHBOURS nearest samples [S, 3] (at most
+    MAX_SAMPLES of them, evenly strided)."""
+    from scipy.spatial import cKDTree
+
+    if len(colours) == 0:
+        return np.zeros(0)
+    step = max(1, len(samples) // MAX_SAMPLES)
+    s = samples[::step]
+    k = min(ARM_NEIGHBOURS, len(s))
+    d, _ = cKDTree(s).query(colours, k=k)
+    return np.asarray(d).reshape(len(colours), k).mean(1)
+
+
+def arm_colour_test(
+    image: np.ndarray, claimed: np.ndarray, arm_src: np.ndarray, body_src: np.ndarray, tile: int
+) -> np.ndarray:
+    """[H, W] bool: claimed pixels whose colour is not clearly the body's (see `arm_pixels`).
+
+    image [H, W, 3] float; claimed, arm_src, body_src: [H, W] bool; tile: pixels per tile side (the window
+    round a tile reaches `tile * ARM_WINDOW / ARM_TILE` further).
+    The arm's samples of a tile: those of its window unlike the body's there, when at least ARM_UNLIKE of them
+    are; else those of all the arm's windows, when at least ARM_UNLIKE_ALL of all are (a hand on a thigh is
+    skin on skin, but the forearm above it says what the arm's skin looks like); else all of the window's.
+    """
+    H, W = claimed.shape
+    out = np.zeros((H, W), bool)
+    pad = int(round(tile * ARM_WINDOW / ARM_TILE))
+    ys, xs = np.nonzero(claimed)
+    tiles = []  # (window of the tile, claimed pixels there, arm samples, body samples, unlike [S] bool)
+    for ty in range(int(ys.min()) // tile, int(ys.max()) // tile + 1):
+        for tx in range(int(xs.min()) // tile, int(xs.max()) // tile + 1):
+            box = (slice(ty * tile, (ty + 1) * tile), slice(tx * tile, (tx + 1) * tile))
+            here = claimed[box]
+            if not here.any():
+                continue
+            win = (
+                slice(max(0, ty * tile - pad), (ty + 1) * tile + pad),
+                slice(max(0, tx * tile - pad), (tx + 1) * tile + pad),
+            )
+            a, b = image[win][arm_src[win]], image[win][body_src[win]]  # [S, 3] local samples
+            unlike = model_distance(b, a) > ARM_BODYLIKE if len(a) >= 8 and len(b) >= 8 else np.zeros(len(a), bool)
+            tiles.append((box, here, a, b, unlike))
+    n_all = sum(len(t[4]) for t in tiles)
+    unlike_all = np.concatenate([t[2][t[4]] for t in tiles]) if tiles else np.zeros((0, 3))
+    arm_wide = len(unlike_all) >= 8 and len(unlike_all) >= ARM_UNLIKE_ALL * max(n_all, 1)
+    for box, here, a, b, unlike in tiles:
+        if len(a) < 8 or len(b) < 8:
+            out[box][here] = True  # nothing to tell them apart by: the arm's
+            continue
+        if unlike.mean() >= ARM_UNLIKE and unlike.sum() >= 8:
+            a = a[unlike]
+        elif arm_wide:
+            a = unlike_all
+        c = image[box][here]  # [M, 3]
+        d_arm, d_body = model_distance(a, c), model_distance(b, c)
+        out[box][here] = ~((d_body + ARM_MARGIN < d_arm) & (ARM_RATIO * d_body < d_arm))
+    return out
+
+
+def arm_pixels(
+    image: np.ndarray,
+    mask: np.ndarray,
+    label: np.ndarray,
+    landmarks: np.ndarray,
+    side: str,
+    label_far: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which of the pixels a forearm and hand claim show them: ([H, W] bool claimed, [H, W] bool kept), or None
+    when the arm is too small to judge. (The upper arm keeps its pixels: a sleeve is mostly the shirt's cloth.)
+
+    Claimed: inside the mask, labelled the side's forearm, palm or fingers, or labelled nothing (no ellipsoid
+    covers it) with such a part the nearest labelled pixel (mesh.lift fills those from the parts around), or
+    with such a part on the far side (label_far [H, W], when given: the back sheet there goes with the arm).
+    A claimed pixel stays the arm's unless its colour is clearly nearer to the body's colours round it than to
+    the arm's own: nearer by ARM_MARGIN and ARM_RATIO times, a colour's distance to a model being the mean
+    distance to its nearest samples (a plaid or a skin with shading is a cloud, not one colour). The samples,
+    per tile of ARM_TILE forearm lengths, within ARM_WINDOW of it: the arm's, its pixels near its axis
+    (elbow -> wrist -> knuckles), those of the body's colour left out
+    (ARM_BODYLIKE); the body's, the other parts' pixels. What stays is the arm's connected piece round its
+    axis, holes closed, grown by ARM_FRINGE pixels.
+    image: [H, W, 3] float in [0, 1]; mask [H, W]; label: [H, W] int parts (-1 none); landmarks: [33, 2] px.
+    """
+    from scipy import ndimage
+
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    from .texture import filled_labels
+
+    inside = np.asarray(mask) > 0.5
+    mine = [PART_INDEX[f"{side}_{p}"] for p in _ARM_PARTS[1:]]
+    arms = [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in _ARM_PARTS]
+    filled = filled_labels(label, inside)  # [H, W] every mask pixel's (nearest) part
+    claimed = inside & np.isin(filled, mine)
+    if label_far is not None:  # and those whose far side is the arm's (an arm beside the hip, behind its front)
+        claimed |= inside & np.isin(label_far, mine)
+    if claimed.sum() < 16:
+        return None
+    d_axis, L = arm_axis_distance(label.shape, landmarks, side)
+    if L < 4.0:
+        return None
+    deep = ndimage.binary_erosion(inside, iterations=2)
+    core = inside & np.isin(label, mine) & (d_axis <= ARM_CORE * L)  # on the axis and under the arm's ellipsoids
+    arm_src = core & deep  # (not all of the hand's pixels: grow_hands' closing takes cloth between the fingers)
+    body_src = deep & (filled >= 0) & ~np.isin(filled, arms)
+    if arm_src.sum() < 8 or body_src.sum() < 8:
+        return None
+    is_arm = arm_colour_test(np.asarray(image, np.float64), claimed, arm_src, body_src, max(4, int(ARM_TILE * L)))
+    is_arm |= core
+    # the arm's own piece: specks of shadow inside it stay, islands of cloth-coloured-like-arm beside it go
+    is_arm = ndimage.binary_fill_holes(ndimage.binary_closing(is_arm, iterations=2)) & claimed
+    lab, _ = ndimage.label(is_arm)
+    seeds = np.unique(lab[core])
+    is_arm = np.isin(lab, seeds[seeds > 0])
+    is_arm = ndimage.binary_dilation(is_arm, iterations=ARM_FRINGE) & claimed
+    return claimed, is_arm
+
+
+def relabel_arms(
+    maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
+) -> dict:
+    """The body maps with the pixels an arm claims but whose colour is the body's given back to it, and the
+    body's own back where an arm lay behind it (beyond an upper arm's axis: the sleeve, the arm's front and back).
+
+    Such a pixel shows what the core body (the ellipsoids without the arms: maps' core_* entries) shows there,
+    with its depth; off the core body's silhouette it keeps no depth (mesh.lift fills it from the body around)
+    and gets the nearest core pixel's part. So the mesh's cut (skin.cut_overlaps) runs along the arm's real
+    outline and the clothes stay with the body. Pixels no ellipsoid covers get their part in a new map,
+    "label_fill" ([H, W] int, -1 where lift's own fill decides): the arm's for those of the arm's colour (lift's
+    fill, which favours large parts, gave a bare arm's edge to the torso), the body's for the others.
+    maps: body_maps_at_photo's dict; image [H, W, 3] in [0, 1]; mask [H, W]; landmarks [33, 2] px at this size;
+    visibility [33]. Returns a new dict; its "label_far_tex" ([H, W] int) is the far part the texture's back panel
+    goes by (label_far, but the arm's where the body's back was closed over it above the middle of the upper arm).
+    """
+    from hvg_cli.bonemap.parts import PARTS
+
+    out = {k: np.array(v, copy=True) for k, v in maps.items()}
+    inside = np.asarray(mask) > 0.5
+    if "label_fill" not in out:
+        out["label_fill"] = np.full(inside.shape, -1, np.int64)
+    # an arm behind the body (the photo shows the body there, the arm's ellipsoid reaches behind it): the back
+    # sheet is the core body's far side, not the arm's, so the body stays closed there when the arm leaves
+    # (measured: the studio's torso seen from behind had a strip of holes along the arm that hung beside it)
+    # Behind an upper arm only on its inner side (towards the hips): beyond it the photo shows the sleeve (the
+    # chest's ellipsoid reaches over it), and closed as the torso's it stayed as a sliver of its own when the arm
+    # left (measured: a speck off the studio's sleeve at 67.5 degrees); there front and back are the arm's.
+    arm_ids = _arm_part_ids()
+    behind = (
+        inside
+        & (maps["label_near"] >= 0)
+        & ~np.isin(maps["label_near"], arm_ids)
+        & np.isin(maps["label_far"], arm_ids)
+        & (maps["label_core_far"] >= 0)
+        & (maps["core_far"] > 0)
+    )
+    lower = np.isin(maps["label_far"], [i for i in arm_ids if not PARTS[i].name.endswith("upper_arm")])
+    inner = lower | _inner_side(inside.shape, landmarks, visibility, maps["label_far"])
+    outer = behind & ~inner
+    out["label_near"][outer] = maps["label_far"][outer]
+    behind &= inner
+    out["label_far"][behind] = maps["label_core_far"][behind]
+    out["far"][behind] = np.maximum(maps["core_far"][behind], maps["near"][behind])
+    out = _give_back(out, image, mask, landmarks, visibility)
+    # the back panel (render.build_preview_model reads "label_far_tex") paints the closed strip as the body's cloth,
+    # but above the middle of the upper arms as the arm's: all of it as the shirt changed the back enough that
+    # MediaPipe found a face from behind in 2 of 13 views of the studio photo (scores 0.61-0.63, at 165-172
+    # degrees); the arm's colours everywhere there left a pale patch on the torso's side at 90 degrees
+    lm = np.asarray(landmarks, np.float64)
+    rows = np.arange(inside.shape[0])[:, None] + 0.5  # [H, 1]
+    high = np.zeros(inside.shape, bool)  # [H, W] above the middle of an upper arm
+    for sh, el, *_rest in _MP_ARM.values():
+        high |= rows < (lm[sh, 1] + lm[el, 1]) / 2.0
+    out["label_far_tex"] = np.where(behind & high, maps["label_far"], out["label_far"])
+    return out
+
+
+def _inner_side(shape: tuple[int, int], landmarks: np.ndarray, visibility: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """[H, W] bool: pixels labelled an arm's part (label [H, W]) that lie on that arm's inner side: their nearest
+    point on the arm's polyline shoulder -> elbow -> wrist sees them towards the hips' midpoint (MediaPipe 23/24).
+    An arm whose shoulder, elbow or wrist is unseen has no inner side."""
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    H, W = shape
+    out = np.zeros((H, W), bool)
+    lm, vis = np.asarray(landmarks, np.float64), np.asarray(visibility)
+    centre = (lm[23] + lm[24]) / 2.0
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    p = np.stack([xs, ys], -1)  # [H, W, 2]
+    for side, (sh, el, wr, *_rest) in _MP_ARM.items():
+        mine = np.isin(label, [PART_INDEX[f"{side}_{q}"] for q in _ARM_PARTS])
+        if not mine.any() or vis[[sh, el, wr]].min() < 0.5:
+            continue
+        best = np.full((H, W), np.inf)
+        foot = np.zeros((H, W, 2))  # [H, W, 2] nearest point on the polyline
+        for a, b in ((lm[sh], lm[el]), (lm[el], lm[wr])):
+            ab = b - a
+            t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+            q = a + t[..., None] * ab
+            d = np.linalg.norm(p - q, axis=-1)
+            closer = d < best
+            best = np.where(closer, d, best)
+            foot = np.where(closer[..., None], q, foot)
+        out |= mine & (((p - foot) * (centre - foot)).sum(-1) > 0)
+    return out
+
+
+def _give_back(maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> dict:
+    """relabel_arms' colour test and what follows from it (see there). Returns a new dict."""
+    from scipy import ndimage
+
+    from .texture import filled_labels
+
+    out = {k: np.array(v, copy=True) for k, v in maps.items()}
+    inside = np.asarray(mask) > 0.5
+    give = np.zeros(inside.shape, bool)
+    keep = np.zeros(inside.shape, bool)
+    for side, idx in _MP_ARM.items():
+        if float(np.min(np.asarray(visibility)[list(idx[:3])])) < 0.5:
+            continue  # shoulder, elbow or wrist unseen: no axis to trust
+        r = arm_pixels(image, mask, maps["label_near"], landmarks, side, maps["label_far"])
+        if r is None:
+            continue
+        claimed, is_arm = r
+        give |= claimed & ~is_arm
+        keep |= is_arm
+    core = (maps["label_core_near"] >= 0) & (maps["core_near"] > 0)
+    if not give.any() or not core.any():
+        return out
+    # the back sheet: a given pixel whose far side is an arm's shows the core body's far side there, or (off the
+    # core body) its own front's part
+    arm_far = give & np.isin(maps["label_far"], _arm_part_ids())
+    far_core = arm_far & core
+    out["label_far"][far_core] = maps["label_core_far"][far_core]
+    out["far"][far_core] = np.maximum(maps["core_far"][far_core], maps["near"][far_core])
+    far_off = arm_far & ~core
+    out["label_far"][far_off] = np.where(
+        np.isin(maps["label_near"][far_off], _arm_part_ids()), -1, maps["label_near"][far_off]
+    )
+    # the front: given pixels the arm showed (or, uncovered, would have been filled with)
+    filled = filled_labels(maps["label_near"], inside)  # [H, W]
+    give &= np.isin(filled, _arm_part_ids())
+    uncovered = ~((maps["label_near"] >= 0) & (maps["near"] > 0) & (maps["far"] > 0))
+    # arm-coloured pixels no ellipsoid covers: the arm's (the nearest labelled part, an arm part)
+    arm_fill = keep & uncovered & np.isin(filled, _arm_part_ids())
+    out["label_fill"][arm_fill] = filled[arm_fill]
+    # the body's pixels: what the core body shows there, else (no depth) the nearest core pixel's part
+    on_core = give & core
+    out["label_near"][on_core] = maps["label_core_near"][on_core]
+    out["label_far"][on_core] = maps["label_core_far"][on_core]
+    out["near"][on_core] = maps["core_near"][on_core]
+    out["far"][on_core] = np.maximum(maps["core_far"][on_core], maps["core_near"][on_core])
+    off = give & ~core
+    _, (iy, ix) = ndimage.distance_transform_edt(~core, return_indices=True)  # nearest core pixel of each pixel
+    out["label_near"][off] = -1
+    out["label_far"][off] = -1
+    out["near"][off] = 0.0
+    out["far"][off] = 0.0
+    out["label_fill"][off] = maps["label_core_near"][iy[off], ix[off]]
+    return out
+
+
+# --- hands in pockets -----------------------------------------------------------------------------------------------
+POCKET_REACH = 0.25  # a hidden hand lies within this many forearm lengths past the wrist, along the forearm ...
+POCKET_WIDTH = 0.3  # ... and this many forearm lengths from that line
+POCKET_MARGIN = 0.1  # ... and at least this many forearm lengths off the core body's silhouette
+POCKET_HIDDEN = 0.5  # a hand whose landmarks' mean visibility is below this is hidden (in a pocket, behind the hip)
+POCKET_WRIST = 0.3  # ... while its wrist's is at least this (the arm leads there)
+
+
+def pocket_pixels(maps: dict, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the bulge of the clothes round a hidden hand (a hand in a trouser pocket), beyond the core body.
+
+    A hand MediaPipe does not see (POCKET_HIDDEN) at a wrist it does (POCKET_WRIST) lies in a pocket or behind the
+    hip. The clothes round it stand out of the body's silhouette (the hand inside), and none of it is the arm's:
+    with the hips they stuck out as flaps once the dance took the hand out, with the hand they would travel as a
+    piece of the trousers. These pixels: inside the mask, off the core body's silhouette (the ellipsoids without
+    the arms), not an arm's, within POCKET_WIDTH forearm lengths of the line from the wrist POCKET_REACH forearm
+    lengths on along the forearm. render.build_preview_model leaves them out of the mesh (the filled background
+    shows there, as where the photo's background showed).
+    maps: body_maps_at_photo's dict (label_fill included); mask [H, W]; landmarks [33, 2] px; visibility [33].
+    """
+    from .texture import filled_labels
+
+    inside = np.asarray(mask) > 0.5
+    out = np.zeros(inside.shape, bool)
+    vis = np.asarray(visibility, np.float64)
+    labels = np.where(maps["label_near"] >= 0, maps["label_near"], maps.get("label_fill", maps["label_near"]))
+    body = inside & ~np.isin(filled_labels(labels, inside), _arm_part_ids()) & ~(maps["core_near"] > 0)
+    from scipy import ndimage
+
+    core_dist = ndimage.distance_transform_edt(~(maps["core_near"] > 0))  # [H, W] pixels from the core body
+    if not body.any():
+        return out
+    H, W = inside.shape
+    for side, (_, el_i, wr_i, *_hand) in _MP_ARM.items():
+        hand = list(_MP_HAND[side][1:])  # pinky, index, thumb
+        if float(vis[hand].mean()) >= POCKET_HIDDEN or vis[wr_i] < POCKET_WRIST or vis[el_i] < POCKET_WRIST:
+            continue
+        el, wr = np.asarray(landmarks[el_i], np.float64), np.asarray(landmarks[wr_i], np.float64)
+        L = float(np.linalg.norm(wr - el))
+        if L < 4.0:
+            continue
+        tip = wr + POCKET_REACH * (wr - el)
+        r = POCKET_WIDTH * L
+        x0, y0 = np.floor(np.minimum(wr, tip) - r).astype(int)
+        x1, y1 = np.ceil(np.maximum(wr, tip) + r).astype(int)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1] + 0.5
+        p = np.stack([xs, ys], -1)  # [h, w, 2]
+        ab = tip - wr
+        t = np.clip(((p - wr) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+        near = np.linalg.norm(p - (wr + t[..., None] * ab), axis=-1) <= r
+        # a margin off the core body: seen from the side, the body's own silhouette covers what lies close to it
+        out[y0:y1, x0:x1] |= near & body[y0:y1, x0:x1] & (core_dist[y0:y1, x0:x1] > POCKET_MARGIN * L)
+    # only what reaches the silhouette's edge (a bulge), never a hole inside the person
+    edge = inside & ~ndimage.binary_erosion(inside, iterations=2)
+    lab, _ = ndimage.label(out)
+    ids = np.unique(lab[edge & out])
+    return np.isin(lab, ids[ids > 0])

@@ -14,8 +14,10 @@
    pixels mix in the photo's background: seen from the side that band is nearly edge-on, not a bright line.
 3. Both sides unproject through the photo camera, share the photo's texture coordinates (the back
    shows the mirrored front), and a strip of triangles joins them along the outline: a closed surface.
-4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks); uncovered
-   pixels take the nearest part relative to its size. Skinning later cuts the mesh between parts that
+4. Labels: the body's part at each pixel (hand parts trimmed to the photo's hand landmarks, then grown to the
+   hand's skin; forearms and hands keep only the pixels of their own colours, hands.relabel_arms, which also
+   names the part of uncovered pixels it decided, maps["label_fill"]); other uncovered pixels take the nearest
+   part relative to its size. Skinning later cuts the mesh between parts that
    are not joined (skin.cut_overlaps); the body stays closed when an arm leaves it:
    - where an arm lies beside the torso (both sheets cut there: hands in pockets), h is 0 on the cut as on
      the outline, so the torso and the arm each close on their own side of it;
@@ -228,6 +230,7 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         lab = r.label[0].numpy()
         out[key] = r.depth[0].numpy()
         out["label_" + key] = np.where(lab >= 0, np.nonzero(core)[0][np.maximum(lab, 0)], -1)
+    out["label_fill"] = np.full((H, W), -1, np.int64)  # parts for pixels no ellipsoid covers (hands.relabel_arms)
     before = out["label_near"]
     out["label_near"] = trim_hands(
         before, out["label_far"], np.asarray(subject.landmarks) * scale, np.asarray(subject.visibility)
@@ -242,6 +245,16 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         from .hands import grow_hands
 
         out = grow_hands(
+            out,
+            image.astype(np.float32) / 255.0,
+            np.asarray(subject.mask, np.float32),
+            np.asarray(subject.landmarks) * scale,
+            np.asarray(subject.visibility),
+        )
+        # the arms keep only the pixels of their own colours (the clothes beside them stay with the body)
+        from .hands import relabel_arms
+
+        out = relabel_arms(
             out,
             image.astype(np.float32) / 255.0,
             np.asarray(subject.mask, np.float32),
@@ -337,6 +350,10 @@ def lift(
     h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
+    if "label_fill" in maps:  # uncovered pixels whose part the arms' colour test decided (hands.relabel_arms)
+        hint = maps["label_fill"][pix[:, 1], pix[:, 0]].astype(np.int64)
+        use = ~covered & (hint >= 0)
+        lab_n, lab_f = np.where(use, hint, lab_n), np.where(use, hint, lab_f)
     # seams through the body: where an arm lies beside the torso (hands in pockets), both sheets are cut between
     # parts that are not joined (skin.cut_overlaps), and the torso's side would stay open when the arm moves
     # away: seen from the side, its front and back sheets edge-on, two thin lines. There the thickness goes to

@@ -96,14 +96,20 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     if subject.image.shape[:2] != (H, W):
         raise BadInput(f"photo {subject.image.shape[:2]} and mask {(H, W)} differ in size", hint="rebuild the subject")
     spacing = M.auto_spacing(mask, target_vertices)
-    lat = M.lattice_mesh(mask, spacing)
     maps = M.body_maps_at_photo(subject, W, H)
+    # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
+    from .hands import pocket_pixels
+
+    cam = subject.camera
+    landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
+    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility), 0.0, mask)
+    lat = M.lattice_mesh(mask_mesh, spacing)
     cam = subject.camera
     photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
     if pelvis_z <= 0:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
-    photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask, pelvis_z)
+    photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask_mesh, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
     img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
@@ -116,8 +122,9 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # a few pixels of the photo's background, which the front must keep (the photo at rest) but the hidden
     # and back surfaces need not (a side view sees the back sheet's rim beside the front's)
     deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
-    lab_front = T.filled_labels(maps["label_near"], core)
-    lab_behind = np.where(maps["label_far"] >= 0, maps["label_far"], lab_front)
+    lab_front = T.filled_labels(np.where(maps["label_near"] >= 0, maps["label_near"], maps["label_fill"]), core)
+    lfar = maps.get("label_far_tex", maps["label_far"])
+    lab_behind = np.where(lfar >= 0, lfar, lab_front)
     uncovered = T.uncover(img, deep & ~occ, occ, lab_front, lab_behind)
     inpainted = push_pull_fill(uncovered, core)
     # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):

@@ -32,10 +32,13 @@ UNCOVER_SMOOTH = 0.006  # the repainted hidden pixels are smoothed by this fract
 
 
 def body_regions() -> np.ndarray:
-    """[P] int: the region (0 torso, 1 head, 2/3 left/right arm, 4/5 left/right leg) of each bonemap part.
+    """[P] int: the region (0 torso, 1 head, 2/3 left/right upper arm, 4/5 left/right leg, 6/7 left/right forearm
+    and hand) of each bonemap part.
 
     A hidden part is filled from visible pixels of its own region: the ribs behind an arm take the shirt's
-    colours from the chest and belly beside it, not the arm's skin.
+    colours from the chest and belly beside it, not the arm's skin. The forearm and hand are a region of their
+    own: below a short sleeve they are skin, and one region for the whole arm gave the back of a bare forearm
+    the grey of sleeve and skin mixed (the back panel's median over a window wider than the forearm).
     """
     from hvg_cli.bonemap.parts import PARTS
 
@@ -44,8 +47,10 @@ def body_regions() -> np.ndarray:
         name = p.name
         if name in ("head", "neck"):
             out[i] = 1
-        elif name.endswith(("upper_arm", "forearm", "palm", "fingers")):
+        elif name.endswith("upper_arm"):
             out[i] = 2 if name.startswith("left") else 3
+        elif name.endswith(("forearm", "palm", "fingers")):
+            out[i] = 6 if name.startswith("left") else 7
         elif name.endswith(("thigh", "shin", "foot", "toes")):
             out[i] = 4 if name.startswith("left") else 5
     return out  # pelvis, belly, ribs, chest, hips, collars: torso (0)
