@@ -566,7 +566,7 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
     faces = remap[faces]
     K_ = skinned.joint_index.shape[1]
     # 2. Panels into a free block of the atlas (what the remaining faces sample, grown by 2 texels, is used)
-    used = np.zeros(texture.shape[:2], bool)
+    used: np.ndarray = np.zeros(texture.shape[:2], bool)
     fu = skinned.uv[skinned.faces]  # [F, 3, 2] (the dropped foot's faces too: its texels stay as they were)
     lo = np.floor(fu.min(1) - 2.5).astype(int)
     hi = np.ceil(fu.max(1) + 2.5).astype(int)
@@ -587,7 +587,7 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
             used[y0:y1, x0:x1] = True
     # each panel on its own: a free block if there is one, else columns added on the right
     places = []
-    tex = texture
+    tex: np.ndarray = texture
     for sh in shoes:
         h, w = sh.panel.shape[:2]
         at = free_block(used, h, w)

@@ -87,6 +87,8 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from . import mesh as M
     from . import texture as T
     from .background import build_backdrop, push_pull_fill, remove_person
+    from .feet import attach_feet, build_shoes, subject_foot_regions
+    from .hands import pocket_pixels
     from .skin import skin_photo_mesh
 
     mask = np.asarray(subject.mask, dtype=np.float32)
@@ -98,13 +100,10 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     spacing = M.auto_spacing(mask, target_vertices)
     maps = M.body_maps_at_photo(subject, W, H)
     # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
-    from .hands import pocket_pixels
-
     cam = subject.camera
     landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
     mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility), 0.0, mask)
     lat = M.lattice_mesh(mask_mesh, spacing)
-    cam = subject.camera
     photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
     if pelvis_z <= 0:
@@ -132,8 +131,6 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     trusted = (deep & ~occ) | occ
     # the feet become shoes (feet.py, below): the back of the legs continues their own cloth down to the
     # shoes, not the shoes' colours (a white sneaker's median fading into the back of a blue trouser hem)
-    from .feet import attach_feet, build_shoes, subject_foot_regions
-
     feet_px = subject_foot_regions(subject, maps)  # [H, W] int8
     trusted &= feet_px == 0
     region = np.where(lab_behind >= 0, T.body_regions()[np.maximum(lab_behind, 0)], -1)  # [H, W]
