@@ -88,7 +88,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from . import texture as T
     from .background import build_backdrop, push_pull_fill, remove_person
     from .feet import attach_feet, build_shoes, subject_foot_regions
-    from .hands import pocket_pixels
+    from .hands import background_pixels, pocket_pixels
     from .skin import skin_photo_mesh
 
     mask = np.asarray(subject.mask, dtype=np.float32)
@@ -102,7 +102,10 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
     cam = subject.camera
     landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
-    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility), 0.0, mask)
+    # and the photo's background the mask holds near an arm (the gap between a hand on the hip and the waist)
+    img = subject.image.astype(np.float32) / 255.0
+    gap = background_pixels(img, mask, landmarks, subject.visibility)
+    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility) | gap, 0.0, mask)
     lat = M.lattice_mesh(mask_mesh, spacing)
     photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
@@ -110,7 +113,6 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
     photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask_mesh, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
-    img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
     texture = push_pull_fill(img, core)
     photo_panel = texture
