@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_preview_arms import NAMES, _nearest, reference_colours, render_raised
 
 CLEAR = 0.5  # a colour is a class's when its distance to it is at most this times that to the other classes
@@ -106,9 +105,10 @@ def test_background_pixels_finds_the_gap_beside_the_forearm():
 def test_relabel_arms_gives_the_cloth_between_the_fingers_back():
     """A hand (skin) labelled fingers over dark shorts, with a 2-px gap between two fingers that the fingers' label
     covers, past the knuckles: the gap goes back to the body, the fingers' skin stays."""
+    from test_preview_arms import _synthetic_arm
+
     from hvg_cli.backends.preview.hands import relabel_arms
     from hvg_cli.bonemap.parts import PART_INDEX
-    from test_preview_arms import _synthetic_arm
 
     image, mask, maps, lm, vis, arm = _synthetic_arm()
     fingers, forearm = PART_INDEX["left_fingers"], PART_INDEX["left_forearm"]
