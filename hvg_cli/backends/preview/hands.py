@@ -636,46 +636,52 @@ def attach_arm_backs(skinned, texture: np.ndarray, skin: np.ndarray | None, back
     The back panel's low-detail filter (texture.low_detail) works at a scale the forearms are too thin for: there
     they took the all-region result, a blend of the background's fill, the hair and the shorts, and where a hand
     lay on the body the panel is the body's (the shorts), the same texels its back sheet samples: a raised hand
-    seen from behind was a brownish-grey flap. The arm's back-sheet vertices (skinned.back, labelled a forearm, palm
-    or fingers) sample at their photo position, back_panel panels left of their uv (uv x - back_panel W), the skin
-    (arm_back_skin, [H, W, 3]) copied into a free block of the atlas (one not sampled by any face, feet.free_block),
-    else into columns added on the right.
+    seen from behind was a brownish-grey flap. Each arm's back-sheet vertices (skinned.back, labelled its forearm,
+    palm or fingers) sample at their photo position (uv x - back_panel W) the skin (arm_back_skin, [H, W, 3])
+    copied into a free block of the back panel (texels no face samples, feet.free_block: the back sheet still
+    samples the back panel), else into columns added on the right.
     """
     import dataclasses
+
+    from hvg_cli.bonemap.parts import PART_INDEX
 
     from .feet import free_block
 
     if skin is None:
         return skinned, texture
     H, W = skin.shape[:2]
-    sel = np.asarray(skinned.back) & np.isin(skinned.labels, _hand_arm_ids())  # [N]
-    if not sel.any():
-        return skinned, texture
-    p = skinned.uv[sel] - np.array([back_panel * W, 0.0])  # [n, 2] photo pixels (x, y)
-    x0, y0 = np.clip(np.floor(p.min(0) - ARM_BACK_PAD).astype(int), 0, None)
-    x1, y1 = np.minimum(np.ceil(p.max(0) + ARM_BACK_PAD).astype(int), [W, H])
-    if x1 <= x0 or y1 <= y0:
-        return skinned, texture
-    panel = skin[y0:y1, x0:x1]  # [h, w, 3]
-    h, w = panel.shape[:2]
-    # texels any face samples (its uv box grown by 2.5): the free blocks are the others
-    fu = skinned.uv[skinned.faces]  # [F, 3, 2]
-    lo = np.clip(np.floor(fu.min(1) - 2.5).astype(int), 0, [texture.shape[1], texture.shape[0]])
-    hi = np.clip(np.ceil(fu.max(1) + 2.5).astype(int), 0, [texture.shape[1], texture.shape[0]])
-    diff = np.zeros((texture.shape[0] + 1, texture.shape[1] + 1), np.int64)  # 2D difference array of the boxes
-    np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
-    np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
-    np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
-    np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
-    used = diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
-    tex = texture
-    at = free_block(used, h, w)
-    if at is None:
-        at = (0, tex.shape[1])
-        tex = np.pad(tex, ((0, max(0, h - tex.shape[0])), (0, w), (0, 0)))
-    else:
-        tex = np.array(tex, copy=True)
-    tex[at[0] : at[0] + h, at[1] : at[1] + w] = panel
     uv = skinned.uv.copy()
-    uv[sel] = p - np.array([x0, y0]) + np.array([at[1], at[0]])  # into the panel's block
+    tex = texture
+    for side in ("left", "right"):
+        ids = [PART_INDEX[f"{side}_{p}"] for p in _ARM_PARTS[1:]]
+        sel = np.asarray(skinned.back) & np.isin(skinned.labels, ids)  # [N]
+        if not sel.any():
+            continue
+        p = uv[sel] - np.array([back_panel * W, 0.0])  # [n, 2] photo pixels (x, y)
+        x0, y0 = np.clip(np.floor(p.min(0) - ARM_BACK_PAD).astype(int), 0, None)
+        x1, y1 = np.minimum(np.ceil(p.max(0) + ARM_BACK_PAD).astype(int), [W, H])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        panel = skin[y0:y1, x0:x1]  # [h, w, 3]
+        h, w = panel.shape[:2]
+        # texels any face samples (its uv box grown by 2.5, the moved arm's included): the others are free
+        fu = uv[skinned.faces]  # [F, 3, 2]
+        lo = np.clip(np.floor(fu.min(1) - 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
+        hi = np.clip(np.ceil(fu.max(1) + 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
+        diff = np.zeros((tex.shape[0] + 1, tex.shape[1] + 1), np.int64)  # 2D difference array of the boxes
+        np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
+        np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
+        np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
+        np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
+        used = diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
+        c0 = back_panel * W
+        at = free_block(used[:H, c0 : c0 + W], h, w)
+        if at is None:
+            at = (0, tex.shape[1])
+            tex = np.pad(tex, ((0, max(0, h - tex.shape[0])), (0, w), (0, 0)))
+        else:
+            at = (at[0], at[1] + c0)
+            tex = np.array(tex, copy=True) if tex is texture else tex
+        tex[at[0] : at[0] + h, at[1] : at[1] + w] = panel
+        uv[sel] = p - np.array([x0, y0]) + np.array([at[1], at[0]])  # into the panel's block
     return dataclasses.replace(skinned, uv=uv), tex
