@@ -164,6 +164,8 @@ ARM_WINDOW = 0.5  # ... from the samples within this many forearm lengths round 
 ARM_NEIGHBOURS = 8  # a colour's distance to a model: the mean distance to its this many nearest samples
 ARM_MARGIN = 0.04  # RGB distance by which the body's model must be nearer than the arm's (ambiguous: the arm)
 ARM_RATIO = 2.0  # ... and the arm's model this many times further than the body's
+HAND_GAP_MARGIN = 0.0  # a hand's pixel not of its skin's colour goes to the body when the body's colour model is
+HAND_GAP_RATIO = 1.0  # nearer by this much and this many times (the cloth between the fingers, arm_pixels)
 ARM_FRINGE = 2  # pixels the arm grows by again after the colour test (its soft edge, half arm, half cloth)
 MAX_SAMPLES = 2000  # colour samples per model (every k-th pixel, no randomness)
 
@@ -210,7 +212,13 @@ def model_distance(samples: np.ndarray, colours: np.ndarray) -> np.ndarray:
 
 
 def arm_colour_test(
-    image: np.ndarray, claimed: np.ndarray, arm_src: np.ndarray, body_src: np.ndarray, tile: int
+    image: np.ndarray,
+    claimed: np.ndarray,
+    arm_src: np.ndarray,
+    body_src: np.ndarray,
+    tile: int,
+    margin: float = ARM_MARGIN,
+    ratio: float = ARM_RATIO,
 ) -> np.ndarray:
     """[H, W] bool: claimed pixels whose colour is not clearly the body's (see `arm_pixels`).
 
@@ -219,6 +227,7 @@ def arm_colour_test(
     The arm's samples of a tile: those of its window unlike the body's there, when at least ARM_UNLIKE of them
     are; else those of all the arm's windows, when at least ARM_UNLIKE_ALL of all are (a hand on a thigh is
     skin on skin, but the forearm above it says what the arm's skin looks like); else all of the window's.
+    margin, ratio: how much nearer the body's model must be (ARM_MARGIN, ARM_RATIO unless told).
     """
     H, W = claimed.shape
     out = np.zeros((H, W), bool)
@@ -251,7 +260,7 @@ def arm_colour_test(
             a = unlike_all
         c = image[box][here]  # [M, 3]
         d_arm, d_body = model_distance(a, c), model_distance(b, c)
-        out[box][here] = ~((d_body + ARM_MARGIN < d_arm) & (ARM_RATIO * d_body < d_arm))
+        out[box][here] = ~((d_body + margin < d_arm) & (ratio * d_body < d_arm))
     return out
 
 
@@ -310,6 +319,20 @@ def arm_pixels(
     seeds = np.unique(lab[core])
     is_arm = np.isin(lab, seeds[seeds > 0])
     is_arm = ndimage.binary_dilation(is_arm, iterations=ARM_FRINGE) & claimed
+    # the hand's gaps: the closing and the fringe above (and grow_hands' own) fill the gaps between the fingers,
+    # where the photo shows the cloth under the hand (raised, the hand carried stripes of the shorts). The hand's
+    # pixels that are not of its skin's colour (grow_hands' test, the skin's colour the median of those the arm
+    # keeps) and nearer to the body's colours than to the arm's (HAND_GAP_MARGIN, HAND_GAP_RATIO) go back to it
+    hand = is_arm & np.isin(label, mine[1:]) & ~core
+    if hand.sum() >= 8:
+        img = np.asarray(image, np.float64)
+        ref = np.median(img[hand], axis=0)  # [3] the hand's skin
+        bright = img.sum(-1) / max(float(ref.sum()), 1e-6)  # [H, W]
+        skin = (np.linalg.norm(chroma(img) - chroma(ref), axis=-1) <= SKIN_CHROMA) & (bright >= 0.5) & (bright <= 2.0)
+        hand &= ~skin
+        if hand.any():
+            tile = max(4, int(ARM_TILE * L))
+            is_arm &= ~(hand & ~arm_colour_test(img, hand, arm_src, body_src, tile, HAND_GAP_MARGIN, HAND_GAP_RATIO))
     return claimed, is_arm
 
 
@@ -516,3 +539,149 @@ def pocket_pixels(maps: dict, mask: np.ndarray, landmarks: np.ndarray, visibilit
     lab, _ = ndimage.label(out)
     ids = np.unique(lab[edge & out])
     return np.isin(lab, ids[ids > 0])
+
+
+# --- the photo's background held by the mask near an arm --------------------------------------------------------------
+# The person mask holds the photo's background in narrow gaps: between a hand resting on the hip and the waist, between
+# the fingers. Those pixels went with the arm (their colour is nobody's), and the raised hand carried a grey flap.
+GAP_REACH = 0.6  # pixels within this many forearm lengths of the arm's axis (elbow -> wrist -> knuckles) ...
+GAP_RING = (3.0, 20.0)  # ... whose colour is the background's: samples outside the mask, this far from it (px) ...
+GAP_NEAR = 0.05  # ... within this RGB distance (mean over ARM_NEIGHBOURS nearest samples) of them ...
+GAP_RATIO = 2.0  # ... and this many times nearer to them than to the person's colours round the arm
+GAP_DEEP = 4.0  # the person's colour samples: mask pixels at least this far (px) inside its edge
+
+
+def background_pixels(image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """[H, W] bool: mask pixels near a seen forearm or hand whose colour is the photo's background round the person.
+
+    Per arm whose elbow and wrist MediaPipe saw: the pixels within GAP_REACH forearm lengths of its axis, the
+    background's samples there (outside the mask, GAP_RING px from it) and the person's (inside, GAP_DEEP px from
+    the edge, those of the background's colour left out). A pixel is the background's when its colour is within
+    GAP_NEAR of the background's samples and GAP_RATIO times nearer to them than to the person's; pixels on the
+    arm's axis (ARM_CORE) never are. render.build_preview_model leaves them out of the mesh (the filled background
+    shows there, as where the photo's background showed), like hands.pocket_pixels.
+    image: [H, W, 3] float in [0, 1]; mask [H, W]; landmarks [33, 2] px at this size; visibility [33].
+    """
+    from scipy import ndimage
+
+    img = np.asarray(image, np.float64)
+    inside = np.asarray(mask) > 0.5
+    out = np.zeros(inside.shape, bool)
+    vis = np.asarray(visibility, np.float64)
+    if not inside.any() or inside.all():
+        return out
+    d_out = ndimage.distance_transform_edt(~inside)  # [H, W] px outside the mask
+    d_in = ndimage.distance_transform_edt(inside)  # [H, W] px inside it
+    ring = ~inside & (d_out >= GAP_RING[0]) & (d_out <= GAP_RING[1])
+    for side, (_, el_i, wr_i, *_hand) in _MP_ARM.items():
+        if min(vis[el_i], vis[wr_i]) < 0.5:
+            continue
+        d_axis, L = arm_axis_distance(inside.shape, landmarks, side)
+        if L < 4.0:
+            continue
+        near = d_axis <= GAP_REACH * L
+        bg = img[ring & (d_axis <= (GAP_REACH + 0.5) * L)]  # [B, 3]
+        here = inside & near & (d_axis > ARM_CORE * L)
+        if len(bg) < 8 or not here.any():
+            continue
+        c = img[here]  # [M, 3]
+        d_bg = model_distance(bg, c)
+        cand = np.zeros(inside.shape, bool)
+        cand[here] = d_bg <= GAP_NEAR
+        person = inside & near & (d_in >= GAP_DEEP) & ~cand
+        pers = img[person]
+        if len(pers) < 8 or not cand.any():
+            continue
+        cc = img[cand]
+        out[cand] |= model_distance(bg, cc) * GAP_RATIO < model_distance(pers, cc)
+    # only what reaches the mask's edge (its outline or a hole in it): white cloth inside the person stays
+    edge = inside & ~ndimage.binary_erosion(inside, iterations=2, border_value=1)
+    lab, _ = ndimage.label(out)
+    ids = np.unique(lab[edge & out])
+    return np.isin(lab, ids[ids > 0])
+
+
+# --- the back of a forearm and hand ----------------------------------------------------------------------------------
+ARM_BACK_BLUR = 0.005  # the back of a forearm or hand: its front's skin, blurred by this many person heights (sigma)
+ARM_BACK_PAD = 4  # texels round the arm's back-sheet vertices that its panel holds
+
+
+def arm_back_skin(image: np.ndarray, known: np.ndarray, front: np.ndarray, person_height: float) -> np.ndarray | None:
+    """[H, W, 3] float32: the forearms' and hands' own skin everywhere, or None when too few of their pixels are known:
+    the pixels whose front is a forearm or hand (front [H, W] int part) and `known` ([H, W] bool), filled outwards
+    from them (background.push_pull_fill), blurred by ARM_BACK_BLUR person heights (pixels). image [H, W, 3]."""
+    from scipy import ndimage
+
+    from .background import push_pull_fill
+
+    src = known & np.isin(front, _hand_arm_ids())
+    if src.sum() < 16:
+        return None
+    skin = push_pull_fill(np.asarray(image, np.float32), src)  # [H, W, 3]
+    sigma = max(1.0, ARM_BACK_BLUR * person_height)
+    return ndimage.gaussian_filter(skin, (sigma, sigma, 0)).astype(np.float32)
+
+
+def _hand_arm_ids() -> list[int]:
+    """Part indices of both forearms and hands (palm, fingers)."""
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    return [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in _ARM_PARTS[1:]]
+
+
+def attach_arm_backs(skinned, texture: np.ndarray, skin: np.ndarray | None, back_panel: int) -> tuple:
+    """The skinned mesh whose forearms' and hands' back-sheet vertices sample a panel of their own skin, and the
+    atlas with that panel in it: (SkinnedMesh, texture [H, n W, 3]).
+
+    The back panel's low-detail filter (texture.low_detail) works at a scale the forearms are too thin for: there
+    they took the all-region result, a blend of the background's fill, the hair and the shorts, and where a hand
+    lay on the body the panel is the body's (the shorts), the same texels its back sheet samples: a raised hand
+    seen from behind was a brownish-grey flap. Each arm's back-sheet vertices (skinned.back, labelled its forearm,
+    palm or fingers) sample at their photo position (uv x - back_panel W) the skin (arm_back_skin, [H, W, 3])
+    copied into a free block of the back panel (texels no face samples, feet.free_block: the back sheet still
+    samples the back panel), else into columns added on the right.
+    """
+    import dataclasses
+
+    from hvg_cli.bonemap.parts import PART_INDEX
+
+    from .feet import free_block
+
+    if skin is None:
+        return skinned, texture
+    H, W = skin.shape[:2]
+    uv = skinned.uv.copy()
+    tex = texture
+    for side in ("left", "right"):
+        ids = [PART_INDEX[f"{side}_{p}"] for p in _ARM_PARTS[1:]]
+        sel = np.asarray(skinned.back) & np.isin(skinned.labels, ids)  # [N]
+        if not sel.any():
+            continue
+        p = uv[sel] - np.array([back_panel * W, 0.0])  # [n, 2] photo pixels (x, y)
+        x0, y0 = np.clip(np.floor(p.min(0) - ARM_BACK_PAD).astype(int), 0, None)
+        x1, y1 = np.minimum(np.ceil(p.max(0) + ARM_BACK_PAD).astype(int), [W, H])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        panel = skin[y0:y1, x0:x1]  # [h, w, 3]
+        h, w = panel.shape[:2]
+        # texels any face samples (its uv box grown by 2.5, the moved arm's included): the others are free
+        fu = uv[skinned.faces]  # [F, 3, 2]
+        lo = np.clip(np.floor(fu.min(1) - 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
+        hi = np.clip(np.ceil(fu.max(1) + 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
+        diff = np.zeros((tex.shape[0] + 1, tex.shape[1] + 1), np.int64)  # 2D difference array of the boxes
+        np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
+        np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
+        np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
+        np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
+        used = diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
+        c0 = back_panel * W
+        at = free_block(used[:H, c0 : c0 + W], h, w)
+        if at is None:
+            at = (0, tex.shape[1])
+            tex = np.pad(tex, ((0, max(0, h - tex.shape[0])), (0, w), (0, 0)))
+        else:
+            at = (at[0], at[1] + c0)
+            tex = np.array(tex, copy=True) if tex is texture else tex
+        tex[at[0] : at[0] + h, at[1] : at[1] + w] = panel
+        uv[sel] = p - np.array([x0, y0]) + np.array([at[1], at[0]])  # into the panel's block
+    return dataclasses.replace(skinned, uv=uv), tex

@@ -88,7 +88,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     from . import texture as T
     from .background import build_backdrop, push_pull_fill, remove_person
     from .feet import attach_feet, build_shoes, subject_foot_regions
-    from .hands import pocket_pixels
+    from .hands import arm_back_skin, attach_arm_backs, background_pixels, pocket_pixels
     from .skin import skin_photo_mesh
 
     mask = np.asarray(subject.mask, dtype=np.float32)
@@ -102,7 +102,10 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
     cam = subject.camera
     landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
-    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility), 0.0, mask)
+    # and the photo's background the mask holds near an arm (the gap between a hand on the hip and the waist)
+    img = subject.image.astype(np.float32) / 255.0
+    gap = background_pixels(img, mask, landmarks, subject.visibility)
+    mask_mesh = np.where(pocket_pixels(maps, mask, landmarks, subject.visibility) | gap, 0.0, mask)
     lat = M.lattice_mesh(mask_mesh, spacing)
     photo_cam = cam.resized(W, H)  # the photo camera at the mask's resolution
     pelvis_z = float((cam.world_to_cam[:3, :3] @ np.asarray(subject.photo_trans, float) + cam.world_to_cam[:3, 3])[2])
@@ -110,7 +113,6 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
         raise BadInput("the person stands behind the photo's camera", hint="rebuild the subject (hvg cache clear)")
     photo_mesh = M.lift(lat, maps, photo_cam.K, cam.cam_to_world, mask_mesh, pelvis_z)
     skinned = skin_photo_mesh(photo_mesh, photo_cam, spacing)
-    img = subject.image.astype(np.float32) / 255.0
     core = mask > 0.5
     texture = push_pull_fill(img, core)
     photo_panel = texture
@@ -121,6 +123,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # a few pixels of the photo's background, which the front must keep (the photo at rest) but the hidden
     # and back surfaces need not (a side view sees the back sheet's rim beside the front's)
     deep = ndimage.distance_transform_edt(core) > max(2.0, RIM_INSET * H)
+    deep &= ~gap  # the photo's background the mask holds beside an arm is no colour of the person's
     lab_front = T.filled_labels(np.where(maps["label_near"] >= 0, maps["label_near"], maps["label_fill"]), core)
     lfar = maps.get("label_far_tex", maps["label_far"])
     lab_behind = np.where(lfar >= 0, lfar, lab_front)
@@ -128,7 +131,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     inpainted = push_pull_fill(uncovered, core)
     # the atlas' third panel, for the back sheet: a low-detail continuation of the front (texture.py's doc):
     # the uncovered person, the face and neck covered by the hair, then only the cloth's colours and shading
-    trusted = (deep & ~occ) | occ
+    trusted = ((deep & ~occ) | occ) & ~gap
     # the feet become shoes (feet.py, below): the back of the legs continues their own cloth down to the
     # shoes, not the shoes' colours (a white sneaker's median fading into the back of a blue trouser hem)
     feet_px = subject_foot_regions(subject, maps)  # [H, W] int8
@@ -149,6 +152,9 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     # the feet: solid shoes fitted to the photo's feet replace the lifted feet (feet.py)
     regions, shoes = build_shoes(subject, maps, photo_panel, photo_cam.K, feet_px)
     skinned, texture = attach_feet(skinned, texture, regions, shoes)
+    # the backs of the forearms and hands: their own skin, in a panel of their own (hands.attach_arm_backs)
+    skin = arm_back_skin(img, deep & ~occ, lab_front, float(rows[-1] - rows[0] + 1))
+    skinned, texture = attach_arm_backs(skinned, texture, skin, back_panel=2)
     # the world: the filled photo on the ground and on a backdrop behind the person, softly continued
     backdrop = build_backdrop(
         remove_person(subject.image, mask),
