@@ -32,7 +32,7 @@ VERSIONS: dict[str, int] = {
     # 7: hair over the shoulders kept off the back; 8: the world's backdrop nearer (a wall close behind), soft corner
     # and a short fade beside the photo; 9: solid shoes on the feet (feet.py); 10: arms keep only pixels of their
     # own colour (hands.relabel_arms), pocket bulges left out
-    "preview_model": 10,
+    "preview_model": 11,
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
     "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance
