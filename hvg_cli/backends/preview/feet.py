@@ -154,14 +154,13 @@ def ground_like(image: np.ndarray, mask: np.ndarray, region: np.ndarray) -> np.n
 
 
 def _shoe_pixels(region: np.ndarray, ground: np.ndarray | None) -> np.ndarray:
-    """The region without its ground-like pixels, cleaned (opened, its largest piece, holes filled); the
-    region itself when too little is left. [H, W] bool"""
+    """The region without its ground-like pixels, cleaned (its largest piece, holes filled); the region
+    itself when too little is left. [H, W] bool"""
     from scipy import ndimage
 
     if ground is None or not (ground & region).any():
         return region
-    own = ndimage.binary_opening(region & ~ground, iterations=1)
-    lab, n = ndimage.label(own)
+    lab, n = ndimage.label(region & ~ground)
     if n == 0:
         return region
     own = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
