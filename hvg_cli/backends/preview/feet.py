@@ -8,20 +8,24 @@ from the side and a skin stub from behind. Here each foot the photo shows is rep
    (FOOT_CUT of the foot's image height), of that leg's shin, foot and toe parts.
 2. The shoe (`shoe_points`): a closed surface over (s, theta), s from the heel (0) to the toe tip (1), theta
    round the foot's long axis: rounded-box cross-sections (superellipse, SHOE_ROUND) on a flat sole, high
-   at the ankle (the collar, up to the region's top) and low at the toes, rounded at both ends. It sits in
+   at the ankle (the collar, up to the region's top) and lower at the toes, rounded at both ends from the
+   top (a blunt toe box and heel counter over a sole flat nearly to the tips). It sits in
    the foot's frame (ankle over the heel, forward along the ankle -> ball bone on the ground, y up), sized
    from the bone, then fitted in the photo camera's image plane: its box stretched onto the region's box,
    then each image row and the bottom of each column warped onto the region's outline (from the front at
    rest it covers the photo's foot). Points are moved along depth-kept rays, except that a point the fit
    would take below the ground slides along its photo ray instead (the foot nearer the camera).
+   The region it fits leaves out the photo's background inside the mask (`ground_like`: colours of the
+   background round the foot, joined to the region's outline: a sneaker's cast shadow on the ground, the
+   studio backdrop between a sandal's straps at the edge); those pixels give the shoe no colour either.
 3. Colours (`build_shoe`, a texture panel per foot over (s, theta)): what the photo camera sees of the shoe
    (a z-buffer test, off the mask's soft edge unless it faces the camera) takes the photo's pixel it
    projects to; elsewhere the shoe's own colours, faded in by PHOTO_FACING: the foot region's pixels (off
    its soft edge, the rest filled from them) wrapped round the shoe as mirrored tiles of the front view (a
    sandal's straps over skin, a sneaker's white and grey), rows by height above the sole; the sole's band
-   takes the colour of the region's bottom rows. Those own colours are shaded by a fixed soft light in the
-   foot's frame (top lighter, sides and heel darker, the sole's edge darker still) so the shoe reads as a
-   solid.
+   takes the colour of the shoe's own darkest pixels (never the ground's shadow below it). Those own
+   colours are shaded by a fixed soft light in the foot's frame (top lighter, sides and heel darker, the
+   sole's edge darker still) so the shoe reads as a solid.
 4. Faces whose three corners the photo saw fully sample the photo panel directly (at rest the front is the
    photo, as the photo mesh was); the rest sample the shoe's panel.
 5. Skinning: the heel half follows the ankle, the toes the foot joint, blended over SHOE_BLEND of s.
@@ -58,7 +62,7 @@ CROP_SPAN = (0.1, 0.9)  # the columns of the foot's crop that are tiled round th
 LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out, y up, z forward)
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
 SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
-FIT_SCALE = (0.5, 2.0)
+FIT_SCALE = (0.5, 2.0)  # bounds of the image-plane stretch that fits the shoe to the foot region
 DROP_GROW = 3  # px: the foot regions grow by this (sideways and down) when the photo mesh's foot is dropped
 ISLAND_FACES = 200  # pieces of the photo mesh left with fewer faces than this, all at the foot, go too
 SLIDE_MAX = 0.12  # metres: the most a point of the shoe slides along its photo ray in the fit
@@ -68,7 +72,7 @@ GROUND_TAU = 0.045  # RGB distance (0..1) to the nearest photo background colour
 GROUND_RING = 0.4  # the background round the foot: outside the mask within this fraction of the foot's height
 SOLE_DARK = 0.1  # the sole's colour: the median of this darkest fraction of the shoe's own pixels
 SOLE_GREY = (0.16, 0.16, 0.17)  # the sole's colour when the shoe shows too few of its own pixels
-WARP_BINS = 1.0  # pixels per bin of the outline warps  # bounds of the image-plane stretch that fits the shoe to the foot region
+WARP_BINS = 1.0  # pixels per bin of the outline warps
 
 _SIDES = ("left", "right")
 _MP_FOOT = {"left": (27, 29, 31), "right": (28, 30, 32)}  # MediaPipe ankle, heel, foot index
