@@ -212,3 +212,31 @@ def test_shoe_toe_is_blunt_and_high():
     p = shoe_points(np.full_like(th, 0.9), th, 0.25, 0.07, collar)  # [361, 3] the cross-section there
     assert p[:, 1].max() - p[:, 1].min() >= 0.5 * collar, (p[:, 1].min(), p[:, 1].max())
     assert p[:, 1].min() <= 0.05 * collar, p[:, 1].min()
+
+
+def test_white_shoe_over_a_shadow_keeps_a_light_sole():
+    """A white shoe whose mask holds the ground's dark cast shadow along its bottom (joined to the ground's
+    shadow outside the mask): the shoe's own panel has no shadow-dark texels: its darkest 5 % (the sole's band
+    from below, shaded) stay above 0.2 (main before feet2: the sole's band took the region's bottom rows, the
+    shadow, ~0.1)."""
+    from hvg_cli.backends.preview.feet import build_shoe, ground_like
+    from hvg_cli.core.types import SMPL_JOINT_NAMES
+
+    H, W = 200, 160
+    K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    w2c[:3, 3] = [0.0, 0.05, 2.0]
+    joints = np.zeros((24, 3))
+    joints[SMPL_JOINT_NAMES.index("left_ankle")] = [0.0, 0.08, 0.0]
+    joints[SMPL_JOINT_NAMES.index("left_foot")] = [0.0, 0.0, 0.13]
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    shoe_px = (((xs - W / 2) / 22) ** 4 + ((ys - 118) / 30) ** 4) <= 1
+    img = np.tile(np.array([0.55, 0.52, 0.5], np.float32), (H, W, 1))
+    img[(ys > 140) & (ys < 162) & (np.abs(xs - W / 2) < 40)] = [0.2, 0.19, 0.19]  # the cast shadow
+    img[shoe_px] = 0.95
+    region = shoe_px | ((ys > 140) & (ys < 156) & (np.abs(xs - W / 2) < 26))  # the mask holds shadow below
+    shoe = build_shoe("left", region, img, joints, K, w2c, ground=ground_like(img, region.astype(np.float32), region))
+    assert shoe is not None
+    lum = shoe.panel.mean(-1)
+    assert np.percentile(lum, 5) >= 0.2, np.percentile(lum, 5)

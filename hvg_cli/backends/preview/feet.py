@@ -23,7 +23,7 @@ from the side and a skin stub from behind. Here each foot the photo shows is rep
    projects to; elsewhere the shoe's own colours, faded in by PHOTO_FACING: the foot region's pixels (off
    its soft edge, the rest filled from them) wrapped round the shoe as mirrored tiles of the front view (a
    sandal's straps over skin, a sneaker's white and grey), rows by height above the sole; the sole's band
-   takes the colour of the shoe's own darkest pixels (never the ground's shadow below it). Those own
+   takes the colour of the shoe's own lowest pixels (never the ground's shadow below them). Those own
    colours are shaded by a fixed soft light in the foot's frame (top lighter, sides and heel darker, the
    sole's edge darker still) so the shoe reads as a solid.
 4. Faces whose three corners the photo saw fully sample the photo panel directly (at rest the front is the
@@ -61,7 +61,7 @@ CROP_INSET = 3  # px: the own colours come from the foot region this far inside 
 CROP_SPAN = (0.1, 0.9)  # the columns of the foot's crop that are tiled round the shoe
 LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out, y up, z forward)
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
-SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
+SOLE_EDGE_DARK = 0.8  # the sole's band is this much darker again
 FIT_SCALE = (0.5, 2.0)  # bounds of the image-plane stretch that fits the shoe to the foot region
 DROP_GROW = 3  # px: the foot regions grow by this (sideways and down) when the photo mesh's foot is dropped
 ISLAND_FACES = 200  # pieces of the photo mesh left with fewer faces than this, all at the foot, go too
@@ -70,7 +70,7 @@ COLLAR_MAX = 2.2  # the collar's most height, in the ankle joint's heights above
 FIT_OVERLAP = 0.08  # the shoe's top reaches this fraction of the foot region's height above the region
 GROUND_TAU = 0.045  # RGB distance (0..1) to the nearest photo background colour round the foot: "ground-like"
 GROUND_RING = 0.4  # the background round the foot: outside the mask within this fraction of the foot's height
-SOLE_DARK = 0.1  # the sole's colour: the median of this darkest fraction of the shoe's own pixels
+SOLE_ROWS = 8  # the sole's colour: the median of the shoe's own pixels in its lowest 1/SOLE_ROWS of the crop
 SOLE_GREY = (0.16, 0.16, 0.17)  # the sole's colour when the shoe shows too few of its own pixels
 WARP_BINS = 1.0  # pixels per bin of the outline warps
 
@@ -353,14 +353,12 @@ def build_shoe(
     pu = x0 + (CROP_SPAN[0] + tri * (CROP_SPAN[1] - CROP_SPAN[0])) * (cw - 1) + 0.5  # the crop's inner columns
     pv = y0 + (1.0 - eta) * (ch - 1) + 0.5
     own = _bilinear(photo, pu, pv, crop_box=(x0, y0, crop))
-    # the sole: the shoe's own darkest pixels (a sneaker's black rubber, a sandal's black sole), never the
+    # the sole: the shoe's own lowest pixels (a sneaker's white midsole, a sandal's black sole), never the
     # ground's shadow (the region's bottom rows held it: a dark band across the front when the foot tilts)
-    mine = photo[y0:y1, x0:x1][inner[y0:y1, x0:x1]].reshape(-1, 3)  # [n, 3]
-    if len(mine) >= MIN_FOOT_PX:
-        dark = mine[np.argsort(mine.mean(-1))[: max(1, int(SOLE_DARK * len(mine)))]]
-        sole_colour = np.median(dark, axis=0)  # [3]
-    else:
-        sole_colour = np.asarray(SOLE_GREY)
+    iy, ix = np.nonzero(inner[y0:y1, x0:x1])
+    low = iy >= iy.max() - max(2, ch // SOLE_ROWS) if len(iy) else iy >= 0
+    mine = photo[y0:y1, x0:x1][iy[low], ix[low]]  # [n, 3]
+    sole_colour = np.median(mine, axis=0) if len(mine) >= MIN_FOOT_PX // 4 else np.asarray(SOLE_GREY)  # [3]
     sole = (local[..., 1] < SOLE_BAND * collar)[..., None]
     own = np.where(sole, sole_colour, own)
     light = np.asarray(LIGHT) / np.linalg.norm(LIGHT)
