@@ -153,3 +153,90 @@ def test_shoe_is_closed_and_fits_the_foot_region():
     cover = frags.face[0].numpy() >= 0
     iou = (cover & region).sum() / (cover | region).sum()
     assert iou >= 0.9, iou
+
+
+def test_sneakers_front_has_no_ground_band(feet):
+    """Street photo: the mask holds the ground's cast shadow beside and under the white sneakers; it is not
+    the shoe's colour. From the front (0 and 45 degrees) at most 16 % of the foot pixels are dark (mean < 0.35:
+    the black sole's rim; main before feet2: 19.5 % and 23 %, the shadow's band across the front)."""
+    rgb, masks, az = feet["photo_woman_street.jpg"]
+    for v, a in enumerate(az):
+        if a in (0.0, 45.0):
+            m = masks["left"][v] | masks["right"][v]
+            dark = float((rgb[v][m].mean(-1) < 0.35).mean())
+            assert dark <= 0.16, (a, dark)
+
+
+def test_sandals_have_no_backdrop_sheen(feet):
+    """Studio photo: the grey backdrop between the straps at the foot's edge is not the sandal's colour. From
+    45 to 180 degrees at most 8 % of the foot pixels are a light neutral grey (channel spread < 0.08, mean
+    0.4-0.9: the silvery sheen on the collar and heel; main before feet2: 8-14 %, straps over skin now)."""
+    rgb, masks, az = feet["photo_woman_studio.jpg"]
+    for v, a in enumerate(az):
+        if 45.0 <= a <= 180.0:
+            px = rgb[v][masks["left"][v] | masks["right"][v]]  # [n, 3]
+            lum = px.mean(-1)
+            silver = float(((px.max(-1) - px.min(-1) < 0.08) & (lum > 0.4) & (lum < 0.9)).mean())
+            assert silver <= 0.08, (a, silver)
+
+
+def test_ground_like_takes_the_shadow_not_the_shoe():
+    """`ground_like` on a synthetic foot: a white shoe with a grey panel of the ground's colour inside it and
+    a shadow (darker ground) joined to its outline, on a ground with that shadow beside it. The shadow inside
+    the mask is ground-like, the shoe and its inner grey panel are not."""
+    from hvg_cli.backends.preview.feet import ground_like
+
+    H, W = 120, 120
+    ground, shadow = np.array([0.55, 0.52, 0.5]), np.array([0.3, 0.29, 0.28])
+    img = np.tile(ground, (H, W, 1))
+    img[60:110, 85:115] = shadow  # the cast shadow, partly outside the mask
+    shoe = np.zeros((H, W), bool)
+    shoe[40:100, 30:85] = True
+    img[shoe] = 0.95
+    img[60:75, 50:65] = ground  # a grey panel of the shoe, inside its outline
+    mask = shoe.copy()
+    mask[60:100, 85:100] = True  # the mask holds part of the shadow
+    got = ground_like(img, mask.astype(np.float32), mask)
+    assert got[60:100, 85:100].mean() >= 0.95, got[60:100, 85:100].mean()
+    assert not got[shoe].any()
+
+
+def test_shoe_toe_is_blunt_and_high():
+    """The shoe's own shape (before the fit) seen from the side: at 90 % of its length the toe box is at least
+    half the collar's height tall (main before feet2: 0.33, a flat pointed 'flipper') and its sole stays
+    within 5 % of the collar's height of the ground (flat to near the tip)."""
+    from hvg_cli.backends.preview.feet import shoe_points
+
+    collar = 0.1
+    th = np.linspace(0.0, 2 * np.pi, 361)
+    p = shoe_points(np.full_like(th, 0.9), th, 0.25, 0.07, collar)  # [361, 3] the cross-section there
+    assert p[:, 1].max() - p[:, 1].min() >= 0.5 * collar, (p[:, 1].min(), p[:, 1].max())
+    assert p[:, 1].min() <= 0.05 * collar, p[:, 1].min()
+
+
+def test_white_shoe_over_a_shadow_keeps_a_light_sole():
+    """A white shoe whose mask holds the ground's dark cast shadow along its bottom (joined to the ground's
+    shadow outside the mask): the shoe's own panel has no shadow-dark texels: its darkest 5 % (the sole's band
+    from below, shaded) stay above 0.2 (main before feet2: the sole's band took the region's bottom rows, the
+    shadow, ~0.1)."""
+    from hvg_cli.backends.preview.feet import build_shoe, ground_like
+    from hvg_cli.core.types import SMPL_JOINT_NAMES
+
+    H, W = 200, 160
+    K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    w2c[:3, 3] = [0.0, 0.05, 2.0]
+    joints = np.zeros((24, 3))
+    joints[SMPL_JOINT_NAMES.index("left_ankle")] = [0.0, 0.08, 0.0]
+    joints[SMPL_JOINT_NAMES.index("left_foot")] = [0.0, 0.0, 0.13]
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    shoe_px = (((xs - W / 2) / 22) ** 4 + ((ys - 118) / 30) ** 4) <= 1
+    img = np.tile(np.array([0.55, 0.52, 0.5], np.float32), (H, W, 1))
+    img[(ys > 140) & (ys < 162) & (np.abs(xs - W / 2) < 40)] = [0.2, 0.19, 0.19]  # the cast shadow
+    img[shoe_px] = 0.95
+    region = shoe_px | ((ys > 140) & (ys < 156) & (np.abs(xs - W / 2) < 26))  # the mask holds shadow below
+    shoe = build_shoe("left", region, img, joints, K, w2c, ground=ground_like(img, region.astype(np.float32), region))
+    assert shoe is not None
+    lum = shoe.panel.mean(-1)
+    assert np.percentile(lum, 5) >= 0.2, np.percentile(lum, 5)

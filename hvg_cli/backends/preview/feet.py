@@ -8,20 +8,24 @@ from the side and a skin stub from behind. Here each foot the photo shows is rep
    (FOOT_CUT of the foot's image height), of that leg's shin, foot and toe parts.
 2. The shoe (`shoe_points`): a closed surface over (s, theta), s from the heel (0) to the toe tip (1), theta
    round the foot's long axis: rounded-box cross-sections (superellipse, SHOE_ROUND) on a flat sole, high
-   at the ankle (the collar, up to the region's top) and low at the toes, rounded at both ends. It sits in
+   at the ankle (the collar, up to the region's top) and lower at the toes, rounded at both ends from the
+   top (a blunt toe box and heel counter over a sole flat nearly to the tips). It sits in
    the foot's frame (ankle over the heel, forward along the ankle -> ball bone on the ground, y up), sized
    from the bone, then fitted in the photo camera's image plane: its box stretched onto the region's box,
    then each image row and the bottom of each column warped onto the region's outline (from the front at
    rest it covers the photo's foot). Points are moved along depth-kept rays, except that a point the fit
    would take below the ground slides along its photo ray instead (the foot nearer the camera).
+   The region it fits leaves out the photo's background inside the mask (`ground_like`: colours of the
+   background round the foot, joined to the region's outline: a sneaker's cast shadow on the ground, the
+   studio backdrop between a sandal's straps at the edge); those pixels give the shoe no colour either.
 3. Colours (`build_shoe`, a texture panel per foot over (s, theta)): what the photo camera sees of the shoe
    (a z-buffer test, off the mask's soft edge unless it faces the camera) takes the photo's pixel it
    projects to; elsewhere the shoe's own colours, faded in by PHOTO_FACING: the foot region's pixels (off
    its soft edge, the rest filled from them) wrapped round the shoe as mirrored tiles of the front view (a
    sandal's straps over skin, a sneaker's white and grey), rows by height above the sole; the sole's band
-   takes the colour of the region's bottom rows. Those own colours are shaded by a fixed soft light in the
-   foot's frame (top lighter, sides and heel darker, the sole's edge darker still) so the shoe reads as a
-   solid.
+   takes the colour of the shoe's own lowest pixels (never the ground's shadow below them). Those own
+   colours are shaded by a fixed soft light in the foot's frame (top lighter, sides and heel darker, the
+   sole's edge darker still) so the shoe reads as a solid.
 4. Faces whose three corners the photo saw fully sample the photo panel directly (at rest the front is the
    photo, as the photo mesh was); the rest sample the shoe's panel.
 5. Skinning: the heel half follows the ankle, the toes the foot joint, blended over SHOE_BLEND of s.
@@ -45,9 +49,10 @@ SHOE_COLS = 48  # mesh columns round the foot
 TEXELS = 3  # texels per mesh step in the shoe's panel
 SHOE_ROUND = 3.0  # superellipse exponent of the cross-section (2: ellipse; larger: boxier)
 HEEL_BACK = 0.45  # heel behind the ankle, in ankle -> ball lengths (horizontal)
-TOE_FRONT = 1.5  # toe tip ahead of the ankle, in ankle -> ball lengths
+TOE_FRONT = 1.4  # toe tip ahead of the ankle, in ankle -> ball lengths
 SHOE_WIDTH = 0.62  # widest width, in ankle -> ball lengths
-TOE_HEIGHT = 0.45  # height at the toes, fraction of the collar's height
+TOE_HEIGHT = 0.75  # height at the toes, fraction of the collar's height
+SOLE_FLAT = 0.35  # the ends' rounding of the shoe's lower half, as a power of the upper half's (1: alike)
 SHOE_BLEND = 0.08  # s over which the weights pass from the ankle to the foot joint at the ball
 PHOTO_FACING = (0.0, 0.15)  # cos(normal, towards the photo camera): photo colour fades in between these
 SEEN_EPS = 0.004  # metres: a point this close behind the shoe's nearest surface in the photo counts as seen
@@ -56,14 +61,18 @@ CROP_INSET = 3  # px: the own colours come from the foot region this far inside 
 CROP_SPAN = (0.1, 0.9)  # the columns of the foot's crop that are tiled round the shoe
 LIGHT = (0.25, 0.9, 0.35)  # the fixed light in the foot's frame (x lateral out, y up, z forward)
 AMBIENT = 0.42  # shade = AMBIENT + (1 - AMBIENT) * (0.5 + 0.5 n.l): top ~1, sides ~0.7, heel ~0.6, sole ~0.45
-SOLE_EDGE_DARK = 0.65  # the sole's band is this much darker again
-FIT_SCALE = (0.5, 2.0)
+SOLE_EDGE_DARK = 0.8  # the sole's band is this much darker again
+FIT_SCALE = (0.5, 2.0)  # bounds of the image-plane stretch that fits the shoe to the foot region
 DROP_GROW = 3  # px: the foot regions grow by this (sideways and down) when the photo mesh's foot is dropped
 ISLAND_FACES = 200  # pieces of the photo mesh left with fewer faces than this, all at the foot, go too
 SLIDE_MAX = 0.12  # metres: the most a point of the shoe slides along its photo ray in the fit
 COLLAR_MAX = 2.2  # the collar's most height, in the ankle joint's heights above the sole
 FIT_OVERLAP = 0.08  # the shoe's top reaches this fraction of the foot region's height above the region
-WARP_BINS = 1.0  # pixels per bin of the outline warps  # bounds of the image-plane stretch that fits the shoe to the foot region
+GROUND_TAU = 0.045  # RGB distance (0..1) to the nearest photo background colour round the foot: "ground-like"
+GROUND_RING = 0.4  # the background round the foot: outside the mask within this fraction of the foot's height
+SOLE_ROWS = 8  # the sole's colour: the median of the shoe's own pixels in its lowest 1/SOLE_ROWS of the crop
+SOLE_GREY = (0.16, 0.16, 0.17)  # the sole's colour when the shoe shows too few of its own pixels
+WARP_BINS = 1.0  # pixels per bin of the outline warps
 
 _SIDES = ("left", "right")
 _MP_FOOT = {"left": (27, 29, 31), "right": (28, 30, 32)}  # MediaPipe ankle, heel, foot index
@@ -115,6 +124,54 @@ def foot_regions(mask: np.ndarray, label_near: np.ndarray, landmarks: np.ndarray
     return out
 
 
+def ground_like(image: np.ndarray, mask: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the pixels of a foot region that are the photo's background, not the shoe: within
+    GROUND_TAU (RGB distance) of a background colour round the foot (outside the mask, within GROUND_RING of
+    the foot's height, not above the region's top) and joined to the region's outline through such pixels
+    (the ground and its cast shadow inside the mask beside a sneaker, the studio backdrop between straps at
+    the edge; a grey panel inside the shoe stays the shoe's even where it matches the ground's colour).
+
+    image: [H, W, 3] float 0..1 the photo; mask: [H, W] float; region: [H, W] bool.
+    """
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    H, W = region.shape
+    out = np.zeros((H, W), bool)
+    ys, _ = np.nonzero(region)
+    if len(ys) == 0:
+        return out
+    reach = max(2, int(GROUND_RING * (ys.max() + 1 - ys.min())))
+    ring = ndimage.binary_dilation(region, iterations=reach) & (np.asarray(mask) < 0.05)
+    ring &= np.arange(H)[:, None] >= ys.min()
+    samples = np.asarray(image, np.float64)[ring]  # [n, 3]
+    if len(samples) < MIN_FOOT_PX:
+        return out
+    samples = samples[:: max(1, len(samples) // 4000)]
+    d, _ = cKDTree(samples).query(np.asarray(image, np.float64)[region])  # [N] to the nearest background colour
+    like = np.zeros((H, W), bool)
+    like[region] = d < GROUND_TAU
+    lab, _ = ndimage.label(like)
+    edge = like & ndimage.binary_dilation(~region)  # on the region's outline
+    keep = np.unique(lab[edge])
+    return np.isin(lab, keep[keep > 0])
+
+
+def _shoe_pixels(region: np.ndarray, ground: np.ndarray | None) -> np.ndarray:
+    """The region without its ground-like pixels, cleaned (its largest piece, holes filled); the region
+    itself when too little is left. [H, W] bool"""
+    from scipy import ndimage
+
+    if ground is None or not (ground & region).any():
+        return region
+    lab, n = ndimage.label(region & ~ground)
+    if n == 0:
+        return region
+    own = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    own = ndimage.binary_fill_holes(own)
+    return own if own.sum() >= max(MIN_FOOT_PX, 0.5 * region.sum()) else region
+
+
 def _smooth01(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((x - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
@@ -129,7 +186,7 @@ def shoe_points(s: np.ndarray, theta: np.ndarray, length: float, width: float, c
     s = np.asarray(s, np.float64)
     # the top line: the collar over the heel and ankle, down the instep to the toes' height
     top = collar * (1.0 - (1.0 - TOE_HEIGHT) * _smooth01(s, 0.3, 0.72))
-    top = top * (1.0 - 0.12 * _smooth01(0.18 - s, 0.0, 0.18))  # the heel's back a little lower
+    top = top * (1.0 - 0.05 * _smooth01(0.18 - s, 0.0, 0.18))  # the heel's back a little lower
     # the width: narrower at the heel, widest at the ball
     half_w = 0.5 * width * (0.72 + 0.28 * _smooth01(s, 0.1, 0.62))
     # both ends rounded (a superellipse along the foot: the heel boxier than the toe)
@@ -140,7 +197,10 @@ def shoe_points(s: np.ndarray, theta: np.ndarray, length: float, width: float, c
     cx = np.sign(c) * np.abs(c) ** q
     cy = np.sign(sn) * np.abs(sn) ** q
     x = half_w * r * cx
-    y = 0.5 * top * (1.0 + r * cy)
+    # the lower half rounds less at the ends: the sole stays flat nearly to the tips, the toe box and the
+    # heel counter round over from the top (a blunt end, not a point at mid height: "flippers" from the side)
+    rr = np.where(cy < 0, r**SOLE_FLAT, r)
+    y = 0.5 * top * (1.0 + rr * cy)
     z = s * length
     return np.stack([x, y, z], -1)
 
@@ -164,12 +224,15 @@ def build_shoe(
     K: np.ndarray,
     world_to_cam: np.ndarray,
     inside_px: np.ndarray | None = None,
+    ground: np.ndarray | None = None,
 ) -> Shoe | None:
     """The shoe of one foot (module doc, steps 2-5).
 
     region: [H, W] bool the foot's pixels; photo: [H, W, 3] float32 the person's colours (extended past the
     mask); joints: [24, 3] world metres in the photo pose; K: [3, 3] the photo camera at this size;
-    world_to_cam: [4, 4]; inside_px: [H, W] each pixel's distance inside the person's mask (px), or None.
+    world_to_cam: [4, 4]; inside_px: [H, W] each pixel's distance inside the person's mask (px), or None;
+    ground: [H, W] bool the region's ground-like pixels (`ground_like`), or None: the shoe is fitted to the
+    region without them, and neither the photo's colours it shows nor its own colours come from them.
     returns None when the foot is too small to fit.
     """
     from hvg_cli.bonemap.parts import PART_INDEX
@@ -178,9 +241,10 @@ def build_shoe(
     from .background import push_pull_fill
 
     H, W = region.shape
-    ys, xs = np.nonzero(region)
-    if len(ys) < MIN_FOOT_PX:
+    if len(np.nonzero(region)[0]) < MIN_FOOT_PX:
         return None
+    region = _shoe_pixels(region, ground)  # the shoe's own pixels (the ground and its shadow left out)
+    ys, xs = np.nonzero(region)
     ja, jf = SMPL_JOINT_NAMES.index(f"{side}_ankle"), SMPL_JOINT_NAMES.index(f"{side}_foot")
     A, B = np.asarray(joints[ja], np.float64), np.asarray(joints[jf], np.float64)
     # 1. The foot's frame: forward along the ankle -> ball bone on the ground, y up, x to the side
@@ -256,10 +320,12 @@ def build_shoe(
     # (but not the mask's soft edge where the shoe turns away: the photo's background mixes in there, a bright
     # line seen from the side; the front sheet's rim keeps those pixels nearly edge-on for the same reason)
     seen_px = _visible_from_photo(world, K, world_to_cam, H, W)  # [Rt, Ct+1] bool
+    pj = np.clip(np.floor(K[0, 0] * cam[..., 0] / z + K[0, 2]).astype(int), 0, W - 1)
+    pi = np.clip(np.floor(K[1, 1] * cam[..., 1] / z + K[1, 2]).astype(int), 0, H - 1)
     if inside_px is not None:
-        pj = np.clip(np.floor(K[0, 0] * cam[..., 0] / z + K[0, 2]).astype(int), 0, W - 1)
-        pi = np.clip(np.floor(K[1, 1] * cam[..., 1] / z + K[1, 2]).astype(int), 0, H - 1)
         seen_px &= (inside_px[pi, pj] > max(2.0, RIM_BAND * H)) | (facing >= PHOTO_FACING[1])
+    if ground is not None:  # the photo's ground or shadow is not the shoe's colour (a dark band when it tilts)
+        seen_px &= ~ground[pi, pj]
     w_photo = np.where(seen_px, 1.0, _smooth01(facing, *PHOTO_FACING))
 
     # 4. Own colours: the region's crop wrapped round the shoe as mirrored tiles, rows by height
@@ -270,6 +336,8 @@ def build_shoe(
     from scipy import ndimage
 
     inner = ndimage.binary_erosion(region, iterations=CROP_INSET)
+    if ground is not None:
+        inner &= ~ndimage.binary_dilation(ground, iterations=CROP_INSET)
     if inner[y0:y1, x0:x1].sum() < MIN_FOOT_PX // 2:
         inner = region
     crop = push_pull_fill(photo[y0:y1, x0:x1], inner[y0:y1, x0:x1])  # [h, w, 3] the region's colours only
@@ -285,8 +353,12 @@ def build_shoe(
     pu = x0 + (CROP_SPAN[0] + tri * (CROP_SPAN[1] - CROP_SPAN[0])) * (cw - 1) + 0.5  # the crop's inner columns
     pv = y0 + (1.0 - eta) * (ch - 1) + 0.5
     own = _bilinear(photo, pu, pv, crop_box=(x0, y0, crop))
-    bottom = crop[max(0, ch - max(2, ch // 12)) :].reshape(-1, 3)
-    sole_colour = np.median(bottom, axis=0)  # [3]
+    # the sole: the shoe's own lowest pixels (a sneaker's white midsole, a sandal's black sole), never the
+    # ground's shadow (the region's bottom rows held it: a dark band across the front when the foot tilts)
+    iy, ix = np.nonzero(inner[y0:y1, x0:x1])
+    low = iy >= iy.max() - max(2, ch // SOLE_ROWS) if len(iy) else iy >= 0
+    mine = photo[y0:y1, x0:x1][iy[low], ix[low]]  # [n, 3]
+    sole_colour = np.median(mine, axis=0) if len(mine) >= MIN_FOOT_PX // 4 else np.asarray(SOLE_GREY)  # [3]
     sole = (local[..., 1] < SOLE_BAND * collar)[..., None]
     own = np.where(sole, sole_colour, own)
     light = np.asarray(LIGHT) / np.linalg.norm(LIGHT)
@@ -485,10 +557,14 @@ def build_shoes(
     from scipy import ndimage
 
     inside = ndimage.distance_transform_edt(mask > 0.5)  # [H, W] px to the nearest pixel outside the mask
+    image = np.asarray(subject.image, np.float32) / 255.0  # [H, W, 3] the photo with its background
     shoes = []
     for k, side in enumerate(_SIDES):
         region = regions == k + 1
-        shoe = build_shoe(side, region, photo, joints, K, subject.camera.world_to_cam, inside) if region.any() else None
+        shoe = None
+        if region.any():
+            ground = ground_like(image, mask, region)
+            shoe = build_shoe(side, region, photo, joints, K, subject.camera.world_to_cam, inside, ground)
         if shoe is None:
             regions[region] = 0
         else:
