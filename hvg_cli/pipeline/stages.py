@@ -31,8 +31,9 @@ VERSIONS: dict[str, int] = {
     # 5: body closed under the arms, rim band; 6: a low-detail back, hands from the photo's skin pixels;
     # 7: hair over the shoulders kept off the back; 8: the world's backdrop nearer (a wall close behind), soft corner
     # and a short fade beside the photo; 9: solid shoes on the feet (feet.py); 10: arms keep only pixels of their
-    # own colour (hands.relabel_arms), pocket bulges left out
-    "preview_model": 11,
+    # own colour (hands.relabel_arms), pocket bulges left out; 11: the background beside an arm left out, arm backs
+    # of their own skin (hands.background_pixels, arm_back_skin); 12: the ground and shadow kept off the shoes
+    "preview_model": 12,
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
     "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance
