@@ -466,26 +466,12 @@ def test_a_raised_arm_is_drawn_where_the_skeleton_puts_it(synth):
 # ----------------------------------------------------------------------------------------------
 # the real photos through the real pipeline pieces (MediaPipe subject, bone-map body)
 # ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def real(data_dir):
-    """Subject and preview model of both shared photos."""
-    from hvg_cli.backends.preview.render import build_preview_model
-    from hvg_cli.core.settings import SubjectSettings
-    from hvg_cli.io.image import read_image
-    from hvg_cli.pipeline import compute_subject
-
-    out = {}
-    for name in ("photo_woman_street.jpg", "photo_woman_studio.jpg"):
-        image = read_image(data_dir / name)
-        subject, _ = compute_subject(image, name, name, SubjectSettings())
-        out[name] = (subject, build_preview_model(subject))
-    return out
-
-
 @pytest.mark.parametrize("name,down", [("photo_woman_street.jpg", 2), ("photo_woman_studio.jpg", 1)])
 def test_rest_pose_reproduces_the_photo(real, name, down):
     """Issues 4 and 12: mask IoU >= 0.98 and PSNR >= 30 dB inside the mask (street: at half size to keep the run
-    short; measured here: street 0.996 / 49.8 dB at half size, studio 0.995 / 34.1 dB at full size)."""
+    short). Measured here: street 0.981 / 40.9 dB at half size, studio 0.989 / 31.3 dB at full size; both were
+    0.996 / 0.995 before the mask's own background (the street's cast shadow under the shoes, the studio's grey gap
+    between wrist and shorts) was left out of the mesh, which this test still counts as person."""
     s, model = real[name]
     assert model.mesh.verts.shape[0] > 20000  # a fine mesh, not a few big triangles
     iou, psnr = rest_fidelity(s, model, down=down)
