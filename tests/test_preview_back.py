@@ -268,3 +268,26 @@ def test_front_hair_marks_hair_coloured_body_pixels_only():
     out = front_hair(img, known, region, label, lm, vis)
     assert out[25:40, 10:16].all() and out.sum() == 15 * 6
     assert not front_hair(img, known, region, label, lm, np.zeros(33)).any()
+
+
+def test_used_texels_and_free_block_match_a_plain_loop():
+    """texture.used_texels (difference array) against marking each face's grown uv box in a loop, and
+    free_block's answer is the first free block in row-major order of a plain scan."""
+    from hvg_cli.backends.preview.texture import free_block, used_texels
+
+    rng = np.random.default_rng(0)
+    Ht, Wt = 40, 60
+    uv = rng.uniform([-3, -3], [Wt + 3, Ht + 3], (30, 2))  # some outside the atlas (clipped)
+    faces = rng.integers(0, 30, (12, 3))
+    uv[faces[:6]] = uv[faces[:6]] * 0.1 + np.array([5.0, 5.0])  # small faces too
+    got = used_texels(uv, faces, (Ht, Wt, 3), grow=2.5)
+    want = np.zeros((Ht, Wt), bool)
+    for f in faces:
+        lo = np.clip(np.floor(uv[f].min(0) - 2.5).astype(int), 0, [Wt, Ht])
+        hi = np.clip(np.ceil(uv[f].max(0) + 2.5).astype(int), 0, [Wt, Ht])
+        want[lo[1] : hi[1], lo[0] : hi[0]] = True
+    np.testing.assert_array_equal(got, want)
+    for h, w in ((3, 4), (8, 8), (Ht, 1)):
+        scan = [(r, c) for r in range(Ht - h + 1) for c in range(Wt - w + 1) if not got[r : r + h, c : c + w].any()]
+        assert free_block(got, h, w) == (scan[0] if scan else None), (h, w)
+    assert free_block(np.zeros((4, 4), bool), 5, 1) is None

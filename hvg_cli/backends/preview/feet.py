@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mesh import RIM_BAND
+from .texture import free_block, used_texels
 
 FOOT_CUT = 0.25  # the region starts this fraction of the foot's image height (ankle -> sole) above the ankle
 MIN_FOOT_PX = 40  # fewer region pixels than this: that foot keeps the photo mesh
@@ -572,20 +573,6 @@ def build_shoes(
     return regions, shoes
 
 
-def free_block(used: np.ndarray, h: int, w: int) -> tuple[int, int] | None:
-    """(row, col) of an h x w block of False in `used` [Ht, Wt] bool, or None (summed-area table)."""
-    Ht, Wt = used.shape
-    if h > Ht or w > Wt:
-        return None
-    sat = np.zeros((Ht + 1, Wt + 1), np.int64)
-    sat[1:, 1:] = used.astype(np.int64).cumsum(0).cumsum(1)
-    n = sat[h:, w:] - sat[:-h, w:] - sat[h:, :-w] + sat[:-h, :-w]  # [Ht-h+1, Wt-w+1] used texels per block
-    free = np.argwhere(n == 0)
-    if len(free) == 0:
-        return None
-    return int(free[0, 0]), int(free[0, 1])
-
-
 def _foot_islands(faces: np.ndarray, keep: np.ndarray, in_foot: np.ndarray, n: int) -> np.ndarray:
     """[F] bool: kept faces in connected pieces (faces sharing vertices) of fewer than ISLAND_FACES faces that
     all touch the foot: slivers of the lifted foot the drop left. faces [F, 3]; keep [F]; in_foot [N]."""
@@ -642,18 +629,8 @@ def attach_feet(skinned, texture: np.ndarray, regions: np.ndarray, shoes: list[S
     faces = remap[faces]
     K_ = skinned.joint_index.shape[1]
     # 2. Panels into a free block of the atlas (what the remaining faces sample, grown by 2 texels, is used)
-    used: np.ndarray = np.zeros(texture.shape[:2], bool)
-    fu = skinned.uv[skinned.faces]  # [F, 3, 2] (the dropped foot's faces too: its texels stay as they were)
-    lo = np.floor(fu.min(1) - 2.5).astype(int)
-    hi = np.ceil(fu.max(1) + 2.5).astype(int)
-    lo = np.clip(lo, 0, [texture.shape[1], texture.shape[0]])
-    hi = np.clip(hi, 0, [texture.shape[1], texture.shape[0]])
-    diff = np.zeros((texture.shape[0] + 1, texture.shape[1] + 1), np.int64)  # 2D difference array of the boxes
-    np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
-    np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
-    np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
-    np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
-    used = diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
+    # (the dropped foot's faces too: its texels stay as they were)
+    used: np.ndarray = used_texels(skinned.uv, skinned.faces, texture.shape[:2])
     # the photo faces of the shoes sample the photo panel too
     for sh in shoes:
         p = sh.uv[~sh.on_panel]

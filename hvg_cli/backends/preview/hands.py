@@ -638,14 +638,14 @@ def attach_arm_backs(skinned, texture: np.ndarray, skin: np.ndarray | None, back
     lay on the body the panel is the body's (the shorts), the same texels its back sheet samples: a raised hand
     seen from behind was a brownish-grey flap. Each arm's back-sheet vertices (skinned.back, labelled its forearm,
     palm or fingers) sample at their photo position (uv x - back_panel W) the skin (arm_back_skin, [H, W, 3])
-    copied into a free block of the back panel (texels no face samples, feet.free_block: the back sheet still
+    copied into a free block of the back panel (texels no face samples, texture.free_block: the back sheet still
     samples the back panel), else into columns added on the right.
     """
     import dataclasses
 
     from hvg_cli.bonemap.parts import PART_INDEX
 
-    from .feet import free_block
+    from .texture import free_block, used_texels
 
     if skin is None:
         return skinned, texture
@@ -665,15 +665,7 @@ def attach_arm_backs(skinned, texture: np.ndarray, skin: np.ndarray | None, back
         panel = skin[y0:y1, x0:x1]  # [h, w, 3]
         h, w = panel.shape[:2]
         # texels any face samples (its uv box grown by 2.5, the moved arm's included): the others are free
-        fu = uv[skinned.faces]  # [F, 3, 2]
-        lo = np.clip(np.floor(fu.min(1) - 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
-        hi = np.clip(np.ceil(fu.max(1) + 2.5).astype(int), 0, [tex.shape[1], tex.shape[0]])
-        diff = np.zeros((tex.shape[0] + 1, tex.shape[1] + 1), np.int64)  # 2D difference array of the boxes
-        np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
-        np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
-        np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
-        np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
-        used = diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
+        used = used_texels(uv, skinned.faces, tex.shape[:2])
         c0 = back_panel * W
         at = free_block(used[:H, c0 : c0 + W], h, w)
         if at is None:

@@ -242,25 +242,17 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
     # the hands take the photo's own skin pixels around their landmarks (fingers included), hands.py
     image = np.asarray(subject.image)
     if image.shape[:2] == (H, W) and np.asarray(subject.mask).shape == (H, W):
-        from .hands import grow_hands
+        from .hands import grow_hands, relabel_arms
 
-        out = grow_hands(
-            out,
+        photo = (
             image.astype(np.float32) / 255.0,
             np.asarray(subject.mask, np.float32),
             np.asarray(subject.landmarks) * scale,
             np.asarray(subject.visibility),
         )
+        out = grow_hands(out, *photo)
         # the arms keep only the pixels of their own colours (the clothes beside them stay with the body)
-        from .hands import relabel_arms
-
-        out = relabel_arms(
-            out,
-            image.astype(np.float32) / 255.0,
-            np.asarray(subject.mask, np.float32),
-            np.asarray(subject.landmarks) * scale,
-            np.asarray(subject.visibility),
-        )
+        out = relabel_arms(out, *photo)
     return out
 
 

@@ -261,3 +261,35 @@ def front_hair(
     colour = np.median(image[top], axis=0)  # [3]
     near = np.linalg.norm(image - colour, axis=-1) < HAIR_COLOUR
     return known & (region >= 0) & (region != HEAD_REGION) & near
+
+
+def free_block(used: np.ndarray, h: int, w: int) -> tuple[int, int] | None:
+    """(row, col) of an h x w block of False in `used` [Ht, Wt] bool, or None (summed-area table)."""
+    Ht, Wt = used.shape
+    if h > Ht or w > Wt:
+        return None
+    sat = np.zeros((Ht + 1, Wt + 1), np.int64)
+    sat[1:, 1:] = used.astype(np.int64).cumsum(0).cumsum(1)
+    n = sat[h:, w:] - sat[:-h, w:] - sat[h:, :-w] + sat[:-h, :-w]  # [Ht-h+1, Wt-w+1] used texels per block
+    free = np.argwhere(n == 0)
+    if len(free) == 0:
+        return None
+    return int(free[0, 0]), int(free[0, 1])
+
+
+def used_texels(uv: np.ndarray, faces: np.ndarray, shape: tuple[int, ...], grow: float = 2.5) -> np.ndarray:
+    """[Ht, Wt] bool: the atlas texels some face samples (its uv box grown by `grow` texels for bilinear reads).
+
+    uv [N, 2] texels (u along the width); faces [F, 3]; shape the atlas' (Ht, Wt[, C]). A 2D difference array
+    of the faces' boxes, summed: linear in the atlas size, not in the faces' areas.
+    """
+    Ht, Wt = shape[0], shape[1]
+    fu = uv[faces]  # [F, 3, 2]
+    lo = np.clip(np.floor(fu.min(1) - grow).astype(int), 0, [Wt, Ht])  # [F, 2]
+    hi = np.clip(np.ceil(fu.max(1) + grow).astype(int), 0, [Wt, Ht])
+    diff = np.zeros((Ht + 1, Wt + 1), np.int64)
+    np.add.at(diff, (lo[:, 1], lo[:, 0]), 1)
+    np.add.at(diff, (lo[:, 1], hi[:, 0]), -1)
+    np.add.at(diff, (hi[:, 1], lo[:, 0]), -1)
+    np.add.at(diff, (hi[:, 1], hi[:, 0]), 1)
+    return diff.cumsum(0).cumsum(1)[:-1, :-1] > 0
