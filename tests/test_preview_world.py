@@ -49,10 +49,10 @@ def worlds(data_dir):
     return out
 
 
-def photo_uv(bd, K: np.ndarray, world_to_cam: np.ndarray, size: int):
+def plane_hits(bd, K: np.ndarray, world_to_cam: np.ndarray, size: int):
     """Per output pixel [size, size]: photo coordinates (u, v) of the ray's nearest hit with the ground (y = 0)
-    or the backdrop (seen from its front), whether it hits one at all, whether that hit is on the ground and
-    whether it lies in front of the photo camera."""
+    or the backdrop (seen from its front), whether it hits one at all, whether that hit is on the ground, on the
+    backdrop, whether it lies in front of the photo camera, and the world point [size, size, 3] metres."""
     R, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
     o = -R.T @ t
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
@@ -63,11 +63,18 @@ def photo_uv(bd, K: np.ndarray, world_to_cam: np.ndarray, size: int):
     tb = np.where((dn < -1e-9) & (side > 0), side / np.maximum(-dn, 1e-9), np.inf)
     tt = np.minimum(tg, tb)
     hit = np.isfinite(tt)
-    q = (o + np.where(hit, tt, 0)[..., None] * d) @ bd.world_to_cam[:3, :3].T + bd.world_to_cam[:3, 3]
+    X = o + np.where(hit, tt, 0)[..., None] * d  # [S, S, 3]
+    q = X @ bd.world_to_cam[:3, :3].T + bd.world_to_cam[:3, 3]
     z = np.maximum(q[..., 2], 1e-9)
     u = bd.K[0, 0] * q[..., 0] / z + bd.K[0, 2]
     v = bd.K[1, 1] * q[..., 1] / z + bd.K[1, 2]
-    return u, v, hit, hit & (tg <= tb), hit & (q[..., 2] > 0)
+    return u, v, hit, hit & (tg <= tb), hit & (tb < tg), hit & (q[..., 2] > 0), X
+
+
+def photo_uv(bd, K: np.ndarray, world_to_cam: np.ndarray, size: int):
+    """plane_hits' (u, v, hit, on the ground, in front of the photo camera)."""
+    u, v, hit, ground, _, front, _ = plane_hits(bd, K, world_to_cam, size)
+    return u, v, hit, ground, front
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_preview_look import NAMES, aligned_orbit
+from test_preview_world import plane_hits as world_plane_hits
 
 MARGIN = 0.15  # of the photo's width: "beyond the photo's side" starts this far out (the fade's reach)
 WALL_ABOVE = 0.75  # metres: beside the photo, the backdrop is judged above this height (not the corner's band)
@@ -27,26 +28,10 @@ MAX_STEP = 0.016  # brightness (0-1) across the ground-backdrop line, 4-6 px on 
 
 
 def plane_hits(bd, K: np.ndarray, world_to_cam: np.ndarray, size: int):
-    """Per output pixel [size, size]: photo coordinates (u, v) of the ray's nearest hit with the ground (y = 0)
-    or the backdrop (seen from its front), whether that hit lies in front of the photo camera, whether it is on
-    the ground or on the backdrop, and the world point [size, size, 3] metres."""
-    R, t = world_to_cam[:3, :3], world_to_cam[:3, 3]
-    o = -R.T @ t
-    ys, xs = np.mgrid[0:size, 0:size] + 0.5
-    d = np.stack([xs, ys, np.ones_like(xs)], -1) @ (R.T @ np.linalg.inv(K)).T  # [S, S, 3] world directions
-    tg = np.where(d[..., 1] < -1e-9, -o[1] / np.minimum(d[..., 1], -1e-9), np.inf)
-    n, c = bd.plane[:3], bd.plane[3]
-    side, dn = n @ o - c, d @ n
-    tb = np.where((dn < -1e-9) & (side > 0), side / np.maximum(-dn, 1e-9), np.inf)
-    tt = np.minimum(tg, tb)
-    hit = np.isfinite(tt)
-    X = o + np.where(hit, tt, 0)[..., None] * d  # [S, S, 3]
-    q = X @ bd.world_to_cam[:3, :3].T + bd.world_to_cam[:3, 3]
-    z = np.maximum(q[..., 2], 1e-9)
-    u = bd.K[0, 0] * q[..., 0] / z + bd.K[0, 2]
-    v = bd.K[1, 1] * q[..., 1] / z + bd.K[1, 2]
-    front = hit & (q[..., 2] > 0)
-    return u, v, front, front & (tg <= tb), front & (tb < tg), X
+    """test_preview_world.plane_hits' (u, v) and the hit in front of the photo camera: any, on the ground, on the
+    backdrop; and the world point [size, size, 3] metres."""
+    u, v, _, ground, wall, front, X = world_plane_hits(bd, K, world_to_cam, size)
+    return u, v, front, front & ground, front & wall, X
 
 
 @pytest.mark.parametrize("name", NAMES)
