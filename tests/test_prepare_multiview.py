@@ -87,7 +87,7 @@ def test_prepare_captures_folder(captures, session_cache):
     for i in range(len(ds)):
         clip = ds[i]
         assert clip.latents.shape[:2] == (4, 3) and clip.mask.shape == (4, 3, 32, 32)
-        start = int(clip.id.split("-f")[1][:6])
+        start = int(clip.id.rsplit("-f", 1)[1][:6])  # the window suffix (the source hash before it may hold "-f")
         for v in range(4):
             inter = union = 0
             for k in range(3):
