@@ -37,25 +37,28 @@ def captures(tmp_path_factory, data_dir, session_cache):
 
     cams = arc(views=4, degrees=90, elevation=5, radius=3.2, fov=40, width=VIDEO, height=VIDEO)  # 4 fixed cameras
     photo = data_dir / "photo_woman_studio.jpg"
-    alpha = write_synthetic_capture(root / "captures" / "good", photo, "dance", cams, FRAMES, cache).coverage
+    syn = write_synthetic_capture(root / "captures" / "good", photo, "dance", cams, FRAMES, cache)
     shutil.copytree(root / "captures" / "good", root / "captures" / "broken")
     text = (root / "captures" / "good" / "transforms.json").read_text()
     (root / "captures" / "broken" / "transforms.json").write_text(text[: len(text) // 2])
     shutil.copytree(root / "captures" / "good", root / "captures" / "missing")
     (root / "captures" / "missing" / "cam2.mp4").unlink()
-    return root, alpha, cache
+    return root, syn, cache
 
 
 def test_prepare_captures_folder(captures, session_cache):
     from typer.testing import CliRunner
 
     from hvg_cli.align.similarity import warp_image
+    from hvg_cli.bonemap.render import render_bonemaps
     from hvg_cli.cli.main import app
+    from hvg_cli.core.types import CameraGrid
+    from hvg_cli.pipeline.jobs import align_job
     from hvg_cli.pipeline.multiview import multiview_capture
     from hvg_cli.train.dataset import TrainDataset, read_manifest
     from hvg_cli.train.windows import windows
 
-    root, alpha, cache = captures
+    root, syn, cache = captures
     args = ["prepare", str(root / "captures"), "-o", str(root / "data"), "--weights", str(root / "weights")]
     args += ["--size", "32", "--length", "3", "--stride", "6", "--gap", "4", "--cache-dir", str(session_cache)]
     r = CliRunner().invoke(app, args + ["--json"])
@@ -81,24 +84,43 @@ def test_prepare_captures_folder(captures, session_cache):
         assert c["cameras"] == [f"cam{v}.mp4" for v in range(4)] and c["source"].endswith("good")
     ds = TrainDataset(root / "data")
     # 4. the stored bone-map masks lie on the rendered person in every view (the render's coverage, aligned by the
-    #    same alignment the capture's frames went through)
+    #    same alignment the capture's frames went through), beside the true motion's bone maps on the true
+    #    cameras, aligned the same way (the floor the rendered person's own shape sets: clothes are not ellipsoids)
     cap = multiview_capture(root / "captures" / "good", SETTINGS, 2, cache)  # cached stages: the same placement
+    V, T = syn.cameras.num_views, len(syn.poses)
+    grid0 = CameraGrid(
+        K=np.broadcast_to(syn.cameras.K[:, None], (V, T, 3, 3)).copy(),
+        world_to_cam=np.broadcast_to(syn.cameras.world_to_cam[:, None], (V, T, 4, 4)).copy(),
+        width=32,
+        height=32,
+        mode="views",
+    )
+    al_true, grid_true = align_job(syn.poses, syn.trans, syn.motion.skeleton, grid0)
+    true_masks = render_bonemaps(syn.poses, syn.trans, syn.motion.skeleton, syn.subject.radii, grid_true).mask
+
+    def iou(a, masks, v, frames):  # masks [len(frames), 32, 32] against the person warped by alignment a
+        inter = union = 0
+        for k, t in enumerate(frames):
+            person = warp_image(syn.coverage[v, t, ..., None] / 255.0, float(a.scale[v, t]), a.offset[v, t], 32, 32)
+            inter += ((person[..., 0] > 0.5) & masks[k]).sum()
+            union += ((person[..., 0] > 0.5) | masks[k]).sum()
+        return inter / union
+
     ious = np.zeros((len(ds), 4))
+    truth = np.zeros((len(ds), 4))
     for i in range(len(ds)):
         clip = ds[i]
         assert clip.latents.shape[:2] == (4, 3) and clip.mask.shape == (4, 3, 32, 32)
         start = int(clip.id.rsplit("-f", 1)[1][:6])  # the window suffix (the source hash before it may hold "-f")
+        frames = range(start, start + 3)
         for v in range(4):
-            inter = union = 0
-            for k in range(3):
-                t = start + k
-                a = cap.alignment
-                person = warp_image(alpha[v, t, ..., None] / 255.0, float(a.scale[v, t]), a.offset[v, t], 32, 32)
-                person = person[..., 0] > 0.5
-                inter += (person & clip.mask[v, k]).sum()
-                union += (person | clip.mask[v, k]).sum()
-            ious[i, v] = inter / union
-    assert ious.min() >= 0.6, ious.round(3)  # measured 0.64-0.79; the true bone maps: 0.72-0.80
+            ious[i, v] = iou(cap.alignment, clip.mask[v], v, frames)
+            truth[i, v] = iou(al_true, true_masks[v, start : start + 3], v, frames)
+    # measured per clip and view 0.60-0.79 (truth 0.68-0.84), mean 0.69 against the truth's 0.74. The worst cell
+    # was 0.64 before the preview's shoes and arms changed the rendered person (its first clip, where the fit
+    # lags the truth most)
+    assert ious.min() >= 0.55, (ious.round(3), truth.round(3))
+    assert ious.mean() >= truth.mean() - 0.08, (ious.mean(), truth.mean())
     # 5. a re-run skips the finished clips
     r2 = CliRunner().invoke(app, args + ["--json"])
     res2 = json.loads(r2.stdout)
