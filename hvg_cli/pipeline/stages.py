@@ -33,7 +33,7 @@ VERSIONS: dict[str, int] = {
     # and a short fade beside the photo; 9: solid shoes on the feet (feet.py); 10: arms keep only pixels of their
     # own colour (hands.relabel_arms), pocket bulges left out; 11: the background beside an arm left out, arm backs
     # of their own skin (hands.background_pixels, arm_back_skin); 12: the ground and shadow kept off the shoes
-    "preview_model": 12,
+    "preview_model": 13,
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
     "render": 3,  # `hvg animate`'s finished video(s); 3: fast preview renderer, backdrop, diffusion fps/guidance

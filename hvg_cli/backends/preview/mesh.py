@@ -253,7 +253,28 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         out = grow_hands(out, *photo)
         # the arms keep only the pixels of their own colours (the clothes beside them stay with the body)
         out = relabel_arms(out, *photo)
+    out["arm_over_body"] = arms_over_body(out)  # [H, W] bool (lift)
     return out
+
+
+OVER_BODY_PARTS = ("forearm", "palm", "fingers")
+
+
+def arms_over_body(maps: dict) -> np.ndarray:
+    """[H, W] bool: the forearm and hand pixels that lie over the body (their far part is not an arm's nor joined to
+    theirs): a hand resting on the hip, a forearm across the belly. maps: body_maps_at_photo's (label_near,
+    label_far, near)."""
+    from hvg_cli.bonemap.parts import PART_INDEX, PARTS
+
+    from .skin import part_adjacency
+
+    ids = [PART_INDEX[f"{s}_{p}"] for s in ("left", "right") for p in OVER_BODY_PARTS]
+    ln, lf = maps["label_near"], maps["label_far"]
+    adj = part_adjacency()
+    arm = np.array([is_arm_part(i) for i in range(len(PARTS))])
+    over = np.isin(ln, ids) & (lf >= 0) & (maps["near"] > 0)
+    over[over] &= ~adj[ln[over], lf[over]] & ~arm[lf[over]]
+    return over
 
 
 ARM_PARTS = ("upper_arm", "forearm", "palm", "fingers")
@@ -331,21 +352,38 @@ def lift(
     outline = np.zeros(n, bool)
     outline[be.ravel()] = True
 
-    # depth: mid-surface c (Laplace, free at the outline) and half thickness h (zero at uncovered outline)
-    c = harmonic_fill(A, 0.5 * (near + far), covered, default=body_depth)
-    h_known = covered | outline
-    h = harmonic_fill(A, np.where(covered, 0.5 * (far - near), 0.0), h_known)
-    # inflation of the silhouette itself: Poisson with unit source (pixels^2), zero on the outline
-    phi = harmonic_fill(A, np.zeros(n), outline, source=lat.spacing**2)
-    fx = K[0, 0]
-    inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
-    h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
     # labels: the body's own where it covers, else the nearest covered vertex's (over the image)
     lab_n, lab_f = _fill_labels(lat, lab_n, covered), _fill_labels(lat, np.where(lab_f >= 0, lab_f, lab_n), covered)
     if "label_fill" in maps:  # uncovered pixels whose part the arms' colour test decided (hands.relabel_arms)
         hint = maps["label_fill"][pix[:, 1], pix[:, 0]].astype(np.int64)
         use = ~covered & (hint >= 0)
         lab_n, lab_f = np.where(use, hint, lab_n), np.where(use, hint, lab_f)
+    # depth: mid-surface c (Laplace, free at the outline) and half thickness h (zero at uncovered outline)
+    c = harmonic_fill(A, 0.5 * (near + far), covered, default=body_depth)
+    h_known = covered | outline
+    h = harmonic_fill(A, np.where(covered, 0.5 * (far - near), 0.0), h_known)
+    # uncovered pixels of the body (the clothes beyond its ellipsoids) take their depth from the body alone: filled
+    # from the arms too, the shorts beside a hand resting on the hip took the hand's depth and, the hand raised,
+    # stuck out of the hip as flaps
+    arm_ids = np.array([is_arm_part(i) for i in range(max(int(lab_n.max()), 0) + 1)])
+    arm_v = arm_ids[np.maximum(lab_n, 0)]  # [n] an arm's (lab_n is filled: the covered keep their own part)
+    body_known = covered & ~arm_v
+    body_free = ~covered & ~arm_v
+    if "arm_over_body" in maps and maps["arm_over_body"].any():  # only round an arm that lay over the body
+        from scipy import ndimage
+
+        d = ndimage.distance_transform_edt(~maps["arm_over_body"])  # [H, W] pixels to the nearest such arm pixel
+        body_free &= d[pix[:, 1], pix[:, 0]] <= UNDER_ARM_REACH * H
+    else:
+        body_free[:] = False
+    if body_known.any() and body_free.any():
+        c_body = harmonic_fill(A, 0.5 * (near + far), body_known, default=body_depth)
+        c = np.where(body_free, np.maximum(c, c_body), c)
+    # inflation of the silhouette itself: Poisson with unit source (pixels^2), zero on the outline
+    phi = harmonic_fill(A, np.zeros(n), outline, source=lat.spacing**2)
+    fx = K[0, 0]
+    inflate = np.sqrt(2.0 * np.maximum(phi, 0.0)) * c / fx  # metres
+    h = np.maximum(h, np.minimum(INFLATE_GAIN * inflate, INFLATE_CAP))
     # seams through the body: where an arm lies beside the torso (hands in pockets), both sheets are cut between
     # parts that are not joined (skin.cut_overlaps), and the torso's side would stay open when the arm moves
     # away: seen from the side, its front and back sheets edge-on, two thin lines. There the thickness goes to
@@ -410,6 +448,8 @@ def lift(
     )
 
 
+UNDER_ARM_REACH = 0.04  # fraction of the photo height: the body's clothes this near an arm lying over the body
+#                         take their depth from the body alone (lift)
 UNDER_GAP = 0.01  # metres: the core shell stays at least this far behind the arm's front and inside its back
 
 
