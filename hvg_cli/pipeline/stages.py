@@ -32,7 +32,8 @@ VERSIONS: dict[str, int] = {
     # 7: hair over the shoulders kept off the back; 8: the world's backdrop nearer (a wall close behind), soft corner
     # and a short fade beside the photo; 9: solid shoes on the feet (feet.py); 10: arms keep only pixels of their
     # own colour (hands.relabel_arms), pocket bulges left out; 11: the background beside an arm left out, arm backs
-    # of their own skin (hands.background_pixels, arm_back_skin); 12: the ground and shadow kept off the shoes
+    # of their own skin (hands.background_pixels, arm_back_skin); 12: the ground and shadow kept off the shoes;
+    # 13: clothes beside an arm that lay over the body take the body's depth (mesh.arms_over_body)
     "preview_model": 13,
     "bonemap_video": 1,  # `hvg bonemap`'s finished video (+ exported maps)
     "sampler": 2,  # the diffusion sampler's resumable state (removed when the render is stored); 2: fps, flat guidance
