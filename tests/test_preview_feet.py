@@ -119,6 +119,24 @@ def test_sneakers_from_behind_are_white_and_shaded(feet):
             assert px.std(0).mean() >= 0.14, (a, float(px.std(0).mean()))
 
 
+def synthetic_foot():
+    """(H, W, K [3, 3], world_to_cam [4, 4], joints [24, 3], region [H, W] bool): a left foot (ankle 8 cm up, toe
+    13 cm towards the camera) seen from 2 m by a camera looking down -z of the world, y up; the region is the
+    ankle -> toe shape as the camera sees it, a rounded box."""
+    from hvg_cli.core.types import SMPL_JOINT_NAMES
+
+    H, W = 200, 160
+    K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    w2c[:3, 3] = [0.0, 0.05, 2.0]
+    joints = np.zeros((24, 3))
+    joints[SMPL_JOINT_NAMES.index("left_ankle")] = [0.0, 0.08, 0.0]
+    joints[SMPL_JOINT_NAMES.index("left_foot")] = [0.0, 0.0, 0.13]
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    return H, W, K, w2c, joints, (((xs - W / 2) / 22) ** 4 + ((ys - 118) / 30) ** 4) <= 1
+
+
 def test_shoe_is_closed_and_fits_the_foot_region():
     """A shoe built for a synthetic foot region is a closed surface (every edge of its faces, its vertices
     merged by position, shared by two faces) whose outline from the photo camera covers the region."""
@@ -126,19 +144,8 @@ def test_shoe_is_closed_and_fits_the_foot_region():
 
     from hvg_cli.backends.preview.feet import build_shoe
     from hvg_cli.backends.preview.raster import rasterise
-    from hvg_cli.core.types import SMPL_JOINT_NAMES
 
-    H, W = 200, 160
-    K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])
-    w2c = np.eye(4)
-    w2c[:3, :3] = np.diag([1.0, -1.0, -1.0])  # camera looking down -z of the world, y up
-    w2c[:3, 3] = [0.0, 0.05, 2.0]
-    joints = np.zeros((24, 3))
-    joints[SMPL_JOINT_NAMES.index("left_ankle")] = [0.0, 0.08, 0.0]
-    joints[SMPL_JOINT_NAMES.index("left_foot")] = [0.0, 0.0, 0.13]
-    # the region: the ankle -> toe shape as the camera sees it, a rounded box
-    ys, xs = np.mgrid[0:H, 0:W] + 0.5
-    region = (((xs - W / 2) / 22) ** 4 + ((ys - 118) / 30) ** 4) <= 1
+    H, W, K, w2c, joints, region = synthetic_foot()
     photo = np.full((H, W, 3), 0.8, np.float32)
     shoe = build_shoe("left", region, photo, joints, K, w2c)
     assert shoe is not None
@@ -220,18 +227,9 @@ def test_white_shoe_over_a_shadow_keeps_a_light_sole():
     from below, shaded) stay above 0.2 (main before feet2: the sole's band took the region's bottom rows, the
     shadow, ~0.1)."""
     from hvg_cli.backends.preview.feet import build_shoe, ground_like
-    from hvg_cli.core.types import SMPL_JOINT_NAMES
 
-    H, W = 200, 160
-    K = np.array([[800.0, 0, W / 2], [0, 800.0, H / 2], [0, 0, 1]])
-    w2c = np.eye(4)
-    w2c[:3, :3] = np.diag([1.0, -1.0, -1.0])
-    w2c[:3, 3] = [0.0, 0.05, 2.0]
-    joints = np.zeros((24, 3))
-    joints[SMPL_JOINT_NAMES.index("left_ankle")] = [0.0, 0.08, 0.0]
-    joints[SMPL_JOINT_NAMES.index("left_foot")] = [0.0, 0.0, 0.13]
+    H, W, K, w2c, joints, shoe_px = synthetic_foot()
     ys, xs = np.mgrid[0:H, 0:W] + 0.5
-    shoe_px = (((xs - W / 2) / 22) ** 4 + ((ys - 118) / 30) ** 4) <= 1
     img = np.tile(np.array([0.55, 0.52, 0.5], np.float32), (H, W, 1))
     img[(ys > 140) & (ys < 162) & (np.abs(xs - W / 2) < 40)] = [0.2, 0.19, 0.19]  # the cast shadow
     img[shoe_px] = 0.95
