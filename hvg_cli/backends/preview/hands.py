@@ -26,7 +26,7 @@ HAND_FRINGE = 3  # pixels the skin region grows by (the hand's soft edge)
 MIN_HAND_PX = 12  # fewer skin pixels than this: the hand stays as trim_hands left it
 
 # MediaPipe hand landmarks per side: wrist, pinky, index, thumb
-_MP_HAND = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
+MP_HAND = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
 
 
 def chroma(rgb: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def hand_pixels(image: np.ndarray, mask: np.ndarray, landmarks: np.ndarray, side
     from scipy import ndimage
 
     H, W = mask.shape
-    wrist, pinky, index, thumb = (np.asarray(landmarks[i], np.float64) for i in _MP_HAND[side])
+    wrist, pinky, index, thumb = (np.asarray(landmarks[i], np.float64) for i in MP_HAND[side])
     knuckles = (pinky + index) / 2.0
     axis = knuckles - wrist
     L = float(np.linalg.norm(axis))
@@ -102,7 +102,7 @@ def grow_hands(maps: dict, image: np.ndarray, mask: np.ndarray, landmarks: np.nd
     from hvg_cli.bonemap.parts import PART_INDEX
 
     out = {k: np.array(v, copy=True) for k, v in maps.items()}
-    for side, idx in _MP_HAND.items():
+    for side, idx in MP_HAND.items():
         if float(np.mean(np.asarray(visibility)[list(idx)])) < 0.5:
             continue
         px = hand_pixels(image, mask, landmarks, side)
@@ -513,7 +513,7 @@ def pocket_pixels(maps: dict, mask: np.ndarray, landmarks: np.ndarray, visibilit
         return out
     H, W = inside.shape
     for side, (_, el_i, wr_i, *_hand) in _MP_ARM.items():
-        hand = list(_MP_HAND[side][1:])  # pinky, index, thumb
+        hand = list(MP_HAND[side][1:])  # pinky, index, thumb
         if float(vis[hand].mean()) >= POCKET_HIDDEN or vis[wr_i] < POCKET_WRIST or vis[el_i] < POCKET_WRIST:
             continue
         el, wr = np.asarray(landmarks[el_i], np.float64), np.asarray(landmarks[wr_i], np.float64)

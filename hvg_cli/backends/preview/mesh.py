@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .hands import MP_HAND
+
 if TYPE_CHECKING:
     from scipy import sparse
 
@@ -287,10 +289,6 @@ def is_arm_part(index: int) -> bool:
     return any(PARTS[index].name.endswith(k) for k in ARM_PARTS)
 
 
-# MediaPipe hand landmarks per side: wrist, pinky, index, thumb
-_MP_HAND = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
-
-
 def trim_hands(
     label_near: np.ndarray, label_far: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray
 ) -> np.ndarray:
@@ -305,7 +303,7 @@ def trim_hands(
 
     out = label_near.copy()
     H, W = label_near.shape
-    for side, idx in _MP_HAND.items():
+    for side, idx in MP_HAND.items():
         parts = [PART_INDEX[f"{side}_palm"], PART_INDEX[f"{side}_fingers"]]
         ys, xs = np.nonzero(np.isin(label_near, parts))
         if len(ys) == 0:
