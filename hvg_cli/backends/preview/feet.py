@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mesh import RIM_BAND
+from .mesh import RIM_BAND, photo_landmarks
 from .texture import free_block, used_texels
 
 FOOT_CUT = 0.25  # the region starts this fraction of the foot's image height (ankle -> sole) above the ankle
@@ -531,8 +531,7 @@ def subject_foot_regions(subject, maps: dict) -> np.ndarray:
     if getattr(subject, "legs_guessed", False):
         return np.zeros(mask.shape, np.int8)
     H, W = mask.shape
-    scale = np.array([W / subject.camera.width, H / subject.camera.height])
-    return foot_regions(mask, maps["label_near"], np.asarray(subject.landmarks) * scale, subject.visibility)
+    return foot_regions(mask, maps["label_near"], photo_landmarks(subject, W, H), subject.visibility)
 
 
 def build_shoes(

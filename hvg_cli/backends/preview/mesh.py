@@ -198,6 +198,13 @@ def harmonic_fill(
     return x
 
 
+def photo_landmarks(subject, width: int, height: int) -> np.ndarray:
+    """[33, 2] the subject's MediaPipe landmarks in pixels of an image of width x height (the photo camera's
+    pixels scaled; the mask and the preview's maps are at the photo's own size, where this is the identity)."""
+    cam = subject.camera
+    return np.asarray(subject.landmarks, np.float64) * np.array([width / cam.width, height / cam.height])
+
+
 def body_maps_at_photo(subject, width: int | None = None, height: int | None = None) -> dict[str, np.ndarray]:
     """Near and far surfaces of the subject's ellipsoid body seen by the photo camera.
 
@@ -210,7 +217,7 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
 
     cam = subject.camera
     W, H = width or cam.width, height or cam.height
-    scale = np.array([W / cam.width, H / cam.height])  # photo pixels -> render pixels
+    landmarks = photo_landmarks(subject, W, H)  # [33, 2] render pixels
     K = cam.resized(W, H).K
     c, a, s = posed_ellipsoids(
         subject.photo_pose[None], np.asarray(subject.photo_trans)[None], subject.skeleton, subject.radii
@@ -234,9 +241,7 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         out["label_" + key] = np.where(lab >= 0, np.nonzero(core)[0][np.maximum(lab, 0)], -1)
     out["label_fill"] = np.full((H, W), -1, np.int64)  # parts for pixels no ellipsoid covers (hands.relabel_arms)
     before = out["label_near"]
-    out["label_near"] = trim_hands(
-        before, out["label_far"], np.asarray(subject.landmarks) * scale, np.asarray(subject.visibility)
-    )
+    out["label_near"] = trim_hands(before, out["label_far"], landmarks, np.asarray(subject.visibility))
     # pixels a hand gave up keep no depth: the hand's ellipsoid is in front of what they show (clothes, the
     # hip), so their depth is filled from the body around them (else they stand out as a plate from the side)
     dropped = out["label_near"] != before
@@ -249,7 +254,7 @@ def body_maps_at_photo(subject, width: int | None = None, height: int | None = N
         photo = (
             image.astype(np.float32) / 255.0,
             np.asarray(subject.mask, np.float32),
-            np.asarray(subject.landmarks) * scale,
+            landmarks,
             np.asarray(subject.visibility),
         )
         out = grow_hands(out, *photo)

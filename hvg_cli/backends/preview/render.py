@@ -101,7 +101,7 @@ def _build_preview_model(subject, target_vertices: int) -> PreviewModel:
     maps = M.body_maps_at_photo(subject, W, H)
     # the mesh leaves out the bulge of the clothes round a hand hidden in a pocket (hands.pocket_pixels)
     cam = subject.camera
-    landmarks = np.asarray(subject.landmarks) * np.array([W / cam.width, H / cam.height])  # [33, 2] mask pixels
+    landmarks = M.photo_landmarks(subject, W, H)  # [33, 2] mask pixels
     # and the photo's background the mask holds near an arm (the gap between a hand on the hip and the waist)
     img = subject.image.astype(np.float32) / 255.0
     gap = background_pixels(img, mask, landmarks, subject.visibility)
