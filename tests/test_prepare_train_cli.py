@@ -249,3 +249,27 @@ def test_txt_lists_name_files_folders_and_captures(tmp_path):
     (tmp_path / "bad.txt").write_text("nowhere.mp4\n")
     with pytest.raises(BadInput, match="nowhere.mp4"):
         expand_videos([tmp_path / "bad.txt"])
+
+
+def test_last_built_keeps_one_value_and_no_failed_build():
+    """pipeline.sources.LastBuilt: a key asked for again is not rebuilt, another key drops the old value first,
+    and a build that raises leaves nothing (the next ask builds again)."""
+    from hvg_cli.pipeline.sources import LastBuilt
+
+    built: list[str] = []
+
+    def build(key: str):
+        def make():
+            built.append(key)
+            if key == "bad":
+                raise ValueError(key)
+            return key.upper()
+
+        return make
+
+    last = LastBuilt()
+    assert last.get("a", build("a")) == "A" and last.get("a", build("a")) == "A" and built == ["a"]
+    assert last.get("b", build("b")) == "B" and last.get("a", build("a")) == "A" and built == ["a", "b", "a"]
+    with pytest.raises(ValueError):
+        last.get("bad", build("bad"))
+    assert last.get("a", build("a")) == "A" and built == ["a", "b", "a", "bad", "a"]

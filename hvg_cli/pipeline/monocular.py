@@ -15,7 +15,7 @@ from hvg_cli.core.errors import BadInput, HvgError
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import PrepareSettings, SubjectSettings
 from hvg_cli.core.types import BoneMaps, CameraGrid, Subject
-from hvg_cli.pipeline.sources import file_key, slice_clip
+from hvg_cli.pipeline.sources import LastBuilt, file_key, slice_clip
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +123,7 @@ def monocular_sources(
     from hvg_cli.train.windows import windows
 
     key = settings.content_key()
-    memo: dict = {}
+    last = LastBuilt()  # the clip set of the video being written
     errors: dict = {}
     sources, skipped = [], []
     for video in videos:
@@ -143,12 +143,12 @@ def monocular_sources(
         for w in wins:
 
             def load(video=video, motion=motion, w=w) -> ClipInputs:
-                if memo.get("key") != video:
-                    memo.clear()
+                def build(video=video, motion=motion):
                     cs = monocular_clipset(video, motion, settings, vae_factor, cache, progress)
                     errors[str(video)] = (cs.error_px, cs.limit_px)
-                    memo.update(key=video, set=cs)
-                cs = memo["set"]
+                    return cs
+
+                cs = last.get(video, build)
                 frames, maps, grid = slice_clip(cs, w.frames)
                 return ClipInputs(
                     photo=np.ascontiguousarray(cs.frames[0, w.reference]),

@@ -19,7 +19,7 @@ from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import PrepareSettings
 from hvg_cli.core.types import Alignment, BoneMaps, CameraGrid, Motion
 from hvg_cli.pipeline.monocular import aligned_frames, frame_subject
-from hvg_cli.pipeline.sources import slice_clip
+from hvg_cli.pipeline.sources import LastBuilt, slice_clip
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,7 +277,7 @@ def multiview_sources(
     from hvg_cli.train.windows import windows
 
     key = settings.content_key()
-    memo: dict = {}
+    last = LastBuilt()  # the clip set of the capture being written
     errors: dict = {}
     sources, skipped = [], []
     for folder in captures:
@@ -301,10 +301,7 @@ def multiview_sources(
         for w in wins:
 
             def load(cap=cap, w=w) -> ClipInputs:
-                if memo.get("key") != cap.folder:
-                    memo.clear()
-                    memo.update(key=cap.folder, set=multiview_clipset(cap, cache, progress))
-                cs = memo["set"]
+                cs = last.get(cap.folder, lambda: multiview_clipset(cap, cache, progress))
                 frames, maps, grid = slice_clip(cs, w.frames)
                 return ClipInputs(
                     photo=np.ascontiguousarray(cs.frames[cap.fitted, w.reference]),

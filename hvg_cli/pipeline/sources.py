@@ -4,7 +4,9 @@ folders (a folder holding transforms.json) told apart from monocular videos."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +83,23 @@ def expand_sources(sources) -> tuple[list[Path], list[Path]]:
         else:
             videos += expand_videos([p])
     return captures, videos
+
+
+class LastBuilt:
+    """The value built for the last key asked for: a source's clip set (seconds to build, every frame of it) stays in
+    memory while its windows are written, one source at a time. The previous value is dropped before a build, and
+    a build that raises leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self._key: Hashable | None = None
+        self._value: Any = None
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        if self._key != key:  # (a failed build left no key)
+            self._key, self._value = None, None
+            self._value = build()
+            self._key = key
+        return self._value
 
 
 def slice_clip(render, frames: tuple[int, ...]) -> tuple[np.ndarray, BoneMaps, CameraGrid]:

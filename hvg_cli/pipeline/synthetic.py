@@ -18,7 +18,7 @@ from hvg_cli.core.cache import StageCache
 from hvg_cli.core.progress import SILENT, Reporter
 from hvg_cli.core.settings import PrepareSettings, SubjectSettings
 from hvg_cli.core.types import BoneMaps, CameraGrid, CameraPath, Motion, Subject
-from hvg_cli.pipeline.sources import file_key, slice_clip
+from hvg_cli.pipeline.sources import LastBuilt, file_key, slice_clip
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +70,7 @@ def synthetic_sources(
     from hvg_cli.train.windows import windows
 
     key = settings.content_key()
-    memo: dict = {}
+    last = LastBuilt()  # one (photo, motion) render in memory at a time
     sources = []
     for photo in photos:
         ph = file_key(photo)
@@ -82,11 +82,7 @@ def synthetic_sources(
             for w in windows(T, settings.length, settings.stride, settings.frame_step, settings.gap):
 
                 def load(photo=photo, motion=motion, w=w) -> ClipInputs:
-                    if memo.get("key") != (photo, motion):
-                        memo.clear()  # one (photo, motion) in memory at a time; a failed render is not kept
-                        render = render_synthetic(photo, motion, settings, cache, progress)
-                        memo.update(key=(photo, motion), render=render)
-                    r = memo["render"]
+                    r = last.get((photo, motion), lambda: render_synthetic(photo, motion, settings, cache, progress))
                     frames, maps, grid = slice_clip(r, w.frames)
                     ref = r.frames[0, w.reference]  # [H, W, 3]: the front view of a frame outside the window
                     return ClipInputs(
